@@ -1,0 +1,128 @@
+"""The Python API: three lines from an image to lensed maps.
+
+>>> from alens_gui import Explainer
+>>> ex = Explainer.default()
+>>> result = ex.explain("cat.jpg", method="ixg", top_k=3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from . import classsets
+from .errors import ClassSetError
+from .explanation import Explanation
+from .lens import AL, LensParams, preset
+from .methods.base import compute_base, get_method
+from .models import LoadedModel, load_model
+from .progress import Progress, ensure_progress
+
+
+def resolve_lens(lens: LensParams | str | None) -> LensParams:
+    if lens is None:
+        return AL
+    if isinstance(lens, str):
+        return preset(lens)
+    return lens
+
+
+class Explainer:
+    """A loaded model plus everything needed to explain images with it."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+
+    @classmethod
+    def default(cls, device=None) -> Explainer:
+        """The offline EfficientNet-Lite0 ImageNet model."""
+        return cls(load_model("default", device=device))
+
+    @classmethod
+    def from_spec(cls, spec: str = "default", **kwargs) -> Explainer:
+        """Any model :func:`~alens_gui.core.models.load_model` accepts."""
+        return cls(load_model(spec, **kwargs))
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.loaded.model
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.loaded.class_names
+
+    def predict(self, image) -> np.ndarray:
+        """Softmax probabilities over all classes for an image."""
+        _, x = self.loaded.preprocess(image)
+        return self.loaded.probabilities(x)
+
+    def choose_classes(
+        self,
+        probs: np.ndarray,
+        classes: Sequence[int] | str | None = None,
+        top_k: int | None = None,
+        with_lowest: bool = False,
+        best_vs_worst: bool = False,
+    ) -> list[int]:
+        """Resolve a class-set request; default is the top-3 classes."""
+        chosen = [x for x in (classes is not None, top_k is not None, best_vs_worst) if x]
+        if len(chosen) > 1:
+            raise ClassSetError("choose one class set: classes, top_k or best_vs_worst")
+        n = self.loaded.num_classes
+        if classes is not None:
+            if isinstance(classes, str):
+                classes = classsets.parse_classes(classes, self.class_names)
+            return classsets.validate_classes(classes, n)
+        if best_vs_worst:
+            return classsets.best_vs_worst(probs)
+        return classsets.validate_classes(classsets.top_k(probs, top_k or 3, with_lowest), n)
+
+    def explain(
+        self,
+        image,
+        method: str = "ixg",
+        *,
+        classes: Sequence[int] | str | None = None,
+        top_k: int | None = None,
+        with_lowest: bool = False,
+        best_vs_worst: bool = False,
+        lens: LensParams | str | None = None,
+        progress: Progress | None = None,
+        **method_options,
+    ) -> Explanation:
+        """Explain an image for a class set with a base method and the lens.
+
+        Parameters
+        ----------
+        image : path, array, PIL image or tensor
+        method : str
+            A registered method name (see ``alens methods``).
+        classes, top_k, with_lowest, best_vs_worst
+            The class set (one of them; default top-3).
+        lens : LensParams or "al" / "var"
+        progress : Progress, optional
+            Receives progress and can cancel the run.
+        **method_options
+            Passed to the method (e.g. ``steps=32`` for IG).
+        """
+        progress = ensure_progress(progress)
+        info = get_method(method)
+        info.resolve_options(method_options)  # fail on bad options before any work
+        params = resolve_lens(lens)
+        display, x = self.loaded.preprocess(image)
+        all_probs = self.loaded.probabilities(x)
+        cls = self.choose_classes(all_probs, classes, top_k, with_lowest, best_vs_worst)
+        raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **method_options)
+        return self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, method_options)
+
+    def _build(self, display, cls, all_probs, raw, params, info, method_options) -> Explanation:
+        top = np.argsort(-all_probs)[:5]
+        return Explanation.from_raw(
+            display, cls, [self.class_names[c] for c in cls], all_probs[cls], raw, params,
+            method=info.name, method_label=info.label,
+            method_options=info.resolve_options(method_options),
+            model_name=self.loaded.name,
+            top5=[(int(c), self.class_names[c], float(all_probs[c])) for c in top],
+        )

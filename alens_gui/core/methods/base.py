@@ -1,0 +1,278 @@
+"""The method registry and the shared machinery of batched multi-class attribution.
+
+A method is a function ``fn(model, x, classes, progress, **options)`` that returns a
+tensor of shape ``(K, C, H, W)`` (pixel-space) or ``(K, 1, h, w)`` (CAM-style, any
+resolution): :func:`compute_base` upsamples, checks and restores the model afterwards.
+Registering a method once makes it available to the API, the CLI, the GUI picker, the
+benchmark and the evaluation suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import AlensError, Cancelled, MethodError
+from ..progress import Progress, ensure_progress
+
+
+@dataclass(frozen=True)
+class Option:
+    """One user-settable option of a method (shown in the GUI, parsed by the CLI)."""
+
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def coerce(self, name: str, value: Any) -> Any:
+        kind = type(self.default)
+        try:
+            if kind is bool and isinstance(value, str):
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+            elif self.default is not None:
+                value = kind(value)
+        except (TypeError, ValueError):
+            raise MethodError(f"option {name} expects a {kind.__name__}, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise MethodError(f"option {name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise MethodError(f"option {name} must be >= {self.minimum}; got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise MethodError(f"option {name} must be <= {self.maximum}; got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered attribution method."""
+
+    name: str
+    label: str
+    fn: Callable[..., torch.Tensor]
+    description: str = ""
+    family: str = "gradient"  # gradient | cam | perturbation | attention
+    architectures: tuple[str, ...] = ("cnn", "vit")
+    options: dict[str, Option] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    def resolve_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        """Defaults merged with ``given``; unknown option names are an error."""
+        given = {k: v for k, v in (given or {}).items() if v is not None}
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise MethodError(f"method {self.name} has no option {unknown[0]!r} (options: {known})")
+        return {k: opt.coerce(k, given.get(k, opt.default)) for k, opt in self.options.items()}
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may need to know about the model's input space.
+
+    Attributes
+    ----------
+    black : tensor (1, C, 1, 1) or (1, C, H, W)
+        A black image in the model's input space (after normalisation).
+    value_range : (float, float)
+        The range of valid input values (after normalisation), for noise scales.
+    """
+
+    black: torch.Tensor
+    value_range: tuple[float, float]
+
+    @classmethod
+    def for_normalization(cls, mean, std, channels: int = 3) -> MethodContext:
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        black = (0.0 - mean_t) / std_t
+        white = (1.0 - mean_t) / std_t
+        if black.shape[1] == 1 and channels > 1:
+            black, white = black.expand(1, channels, 1, 1), white.expand(1, channels, 1, 1)
+        return cls(black, (float(black.min()), float(white.max())))
+
+
+_REGISTRY: dict[str, MethodInfo] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_method(
+    name: str,
+    label: str,
+    *,
+    description: str = "",
+    family: str = "gradient",
+    architectures: Sequence[str] = ("cnn", "vit"),
+    options: dict[str, Option] | None = None,
+    aliases: Sequence[str] = (),
+) -> Callable:
+    """Decorator registering ``fn(model, x, classes, progress, **options)`` under ``name``."""
+
+    def deco(fn: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} registered twice")
+        _REGISTRY[name] = MethodInfo(
+            name, label, fn, description, family, tuple(architectures), dict(options or {}), tuple(aliases)
+        )
+        for a in aliases:
+            _ALIASES[a] = name
+        return fn
+
+    return deco
+
+
+def get_method(name: str) -> MethodInfo:
+    """Look a method up by name or alias (case-insensitive)."""
+    _load_builtin()
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise MethodError(f"unknown method {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]
+
+
+def list_methods() -> list[MethodInfo]:
+    """All registered methods, in registration order."""
+    _load_builtin()
+    return list(_REGISTRY.values())
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their methods; done lazily to avoid import cycles.
+    from . import cam, gradient  # noqa: F401
+
+    try:  # optional families added by later modules
+        from . import extra  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - only when the module itself is absent
+        if "extra" not in str(exc):
+            raise
+
+
+# ---------------------------------------------------------------------------------
+# Shared machinery
+# ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def hooks() -> Iterator[list]:
+    """Collect hook handles; every one is removed on exit, also when the body raises."""
+    handles: list = []
+    try:
+        yield handles
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def eval_and_frozen(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode; restore the model's train/eval state afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def class_gradients(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    classes: Sequence[int],
+    progress: Progress,
+    *,
+    wrt: Callable[[], torch.Tensor] | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """Gradients of K class logits, one forward pass and K backward passes per batch.
+
+    Parameters
+    ----------
+    inputs : tensor (B, C, H, W)
+        A batch of inputs (e.g. IG interpolation steps, SmoothGrad samples); the
+        gradient of each class logit summed over the batch is returned per sample.
+    wrt : callable, optional
+        Returns the tensor to differentiate with respect to, after the forward pass
+        (e.g. a hooked activation for Grad-CAM). Defaults to the input.
+    batch_size : int, optional
+        Internal batching over B so memory stays bounded.
+
+    Returns
+    -------
+    tensor (K, B, ...) of gradients.
+    """
+    b = inputs.shape[0]
+    bs = b if not batch_size else max(1, int(batch_size))
+    chunks = []
+    for start in range(0, b, bs):
+        x = inputs[start:start + bs].detach().clone().requires_grad_(True)
+        out = model(x)
+        if out.ndim != 2:
+            raise MethodError(f"the model must return logits of shape (batch, classes); got {tuple(out.shape)}")
+        target = wrt() if wrt is not None else x
+        grads = []
+        for i, c in enumerate(classes):
+            progress.check()
+            (g,) = torch.autograd.grad(out[:, c].sum(), target, retain_graph=i < len(classes) - 1)
+            grads.append(g.detach())
+            progress.advance(1, f"class {i + 1}/{len(classes)}")
+        del out
+        chunks.append(torch.stack(grads))
+    return torch.cat(chunks, dim=1)
+
+
+def compute_base(
+    model: nn.Module,
+    x: torch.Tensor,
+    classes: Sequence[int],
+    method: str | MethodInfo = "ixg",
+    progress: Progress | None = None,
+    context: MethodContext | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Run a registered method for K classes on one input; return (K, C, H, W) maps.
+
+    CAM-style maps are upsampled bilinearly to the input size. The model's train/eval
+    state is restored and every hook removed, also when the method fails or is
+    cancelled.
+    """
+    info = method if isinstance(method, MethodInfo) else get_method(method)
+    opts = info.resolve_options(options)
+    progress = ensure_progress(progress)
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise MethodError(f"expected one input of shape (1, C, H, W); got {tuple(x.shape)}")
+    classes = [int(c) for c in classes]
+    if not classes:
+        raise MethodError("no classes to explain")
+    if context is None:  # ImageNet normalisation unless the caller knows better
+        context = MethodContext.for_normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), x.shape[1])
+    with eval_and_frozen(model):
+        try:
+            maps = info.fn(model, x, classes, progress, ctx=context, **opts)
+        except (AlensError, Cancelled):
+            raise
+        except torch.OutOfMemoryError as exc:
+            raise MethodError(f"{info.label} ran out of memory: {exc}; try fewer steps or a smaller batch") from exc
+    maps = maps.detach()
+    if maps.ndim == 3:
+        maps = maps.unsqueeze(1)
+    if maps.ndim != 4 or maps.shape[0] != len(classes):
+        raise MethodError(f"{info.label} returned maps of shape {tuple(maps.shape)} for {len(classes)} classes")
+    if maps.shape[-2:] != x.shape[-2:]:
+        maps = F.interpolate(maps.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return maps.float()

@@ -1,0 +1,157 @@
+"""Gradient-family methods, batched over classes (SPEC section 2).
+
+All of them share one forward pass per input batch and run one backward pass per
+class on the retained graph (:func:`~.base.class_gradients`), which is what makes K
+classes cheaper than K separate captum calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import MethodError
+from ..ops import gaussian_blur
+from ..progress import Progress
+from .base import Option, class_gradients, hooks, register_method
+
+GUIDED_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+
+
+def baseline_for(x: torch.Tensor, kind: str, ctx) -> torch.Tensor:
+    """The reference input of IG / DeepLift: ``black`` image, ``zero`` tensor or ``blurred`` input."""
+    if kind == "black":
+        return ctx.black.to(x.device, x.dtype).expand_as(x)
+    if kind == "zero":
+        return torch.zeros_like(x)
+    if kind == "blurred":
+        sigma = max(x.shape[-2:]) / 20.0
+        return gaussian_blur(x, sigma)
+    raise MethodError(f"unknown baseline {kind!r}; choose black, zero or blurred")
+
+
+@register_method(
+    "saliency", "Saliency (gradient)",
+    description="Gradient of the class logit w.r.t. the input (Simonyan et al.).",
+    options={"abs": Option(True, "take |gradient| (captum's default)")},
+    aliases=("gradient", "grad"),
+)
+def saliency(model, x, classes, progress: Progress, ctx=None, abs: bool = True):
+    progress.add_total(len(classes))
+    g = class_gradients(model, x, classes, progress)[:, 0]
+    return g.abs() if abs else g
+
+
+@register_method(
+    "ixg", "Input × Gradient",
+    description="Input times the gradient of the class logit (Shrikumar et al.).",
+    aliases=("input_x_gradient", "inputxgradient"),
+)
+def input_x_gradient(model, x, classes, progress: Progress, ctx=None):
+    progress.add_total(len(classes))
+    g = class_gradients(model, x, classes, progress)[:, 0]
+    return g * x
+
+
+@register_method(
+    "ig", "Integrated Gradients",
+    description="Path integral of gradients from a baseline (Sundararajan et al.); midpoint Riemann sum.",
+    options={
+        "steps": Option(50, "integration steps", minimum=1, maximum=1000),
+        "baseline": Option("black", "reference image", choices=("black", "blurred", "zero")),
+        "batch_size": Option(25, "steps per forward pass (memory)", minimum=1, maximum=1000),
+    },
+    aliases=("integrated_gradients",),
+)
+def integrated_gradients(model, x, classes, progress: Progress, ctx=None, steps=50, baseline="black", batch_size=25):
+    ref = baseline_for(x, baseline, ctx)
+    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
+    path = ref + alphas.view(-1, 1, 1, 1) * (x - ref)
+    progress.add_total(len(classes) * -(-steps // batch_size))
+    g = class_gradients(model, path, classes, progress, batch_size=batch_size)
+    return g.mean(dim=1) * (x - ref)
+
+
+@register_method(
+    "smoothgrad", "SmoothGrad",
+    description="Saliency averaged over noisy copies of the input (Smilkov et al.).",
+    options={
+        "samples": Option(25, "noisy samples", minimum=1, maximum=500),
+        "noise": Option(0.15, "noise std as a fraction of the input range", minimum=0.0, maximum=2.0),
+        "abs": Option(True, "average |gradient|"),
+        "seed": Option(0, "random seed"),
+        "batch_size": Option(25, "samples per forward pass", minimum=1, maximum=500),
+    },
+)
+def smoothgrad(model, x, classes, progress: Progress, ctx=None, samples=25, noise=0.15, abs=True, seed=0, batch_size=25):
+    lo, hi = ctx.value_range if ctx is not None else (float(x.min()), float(x.max()))
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    eps = torch.randn((samples, *x.shape[1:]), generator=gen).to(x.device, x.dtype)
+    noisy = x + eps * noise * (hi - lo)
+    progress.add_total(len(classes) * -(-samples // batch_size))
+    g = class_gradients(model, noisy, classes, progress, batch_size=batch_size)
+    return (g.abs() if abs else g).mean(dim=1)
+
+
+class _GuidedGrad(torch.autograd.Function):
+    """Identity whose backward keeps only positive gradients (guided backpropagation)."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return t.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.clamp(min=0)
+
+
+def guided_gradients(model: nn.Module, x: torch.Tensor, classes: Sequence[int], progress: Progress) -> torch.Tensor:
+    """Guided-backprop gradients for K classes (ReLU/ReLU6 modules), hooks always removed."""
+    acts = [m for m in model.modules() if isinstance(m, GUIDED_ACTIVATIONS)]
+    if not acts:
+        raise MethodError(
+            "Guided Backprop needs ReLU activation modules; this model has none "
+            "(use Saliency or Input × Gradient instead)"
+        )
+    with hooks() as handles:
+        for m in acts:
+            # A forward hook wrapping the output works for reused and in-place modules,
+            # where module backward hooks do not.
+            handles.append(m.register_forward_hook(lambda _m, _i, out: _GuidedGrad.apply(out)))
+        return class_gradients(model, x, classes, progress)[:, 0]
+
+
+@register_method(
+    "guided_backprop", "Guided Backprop",
+    description="Gradient with negative signals zeroed at every ReLU (Springenberg et al.).",
+    architectures=("cnn",),
+    aliases=("gbp", "guided_backpropagation"),
+)
+def guided_backprop(model, x, classes, progress: Progress, ctx=None):
+    progress.add_total(len(classes))
+    return guided_gradients(model, x, classes, progress)
+
+
+@register_method(
+    "deeplift", "DeepLift",
+    description="DeepLift (rescale rule) via captum, classes batched along the batch axis.",
+    architectures=("cnn",),
+    options={"baseline": Option("black", "reference image", choices=("black", "blurred", "zero"))},
+)
+def deeplift(model, x, classes, progress: Progress, ctx=None, baseline="black"):
+    from captum.attr import DeepLift
+
+    progress.add_total(1)
+    k = len(classes)
+    ref = baseline_for(x, baseline, ctx)
+    try:
+        attr = DeepLift(model).attribute(
+            x.expand(k, *x.shape[1:]).clone(), baselines=ref.expand(k, *x.shape[1:]).clone(),
+            target=list(classes),
+        )
+    except (RuntimeError, AssertionError) as exc:
+        raise MethodError(f"DeepLift does not support this architecture: {str(exc).splitlines()[0]}") from exc
+    progress.advance(1)
+    return attr.detach()

