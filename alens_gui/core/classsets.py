@@ -70,4 +70,5 @@ def best_vs_worst(probs) -> list[int]:
     p = np.asarray(probs).reshape(-1)
     if p.size < 2:
         raise ClassSetError("best-vs-worst needs a model with at least two classes")
-    return [int(np.argmax(p)), int(np.argmin(p))]
+    order = np.argsort(-p, kind="stable")  # same tie-breaking as top_k
+    return [int(order[0]), int(order[-1])]

@@ -146,7 +146,7 @@ def list_methods() -> list[MethodInfo]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their methods; done lazily to avoid import cycles.
-    from . import cam, gradient  # noqa: F401
+    from . import cam, gradient, perturbation, vit  # noqa: F401
 
     try:  # optional families added by later modules
         from . import extra  # noqa: F401
@@ -261,6 +261,11 @@ def compute_base(
         raise MethodError("no classes to explain")
     if context is None:  # ImageNet normalisation unless the caller knows better
         context = MethodContext.for_normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), x.shape[1])
+    from .vit import model_architecture
+
+    arch = model_architecture(model)
+    if arch not in info.architectures:
+        raise MethodError(f"{info.label} does not support {arch.upper()} models (it supports: {', '.join(info.architectures)})")
     with eval_and_frozen(model):
         try:
             maps = info.fn(model, x, classes, progress, ctx=context, **opts)

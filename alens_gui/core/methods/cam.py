@@ -15,6 +15,7 @@ from ..errors import MethodError
 from ..progress import Progress
 from .base import Option, class_gradients, hooks, register_method
 from .gradient import guided_gradients
+from .vit import tokens_to_grid, vit_cam_layer
 
 _LAYER_CACHE: dict[tuple[int, tuple], str] = {}
 
@@ -22,6 +23,9 @@ _LAYER_CACHE: dict[tuple[int, tuple], str] = {}
 def find_cam_layer(model: nn.Module, x: torch.Tensor) -> str:
     """Name of the module whose output Grad-CAM should use (see module docstring)."""
     key = (id(model), tuple(x.shape[1:]))
+    vit_layer = vit_cam_layer(model)  # a ViT's last block; its tokens are reshaped to the patch grid
+    if vit_layer is not None:
+        return vit_layer
     if key in _LAYER_CACHE:
         return _LAYER_CACHE[key]
     seen: list[tuple[str, torch.Tensor]] = []
@@ -64,6 +68,8 @@ def _cam_gradients(model, x, classes, progress, layer: str):
         handles.append(modules[name].register_forward_hook(keep))
         grads = class_gradients(model, x, classes, progress, wrt=lambda: store["a"])[:, 0]
     act = store["a"].detach()[0]
+    if act.ndim == 2:  # ViT tokens (N, D): drop class/register tokens, reshape to (D, h, w)
+        grads, act = tokens_to_grid(model, x, grads), tokens_to_grid(model, x, act)
     if act.ndim != 3:
         raise MethodError(f"layer {name!r} output has shape {tuple(act.shape)}; a CAM needs (C, h, w)")
     return grads, act
@@ -75,7 +81,7 @@ _LAYER_OPT = {"layer": Option("", "module name of the feature map (empty: automa
 @register_method(
     "gradcam", "Grad-CAM",
     description="Feature maps weighted by their spatially averaged gradients, ReLU (Selvaraju et al.).",
-    family="cam", architectures=("cnn",), options=dict(_LAYER_OPT), aliases=("grad_cam",),
+    family="cam", architectures=("cnn", "vit"), options=dict(_LAYER_OPT), aliases=("grad_cam",),
 )
 def gradcam(model, x, classes, progress: Progress, ctx=None, layer=""):
     progress.add_total(len(classes))
@@ -91,7 +97,7 @@ def _gradcam(model, x, classes, progress, layer):
 @register_method(
     "layercam", "LayerCAM",
     description="Feature maps weighted element-wise by their positive gradients, ReLU (Jiang et al.).",
-    family="cam", architectures=("cnn",), options=dict(_LAYER_OPT), aliases=("layer_cam",),
+    family="cam", architectures=("cnn", "vit"), options=dict(_LAYER_OPT), aliases=("layer_cam",),
 )
 def layercam(model, x, classes, progress: Progress, ctx=None, layer=""):
     progress.add_total(len(classes))

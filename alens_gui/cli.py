@@ -1,0 +1,231 @@
+"""``alens``: the headless front door (explain, methods, bench, evaluate).
+
+Every user error ends as one line on stderr (``alens: error: ...``) and a non-zero
+exit status; a batch over many images processes every readable image and reports the
+ones that failed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return vals
+
+
+def _option(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"method options look like name=value, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), v.strip()
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The model options shared by every sub-command that loads a model."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="default",
+                   help="default | torchvision:NAME | timm:NAME | PATH to a checkpoint (default: %(default)s)")
+    g.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME or torchvision:NAME)")
+    g.add_argument("--labels", help="class names: a text file (one per line) or JSON")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
+    g.add_argument("--no-pretrained", action="store_true", help="random weights for torchvision/timm names")
+
+
+def load_from_args(args):
+    from .core.models import load_model
+
+    return load_model(args.model, arch=args.arch, labels=args.labels, device=args.device,
+                      pretrained=not args.no_pretrained)
+
+
+def add_lens_arguments(p: argparse.ArgumentParser) -> None:
+    from .core.lens import NORMALIZE_CHOICES, SOFTMAX_INPUT_CHOICES
+
+    g = p.add_argument_group("lens")
+    g.add_argument("--preset", choices=("al", "var"), default="al", help="lens preset (default: %(default)s)")
+    g.add_argument("--temperatures", type=_floats, help="softmax temperatures t, e.g. 1,0.2,0.01")
+    g.add_argument("--tau", type=float, help="margin above chance (S > 1/K + tau)")
+    g.add_argument("--normalize", choices=NORMALIZE_CHOICES)
+    g.add_argument("--softmax-input", choices=SOFTMAX_INPUT_CHOICES)
+
+
+def lens_from_args(args):
+    from .core.lens import preset
+
+    return preset(args.preset).with_(temperatures=args.temperatures, tau=args.tau,
+                                      normalize=args.normalize, softmax_input=args.softmax_input)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="alens", description="Attribution Lens: class-focused attribution maps.")
+    parser.add_argument("--version", action="version", version=f"alens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    ex = sub.add_parser("explain", help="explain images and write maps (.npz) and annotated PNGs")
+    ex.add_argument("images", nargs="+", metavar="IMAGE")
+    add_model_arguments(ex)
+    ex.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
+    ex.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                    help="a method option, e.g. -O steps=32 -O baseline=blurred (repeatable)")
+    cs = ex.add_mutually_exclusive_group()
+    cs.add_argument("--classes", help="the class set: indices or names, comma-separated (e.g. 285,967)")
+    cs.add_argument("--top-k", type=int, help="the K most probable classes (default 3)")
+    cs.add_argument("--best-vs-worst", action="store_true", help="the most and the least probable class")
+    ex.add_argument("--with-lowest", action="store_true", help="with --top-k: add the least probable class")
+    add_lens_arguments(ex)
+    ex.add_argument("--out", required=True, help="output folder")
+    ex.add_argument("--no-png", action="store_true", help="write only the .npz maps")
+    ex.set_defaults(func=cmd_explain)
+
+    me = sub.add_parser("methods", help="list the attribution methods")
+    me.set_defaults(func=cmd_methods)
+
+    be = sub.add_parser("bench", help="time batched multi-class attribution against captum per class")
+    add_model_arguments(be)
+    be.add_argument("--methods", default="ixg,saliency,gradcam,ig", help="comma-separated (default: %(default)s)")
+    be.add_argument("--ks", default="1,2,4,8", help="class-set sizes (default: %(default)s)")
+    be.add_argument("--repeats", type=int, default=5, help="timed repeats per cell, median reported")
+    be.add_argument("--ig-steps", type=int, default=16, help="IG steps for both sides (default: %(default)s)")
+    be.set_defaults(func=cmd_bench)
+
+    try:
+        from .cli_evaluate import add_evaluate_parser
+    except ImportError:
+        add_evaluate_parser = None
+    if add_evaluate_parser is not None:
+        add_evaluate_parser(sub)
+    return parser
+
+
+def cmd_methods(args) -> int:
+    from .core.methods import list_methods
+
+    for info in list_methods():
+        opts = ", ".join(f"{k}={o.default!r}" for k, o in info.options.items())
+        print(f"{info.name:18s} {info.label:28s} [{info.family}; {'/'.join(info.architectures)}]"
+              f"{'  options: ' + opts if opts else ''}")
+        if info.description:
+            print(f"{'':18s} {info.description}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from tqdm import tqdm
+
+    from .core.api import Explainer
+    from .core.errors import AlensError
+    from .core.export import render_figure, safe_name
+    from .core.methods import get_method
+    from .core.progress import Progress
+
+    if args.with_lowest and args.top_k is None:
+        raise _Usage("--with-lowest goes with --top-k")
+    info = get_method(args.method)
+    options = dict(args.option)
+    info.resolve_options(options)
+    lens = lens_from_args(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _Usage(f"--out {out} exists and is not a folder")
+    explainer = Explainer(load_from_args(args))
+    failures: list[str] = []
+    stems: dict[str, int] = {}
+    bar = tqdm(args.images, unit="image", disable=None, file=sys.stderr)
+    for image in bar:
+        bar.set_postfix_str(Path(image).name)
+        inner = tqdm(total=0, leave=False, unit="step", disable=None if len(args.images) == 1 else True,
+                     file=sys.stderr)
+
+        def tick(done, total, _msg, inner=inner):
+            inner.total = total
+            inner.n = done
+            inner.refresh()
+
+        try:
+            expl = explainer.explain(
+                image, info.name, classes=args.classes, top_k=args.top_k, with_lowest=args.with_lowest,
+                best_vs_worst=args.best_vs_worst, lens=lens, progress=Progress(tick), **options,
+            )
+            stem = Path(image).stem
+            stems[stem] = stems.get(stem, 0) + 1
+            if stems[stem] > 1:  # two inputs with the same name: keep both results
+                stem = f"{stem}-{stems[stem]}"
+            expl.to_npz(out / f"{stem}.npz")
+            if not args.no_png:
+                for i in range(expl.k):
+                    name = f"{stem}_{int(expl.classes[i])}_{safe_name(expl.class_names[i])}.png"
+                    render_figure(expl, out / name, [i])
+        except AlensError as exc:
+            failures.append(str(exc) if Path(image).name in str(exc) else f"{image}: {exc}")
+            tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
+        finally:
+            inner.close()
+    done = len(args.images) - len(failures)
+    print(f"wrote {done} of {len(args.images)} image(s) to {out}", file=sys.stderr)
+    return EXIT_ERROR if failures else 0
+
+
+def cmd_bench(args) -> int:
+    from .core.bench import format_rows, machine_description, run_bench
+
+    loaded = load_from_args(args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        ks = [int(k) for k in args.ks.split(",")]
+    except ValueError:
+        raise _Usage(f"--ks expects comma-separated integers, got {args.ks!r}") from None
+    print(f"# alens bench on {loaded.name}, {machine_description(loaded.device)}; "
+          f"median of {args.repeats} after a warm-up; ratio < 1 means we are faster", flush=True)
+
+    def show(row):
+        print(f"  {row['method']:10s} K={row['k']:<2d} ours {row['ours_s']:.4f}s  captum/class "
+              f"{row['captum_s']:.4f}s  ratio {row['ratio']:.2f}", file=sys.stderr, flush=True)
+
+    rows = run_bench(loaded, methods, ks, args.repeats, args.ig_steps, report=show)
+    print(format_rows(rows))
+    return 0
+
+
+class _Usage(Exception):
+    pass
+
+
+def main(argv=None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+    warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .core.errors import AlensError
+
+    try:
+        return int(args.func(args) or 0)
+    except _Usage as exc:
+        parser.error(str(exc))
+    except AlensError as exc:
+        print(f"alens: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("alens: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""``alens evaluate grid|insertion|deletion|sanity``: the benchmarks on the command line.
+
+Prints a Markdown table on stdout, progress bars on stderr, and optionally writes every
+number as JSON (``--json``) and the figures as PNGs (``--plots``). Lens options take
+comma-separated lists and are swept (their cartesian product); the first combination is
+the one reported as "AL".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROTOCOLS = ("grid", "insertion", "deletion", "sanity")
+
+
+def _list_of(choices):
+    def parse(text: str) -> tuple[str, ...]:
+        vals = tuple(v.strip().lower() for v in text.split(",") if v.strip())
+        bad = [v for v in vals if v not in choices]
+        if not vals or bad:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {', '.join(choices)}; got {text!r}"
+            )
+        return tuple(dict.fromkeys(vals))
+
+    return parse
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``evaluate`` on the ``alens`` sub-command parser; return the new parser."""
+    from .cli import _floats, _option, add_model_arguments
+    from .core.evaluation.common import DEFAULT_METHODS
+    from .core.lens import NORMALIZE_CHOICES, PRESETS, SOFTMAX_INPUT_CHOICES
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="benchmarks: grid pointing game, insertion/deletion AUC, randomization sanity check",
+        description="Compare base attribution maps with lensed maps on seeded offline inputs "
+                    "(the scikit-image photographs, or --folder).",
+    )
+    p.add_argument("protocol", choices=PROTOCOLS, help="which benchmark to run")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help="comma-separated registered methods (default: %(default)s)")
+    add_model_arguments(p)
+    p.add_argument("--n", type=int, default=None,
+                   help="number of grids / composites (default: 8; 2 for sanity)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the grids / composites (default: %(default)s)")
+    p.add_argument("--folder", help="ImageNet-val style folder (one sub-folder per class) instead of the photographs")
+    p.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="[METHOD.]NAME=VALUE",
+                   help="a method option, e.g. -O ig.steps=16 (repeatable)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="insertion/deletion: curve steps (default 16); sanity: randomization steps (default 8)")
+    p.add_argument("--json", metavar="FILE", help="write every number to FILE as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write the figures as PNGs into DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("lens (comma-separated lists are swept)")
+    g.add_argument("--preset", type=_list_of(tuple(PRESETS)), default=("al",), help="al and/or var (default: al)")
+    g.add_argument("--normalize", type=_list_of(NORMALIZE_CHOICES), default=None,
+                   help="none and/or joint-maxabs (default: the preset's)")
+    g.add_argument("--softmax-input", type=_list_of(SOFTMAX_INPUT_CHOICES), default=None,
+                   help="signed and/or abs (default: the preset's)")
+    g.add_argument("--temperatures", type=_floats, help="softmax temperatures t for every variant, e.g. 1,0.2,0.01")
+    g.add_argument("--tau", type=float, help="margin above chance for every variant")
+    p.set_defaults(func=cmd_evaluate)
+    return p
+
+
+class _Bar:
+    """A tqdm bar driven by Progress callbacks (done, total, message)."""
+
+    def __init__(self, desc: str, disable: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, desc=desc, unit="run", file=sys.stderr, disable=True if disable else None,
+                        dynamic_ncols=True)
+
+    def __call__(self, done: float, total: float, message: str) -> None:
+        self.bar.total = int(total)
+        self.bar.n = int(done)
+        if message:
+            self.bar.set_postfix_str(message[:60], refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_evaluate(args) -> int:
+    from .cli import _Usage, load_from_args
+    from .core.evaluation import (
+        format_markdown,
+        lens_variants,
+        run_grid_game,
+        run_perturbation,
+        run_sanity,
+        save_plots,
+        write_json,
+    )
+    from .core.evaluation.common import resolve_methods, split_options
+    from .core.progress import Progress
+
+    n = args.n if args.n is not None else (2 if args.protocol == "sanity" else 8)
+    if n < 1:
+        raise _Usage(f"--n must be at least 1; got {n}")
+    if args.steps is not None and args.steps < (1 if args.protocol == "sanity" else 2):
+        raise _Usage(f"--steps is too small: {args.steps}")
+    if args.steps is not None and args.protocol == "grid":
+        raise _Usage("--steps applies to insertion, deletion and sanity, not to grid")
+    if args.json and Path(args.json).is_dir():
+        raise _Usage(f"--json {args.json} is a folder; give a file name")
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise _Usage(f"--plots {args.plots} exists and is not a folder")
+    infos = resolve_methods(args.methods)  # bad names and options fail before the model loads
+    options = dict(args.option)
+    split_options(infos, options)
+    variants = lens_variants(args.preset, args.normalize, args.softmax_input, args.temperatures, args.tau)
+    loaded = load_from_args(args)
+    bar = _Bar(f"evaluate {args.protocol}", args.no_progress)
+    progress = Progress(bar)
+    common = dict(lens_params_list=variants, progress=progress, folder=args.folder, method_options=options)
+    names = [i.name for i in infos]
+    try:
+        if args.protocol == "grid":
+            results = run_grid_game(loaded, names, n, args.seed, **common)
+        elif args.protocol == "sanity":
+            results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, **common)
+        else:
+            results = run_perturbation(loaded, names, n, args.seed, modes=(args.protocol,),
+                                       steps=args.steps or 16, **common)[args.protocol]
+    finally:
+        bar.close()
+    print(format_markdown(results), flush=True)
+    if args.json:
+        path = write_json(results, args.json)
+        print(f"wrote {path}", file=sys.stderr)
+    if args.plots:
+        for path in save_plots(results, args.plots):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0

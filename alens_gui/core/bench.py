@@ -1,0 +1,108 @@
+"""``alens bench``: batched multi-class attribution vs captum called once per class.
+
+Speed is always reported as a ratio measured in the same run on the same input
+(SPEC section 5): median over repeats after a warm-up. Absolute times are printed with
+the machine they came from.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .methods.base import compute_base, get_method
+from .methods.cam import find_cam_layer
+
+
+def _captum_runner(name: str, model, x, ctx, ig_steps: int) -> Callable[[list[int]], None]:
+    """captum's implementation of a method, called once per class (the usual usage)."""
+    from captum import attr
+
+    if name == "ixg":
+        m = attr.InputXGradient(model)
+        return lambda classes: [m.attribute(x.clone(), target=c) for c in classes]
+    if name == "saliency":
+        m = attr.Saliency(model)
+        return lambda classes: [m.attribute(x.clone(), target=c, abs=True) for c in classes]
+    if name == "gradcam":
+        layer = dict(model.named_modules())[find_cam_layer(model, x)]
+        m = attr.LayerGradCam(model, layer)
+        return lambda classes: [
+            attr.LayerAttribution.interpolate(m.attribute(x, target=c, relu_attributions=True), x.shape[-2:])
+            for c in classes
+        ]
+    if name == "ig":
+        m = attr.IntegratedGradients(model)
+        black = ctx.black.expand_as(x)
+        return lambda classes: [
+            m.attribute(x, baselines=black, target=c, n_steps=ig_steps, method="riemann_middle",
+                        internal_batch_size=ig_steps)
+            for c in classes
+        ]
+    if name == "guided_backprop":
+        m = attr.GuidedBackprop(model)
+        return lambda classes: [m.attribute(x.clone(), target=c) for c in classes]
+    raise KeyError(name)
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_bench(
+    loaded,
+    methods: Sequence[str] = ("ixg", "saliency", "gradcam", "ig"),
+    ks: Sequence[int] = (1, 2, 4, 8),
+    repeats: int = 5,
+    ig_steps: int = 16,
+    image=None,
+    report: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Time ours vs captum-per-class for each method and K; returns one row per pair.
+
+    Each row: ``method, k, ours_s, captum_s, ratio`` (ours / captum; < 1 is faster).
+    """
+    from .images import sample_image
+
+    model = loaded.model.eval()
+    _, x = loaded.preprocess(image if image is not None else sample_image("chelsea"))
+    ctx = loaded.context()
+    probs = loaded.probabilities(x)
+    order = torch.from_numpy(probs).argsort(descending=True).tolist()
+    rows = []
+    for name in methods:
+        info = get_method(name)
+        opts = {"steps": ig_steps, "batch_size": ig_steps} if name == "ig" else {}
+        peer = _captum_runner(info.name, model, x, ctx, ig_steps)
+        for k in ks:
+            classes = order[:k]
+            ours = _median_time(lambda: compute_base(model, x, classes, info, None, ctx, **opts), repeats)
+            theirs = _median_time(lambda: peer(classes), repeats)
+            row = {"method": info.name, "k": k, "ours_s": ours, "captum_s": theirs, "ratio": ours / theirs}
+            rows.append(row)
+            if report:
+                report(row)
+    return rows
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def format_rows(rows: Sequence[dict]) -> str:
+    lines = ["| method | K | ours (s) | captum per class (s) | ratio ours/captum |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['k']} | {r['ours_s']:.4f} | {r['captum_s']:.4f} | {r['ratio']:.2f} |")
+    return "\n".join(lines)

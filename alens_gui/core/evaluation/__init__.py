@@ -1,0 +1,27 @@
+"""The evaluation suite: grid pointing game, insertion/deletion, randomization sanity checks.
+
+Every benchmark compares base maps with lensed maps on seeded, offline inputs (the
+scikit-image photographs or a user folder) and returns a plain dict
+``{method: {"base": {...}, "al": {...}, "variants": {...}}, "_meta": {...}}`` that
+:func:`format_markdown`, :func:`write_json` and :func:`save_plots` turn into a table,
+a JSON file and PNG figures. Compute functions take a
+:class:`~alens_gui.core.progress.Progress`, so the GUI can run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+from .common import DEFAULT_METHODS, LensVariant, lens_variants
+from .data import EvaluationDataError, Sample, make_composites, make_grids, map_folder_classes
+from .grid import lens_ranking, run_grid_game
+from .metrics import auc, blur_positive, cosine, localisation, localisation_batch, pearson, spearman
+from .perturbation import run_perturbation
+from .report import format_markdown, save_plots, write_json
+from .sanity import cascade, cascade_groups, randomization_layers, run_sanity
+
+__all__ = [
+    "DEFAULT_METHODS", "EvaluationDataError", "LensVariant", "Sample", "auc", "blur_positive", "cascade",
+    "cascade_groups", "cosine", "format_markdown", "lens_ranking", "lens_variants", "localisation",
+    "localisation_batch", "make_composites", "make_grids", "map_folder_classes", "pearson",
+    "randomization_layers", "run_grid_game", "run_perturbation", "run_sanity", "save_plots", "spearman",
+    "write_json",
+]

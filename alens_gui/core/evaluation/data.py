@@ -1,0 +1,265 @@
+"""Seeded evaluation inputs: 2 x 2 grids and two-image left/right composites.
+
+Two sources of images:
+
+* the photographs scikit-image ships (no download): chelsea, coffee, rocket, astronaut,
+  stereo_motorcycle and camera, whose top-1 classes on the default model are six
+  different ImageNet classes. Each tile is a seeded random crop (60-100 % of each side)
+  of one photograph, flipped left-right with probability 1/2, and its class is the
+  model's top-1 on *that tile alone* (SPEC section 3). A grid is kept only when its
+  four tiles have four different classes.
+* a user folder in ImageNet-val layout (one sub-folder of images per class). Folder
+  names are mapped to the model's labels by class index (``285``), or by name
+  (``Egyptian cat``, ``egyptian_cat``, ``Egyptian-cat``: case, ``_`` and ``-`` ignored).
+  WordNet ids (``n02124075``) cannot be mapped offline and are refused with a clear
+  error. Tile classes are the folder labels (the ground truth).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import AlensError, ImageReadError
+from ..images import SUFFIXES, read_image, tile_masks, to_float_rgb
+
+#: The scikit-image photographs used when no folder is given.
+PHOTOGRAPHS = ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "camera")
+MAX_TRIES = 200
+
+
+class EvaluationDataError(AlensError):
+    """The evaluation images cannot be built (folder layout, labels, too few classes)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One evaluation input: an S x S image, its class set and the class regions.
+
+    Attributes
+    ----------
+    image : (S, S, 3) float32 in [0, 1]
+    classes : list of int
+        One class per region (4 for a grid, 2 for a composite), all different.
+    names : list of str
+    regions : (K, S, S) bool
+        Region of each class (its tile or its half).
+    sources : list of str
+        Where each region's picture came from (photograph name or file path).
+    """
+
+    image: np.ndarray
+    classes: list[int]
+    names: list[str]
+    regions: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    if t.shape[-2:] != (h, w):
+        t = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return np.ascontiguousarray(t[0].permute(1, 2, 0).clamp(0, 1).numpy())
+
+
+def _augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of 60-100 % of each side, flipped left-right with probability 1/2."""
+    h, w = img.shape[:2]
+    ch = max(8, int(round(h * rng.uniform(0.6, 1.0))))
+    cw = max(8, int(round(w * rng.uniform(0.6, 1.0))))
+    top = int(rng.integers(0, h - ch + 1))
+    left = int(rng.integers(0, w - cw + 1))
+    out = img[top:top + ch, left:left + cw]
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    return out
+
+
+def sample_photographs() -> dict[str, np.ndarray]:
+    """The scikit-image photographs of :data:`PHOTOGRAPHS` as float RGB arrays."""
+    from skimage import data
+
+    out = {}
+    for name in PHOTOGRAPHS:
+        img = getattr(data, name)()
+        if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)
+            img = img[0]
+        out[name] = to_float_rgb(img)
+    return out
+
+
+def _normalise_name(s: str) -> str:
+    return " ".join(re.sub(r"[_\-]+", " ", s).lower().split())
+
+
+def map_folder_classes(folder: str | os.PathLike, class_names: list[str]) -> dict[int, list[Path]]:
+    """Map the class sub-folders of an ImageNet-val style folder to the model's classes.
+
+    Returns
+    -------
+    dict
+        ``{class index: [image paths]}`` for every sub-folder with at least one image.
+
+    Raises
+    ------
+    EvaluationDataError
+        A missing folder, a sub-folder whose name matches no class (or is a WordNet id),
+        two folders for one class, or fewer than the needed classes.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise EvaluationDataError(f"{root}: no such folder")
+    by_name: dict[str, int] = {}
+    for i, n in enumerate(class_names):
+        by_name.setdefault(_normalise_name(n), i)
+    out: dict[int, list[Path]] = {}
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        raise EvaluationDataError(f"{root}: expected one sub-folder of images per class (ImageNet-val layout)")
+    for d in subdirs:
+        name = d.name
+        if name.isdigit():
+            idx = int(name)
+            if idx >= len(class_names):
+                raise EvaluationDataError(
+                    f"folder {name!r}: class index out of range (the model has {len(class_names)} classes)"
+                )
+        elif re.fullmatch(r"n\d{8}", name):
+            raise EvaluationDataError(
+                f"folder {name!r} is a WordNet id, which cannot be mapped offline; rename the folders "
+                "to class indices (e.g. 285) or class names (e.g. Egyptian_cat)"
+            )
+        else:
+            key = _normalise_name(name)
+            if key not in by_name:
+                raise EvaluationDataError(
+                    f"folder {name!r} matches no class name of the model; use a class index or one of its "
+                    "names (e.g. " + ", ".join(repr(n) for n in class_names[:2]) + ")"
+                )
+            idx = by_name[key]
+        if idx in out:
+            raise EvaluationDataError(f"folder {name!r}: a second folder for class {idx} ({class_names[idx]})")
+        files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if files:
+            out[idx] = files
+    return out
+
+
+class ImageSource:
+    """Seeded picture source for grids and composites (photographs or a folder).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The model that classifies tiles (photographs) and names classes.
+    folder : path, optional
+        An ImageNet-val style folder; when omitted, the scikit-image photographs.
+    """
+
+    def __init__(self, loaded, folder: str | os.PathLike | None = None) -> None:
+        self.loaded = loaded
+        self.folder = folder
+        if folder is not None:
+            self._classes = map_folder_classes(folder, loaded.class_names)
+            self._photos = None
+        else:
+            self._classes = None
+            self._photos = sample_photographs()
+
+    @property
+    def num_sources(self) -> int:
+        return len(self._classes) if self._classes is not None else len(self._photos)
+
+    def _top1(self, img: np.ndarray) -> int:
+        return int(np.argmax(self.loaded.probabilities(self.loaded.to_input(self.loaded.resize_image(img)))))
+
+    def pick(self, k: int, tile_hw: tuple[int, int], rng: np.random.Generator) -> tuple[list, list[int], list[str]]:
+        """``k`` pictures of ``k`` different classes, each resized to ``tile_hw``."""
+        if self.num_sources < k:
+            what = "class folders with images" if self._classes is not None else "photographs"
+            raise EvaluationDataError(f"need at least {k} {what}; found {self.num_sources}")
+        h, w = tile_hw
+        for _ in range(MAX_TRIES):
+            if self._classes is not None:
+                keys = sorted(self._classes)
+                chosen = rng.choice(len(keys), size=k, replace=False)
+                tiles, classes, sources = [], [], []
+                for j in chosen:
+                    files = self._classes[keys[j]]
+                    path = files[int(rng.integers(len(files)))]
+                    try:
+                        img = read_image(path)
+                    except ImageReadError as exc:
+                        raise EvaluationDataError(f"evaluation folder: {exc}") from exc
+                    tiles.append(_resize(img, h, w))
+                    classes.append(int(keys[j]))
+                    sources.append(str(path))
+                return tiles, classes, sources
+            names = list(self._photos)
+            chosen = rng.choice(len(names), size=k, replace=False)
+            tiles = [_resize(_augment(self._photos[names[j]], rng), h, w) for j in chosen]
+            classes = [self._top1(t) for t in tiles]
+            if len(set(classes)) == k:
+                return tiles, classes, [names[j] for j in chosen]
+        raise EvaluationDataError(f"could not find {k} tiles with {k} different top-1 classes in {MAX_TRIES} tries")
+
+
+def _size(loaded) -> int:
+    h, w = loaded.input_size
+    return int(min(h, w))
+
+
+def make_grids(loaded, n: int, seed: int = 0, folder=None, source: ImageSource | None = None) -> list[Sample]:
+    """``n`` seeded 2 x 2 grids (S = the model's input size) with four different classes.
+
+    Tile order is top-left, top-right, bottom-left, bottom-right, as
+    :func:`~alens_gui.core.images.tile_masks`.
+    """
+    if n < 1:
+        raise EvaluationDataError(f"the number of grids must be at least 1; got {n}")
+    src = source or ImageSource(loaded, folder)
+    s = _size(loaded)
+    half = s // 2
+    rng = np.random.default_rng(seed)
+    masks = tile_masks(s)
+    out = []
+    for _ in range(n):
+        tiles, classes, sources = src.pick(4, (half, half), rng)
+        top = np.concatenate(tiles[:2], axis=1)
+        bottom = np.concatenate(tiles[2:], axis=1)
+        img = np.zeros((s, s, 3), dtype=np.float32)
+        img[: 2 * half, : 2 * half] = np.concatenate([top, bottom], axis=0)
+        out.append(Sample(img, classes, [loaded.class_names[c] for c in classes], masks.copy(), sources))
+    return out
+
+
+def make_composites(loaded, n: int, seed: int = 0, folder=None, source: ImageSource | None = None) -> list[Sample]:
+    """``n`` seeded two-image composites: two pictures side by side (left / right halves).
+
+    Each half is the picture resized to S x S/2 (the first paper crops the central half
+    of object-centred images; our photographs are not all object-centred, so the whole
+    picture is squeezed into its half instead).
+    """
+    if n < 1:
+        raise EvaluationDataError(f"the number of composites must be at least 1; got {n}")
+    src = source or ImageSource(loaded, folder)
+    s = _size(loaded)
+    half = s // 2
+    rng = np.random.default_rng(seed)
+    regions = np.zeros((2, s, s), dtype=bool)
+    regions[0, :, :half] = True
+    regions[1, :, half:] = True
+    out = []
+    for _ in range(n):
+        tiles, classes, sources = src.pick(2, (s, half), rng)
+        img = np.zeros((s, s, 3), dtype=np.float32)
+        img[:, :half] = tiles[0]
+        img[:, half:2 * half] = tiles[1]
+        out.append(Sample(img, classes, [loaded.class_names[c] for c in classes], regions.copy(), sources))
+    return out

@@ -1,0 +1,59 @@
+"""``alens-gui [IMAGE] [--model SPEC] [--arch A] [--labels F] [--device D]``: the desktop program."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+APP_NAME = "Attribution Lens Studio"
+ORG_NAME = "alens"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="alens-gui",
+        description="Attribution Lens Studio: per-class attribution maps refined by class competition.",
+    )
+    p.add_argument("image", nargs="?", help="image to open (default: a sample photograph)")
+    p.add_argument("--model", default="default",
+                   help="default (offline EfficientNet-Lite0), torchvision:NAME, timm:NAME or a checkpoint file")
+    p.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME or torchvision:NAME)")
+    p.add_argument("--labels", help="class names file (.txt, one per line, or .json)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return p
+
+
+def make_app(argv: Sequence[str] | None = None):
+    """The QApplication (created once), with the names QSettings/QStandardPaths use."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the GUI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    app = make_app(sys.argv[:1])
+    from PySide6.QtGui import QIcon
+
+    from alens_gui._resources import resource_path
+
+    from .window import MainWindow
+
+    icon = resource_path("icon.png")
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    win = MainWindow(args.image, args.model, args.arch, args.labels, args.device)
+    win.show()
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The core never imports Qt: import-linter's contract, plus a runtime check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert exe, "import-linter is part of the test extra"
+    env = dict(os.environ, PYTHONPATH=str(cwd))
+    return subprocess.run([exe, "--no-cache"], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_import_contract_holds():
+    r = _lint_imports(ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "KEPT" in r.stdout
+
+
+def test_import_contract_catches_a_qt_import_in_core(tmp_path):
+    """The same contract, on a copy of the package with one Qt import added, must fail."""
+    shutil.copytree(ROOT / "alens_gui", tmp_path / "alens_gui", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "alens_gui" / "core" / "sneaky.py").write_text("from PySide6 import QtCore  # noqa\n")
+    r = _lint_imports(tmp_path)
+    assert r.returncode != 0
+    assert "BROKEN" in r.stdout and "alens_gui.core.sneaky" in r.stdout
+
+
+def test_importing_the_whole_core_loads_no_qt():
+    code = (
+        "import pkgutil, importlib, sys, alens_gui.core as c\n"
+        "for m in pkgutil.walk_packages(c.__path__, 'alens_gui.core.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from alens_gui.core.methods import list_methods; list_methods()\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt', 'qtpy')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr

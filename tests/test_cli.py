@@ -1,0 +1,118 @@
+"""The ``alens`` command line: outputs, and one clear line + non-zero exit for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alens_gui.cli import main
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("imgs")
+    Image.fromarray(data.chelsea()).save(d / "chelsea.png")
+    Image.fromarray(data.coffee()).save(d / "coffee.jpg")
+    (d / "broken.png").write_text("this is not a picture")
+    return d
+
+
+def test_explain_writes_npz_and_pngs(photo_files, tmp_path, capsys):
+    rc = main(["explain", str(photo_files / "chelsea.png"), str(photo_files / "coffee.jpg"),
+               "--method", "ixg", "--classes", "285,967", "--out", str(tmp_path)])
+    assert rc == 0
+    for stem, top in (("chelsea", 0), ("coffee", 1)):
+        with np.load(tmp_path / f"{stem}.npz") as z:
+            assert list(z["classes"]) == [285, 967]
+            assert z["base"].shape == z["distribution"].shape == z["refined"].shape == (2, 224, 224)
+            np.testing.assert_allclose(z["distribution"].sum(0), 1.0, atol=1e-5)
+            assert int(np.argmax(z["probs"])) == top
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["chelsea_285_Egyptian_cat.png", "chelsea_967_espresso.png",
+                    "coffee_285_Egyptian_cat.png", "coffee_967_espresso.png"]
+    with Image.open(tmp_path / pngs[0]) as im:
+        assert im.size[0] > 600 and im.size[1] > 300
+
+
+def test_explain_top_k_lowest_and_preset(photo_files, tmp_path):
+    rc = main(["explain", str(photo_files / "chelsea.png"), "--method", "gradcam", "--top-k", "2",
+               "--with-lowest", "--preset", "var", "--out", str(tmp_path), "--no-png"])
+    assert rc == 0
+    with np.load(tmp_path / "chelsea.npz") as z:
+        assert len(z["classes"]) == 3 and z["classes"][0] == 285
+        assert float(z["tau"]) == 0.01 and list(z["temperatures"]) == [0.1]
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_bad_image_in_a_batch_does_not_lose_the_others(photo_files, tmp_path, capsys):
+    rc = main(["explain", str(photo_files / "broken.png"), str(photo_files / "chelsea.png"),
+               "--top-k", "2", "--out", str(tmp_path), "--no-png"])
+    assert rc == 1
+    assert (tmp_path / "chelsea.npz").exists()
+    err = capsys.readouterr().err
+    assert "broken.png: not an image file" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--classes", "285"], "K >= 2"),
+        (["--classes", "285,5000"], "out of range"),
+        (["--top-k", "1"], "k >= 2"),
+        (["--method", "nope"], "unknown method"),
+        (["-O", "steps=0", "--method", "ig"], "steps must be >= 1"),
+        (["--model", "missing.pt"], "unknown model"),
+        (["--temperatures", "0"], "positive"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_nonzero_exit(photo_files, tmp_path, capsys, args, message):
+    rc = main(["explain", str(photo_files / "chelsea.png"), "--out", str(tmp_path), *args])
+    assert rc != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("alens: error")]
+    assert len(err) == 1 and message in err[0]
+
+
+def test_wrong_checkpoint_from_cli(tmp_path, photo_files, capsys):
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pt")
+    rc = main(["explain", str(photo_files / "chelsea.png"), "--model", str(tmp_path / "r18.pt"),
+               "--arch", "torchvision:resnet34", "--out", str(tmp_path / "o")])
+    assert rc == 1
+    assert "does not fit architecture" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(photo_files, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", str(photo_files / "chelsea.png"), "--with-lowest", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_methods_lists_every_registered_method(capsys):
+    from alens_gui.core.methods import list_methods
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for info in list_methods():
+        assert info.name in out
+
+
+def test_console_script_runs():
+    r = subprocess.run([sys.executable, "-m", "alens_gui.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "alens" in r.stdout
+
+
+def test_bench_prints_ratios(capsys):
+    assert main(["bench", "--methods", "ixg", "--ks", "2", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("| ixg")]
+    assert len(row) == 1
+    ratio = float(row[0].split("|")[-2])
+    assert ratio > 0

@@ -1,0 +1,335 @@
+"""The evaluation suite: metrics on hand-made maps, the randomization cascade, real runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from alens_gui.core.errors import AlensError
+from alens_gui.core.evaluation import (
+    auc,
+    cascade,
+    cascade_groups,
+    cosine,
+    format_markdown,
+    lens_variants,
+    localisation,
+    localisation_batch,
+    make_composites,
+    make_grids,
+    map_folder_classes,
+    pearson,
+    randomization_layers,
+    run_grid_game,
+    run_perturbation,
+    run_sanity,
+    save_plots,
+    spearman,
+    write_json,
+)
+from alens_gui.core.evaluation.data import EvaluationDataError
+from alens_gui.core.evaluation.perturbation import blurred_baseline, perturbation_curve, pixel_order
+from alens_gui.core.images import tile_masks
+from alens_gui.core.ops import gaussian_kernel1d
+from alens_gui.core.progress import Progress
+
+S = 224
+TILES = tile_masks(S)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    from alens_gui.core.models import load_model
+
+    return load_model("default", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def grids(loaded):
+    return make_grids(loaded, 4, seed=0)
+
+
+# --------------------------------------------------------------------------- metrics
+def test_map_entirely_inside_the_tile_has_ra_one():
+    m = np.zeros((S, S))
+    m[20:90, 20:90] = 1.0  # the 11 x 11 blur spreads it by 5 px: still inside tile 0
+    r = localisation(m, TILES[0])
+    assert r["ra"] == pytest.approx(1.0)
+    assert r["precision"] == pytest.approx(1.0)
+    support = 80 * 80 / (112 * 112)  # blurred support [15, 95)^2 inside a 112^2 tile
+    assert r["recall"] == pytest.approx(support)
+    assert r["iou"] == pytest.approx(support)
+    assert r["f1"] == pytest.approx(2 * support / (1 + support))
+    # the same map scored against another tile gets nothing
+    assert localisation(m, TILES[3])["ra"] == 0.0
+
+
+def test_uniform_map_has_ra_one_quarter_for_every_tile():
+    rows = localisation_batch(np.full((4, S, S), 0.7), TILES)
+    for r in rows:
+        assert r["ra"] == pytest.approx(0.25)
+        assert r["iou"] == pytest.approx(0.25)
+        assert r["precision"] == pytest.approx(0.25)
+        assert r["recall"] == pytest.approx(1.0)
+        assert r["f1"] == pytest.approx(0.4)
+
+
+def test_only_the_positive_part_counts():
+    m = np.full((S, S), -1.0)
+    m[30:40, 30:40] = 2.0
+    r = localisation(m, TILES[0])
+    assert r["ra"] == pytest.approx(1.0) and r["precision"] == pytest.approx(1.0)
+    empty = localisation(-np.ones((S, S)), TILES[0])
+    assert empty == {"ra": 0.0, "iou": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_point_on_the_tile_border_spreads_by_the_11x11_sigma2_kernel():
+    m = np.zeros((S, S))
+    m[111, 50] = 1.0  # last row of tile 0: 6 of the 11 kernel rows fall inside
+    r = localisation(m, TILES[0])
+    k = gaussian_kernel1d(2.0, 11).double().numpy()
+    assert r["ra"] == pytest.approx(k[:6].sum(), rel=1e-6)
+    assert r["precision"] == pytest.approx(66 / 121)
+    assert r["recall"] == pytest.approx(66 / (112 * 112))
+    assert r["iou"] == pytest.approx(66 / (112 * 112 + 55))
+
+
+def test_auc_of_known_curves():
+    assert auc([1, 1, 1, 1]) == pytest.approx(1.0)
+    assert auc(np.linspace(0, 1, 11)) == pytest.approx(0.5)
+    assert auc([0, 1], [0, 1]) == pytest.approx(0.5)
+    assert auc([1, 0, 0, 0, 0]) == pytest.approx(0.125)  # a triangle of width 1/4
+    assert auc([0.2, 0.2, 1.0], [0.0, 0.5, 1.0]) == pytest.approx(0.1 + 0.3)
+    with pytest.raises(ValueError):
+        auc([1.0])
+
+
+def test_similarities():
+    rng = np.random.default_rng(0)
+    a = rng.random((16, 16))
+    assert spearman(a, np.exp(3 * a)) == pytest.approx(1.0)  # monotone: ranks identical
+    assert pearson(a, np.exp(3 * a)) < 0.999  # but not linear
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert spearman(a, np.zeros_like(a)) == 0.0
+    assert cosine(np.eye(4)[0], np.eye(4)[1]) == 0.0
+    assert cosine(a, 2 * a) == pytest.approx(1.0)
+
+
+def test_lens_variants_sweep_order_and_labels():
+    vs = lens_variants(("al", "var"), ("none", "joint-maxabs"), ("signed", "abs"))
+    assert [v.label for v in vs][:3] == ["al/none/signed", "al/none/abs", "al/joint-maxabs/signed"]
+    assert len(vs) == 8
+    assert vs[4].params.temperatures == (0.1,) and vs[4].params.tau == pytest.approx(0.01)
+    assert lens_variants()[0].params.normalize == "none"
+
+
+# --------------------------------------------------------------------------- inputs
+def test_grids_are_seeded_and_tile_classes_are_top1_of_the_tile(loaded, grids):
+    again = make_grids(loaded, 4, seed=0)
+    assert all(np.array_equal(a.image, b.image) and a.classes == b.classes for a, b in zip(grids, again))
+    assert not np.array_equal(make_grids(loaded, 1, seed=1)[0].image, grids[0].image)
+    for g in grids:
+        assert g.image.shape == (S, S, 3) and len(set(g.classes)) == 4
+        tile = g.image[:112, 112:]
+        _, x = loaded.preprocess(tile)
+        assert int(np.argmax(loaded.probabilities(x))) == g.classes[1]
+
+
+def test_composites_have_two_classes_on_the_two_halves(loaded):
+    (c,) = make_composites(loaded, 1, seed=3)
+    assert len(set(c.classes)) == 2
+    assert c.regions[0, :, :112].all() and not c.regions[0, :, 112:].any()
+    assert c.regions[1].sum() == S * S // 2
+
+
+def _folder(tmp_path, names):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for n in names:
+        d = tmp_path / n
+        d.mkdir()
+        Image.fromarray((rng.random((40, 50, 3)) * 255).astype(np.uint8)).save(d / "a.png")
+    return tmp_path
+
+
+def test_folder_classes_by_index_and_by_name(loaded, tmp_path):
+    root = _folder(tmp_path, ["285", "espresso", "Drilling_Platform", "tripod", "moped"])
+    mapping = map_folder_classes(root, loaded.class_names)
+    assert sorted(mapping) == [285, 540, 665, 872, 967]
+    grids = make_grids(loaded, 2, seed=0, folder=root)
+    for g in grids:
+        assert set(g.classes) <= {285, 540, 665, 872, 967} and len(set(g.classes)) == 4
+        for c, src in zip(g.classes, g.sources):
+            assert mapping[c][0].as_posix() == src.replace("\\", "/")
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["n02124075", "espresso"], "WordNet id"),
+        (["no such class", "espresso"], "matches no class"),
+        (["285", "Egyptian cat"], "second folder"),
+        (["1000", "espresso"], "out of range"),
+    ],
+)
+def test_folder_errors_are_clear(loaded, tmp_path, names, message):
+    root = _folder(tmp_path, names)
+    with pytest.raises(EvaluationDataError, match=message):
+        map_folder_classes(root, loaded.class_names)
+
+
+def test_too_few_classes_in_a_folder(loaded, tmp_path):
+    root = _folder(tmp_path, ["285", "967", "540"])
+    with pytest.raises(EvaluationDataError, match="at least 4"):
+        make_grids(loaded, 1, folder=root)
+
+
+# --------------------------------------------------------------------------- grid game
+def test_grid_game_al_improves_region_attribution(loaded, grids, tmp_path):
+    seen = []
+    variants = lens_variants(("al",), ("none", "joint-maxabs"))
+    res = run_grid_game(loaded, ["ixg", "gradcam"], grids=grids, lens_params_list=variants,
+                        progress=Progress(lambda d, t, m: seen.append((d, t))))
+    for m in ("ixg", "gradcam"):
+        assert res[m]["al"]["ra"] > res[m]["base"]["ra"], m
+        assert res[m]["base"]["n"] == 16
+        assert set(res[m]["variants"]) == {"al/none/signed", "al/joint-maxabs/signed"}
+        assert res[m]["al"] == {k: v for k, v in res[m]["variants"]["al/none/signed"].items()} | {
+            "per_class": res[m]["al"]["per_class"]}
+    # AL keeps fewer pixels: Grad-CAM's precision rises and its recall cannot
+    assert res["gradcam"]["al"]["precision"] > res["gradcam"]["base"]["precision"]
+    assert res["gradcam"]["al"]["recall"] <= res["gradcam"]["base"]["recall"] + 1e-9
+    assert seen and seen[-1][0] == seen[-1][1] == 8  # 4 grids x 2 methods
+    table = format_markdown(res)
+    assert "| Input × Gradient |" in table and "Lens sweep" in table
+    path = write_json(res, tmp_path / "grid.json")
+    data = json.loads(path.read_text())
+    assert data["gradcam"]["base"]["ra"] == pytest.approx(res["gradcam"]["base"]["ra"])
+    (png,) = save_plots(res, tmp_path / "plots")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grid_game_can_be_cancelled(loaded, grids):
+    from alens_gui.core.errors import Cancelled
+
+    p = Progress()
+    p.cancel()
+    with pytest.raises(Cancelled):
+        run_grid_game(loaded, ["ixg"], grids=grids[:1], progress=p)
+
+
+# --------------------------------------------------------------------------- insertion / deletion
+def test_perturbation_curves_run_from_start_to_end_image(loaded, grids):
+    img = grids[0].image
+    base = blurred_baseline(img)
+    score = np.random.default_rng(0).random((S, S))
+    cls = grids[0].classes[0]
+    ins = perturbation_curve(loaded, img, base, score, cls, "insertion", 4, np.random.default_rng(0))
+    dele = perturbation_curve(loaded, img, base, score, cls, "deletion", 4, np.random.default_rng(0))
+    p_img = loaded.probabilities(loaded.to_input(img))[cls]
+    p_base = loaded.probabilities(loaded.to_input(base))[cls]
+    assert ins.shape == (5,)
+    assert ins[-1] == pytest.approx(p_img, abs=1e-4) and ins[0] == pytest.approx(p_base, abs=1e-4)
+    assert dele[0] == pytest.approx(p_img, abs=1e-4) and dele[-1] == pytest.approx(p_base, abs=1e-4)
+
+
+def test_ties_are_broken_randomly_not_in_raster_order():
+    order = pixel_order(np.zeros((8, 8)), np.random.default_rng(0))
+    assert sorted(order) == list(range(64)) and list(order) != list(range(64))
+    score = np.zeros((8, 8))
+    score[7, 7] = 1.0
+    assert pixel_order(score, np.random.default_rng(0))[0] == 63
+
+
+def test_insertion_deletion_run(loaded):
+    out = run_perturbation(loaded, ["gradcam"], n=1, seed=0, steps=4)
+    ins, dele = out["insertion"]["gradcam"], out["deletion"]["gradcam"]
+    for r in (ins, dele):
+        assert 0.0 <= r["base"]["auc"] <= 1.0 and r["base"]["n"] == 2 and len(r["al"]["curve"]) == 5
+    # a deletion curve starts at the intact image, where the class probability is highest
+    assert dele["base"]["curve"][0] > dele["base"]["curve"][-1]
+    assert "Deletion AUC (lower is better)" in format_markdown(out["deletion"])
+
+
+# --------------------------------------------------------------------------- randomization
+def test_cascade_randomizes_the_logits_layer_first_and_leaves_the_model_alone(loaded, grids):
+    model = loaded.model
+    x = loaded.to_input(grids[0].image)
+    layers = randomization_layers(model, x)
+    modules = dict(model.named_modules())
+    assert isinstance(modules[layers[0]], torch.nn.Linear)
+    assert modules[layers[0]].out_features == 1000
+    assert layers[-1] == "conv_stem"  # the first layer the input meets comes last
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        out_before = model(x)
+    groups = cascade_groups(layers, 4)
+    first = set(groups[0])
+    for step, rmodel in cascade(model, groups, seed=0):
+        assert rmodel is not model
+        changed = {name for name, mod in rmodel.named_modules()
+                   if name in modules and getattr(mod, "weight", None) is not None
+                   and mod.weight.shape == modules[name].weight.shape
+                   and not torch.equal(mod.weight, modules[name].weight)}
+        if step == 1:
+            assert changed == first  # only the group next to the logits
+        if step == 2:
+            assert changed == first | set(groups[1])
+            break
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with torch.no_grad():
+        assert torch.equal(model(x), out_before)
+
+
+def test_sanity_run_similarity_drops_and_model_is_restored(loaded, grids, tmp_path):
+    x = loaded.to_input(grids[0].image)
+    with torch.no_grad():
+        out_before = loaded.model(x)
+    res = run_sanity(loaded, ["saliency"], grids=grids[:1], steps=3)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), out_before)
+    sal = res["saliency"]
+    assert res["_meta"]["fractions"][0] == 0.0 and res["_meta"]["fractions"][-1] == pytest.approx(1.0)
+    for key in ("base", "al"):
+        assert len(sal[key]["spearman"]) == 4 and sal[key]["spearman"][0] == 1.0
+        assert sal[key]["spearman"][-1] < 0.9  # a fully random network gives another map
+    paths = save_plots(res, tmp_path)
+    assert sorted(p.name for p in paths) == ["sanity_cosine.png", "sanity_pearson.png", "sanity_spearman.png"]
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_evaluate_writes_json_and_table(tmp_path, capsys):
+    from alens_gui.cli import main
+
+    rc = main(["evaluate", "grid", "--methods", "gradcam", "--n", "1", "--device", "cpu", "--no-progress",
+               "--normalize", "none,joint-maxabs", "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert set(data["gradcam"]) >= {"base", "al", "variants"}
+    assert len(data["gradcam"]["variants"]) == 2
+    assert "| Grad-CAM |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "grid", "--methods", "nosuchmethod"],
+        ["evaluate", "grid", "--methods", "ig", "-O", "ig.steps=0"],
+        ["evaluate", "grid", "--methods", "gradcam", "--folder", "/no/such/folder", "--device", "cpu"],
+    ],
+)
+def test_cli_errors_are_one_line(argv, capsys):
+    from alens_gui.cli import main
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("alens: error:") and "\n" not in err
+
+
+def test_core_errors_are_alens_errors():
+    assert issubclass(EvaluationDataError, AlensError)

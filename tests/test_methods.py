@@ -1,0 +1,138 @@
+"""Base methods on the real default model: batching, captum agreement, hygiene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alens_gui.core.errors import Cancelled, MethodError
+from alens_gui.core.methods import compute_base, get_method, list_methods
+from alens_gui.core.progress import Progress
+
+from .conftest import GRID_CLASSES, hook_counts
+
+FAST = {"ig": {"steps": 6, "batch_size": 3}, "smoothgrad": {"samples": 4, "batch_size": 2}}
+CLASSES = [285, 281, 967]
+
+
+def cnn_methods():
+    return [m.name for m in list_methods() if "cnn" in m.architectures]
+
+
+def test_default_model_classifies_the_photographs(explainer, photos):
+    assert int(np.argmax(explainer.predict(photos["chelsea"]))) == 285
+    assert int(np.argmax(explainer.predict(photos["coffee"]))) == 967
+    assert explainer.class_names[285] == "Egyptian cat"
+
+
+@pytest.mark.parametrize("name", ["saliency", "ixg", "ig", "smoothgrad", "guided_backprop", "deeplift",
+                                  "gradcam", "layercam", "guided_gradcam"])
+def test_batched_equals_one_class_at_a_time(explainer, chelsea_input, name):
+    model, ctx = explainer.model, explainer.loaded.context()
+    opts = FAST.get(name, {})
+    batched = compute_base(model, chelsea_input, CLASSES, name, context=ctx, **opts)
+    single = torch.cat([compute_base(model, chelsea_input, [c], name, context=ctx, **opts) for c in CLASSES])
+    assert batched.shape[0] == 3 and batched.shape[-2:] == chelsea_input.shape[-2:]
+    scale = single.abs().max()
+    assert scale > 0
+    torch.testing.assert_close(batched / scale, single / scale, atol=2e-4, rtol=1e-3)
+    # different classes give different maps (the batching did not mix them up)
+    assert not torch.allclose(batched[0], batched[2])
+
+
+def test_ixg_equals_captum_summed_over_channels(explainer, chelsea_input):
+    from captum.attr import InputXGradient
+
+    ours = compute_base(explainer.model, chelsea_input, CLASSES, "ixg", context=explainer.loaded.context()).sum(1)
+    ig = InputXGradient(explainer.model)
+    theirs = torch.cat([ig.attribute(chelsea_input.clone(), target=c).sum(1) for c in CLASSES])
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-4)
+
+
+def test_ig_matches_captum_riemann_middle(explainer, chelsea_input):
+    from captum.attr import IntegratedGradients
+
+    ctx = explainer.loaded.context()
+    ours = compute_base(explainer.model, chelsea_input, [285, 967], "ig", context=ctx, steps=8, batch_size=8)
+    base = ctx.black.expand_as(chelsea_input)
+    theirs = torch.cat([
+        IntegratedGradients(explainer.model).attribute(chelsea_input, base, target=c, n_steps=8,
+                                                       method="riemann_middle")
+        for c in (285, 967)
+    ])
+    # same alphas and step sizes; only float32 summation order differs
+    scale = theirs.abs().max()
+    torch.testing.assert_close(ours / scale, theirs / scale, atol=5e-3, rtol=0)
+    assert torch.corrcoef(torch.stack([ours.flatten(), theirs.flatten()]))[0, 1] > 0.9999
+
+
+@pytest.mark.parametrize("name", cnn_methods())
+def test_hooks_removed_and_outputs_unchanged(explainer, chelsea_input, name):
+    model = explainer.model
+    with torch.no_grad():
+        before = model(chelsea_input).clone()
+    hooks_before = hook_counts(model)
+    info = get_method(name)
+    opts = {k: v for k, v in FAST.get(name, {}).items() if k in info.options}
+    maps = compute_base(model, chelsea_input, [285, 967], name, context=explainer.loaded.context(), **opts)
+    assert torch.isfinite(maps).all()
+    assert hook_counts(model) == hooks_before
+    assert not model.training
+    with torch.no_grad():
+        after = model(chelsea_input)
+    torch.testing.assert_close(after, before, atol=0, rtol=0)
+
+
+def test_hooks_removed_when_a_method_is_cancelled(explainer, chelsea_input):
+    model = explainer.model
+    hooks_before = hook_counts(model)
+    progress = Progress()
+    progress.cancel()
+    for name in ("guided_backprop", "gradcam", "ig"):
+        with pytest.raises(Cancelled):
+            compute_base(model, chelsea_input, [285, 967], name, progress, explainer.loaded.context())
+        assert hook_counts(model) == hooks_before
+
+
+def test_cancel_midway_stops_between_backward_passes(explainer, chelsea_input):
+    seen = []
+
+    def cb(done, total, msg):
+        seen.append(done)
+        if done >= 2:
+            progress.cancel()
+
+    progress = Progress(cb)
+    with pytest.raises(Cancelled):
+        compute_base(explainer.model, chelsea_input, [285, 967, 1, 2, 3], "ixg", progress)
+    assert max(seen) == 2
+
+
+def test_unknown_method_and_bad_options():
+    with pytest.raises(MethodError, match="unknown method"):
+        get_method("magic")
+    with pytest.raises(MethodError, match="no option"):
+        get_method("ig").resolve_options({"stepz": 3})
+    with pytest.raises(MethodError, match="must be one of"):
+        get_method("ig").resolve_options({"baseline": "white"})
+    with pytest.raises(MethodError, match=">= 1"):
+        get_method("ig").resolve_options({"steps": 0})
+
+
+def test_gradcam_finds_a_layer_and_accepts_override(explainer, chelsea_input):
+    from alens_gui.core.methods.cam import find_cam_layer
+
+    layer = find_cam_layer(explainer.model, chelsea_input)
+    assert layer in dict(explainer.model.named_modules())
+    a = compute_base(explainer.model, chelsea_input, GRID_CLASSES[:2], "gradcam", layer=layer)
+    assert a.shape == (2, 1, 224, 224) and (a >= 0).all()
+    with pytest.raises(MethodError, match="no layer named"):
+        compute_base(explainer.model, chelsea_input, GRID_CLASSES[:2], "gradcam", layer="nope")
+
+
+def test_guided_backprop_needs_relu():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    model(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(MethodError, match="ReLU"):
+        compute_base(model, torch.zeros(1, 3, 8, 8), [0, 1], "guided_backprop")
