@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--ks", default="1,2,4,8", help="class-set sizes (default: %(default)s)")
     be.add_argument("--repeats", type=int, default=5, help="timed repeats per cell, median reported")
     be.add_argument("--ig-steps", type=int, default=16, help="IG steps for both sides (default: %(default)s)")
+    be.add_argument("--extra-ks", default="", help="also time grad_rollout (ViT) and feature_ablation against "
+                    "a per-class loop for these class-set sizes, e.g. 1,4 (slow; default: off)")
     be.set_defaults(func=cmd_bench)
 
     try:
@@ -187,6 +189,7 @@ def cmd_bench(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
         ks = [int(k) for k in args.ks.split(",")]
+        extra_ks = [int(k) for k in args.extra_ks.split(",") if k.strip()]
     except ValueError:
         raise _Usage(f"--ks expects comma-separated integers, got {args.ks!r}") from None
     print(f"# alens bench on {loaded.name}, {machine_description(loaded.device)}; "
@@ -196,7 +199,7 @@ def cmd_bench(args) -> int:
         print(f"  {row['method']:10s} K={row['k']:<2d} ours {row['ours_s']:.4f}s  captum/class "
               f"{row['captum_s']:.4f}s  ratio {row['ratio']:.2f}", file=sys.stderr, flush=True)
 
-    rows = run_bench(loaded, methods, ks, args.repeats, args.ig_steps, report=show)
+    rows = run_bench(loaded, methods, ks, args.repeats, args.ig_steps, report=show, extra_ks=extra_ks)
     print(format_rows(rows))
     return 0
 

@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(root / "resources" / "screenshot.png"))
     p.add_argument("--sample", default="chelsea", help="sample photograph to explain")
-    p.add_argument("--method", default="ixg")
+    p.add_argument("--method", default="ig")
     p.add_argument("--size", default="1600x950")
     args = p.parse_args(argv)
 
@@ -64,9 +64,14 @@ def main(argv=None) -> int:
             print("the explanation did not finish", file=sys.stderr)
             return 1
         expl = win.model.explanation
-        # Show the read-outs a user would see: hover a pixel on the cat, mask the top of its map.
+        # Show the read-outs a user would see: hover a pixel on the cat, mask a region with a
+        # rectangle (drawn as the rectangle tool would) and let the model run on the masked image.
         win.model.set_hover(110, 100)
-        win.select_top_fraction(0, 8.0)
+        win.tool_combo.setCurrentText("rectangle")
+        vb = win.maps.base_cells[0].vb
+        win.maps.tool_drag(vb, (60, 120), (105, 190), True, False)
+        win.maps.tool_drag(vb, (60, 120), (105, 190), False, True)
+        win.tool_combo.setCurrentText("navigate")
         wait(lambda: win.model.mask_result is not None and not win.runner.busy())
         win.side_tabs.setCurrentIndex(0)
         for _ in range(5):

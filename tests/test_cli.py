@@ -116,3 +116,19 @@ def test_bench_prints_ratios(capsys):
     assert len(row) == 1
     ratio = float(row[0].split("|")[-2])
     assert ratio > 0
+
+
+def test_nan_maps_from_a_broken_checkpoint(tmp_path, photo_files, capsys):
+    """A checkpoint whose weights hold NaN produces NaN maps: one clear line, exit 1, no output file."""
+    import torch
+    import torchvision
+
+    net = torchvision.models.resnet18(num_classes=3)
+    with torch.no_grad():
+        net.layer4[0].conv1.weight[0, 0, 0, 0] = float("nan")
+    torch.save(net.state_dict(), tmp_path / "nan.pt")
+    rc = main(["explain", str(photo_files / "chelsea.png"), "--model", str(tmp_path / "nan.pt"),
+               "--arch", "resnet18", "--classes", "0,1", "--out", str(tmp_path / "o")])
+    assert rc == 1
+    assert "non-finite" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "chelsea.npz").exists()

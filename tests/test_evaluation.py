@@ -198,8 +198,8 @@ def test_grid_game_al_improves_region_attribution(loaded, grids, tmp_path):
         assert res[m]["al"]["ra"] > res[m]["base"]["ra"], m
         assert res[m]["base"]["n"] == 16
         assert set(res[m]["variants"]) == {"al/none/signed", "al/joint-maxabs/signed"}
-        assert res[m]["al"] == {k: v for k, v in res[m]["variants"]["al/none/signed"].items()} | {
-            "per_class": res[m]["al"]["per_class"]}
+        assert res[m]["al"]["ra"] == res[m]["variants"]["al/none/signed"]["ra"]  # the first variant is "AL"
+        assert sum(c["n"] for c in res[m]["al"]["per_class"].values()) == 16
     # AL keeps fewer pixels: Grad-CAM's precision rises and its recall cannot
     assert res["gradcam"]["al"]["precision"] > res["gradcam"]["base"]["precision"]
     assert res["gradcam"]["al"]["recall"] <= res["gradcam"]["base"]["recall"] + 1e-9

@@ -67,8 +67,12 @@ def run_bench(
     ig_steps: int = 16,
     image=None,
     report: Callable[[dict], None] | None = None,
+    extra_ks: Sequence[int] = (),
 ) -> list[dict]:
     """Time ours vs captum-per-class for each method and K; returns one row per pair.
+
+    ``extra_ks`` adds rows for a ViT method and a perturbation method, timed against
+    the same method called once per class (:func:`~.methods.perturbation.extra_bench_rows`).
 
     Each row: ``method, k, ours_s, captum_s, ratio`` (ours / captum; < 1 is faster).
     """
@@ -86,12 +90,18 @@ def run_bench(
         peer = _captum_runner(info.name, model, x, ctx, ig_steps)
         for k in ks:
             classes = order[:k]
-            ours = _median_time(lambda: compute_base(model, x, classes, info, None, ctx, **opts), repeats)
-            theirs = _median_time(lambda: peer(classes), repeats)
+            ours = _median_time(
+                lambda cl=classes, i=info, o=opts: compute_base(model, x, cl, i, None, ctx, **o), repeats
+            )
+            theirs = _median_time(lambda cl=classes, p=peer: p(cl), repeats)
             row = {"method": info.name, "k": k, "ours_s": ours, "captum_s": theirs, "ratio": ours / theirs}
             rows.append(row)
             if report:
                 report(row)
+    if extra_ks:
+        from .methods.perturbation import extra_bench_rows
+
+        rows += extra_bench_rows(loaded, extra_ks, repeats, image, report)
     return rows
 
 

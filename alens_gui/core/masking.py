@@ -45,8 +45,9 @@ def empty_mask(shape: tuple[int, int]) -> np.ndarray:
 def rectangle_mask(shape: tuple[int, int], y0: float, x0: float, y1: float, x1: float) -> np.ndarray:
     """A mask selecting the rectangle between two corners (any order), clipped to the image.
 
-    Coordinates are in pixels; the rectangle covers every pixel whose centre lies inside it,
-    and at least the pixel under the first corner.
+    Coordinates are continuous image coordinates in which pixel ``(r, c)`` spans
+    ``[r, r + 1) x [c, c + 1)`` (as in the GUI's views); every pixel the rectangle overlaps
+    is selected, and at least the pixel under the first corner.
     """
     h, w = shape
     top, bottom = sorted((float(y0), float(y1)))

@@ -8,7 +8,7 @@ worker) decides what to do with it.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import Cancelled
 

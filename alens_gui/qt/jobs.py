@@ -7,12 +7,62 @@ torch is imported here, inside the worker thread, never at GUI start-up.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import contextlib
+import threading
+import weakref
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from alens_gui.core.progress import Progress
+
+# One lock per model: two tasks (an explanation and a masking run, say) must not run the
+# same module at once, because methods hook layers and would see each other's activations.
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def using_model(model, progress: Progress) -> Iterator[None]:
+    """Hold the model's lock; waiting for it can be cancelled."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(model, threading.Lock())
+    while not lock.acquire(timeout=0.05):
+        progress.check()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def cancellation_points(model, progress: Progress) -> Iterator[None]:
+    """Let a cancel interrupt a forward or backward pass half-way, not only between passes.
+
+    The core checks for cancel between backward passes; on a slow CPU one pass over a
+    batch of IG steps takes seconds. Here every leaf module checks on its forward call,
+    and registers a no-op gradient hook on its output that checks during backward. Only
+    this thread's calls are affected; all hooks are removed on exit.
+    """
+    owner = threading.get_ident()
+
+    def check_grad(_grad):
+        progress.check()  # returns None: the gradient is unchanged
+
+    def after_forward(_module, _inputs, output):
+        if threading.get_ident() != owner:
+            return
+        progress.check()
+        if getattr(output, "requires_grad", False) and hasattr(output, "register_hook"):
+            output.register_hook(check_grad)
+
+    handles = [m.register_forward_hook(after_forward) for m in model.modules() if not any(True for _ in m.children())]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @dataclass(frozen=True)
@@ -63,10 +113,11 @@ def explain_job(
     info = get_method(method)
     opts = info.resolve_options(options)
     ex = Explainer(loaded)
-    display, x = loaded.preprocess(image)
-    probs = loaded.probabilities(x)
+    with using_model(loaded.model, progress):
+        display, x = loaded.preprocess(image)
+        probs = loaded.probabilities(x)
+        classes = tile_classes(loaded, request.tiles) if request.kind == "tiles" else []
     if request.kind == "tiles":
-        classes = tile_classes(loaded, request.tiles)
         if len(classes) < 2:
             raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
     elif request.kind == "picked":
@@ -77,7 +128,8 @@ def explain_job(
         classes = ex.choose_classes(probs, top_k=request.k, with_lowest=request.with_lowest)
     yield ("prepared", (display, classes, probs))
     progress.check()
-    return ex.explain(display, method=info.name, classes=classes, lens=lens, progress=progress, **opts)
+    with using_model(loaded.model, progress), cancellation_points(loaded.model, progress):
+        return ex.explain(display, method=info.name, classes=classes, lens=lens, progress=progress, **opts)
 
 
 def mask_job(progress: Progress, loaded, image: np.ndarray, mask: np.ndarray, classes, fill: str):
@@ -85,7 +137,8 @@ def mask_job(progress: Progress, loaded, image: np.ndarray, mask: np.ndarray, cl
     from alens_gui.core.masking import probability_shift
 
     yield ("status", "running the model on the masked image…")
-    return probability_shift(loaded, image, mask, classes, fill, progress=progress)
+    with using_model(loaded.model, progress):
+        return probability_shift(loaded, image, mask, classes, fill, progress=progress)
 
 
 def export_job(progress: Progress, kind: str, expl, path: str, indices=None):
@@ -100,3 +153,26 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None):
         out = render_figure(expl, indices=indices, path=path)
     progress.advance(1, "written")
     return str(out if out is not None else path)
+
+
+def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int, lens):
+    """The grid pointing game (``alens_gui.core.evaluation``) for one method and lens."""
+    from alens_gui.core.evaluation.grid import run_grid_game
+
+    yield ("status", f"grid pointing game: {n} grids…")
+    prefixed = {f"{method}.{k}": v for k, v in options.items()}
+    with using_model(loaded.model, progress), cancellation_points(loaded.model, progress):
+        return run_grid_game(loaded, [method], n=n, lens_params_list=[lens], progress=progress,
+                             method_options=prefixed)
+
+
+def grid_game_summary(result: dict) -> str:
+    """One readable line per metric: base vs lens, from a ``run_grid_game`` result."""
+    lines = []
+    for name, entry in result.items():
+        if name.startswith("_"):
+            continue
+        base, al = entry["base"], entry["al"]
+        metrics = ", ".join(f"{m} {base[m]:.3f} → {al[m]:.3f}" for m in ("ra", "iou", "f1") if m in base)
+        lines.append(f"grid game, {entry['label']} on {result['_meta'].get('n', '?')} grids (base → lens): {metrics}")
+    return "; ".join(lines)

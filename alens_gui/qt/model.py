@@ -7,12 +7,16 @@ explanation for ``Explanation.relens(...)`` of the cached maps: no model run.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from alens_gui.core.explanation import Explanation
-from alens_gui.core.lens import LensParams
 from alens_gui.core.masking import MaskResult, empty_mask
+
+if TYPE_CHECKING:  # torch-importing modules stay out of GUI start-up
+    from alens_gui.core.explanation import Explanation
+    from alens_gui.core.lens import LensParams
 
 
 class ExplanationModel(QObject):

@@ -7,6 +7,7 @@ built generically from the core's declarations (method ``Option`` s, lens choice
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -27,7 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from alens_gui.core.methods.base import MethodInfo, Option
+if TYPE_CHECKING:  # the registry imports torch; keep it out of GUI start-up
+    from alens_gui.core.methods.base import MethodInfo, Option
 
 from .model import ExplanationModel
 
@@ -46,6 +48,7 @@ def _bar_plot(title: str, ylabel: str) -> pg.PlotWidget:
     w.setMouseEnabled(x=False, y=False)
     w.hideButtons()
     w.setLabel("left", ylabel)
+    w.getAxis("left").enableAutoSIPrefix(False)
     w.setMinimumHeight(150)
     return w
 

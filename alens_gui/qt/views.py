@@ -6,13 +6,14 @@ mask, and redraw only from :class:`~alens_gui.qt.model.ExplanationModel` signals
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem
+from PySide6.QtWidgets import QGraphicsRectItem, QSizePolicy
 from superqt.utils import qthrottled
 
 from alens_gui.core.masking import brush_mask, rectangle_mask
@@ -27,6 +28,7 @@ MASK_RGBA = (0, 230, 255, 120)
 TOOLS = ("navigate", "brush", "rectangle")
 
 
+@functools.lru_cache(maxsize=1)
 def colormap() -> pg.ColorMap:
     return pg.colormap.get(COLORMAP_NAME)
 
@@ -82,12 +84,20 @@ class Cell:
     """One linked view: backdrop, heat map (optional), mask overlay and crosshair."""
 
     def __init__(self, owner: MapsView, index: int, title: str, heat: bool) -> None:
+        # A bare ViewBox under a label: PlotItems (four axes each) cost ~20 ms apiece to build.
         self.vb = MapViewBox(owner, index)
-        self.plot = pg.PlotItem(viewBox=self.vb, title=title)
-        for axis in ("left", "bottom"):
-            self.plot.hideAxis(axis)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
+        self.plot = pg.GraphicsLayout()
+        self.plot.setContentsMargins(1, 1, 1, 1)
+        self.plot.layout.setSpacing(0)
+        self.title = self.plot.addLabel(title, row=0, col=0, size="9pt", color="#444")
+        self.plot.addItem(self.vb, row=1, col=0)
+        self.plot.layout.setRowStretchFactor(1, 10)
+        # equal preferred sizes, so every column of the grid gets the same width
+        self.plot.setPreferredSize(200, 220)
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.vb.setPreferredSize(200, 200)
+        self.vb.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.backdrop = pg.ImageItem()
         self.heat = pg.ImageItem() if heat else None
         self.mask = pg.ImageItem()
@@ -95,23 +105,21 @@ class Cell:
         if self.heat is not None:
             self.vb.addItem(self.heat)
         self.vb.addItem(self.mask)
-        pen = pg.mkPen(QColor(255, 215, 0), width=1)
-        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
-        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
-        for line in (self.hline, self.vline):
-            line.setZValue(20)
-            line.hide()
-            self.vb.addItem(line, ignoreBounds=True)
+        # Two segments spanning the image only (InfiniteLines would widen linked view ranges).
+        self.cross = pg.PlotCurveItem(pen=pg.mkPen(QColor(255, 215, 0), width=1), connect="pairs")
+        self.cross.setZValue(20)
+        self.cross.hide()
+        self.vb.addItem(self.cross, ignoreBounds=True)
+        self.size = (0, 0)
 
     def set_crosshair(self, y: int, x: int) -> None:
-        if y < 0:
-            self.hline.hide()
-            self.vline.hide()
+        h, w = self.size
+        if y < 0 or not h:
+            self.cross.hide()
             return
-        self.hline.setPos(y + 0.5)
-        self.vline.setPos(x + 0.5)
-        self.hline.show()
-        self.vline.show()
+        self.cross.setData(x=np.array([0, w, x + 0.5, x + 0.5], dtype=float),
+                           y=np.array([y + 0.5, y + 0.5, 0, h], dtype=float))
+        self.cross.show()
 
 
 class MapsView(pg.GraphicsLayoutWidget):
@@ -139,7 +147,10 @@ class MapsView(pg.GraphicsLayoutWidget):
         self.colorbar: pg.ColorBarItem | None = None
         self.level = 1.0
         self.selected = 0
-        self._k = -1
+        self._k = 0
+        self._syncing = False
+        self._title_key: tuple = ()
+        self._pool: list[tuple[Cell, Cell]] = []
         self._stroke: list[tuple[float, float]] = []
         self._stroke_mask: np.ndarray | None = None
         self._rect_item: QGraphicsRectItem | None = None
@@ -150,46 +161,86 @@ class MapsView(pg.GraphicsLayoutWidget):
         model.imageChanged.connect(self._on_image)
         model.maskChanged.connect(self._draw_mask)
         model.hoverChanged.connect(self._on_hover)
-        self._build(0, [])
+        self._build(3)  # the default class set; other K reuse and add cells
 
     # -- layout -----------------------------------------------------------------------
     def cells(self) -> list[Cell]:
         return [c for c in (self.image_cell, self.masked_cell) if c is not None] + self.base_cells + self.refined_cells
 
-    def _build(self, k: int, labels: list[str]) -> None:
-        self.clear()
-        self._k = k
-        self.image_cell = Cell(self, -1, "image", heat=False)
-        self.addItem(self.image_cell.plot, row=0, col=0)
-        self.masked_cell = Cell(self, -1, "masked image (what the model sees)", heat=False)
-        self.addItem(self.masked_cell.plot, row=1, col=0)
-        self.base_cells, self.refined_cells = [], []
-        for i in range(k):
-            b = Cell(self, i, f"base: {labels[i]}", heat=True)
-            r = Cell(self, i, f"refined: {labels[i]}", heat=True)
-            self.addItem(b.plot, row=0, col=i + 1)
-            self.addItem(r.plot, row=1, col=i + 1)
-            self.base_cells.append(b)
-            self.refined_cells.append(r)
-        first = self.image_cell.vb
-        for c in self.cells()[1:]:
-            c.vb.setXLink(first)
-            c.vb.setYLink(first)
-        heat_items = [c.heat for c in self.base_cells + self.refined_cells]
-        self.colorbar = None
-        if heat_items:
+    def _new_cell(self, index: int, title: str, heat: bool) -> Cell:
+        c = Cell(self, index, title, heat)
+        # Linked zoom/pan. pyqtgraph's setXLink/setYLink between aspect-locked views of
+        # different sizes feed back into each other on resize (ranges blow up), so a user
+        # pan/zoom in one view is copied to the others instead, once, with a guard.
+        c.vb.disableAutoRange()
+        c.vb.sigRangeChangedManually.connect(lambda _mask, vb=c.vb: self._sync_range(vb))
+        return c
+
+    def _build(self, k: int, labels: list[str] | None = None) -> None:
+        """Lay out K class columns, reusing cells built earlier (building is the slow part)."""
+        labels = labels or [f"class {i + 1}" for i in range(k)]
+        if self.image_cell is None:
+            self.image_cell = self._new_cell(-1, "image", heat=False)
+            self.masked_cell = self._new_cell(-1, "masked image", heat=False)
+            self.addItem(self.image_cell.plot, row=0, col=0)
+            self.addItem(self.masked_cell.plot, row=1, col=0)
             self.colorbar = pg.ColorBarItem(
                 values=(-self.level, self.level), colorMap=colormap(), interactive=True,
                 label="attribution (shared scale)", width=14,
             )
-            self.colorbar.setImageItem(heat_items)
+        for c in self.base_cells + self.refined_cells:
+            self.removeItem(c.plot)
+        if self._k > 0:
+            self.removeItem(self.colorbar)
+        while len(self._pool) < k:
+            i = len(self._pool)
+            self._pool.append((self._new_cell(i, "base", heat=True), self._new_cell(i, "refined", heat=True)))
+        self._k = k
+        self.base_cells = [b for b, _ in self._pool[:k]]
+        self.refined_cells = [r for _, r in self._pool[:k]]
+        for i, (b, r) in enumerate(zip(self.base_cells, self.refined_cells)):
+            self.addItem(b.plot, row=0, col=i + 1)
+            self.addItem(r.plot, row=1, col=i + 1)
+        grid = self.ci.layout
+        for col in range(k + 2):
+            grid.setColumnStretchFactor(col, 1 if col <= k else 0)
+        if k > 0:
+            self.colorbar.setImageItem([c.heat for c in self.base_cells + self.refined_cells])
             self.addItem(self.colorbar, row=0, col=k + 1, rowspan=2)
+        self._titles(labels)
+        if self.model.image is not None:
+            self._on_image(self.model.image)
+
+    def _sync_range(self, source: pg.ViewBox) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            rect = source.viewRect()
+            for c in self.cells():
+                if c.vb is not source:
+                    c.vb.setRange(rect, padding=0.0, disableAutoRange=True)
+        finally:
+            self._syncing = False
+
+    def view_rect(self) -> QRectF:
+        """The visible region (map coordinates) of the image view."""
+        return self.image_cell.vb.viewRect()
+
+    def set_view_rect(self, rect: QRectF) -> None:
+        """Zoom/pan every view to ``rect`` (map coordinates), as a mouse zoom would."""
+        self.image_cell.vb.setRange(rect, padding=0.0, disableAutoRange=True)
+        self._sync_range(self.image_cell.vb)
 
     def _titles(self, labels: list[str]) -> None:
+        key = (tuple(labels), self.selected, len(self.base_cells))
+        if key == self._title_key:  # re-lensing keeps the titles; relaying out labels is not free
+            return
+        self._title_key = key
         for i, (b, r) in enumerate(zip(self.base_cells, self.refined_cells)):
             mark = "▶ " if i == self.selected else ""
-            b.plot.setTitle(f"{mark}base: {labels[i]}", size="9pt")
-            r.plot.setTitle(f"{mark}refined: {labels[i]}", size="9pt")
+            b.title.setText(f"{mark}base: {labels[i]}", size="9pt", color="#444")
+            r.title.setText(f"{mark}refined: {labels[i]}", size="9pt", color="#444")
 
     # -- model -> view ------------------------------------------------------------
     def _on_image(self, image: np.ndarray) -> None:
@@ -201,7 +252,9 @@ class MapsView(pg.GraphicsLayoutWidget):
         for c in self.base_cells + self.refined_cells:
             c.backdrop.setImage(g, levels=(0.0, 1.0))
         h, w = image.shape[:2]
-        self.image_cell.vb.setRange(QRectF(0, 0, w, h), padding=0.0)
+        for c in self.cells():
+            c.size = (h, w)
+            c.vb.setRange(QRectF(0, 0, w, h), padding=0.0, disableAutoRange=True)
 
     def _on_changed(self, expl) -> None:
         if expl is None:
@@ -211,7 +264,6 @@ class MapsView(pg.GraphicsLayoutWidget):
         if rebuilt:
             self.selected = min(self.selected, expl.k - 1)
             self._build(expl.k, labels)
-            self._on_image(self.model.image if self.model.image is not None else expl.image)
             self._draw_mask(self.model.mask)
         self._titles(labels)
         self.level = symmetric_level(expl.base)
@@ -250,8 +302,10 @@ class MapsView(pg.GraphicsLayoutWidget):
             mask = mask | self._stroke_mask
         rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
         rgba[mask] = MASK_RGBA
+        faint = rgba.copy()
+        faint[mask, 3] = 35  # on the masked image the fill itself must stay visible
         for c in self.cells():
-            c.mask.setImage(rgba, levels=(0, 255))
+            c.mask.setImage(faint if c is self.masked_cell else rgba, levels=(0, 255))
 
     # -- hover ----------------------------------------------------------------------
     def pixel_at_scene(self, pos: QPointF) -> tuple[int, int] | None:
@@ -285,6 +339,8 @@ class MapsView(pg.GraphicsLayoutWidget):
         if shape is None:
             return
         if self.tool == "brush":
+            # view coordinates put pixel (r, c) on [r, r+1) x [c, c+1); brush_mask wants centres
+            start, pos = (start[0] - 0.5, start[1] - 0.5), (pos[0] - 0.5, pos[1] - 0.5)
             if is_start:
                 self._stroke = [start]
                 self._stroke_mask = brush_mask(shape, [start], self.brush_radius)

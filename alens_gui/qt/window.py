@@ -278,6 +278,8 @@ class MainWindow(QMainWindow):
         v.addWidget(self.method_combo)
         v.addWidget(self.options_form)
         lay.addWidget(g)
+        # Input x Gradient: one backward pass per class, a result in about a second on a CPU.
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData("ixg")))
         self._on_method_changed()
 
         # Class set
@@ -405,7 +407,7 @@ class MainWindow(QMainWindow):
         self.controls = QScrollArea()
         self.controls.setWidgetResizable(True)
         self.controls.setWidget(panel)
-        self.controls.setMinimumWidth(330)
+        self.controls.setMinimumWidth(380)
 
     def _build_layout(self) -> None:
         right = QTabWidget()
@@ -427,7 +429,7 @@ class MainWindow(QMainWindow):
         split.addWidget(middle)
         split.addWidget(right)
         split.setStretchFactor(1, 4)
-        split.setSizes([340, 880, 300])
+        split.setSizes([400, 900, 320])
         self.setCentralWidget(split)
 
     def _build_menus(self) -> None:
@@ -448,6 +450,8 @@ class MainWindow(QMainWindow):
         q = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         q.triggered.connect(self.close)
         m.addAction(q)
+        e = self.menuBar().addMenu("&Evaluate")
+        e.addAction("Grid pointing game, current method and lens…", self._grid_game_dialog)
         self._refresh_recent()
 
     def _build_statusbar(self) -> None:
@@ -781,7 +785,7 @@ class MainWindow(QMainWindow):
         if not self.runner.busy():
             self.progress_bar.hide()
             self.cancel_button.setEnabled(False)
-        if outcome == "done" and slot == "explain":
+        if outcome == "done" and slot in ("explain", "mask"):
             self.status_text.setText("ready")
 
     # ------------------------------------------------------------------ lens
@@ -845,10 +849,12 @@ class MainWindow(QMainWindow):
     def _on_explanation(self, expl) -> None:
         if expl is None:
             return
-        current = self.top_class.currentIndex()
-        self.top_class.clear()
-        self.top_class.addItems([f"{int(c)} {n}" for c, n in zip(expl.classes, expl.class_names)])
-        self.top_class.setCurrentIndex(max(0, min(current, expl.k - 1)))
+        items = [f"{int(c)} {n}" for c, n in zip(expl.classes, expl.class_names)]
+        if items != [self.top_class.itemText(i) for i in range(self.top_class.count())]:
+            current = self.top_class.currentIndex()
+            self.top_class.clear()
+            self.top_class.addItems(items)
+            self.top_class.setCurrentIndex(max(0, min(current, expl.k - 1)))
         self.maps.set_selected(min(self.maps.selected, expl.k - 1))
 
     def select_class(self, index: int) -> None:
@@ -946,6 +952,32 @@ class MainWindow(QMainWindow):
             return None
         return self.runner.run("export", jobs.export_job, "npz", expl, str(path), None,
                                label="exporting maps", on_return=lambda p: self.notify(f"saved {p}"))
+
+    # ------------------------------------------------------------------ evaluation
+    def _grid_game_dialog(self) -> None:
+        n, ok = QInputDialog.getInt(self, "Grid pointing game", "Number of 2 × 2 grids:", 8, 1, 500)
+        if ok:
+            self.run_grid_game(n)
+
+    def run_grid_game(self, n: int = 8):
+        """Score the current method and lens on ``n`` grids; the summary goes to the notifications."""
+        if self.loaded is None:
+            self.notify("load a model first", "warning")
+            return None
+        try:
+            lens = self.lens_params()
+            method = self.method_combo.currentData()
+            options = self.options_form.values()
+            self.methods[method].resolve_options(options)
+        except AlensError as exc:
+            self.notify(readable_error(exc), "error")
+            return None
+        return self.runner.run("evaluate", jobs.grid_game_job, self.loaded, method, options, int(n), lens,
+                               label="grid pointing game", on_return=self._on_grid_game_done)
+
+    def _on_grid_game_done(self, result: dict) -> None:
+        self.grid_game_result = result
+        self.notify(jobs.grid_game_summary(result))
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event):  # noqa: N802 - Qt naming

@@ -81,6 +81,16 @@ def _augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def _central_strip(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A vertical strip half as wide as it is high, near the centre (+-1/8 width), maybe flipped."""
+    h, w = img.shape[:2]
+    sw = max(1, min(w, h // 2))
+    c = w // 2 + int(rng.integers(-(w // 8), w // 8 + 1))
+    left = int(np.clip(c - sw // 2, 0, w - sw))
+    out = img[:, left:left + sw]
+    return out[:, ::-1] if rng.random() < 0.5 else out
+
+
 def sample_photographs() -> dict[str, np.ndarray]:
     """The scikit-image photographs of :data:`PHOTOGRAPHS` as float RGB arrays."""
     from skimage import data
@@ -179,8 +189,15 @@ class ImageSource:
     def _top1(self, img: np.ndarray) -> int:
         return int(np.argmax(self.loaded.probabilities(self.loaded.to_input(self.loaded.resize_image(img)))))
 
-    def pick(self, k: int, tile_hw: tuple[int, int], rng: np.random.Generator) -> tuple[list, list[int], list[str]]:
-        """``k`` pictures of ``k`` different classes, each resized to ``tile_hw``."""
+    def pick(
+        self, k: int, tile_hw: tuple[int, int], rng: np.random.Generator, strip: bool = False,
+    ) -> tuple[list, list[int], list[str]]:
+        """``k`` pictures of ``k`` different classes, each resized to ``tile_hw``.
+
+        ``strip``: cut a central vertical strip of the tile's aspect ratio first (for
+        composites), instead of squeezing the whole picture.
+        """
+        cut = _central_strip if strip else (lambda img, _rng: img)
         if self.num_sources < k:
             what = "class folders with images" if self._classes is not None else "photographs"
             raise EvaluationDataError(f"need at least {k} {what}; found {self.num_sources}")
@@ -197,13 +214,16 @@ class ImageSource:
                         img = read_image(path)
                     except ImageReadError as exc:
                         raise EvaluationDataError(f"evaluation folder: {exc}") from exc
-                    tiles.append(_resize(img, h, w))
+                    tiles.append(_resize(cut(img, rng), h, w))
                     classes.append(int(keys[j]))
                     sources.append(str(path))
                 return tiles, classes, sources
             names = list(self._photos)
             chosen = rng.choice(len(names), size=k, replace=False)
-            tiles = [_resize(_augment(self._photos[names[j]], rng), h, w) for j in chosen]
+            if strip:
+                tiles = [_resize(cut(self._photos[names[j]], rng), h, w) for j in chosen]
+            else:
+                tiles = [_resize(_augment(self._photos[names[j]], rng), h, w) for j in chosen]
             classes = [self._top1(t) for t in tiles]
             if len(set(classes)) == k:
                 return tiles, classes, [names[j] for j in chosen]
@@ -242,9 +262,10 @@ def make_grids(loaded, n: int, seed: int = 0, folder=None, source: ImageSource |
 def make_composites(loaded, n: int, seed: int = 0, folder=None, source: ImageSource | None = None) -> list[Sample]:
     """``n`` seeded two-image composites: two pictures side by side (left / right halves).
 
-    Each half is the picture resized to S x S/2 (the first paper crops the central half
-    of object-centred images; our photographs are not all object-centred, so the whole
-    picture is squeezed into its half instead).
+    As in the first paper (section 4.2), each half is a central vertical strip of its
+    picture (aspect 1:2, shifted by up to 1/8 of the width, flipped with probability 1/2)
+    resized to S x S/2; the class of a half is the model's top-1 on the strip alone
+    (photographs) or its folder label.
     """
     if n < 1:
         raise EvaluationDataError(f"the number of composites must be at least 1; got {n}")
@@ -257,7 +278,7 @@ def make_composites(loaded, n: int, seed: int = 0, folder=None, source: ImageSou
     regions[1, :, half:] = True
     out = []
     for _ in range(n):
-        tiles, classes, sources = src.pick(2, (s, half), rng)
+        tiles, classes, sources = src.pick(2, (s, half), rng, strip=True)
         img = np.zeros((s, s, 3), dtype=np.float32)
         img[:, :half] = tiles[0]
         img[:, half:2 * half] = tiles[1]

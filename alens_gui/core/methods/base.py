@@ -146,7 +146,7 @@ def list_methods() -> list[MethodInfo]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their methods; done lazily to avoid import cycles.
-    from . import cam, gradient, perturbation, vit  # noqa: F401
+    from . import cam, gradient, lrp, perturbation, vit  # noqa: F401
 
     try:  # optional families added by later modules
         from . import extra  # noqa: F401
@@ -265,7 +265,9 @@ def compute_base(
 
     arch = model_architecture(model)
     if arch not in info.architectures:
-        raise MethodError(f"{info.label} does not support {arch.upper()} models (it supports: {', '.join(info.architectures)})")
+        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
+        raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
+                          f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
     with eval_and_frozen(model):
         try:
             maps = info.fn(model, x, classes, progress, ctx=context, **opts)

@@ -260,3 +260,65 @@ def lime(model, x, classes, progress: Progress, ctx=None, samples=200, kernel_wi
     distance = 1.0 - (on / m).sqrt()  # cosine distance between a coalition and the full image
     weights = torch.exp(-(distance**2) / kernel_width**2)
     return _paint(_weighted_linear_fit(z.float(), y, weights, ridge=float(ridge)), seg)
+
+
+def extra_bench_rows(
+    loaded,
+    ks: Sequence[int] = (1, 2, 4),
+    repeats: int = 3,
+    image=None,
+    report: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Bench rows for one ViT method and one perturbation method vs the naive per-class loop.
+
+    ``ours`` computes the K classes in one call (shared forward passes); the peer calls
+    the same method once per class. The ViT method (Grad-Rollout) runs on ``loaded``
+    when it is a ViT, else on a random-weight ``vit_tiny_patch16_224`` (timing only
+    needs the architecture). The perturbation method is Feature Ablation over 50 SLIC
+    superpixels on ``loaded``. Rows have the keys of ``bench.run_bench`` rows
+    (``captum_s`` holds the per-class loop's time) plus ``peer``.
+    """
+    import functools
+    import statistics
+    import time
+
+    from ..images import sample_image
+    from .base import compute_base
+    from .vit import vit_info
+
+    def median_time(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    _, x = loaded.preprocess(image if image is not None else sample_image("chelsea"))
+    ctx = loaded.context()
+    order = torch.from_numpy(loaded.probabilities(x)).argsort(descending=True).tolist()
+    cases = []
+    if vit_info(loaded.model) is not None:
+        cases.append(("grad_rollout", loaded.model, x, {}))
+    else:
+        import timm
+
+        torch.manual_seed(0)
+        vit = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval().to(x.device)
+        cases.append(("grad_rollout (vit_tiny, random weights)", vit, torch.randn(1, 3, 224, 224).to(x.device), {}))
+    cases.append(("feature_ablation", loaded.model.eval(), x, {"segments": 50}))
+    rows = []
+    for label, model, xin, opts in cases:
+        name = label.split(" ")[0]
+        for k in ks:
+            classes = order[:k]
+            run = functools.partial(compute_base, model, xin, method=name, context=ctx, **opts)
+            ours = median_time(functools.partial(run, classes))
+            naive = median_time(lambda run=run, classes=classes: [run([c]) for c in classes])
+            row = {"method": label, "k": k, "ours_s": ours, "captum_s": naive, "ratio": ours / naive,
+                   "peer": "per-class loop"}
+            rows.append(row)
+            if report:
+                report(row)
+    return rows

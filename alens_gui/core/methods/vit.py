@@ -17,6 +17,25 @@ explicitly. Everything is restored in ``finally`` blocks, also on errors or canc
 Every method returns a patch-grid map ``(K, 1, h, w)`` that ``compute_base`` upsamples.
 All K classes share the forward passes: one forward, then one backward per class.
 
+How the methods are defined here
+--------------------------------
+Written from the papers' definitions (no code taken from their repositories):
+
+* ``rollout``: R = prod_l rownorm(A_l / 2 + I / 2), heads averaged (Abnar & Zuidema).
+* ``grad_rollout``: R <- R + mean_h[(dy/dA_l * A_l)+] R, from R = I (gradient-weighted rollout).
+* ``tattn``: Markov-chain state s = A_L[q], s <- s + s A_l for earlier blocks, times the
+  positive integrated gradient (from the black image) of the last attention (Yuan et al.).
+* ``biattn``: perception = rollout with heads weighted by their positive integrated
+  gradient x attention; feedback = integrated gradient x attention of the last block;
+  map = perception * feedback (our reading of Chen et al. 2023).
+* ``inflow``: per block, the skip and attention paths are mixed in proportion to the
+  token norms they carry (the MLP path is token-wise), rolled out, and multiplied by the
+  positive gradient x patch embedding entering the first block (our reading of the
+  algebra of Walker et al. 2025, which combines transition matrices with patch embeddings).
+* ``transformer_lrp``: Chefer et al. 2021's R <- R + mean_h[(dy/dA * R_A)+] R, with the
+  attention relevance R_A computed by LRP-0 in gradient x input form under the
+  conservative LayerNorm and attention rules (the paper uses the alpha-beta rule).
+
 Running the grid pointing game on a ViT
 ---------------------------------------
 Random weights give shapes, not meaning: the grid game needs trained weights. No model
@@ -412,7 +431,7 @@ _IG_OPTS = {
 
 
 @register_method(
-    "tattn", "T-Attn (transition attention maps)",
+    "tattn", "T-Attn",
     description="Attention as a Markov chain's transition matrices, the chain's state read at the query "
                 "token and weighted by the integrated gradient of the last block's attention (Yuan et al. 2021).",
     family="attention", architectures=_VIT,
@@ -438,7 +457,7 @@ def transition_attention(model, x, classes, progress: Progress, ctx=None, steps=
 
 
 @register_method(
-    "biattn", "Bi-Attn (bidirectional attention)",
+    "biattn", "Bi-Attn",
     description="Forward attention perception (rollout with gradient-weighted heads) times backward "
                 "reasoning feedback (integrated gradient x attention of the last block) (Chen et al. 2023).",
     family="attention", architectures=_VIT, options={**_IG_OPTS, **_QUERY}, aliases=("bi_attn",),
@@ -463,7 +482,7 @@ def bidirectional_attention(model, x, classes, progress: Progress, ctx=None, ste
 
 
 @register_method(
-    "inflow", "InFlow (information flow)",
+    "inflow", "InFlow",
     description="Token-to-token transition matrices whose skip and attention paths are weighted by the norms "
                 "of what each path carries, rolled out and combined with the class relevance of the patch "
                 "embeddings (gradient x embedding) (after Walker et al. 2025).",
