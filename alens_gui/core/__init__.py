@@ -1,14 +1,34 @@
-"""The Qt-free core of Attribution Lens Studio: torch + numpy only, never Qt."""
+"""The Qt-free core of Attribution Lens Studio: torch + numpy only, never Qt.
+
+Names are resolved lazily so that importing a light module (``core.progress``,
+``core.errors``) does not pull in torch; the GUI shows its window before torch loads.
+"""
 
 from __future__ import annotations
 
-from .api import Explainer
-from .errors import AlensError, Cancelled, ClassSetError, ImageReadError, LensError, MethodError, ModelLoadError
-from .explanation import Explanation
-from .lens import AL, VAR, LensParams, refine
-from .progress import Progress
+import importlib
 
-__all__ = [
-    "AL", "VAR", "AlensError", "Cancelled", "ClassSetError", "Explainer", "Explanation",
-    "ImageReadError", "LensError", "LensParams", "MethodError", "ModelLoadError", "Progress", "refine",
-]
+_EXPORTS = {
+    "Explainer": "api",
+    "Explanation": "explanation",
+    "AL": "lens",
+    "VAR": "lens",
+    "LensParams": "lens",
+    "refine": "lens",
+    "Progress": "progress",
+    "AlensError": "errors",
+    "Cancelled": "errors",
+    "ClassSetError": "errors",
+    "ImageReadError": "errors",
+    "LensError": "errors",
+    "MethodError": "errors",
+    "ModelLoadError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,35 +36,6 @@ def using_model(model, progress: Progress) -> Iterator[None]:
         lock.release()
 
 
-@contextlib.contextmanager
-def cancellation_points(model, progress: Progress) -> Iterator[None]:
-    """Let a cancel interrupt a forward or backward pass half-way, not only between passes.
-
-    The core checks for cancel between backward passes; on a slow CPU one pass over a
-    batch of IG steps takes seconds. Here every leaf module checks on its forward call,
-    and registers a no-op gradient hook on its output that checks during backward. Only
-    this thread's calls are affected; all hooks are removed on exit.
-    """
-    owner = threading.get_ident()
-
-    def check_grad(_grad):
-        progress.check()  # returns None: the gradient is unchanged
-
-    def after_forward(_module, _inputs, output):
-        if threading.get_ident() != owner:
-            return
-        progress.check()
-        if getattr(output, "requires_grad", False) and hasattr(output, "register_hook"):
-            output.register_hook(check_grad)
-
-    handles = [m.register_forward_hook(after_forward) for m in model.modules() if not any(True for _ in m.children())]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 @dataclass(frozen=True)
 class ClassRequest:
     """What the user asked for as a class set.
@@ -128,7 +99,8 @@ def explain_job(
         classes = ex.choose_classes(probs, top_k=request.k, with_lowest=request.with_lowest)
     yield ("prepared", (display, classes, probs))
     progress.check()
-    with using_model(loaded.model, progress), cancellation_points(loaded.model, progress):
+    # compute_base checks for cancel inside every forward and backward pass
+    with using_model(loaded.model, progress):
         return ex.explain(display, method=info.name, classes=classes, lens=lens, progress=progress, **opts)
 
 
@@ -161,7 +133,7 @@ def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int
 
     yield ("status", f"grid pointing game: {n} grids…")
     prefixed = {f"{method}.{k}": v for k, v in options.items()}
-    with using_model(loaded.model, progress), cancellation_points(loaded.model, progress):
+    with using_model(loaded.model, progress):
         return run_grid_game(loaded, [method], n=n, lens_params_list=[lens], progress=progress,
                              method_options=prefixed)
 

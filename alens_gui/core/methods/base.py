@@ -10,6 +10,7 @@ benchmark and the evaluation suite.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +171,34 @@ def hooks() -> Iterator[list]:
 
 
 @contextlib.contextmanager
+def cancellation_points(model: nn.Module, progress: Progress) -> Iterator[None]:
+    """Let a cancel interrupt a forward or backward pass half-way, not only between passes.
+
+    Methods check for cancel between backward passes; on a slow CPU one pass over a batch
+    of IG steps takes seconds. Inside this context every leaf module checks on its
+    forward call and puts a no-op gradient hook on its output that checks during
+    backward. Only the calling thread's passes are affected; all hooks are removed on exit.
+    """
+    owner = threading.get_ident()
+
+    def check_grad(_grad):
+        progress.check()  # returns None: the gradient is unchanged
+
+    def after_forward(_module, _inputs, output):
+        if threading.get_ident() != owner:
+            return
+        progress.check()
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(check_grad)
+
+    with hooks() as handles:
+        for m in model.modules():
+            if next(m.children(), None) is None:
+                handles.append(m.register_forward_hook(after_forward))
+        yield
+
+
+@contextlib.contextmanager
 def eval_and_frozen(model: nn.Module) -> Iterator[None]:
     """Run in eval mode; restore the model's train/eval state afterwards."""
     was_training = model.training
@@ -268,7 +297,7 @@ def compute_base(
         kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
         raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
                           f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
-    with eval_and_frozen(model):
+    with eval_and_frozen(model), cancellation_points(model, progress):
         try:
             maps = info.fn(model, x, classes, progress, ctx=context, **opts)
         except (AlensError, Cancelled):
