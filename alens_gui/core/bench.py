@@ -72,7 +72,7 @@ def run_bench(
     """Time ours vs captum-per-class for each method and K; returns one row per pair.
 
     ``extra_ks`` adds rows for a ViT method and a perturbation method, timed against
-    the same method called once per class (:func:`~.methods.perturbation.extra_bench_rows`).
+    the same method called once per class (:func:`extra_bench_rows`).
 
     Each row: ``method, k, ours_s, captum_s, ratio`` (ours / captum; < 1 is faster).
     """
@@ -99,9 +99,57 @@ def run_bench(
             if report:
                 report(row)
     if extra_ks:
-        from .methods.perturbation import extra_bench_rows
-
         rows += extra_bench_rows(loaded, extra_ks, repeats, image, report)
+    return rows
+
+
+def extra_bench_rows(
+    loaded,
+    ks: Sequence[int] = (1, 2, 4),
+    repeats: int = 3,
+    image=None,
+    report: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Bench rows for one ViT method and one perturbation method vs the naive per-class loop.
+
+    ``ours`` computes the K classes in one call (shared forward passes); the peer calls
+    the same method once per class. The ViT method (Grad-Rollout) runs on ``loaded``
+    when it is a ViT, else on a random-weight ``vit_tiny_patch16_224`` (timing only
+    needs the architecture). The perturbation method is Feature Ablation over 50 SLIC
+    superpixels on ``loaded``. Rows have the keys of ``bench.run_bench`` rows
+    (``captum_s`` holds the per-class loop's time) plus ``peer``.
+    """
+    import functools
+
+    from .images import sample_image
+    from .methods.vit import vit_info
+
+    _, x = loaded.preprocess(image if image is not None else sample_image("chelsea"))
+    ctx = loaded.context()
+    order = torch.from_numpy(loaded.probabilities(x)).argsort(descending=True).tolist()
+    cases = []
+    if vit_info(loaded.model) is not None:
+        cases.append(("grad_rollout", loaded.model, x, {}))
+    else:
+        import timm
+
+        torch.manual_seed(0)
+        vit = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval().to(x.device)
+        cases.append(("grad_rollout (vit_tiny, random weights)", vit, torch.randn(1, 3, 224, 224).to(x.device), {}))
+    cases.append(("feature_ablation", loaded.model.eval(), x, {"segments": 50}))
+    rows = []
+    for label, model, xin, opts in cases:
+        name = label.split(" ")[0]
+        for k in ks:
+            classes = order[:k]
+            run = functools.partial(compute_base, model, xin, method=name, context=ctx, **opts)
+            ours = _median_time(functools.partial(run, classes), repeats)
+            naive = _median_time(lambda run=run, classes=classes: [run([c]) for c in classes], repeats)
+            row = {"method": label, "k": k, "ours_s": ours, "captum_s": naive, "ratio": ours / naive,
+                   "peer": "per-class loop"}
+            rows.append(row)
+            if report:
+                report(row)
     return rows
 
 

@@ -29,6 +29,10 @@ def _cell(base: float, al: float) -> str:
     return f"{base:.3f} → {al:.3f} ({_pct(base, al)})"
 
 
+def _diff(base: float, al: float) -> str:
+    return f"{base:.3f} → {al:.3f} ({al - base:+.3f})"
+
+
 def format_markdown(results: dict) -> str:
     """A Markdown table of any results dict made by this package (grid, insertion, deletion, sanity)."""
     meta = results.get("_meta", {})
@@ -113,15 +117,17 @@ def _perturbation_table(results: dict) -> str:
 
 def _sanity_table(results: dict) -> str:
     meta = results["_meta"]
-    lines = [_header(meta, f"Cascading randomization, mean similarity over {len(meta['fractions']) - 1} steps "
-                           "(lower is better)"), ""]
+    head = _header(meta, f"Cascading randomization, mean similarity over {len(meta['fractions']) - 1} steps "
+                         "(lower is better)").replace("(relative change)", "(difference)")
+    lines = [head, ""]
     lines.append("| Method | " + " | ".join(_NAMES[k] for k in SIMILARITY_KEYS)
                  + " | Spearman after the logits layer group |")
     lines.append("|---" * (len(SIMILARITY_KEYS) + 2) + "|")
     for m in method_names(results):
         b, a = results[m]["base"], results[m]["al"]
-        cells = [_cell(float(np.mean(b[k][1:])), float(np.mean(a[k][1:]))) for k in SIMILARITY_KEYS]
-        cells.append(_cell(b["spearman"][1], a["spearman"][1]))
+        # Similarities hover around 0, where relative changes mean nothing: show differences.
+        cells = [_diff(float(np.mean(b[k][1:])), float(np.mean(a[k][1:]))) for k in SIMILARITY_KEYS]
+        cells.append(_diff(b["spearman"][1], a["spearman"][1]))
         lines.append(f"| {results[m]['label']} | " + " | ".join(cells) + " |")
     fr = ", ".join(f"{100 * f:.0f}%" for f in meta["fractions"][1:])
     lines += ["", f"Steps randomize cumulatively {fr} of the {meta['layers']} weight layers, logits first."]
