@@ -175,9 +175,11 @@ def cancellation_points(model: nn.Module, progress: Progress) -> Iterator[None]:
     """Let a cancel interrupt a forward or backward pass half-way, not only between passes.
 
     Methods check for cancel between backward passes; on a slow CPU one pass over a batch
-    of IG steps takes seconds. Inside this context every leaf module checks on its
-    forward call and puts a no-op gradient hook on its output that checks during
-    backward. Only the calling thread's passes are affected; all hooks are removed on exit.
+    of IG steps takes seconds. Inside this context the model's blocks (modules at most
+    two levels below the root: a few dozen checks per pass, cheap next to the pass
+    itself) check on their forward call and put a no-op gradient hook on their output
+    that checks during backward. Only the calling thread's passes are affected; all
+    hooks are removed on exit. Modules that refuse hooks (TorchScript) are skipped.
     """
     owner = threading.get_ident()
 
@@ -192,9 +194,12 @@ def cancellation_points(model: nn.Module, progress: Progress) -> Iterator[None]:
             output.register_hook(check_grad)
 
     with hooks() as handles:
-        for m in model.modules():
-            if next(m.children(), None) is None:
-                handles.append(m.register_forward_hook(after_forward))
+        for name, m in model.named_modules():
+            if name and name.count(".") <= 1:
+                try:
+                    handles.append(m.register_forward_hook(after_forward))
+                except (RuntimeError, AttributeError):  # scripted modules
+                    continue
         yield
 
 
