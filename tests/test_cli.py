@@ -50,6 +50,29 @@ def test_explain_top_k_lowest_and_preset(photo_files, tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        ("missing.png", None, "no such file"),
+        ("empty.png", lambda p: p.write_bytes(b""), "the file is empty"),
+        ("text.jpg", lambda p: p.write_text("hello"), "not an image file"),
+        ("half.jpg", "truncate", "truncated or corrupt"),
+        ("bomb.png", lambda p: Image.new("1", (20000, 20000)).save(p), "decompression bomb"),
+    ],
+)
+def test_unreadable_images_from_cli(photo_files, tmp_path, capsys, name, make, message):
+    p = tmp_path / name
+    if make == "truncate":
+        data = (photo_files / "coffee.jpg").read_bytes()
+        p.write_bytes(data[: len(data) // 3])
+    elif make is not None:
+        make(p)
+    rc = main(["explain", str(p), "--top-k", "2", "--out", str(tmp_path / "o"), "--no-png"])
+    assert rc == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("alens: error")]
+    assert len(err) == 1 and name in err[0] and message in err[0]
+
+
 def test_bad_image_in_a_batch_does_not_lose_the_others(photo_files, tmp_path, capsys):
     rc = main(["explain", str(photo_files / "broken.png"), str(photo_files / "chelsea.png"),
                "--top-k", "2", "--out", str(tmp_path), "--no-png"])
@@ -118,17 +141,63 @@ def test_bench_prints_ratios(capsys):
     assert ratio > 0
 
 
-def test_nan_maps_from_a_broken_checkpoint(tmp_path, photo_files, capsys):
-    """A checkpoint whose weights hold NaN produces NaN maps: one clear line, exit 1, no output file."""
+class _SqrtNet(__import__("torch").nn.Module):
+    """Finite outputs, but sqrt(0) in the graph makes the input gradient non-finite: NaN maps."""
+
+    def __init__(self):
+        import torch
+
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.conv(x)
+        h = h + (h - h.detach()).sqrt()  # adds exactly 0, but its derivative is infinite
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def test_nan_maps_from_a_broken_model(tmp_path, photo_files, capsys):
+    """NaN maps get one clear line and exit 1, and no output file is written."""
+    import torch
+
+    torch.jit.trace(_SqrtNet().eval(), torch.rand(1, 3, 224, 224)).save(str(tmp_path / "sqrt.pt"))
+    rc = main(["explain", str(photo_files / "chelsea.png"), "--model", str(tmp_path / "sqrt.pt"),
+               "--classes", "0,1", "--out", str(tmp_path / "o")])
+    assert rc == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("alens: error")]
+    assert len(err) == 1 and "non-finite" in err[0]
+    assert not (tmp_path / "o" / "chelsea.npz").exists()
+
+
+def test_nan_outputs_from_a_broken_checkpoint(tmp_path, photo_files, capsys):
     import torch
     import torchvision
 
     net = torchvision.models.resnet18(num_classes=3)
     with torch.no_grad():
-        net.layer4[0].conv1.weight[0, 0, 0, 0] = float("nan")
+        net.fc.weight[0, 0] = float("nan")
     torch.save(net.state_dict(), tmp_path / "nan.pt")
     rc = main(["explain", str(photo_files / "chelsea.png"), "--model", str(tmp_path / "nan.pt"),
                "--arch", "resnet18", "--classes", "0,1", "--out", str(tmp_path / "o")])
     assert rc == 1
-    assert "non-finite" in capsys.readouterr().err
-    assert not (tmp_path / "o" / "chelsea.npz").exists()
+    assert "NaN or infinite outputs" in capsys.readouterr().err
+
+
+def test_ctrl_c_cancels_a_long_run_cleanly(photo_files, tmp_path):
+    """A cancelled CLI run (SIGINT) exits 130 with one line and leaves no partial file."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alens_gui.cli", "explain", str(photo_files / "chelsea.png"), "--method", "ig",
+         "-O", "steps=1000", "--top-k", "2", "--out", str(tmp_path)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(8)  # model loaded, IG running (1000 steps take about a minute on a CPU)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "alens: interrupted" in err
+    assert not list(tmp_path.iterdir())

@@ -141,3 +141,22 @@ def test_labels_file_errors(tmp_path):
         read_labels(tmp_path / "one.txt")
     with pytest.raises(ModelLoadError, match="no such file"):
         read_labels(tmp_path / "missing.txt")
+
+
+def test_offline_pretrained_weights_give_a_plain_message(monkeypatch, tmp_path):
+    """With no network and nothing cached, asking for pretrained weights says what to do."""
+    import urllib.error
+
+    import torch.hub
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    for spec in ("torchvision:resnet18", "timm:resnet18"):
+        with pytest.raises(ModelLoadError, match="--no-pretrained") as exc:
+            load_model(spec)
+        assert spec in str(exc.value)

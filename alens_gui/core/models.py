@@ -128,6 +128,10 @@ class LoadedModel:
                 f"the model returned outputs of shape {tuple(out.shape)}, but it has "
                 f"{self.num_classes} class names"
             )
+        if not torch.isfinite(out).all():
+            raise ModelLoadError(
+                "the model returned NaN or infinite outputs for this image; its weights may be broken"
+            )
         return torch.softmax(out.float(), dim=-1)[0].cpu().numpy()
 
 
