@@ -146,3 +146,12 @@ def test_lens_params_are_recorded(explainer, photos):
     e = explainer.explain(photos["coffee"], method="gradcam", top_k=2, lens=p)
     assert e.lens == p and e.method == "gradcam"
     assert e.refined.shape == (2, 224, 224)
+
+
+def test_explain_hands_out_partial_explanations(explainer, photos):
+    seen = []
+    e = explainer.explain(photos["coffee"], method="smoothgrad", top_k=2, samples=4, batch_size=2,
+                          on_partial=seen.append)
+    assert len(seen) == 1 and seen[0].k == 2 and list(seen[0].classes) == list(e.classes)
+    np.testing.assert_allclose(seen[0].distribution.sum(0), 1.0, atol=1e-5)
+    assert not np.allclose(seen[0].base, e.base)  # an estimate from half the samples

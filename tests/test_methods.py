@@ -138,3 +138,18 @@ def test_guided_backprop_needs_relu():
     model(torch.zeros(1, 3, 8, 8))
     with pytest.raises(MethodError, match="ReLU"):
         compute_base(model, torch.zeros(1, 3, 8, 8), [0, 1], "guided_backprop")
+
+
+def test_ig_reports_running_estimates_and_streams_batches(explainer, chelsea_input):
+    partials = []
+    progress = Progress(on_partial=partials.append)
+    ctx = explainer.loaded.context()
+    final = compute_base(explainer.model, chelsea_input, [285, 967], "ig", progress, ctx, steps=6, batch_size=2)
+    assert len(partials) == 2  # after batches 1 and 2 of 3; the last one is the result itself
+    assert all(p.shape == final.shape and torch.isfinite(p).all() for p in partials)
+    # the running estimate converges to the result: later estimates are closer
+    err = [float((p - final).abs().mean()) for p in partials]
+    assert err[1] < err[0]
+    one_batch = compute_base(explainer.model, chelsea_input, [285, 967], "ig", None, ctx, steps=6, batch_size=6)
+    scale = final.abs().max()
+    torch.testing.assert_close(final / scale, one_batch / scale, atol=1e-4, rtol=0)

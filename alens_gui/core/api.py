@@ -90,6 +90,7 @@ class Explainer:
         best_vs_worst: bool = False,
         lens: LensParams | str | None = None,
         progress: Progress | None = None,
+        on_partial=None,
         **method_options,
     ) -> Explanation:
         """Explain an image for a class set with a base method and the lens.
@@ -104,6 +105,9 @@ class Explainer:
         lens : LensParams or "al" / "var"
         progress : Progress, optional
             Receives progress and can cancel the run.
+        on_partial : callable, optional
+            Called with an :class:`Explanation` of the running estimate whenever the
+            method has one (Integrated Gradients and SmoothGrad after each batch).
         **method_options
             Passed to the method (e.g. ``steps=32`` for IG).
         """
@@ -114,7 +118,16 @@ class Explainer:
         display, x = self.loaded.preprocess(image)
         all_probs = self.loaded.probabilities(x)
         cls = self.choose_classes(all_probs, classes, top_k, with_lowest, best_vs_worst)
-        raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **method_options)
+        sink = progress.on_partial
+        if on_partial is not None:
+            def to_explanation(raw):
+                on_partial(self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, method_options))
+
+            progress.on_partial = to_explanation
+        try:
+            raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **method_options)
+        finally:
+            progress.on_partial = sink
         return self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, method_options)
 
     def _build(self, display, cls, all_probs, raw, params, info, method_options) -> Explanation:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from .errors import Cancelled
 
 ProgressCallback = Callable[[float, float, str], None]
+PartialCallback = Callable[[object], None]
 
 
 class Progress:
@@ -24,6 +25,9 @@ class Progress:
         Called as ``callback(done, total, message)`` whenever progress is made.
     total : float
         Total amount of work, in arbitrary units (set or grown by :meth:`add_total`).
+    on_partial : callable, optional
+        Receives intermediate results (:meth:`partial`), e.g. the running estimate of
+        Integrated Gradients after each batch of steps, so a viewer can show it early.
 
     Notes
     -----
@@ -32,8 +36,11 @@ class Progress:
     batches, so a cancel takes effect well within a second).
     """
 
-    def __init__(self, callback: ProgressCallback | None = None, total: float = 0.0) -> None:
+    def __init__(
+        self, callback: ProgressCallback | None = None, total: float = 0.0, on_partial: PartialCallback | None = None
+    ) -> None:
         self._callback = callback
+        self.on_partial = on_partial
         self.total = float(total)
         self.done = 0.0
         self.message = ""
@@ -68,6 +75,12 @@ class Progress:
             done, total, msg = self.done, self.total, self.message
         if self._callback is not None:
             self._callback(done, total, msg)
+        self.check()
+
+    def partial(self, payload) -> None:
+        """Hand an intermediate result to ``on_partial`` (if any), then check for cancel."""
+        if self.on_partial is not None:
+            self.on_partial(payload)
         self.check()
 
     @property

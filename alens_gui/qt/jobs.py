@@ -101,7 +101,8 @@ def explain_job(
     progress.check()
     # compute_base checks for cancel inside every forward and backward pass
     with using_model(loaded.model, progress):
-        return ex.explain(display, method=info.name, classes=classes, lens=lens, progress=progress, **opts)
+        return ex.explain(display, method=info.name, classes=classes, lens=lens, progress=progress,
+                          on_partial=progress.on_partial, **opts)
 
 
 def mask_job(progress: Progress, loaded, image: np.ndarray, mask: np.ndarray, classes, fill: str):

@@ -72,6 +72,8 @@ class TaskRunner(QObject):
     error = Signal(str, str)
     # Emitted from worker threads by Progress callbacks; Qt queues it to this object's thread.
     _relay = Signal(int, float, float, str)
+    # Intermediate results (Progress.partial) reach the task's on_yield as ("partial", payload).
+    _partial_relay = Signal(int, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +81,7 @@ class TaskRunner(QObject):
         self._tasks: dict[str, Task] = {}
         self._live: dict[int, Task] = {}
         self._relay.connect(self._on_progress)
+        self._partial_relay.connect(self._on_partial)
 
     # -- public -------------------------------------------------------------------
     def run(
@@ -95,7 +98,10 @@ class TaskRunner(QObject):
         """Cancel the task in ``slot`` and start ``fn(progress, *args, **kwargs)`` (a generator)."""
         self.cancel(slot)
         tid = next(self._ids)
-        progress = Progress(callback=lambda d, t, m, tid=tid: self._relay.emit(tid, d, t, m))
+        progress = Progress(
+            callback=lambda d, t, m, tid=tid: self._relay.emit(tid, d, t, m),
+            on_partial=lambda payload, tid=tid: self._partial_relay.emit(tid, payload),
+        )
         task = Task(tid, slot, label or slot, progress, on_yield=on_yield, on_return=on_return, on_error=on_error)
         worker = create_worker(fn, progress, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         if not isinstance(worker, GeneratorWorker):
@@ -141,6 +147,11 @@ class TaskRunner(QObject):
         task = self._live.get(tid)
         if task is not None and self._is_current(task):
             self.progress.emit(task.slot, done, total, message)
+
+    def _on_partial(self, tid: int, payload) -> None:
+        task = self._live.get(tid)
+        if task is not None:
+            self._on_yield(task, ("partial", payload))
 
     def _on_yield(self, task: Task, value) -> None:
         if self._is_current(task) and task.on_yield is not None:

@@ -160,6 +160,8 @@ class MainWindow(QMainWindow):
         self.presets = PresetStore(self.config_dir / "class_presets.json")
         self.model = ExplanationModel(self)
         self.runner = TaskRunner(self)
+        self._showing_partial = False  # the view shows a running estimate, not a result
+        self._last_complete = None  # what to show again if that run is cancelled
         self.loaded = None
         self.source = None  # the full-resolution image being explained
         self.source_label = ""
@@ -751,8 +753,15 @@ class MainWindow(QMainWindow):
             if self._tiles and self.class_mode.currentData() == "topk" and not self.class_list.checked():
                 # the grid game: keep the tiles' classes as the user's own set for later runs
                 self.set_class_mode("picked", classes=classes)
+        elif kind == "partial":  # a running estimate (IG, SmoothGrad): show it while the rest computes
+            if not self._showing_partial:
+                self._last_complete = self.model.explanation
+            self._showing_partial = True
+            # the label travels into captions, so an export made now says what it is
+            self._show(payload.with_meta(method_label=f"{payload.method_label} (partial estimate)"))
+            self.status_text.setText(f"partial result shown; {self.source_label}: still computing…")
 
-    def _on_explain_done(self, expl) -> None:
+    def _show(self, expl) -> None:
         try:
             params = self.lens_params()
         except AlensError:
@@ -760,6 +769,10 @@ class MainWindow(QMainWindow):
         if params != expl.lens:  # the user moved a lens control while the model ran
             expl = expl.relens(params)
         self.model.set_explanation(expl)
+
+    def _on_explain_done(self, expl) -> None:
+        self._showing_partial = False
+        self._show(expl)
         self.notify(f"{expl.method_label}: {expl.k} classes explained ({self.source_label})")
 
     def cancel(self) -> None:
@@ -782,6 +795,10 @@ class MainWindow(QMainWindow):
             self.progress_bar.setFormat(f"{message} (%p%)")
 
     def _on_task_finished(self, slot: str, outcome: str) -> None:
+        if slot == "explain" and outcome != "done" and self._showing_partial:
+            # a cancelled or failed run must not leave its partial estimate looking like a result
+            self._showing_partial = False
+            self.model.set_explanation(self._last_complete)
         if not self.runner.busy():
             self.progress_bar.hide()
             self.cancel_button.setEnabled(False)

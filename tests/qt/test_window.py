@@ -214,6 +214,25 @@ def test_cancel_a_long_run_and_a_new_request_replaces_the_old(make_window, qtbot
     assert win.model.explanation.method == "gradcam" and win.model.explanation is not first
 
 
+def test_ig_shows_running_estimates_then_the_result(make_window, qtbot):
+    win = make_window()
+    first = run(qtbot, win, "gradcam")
+    shown = []
+    win.model.changed.connect(lambda e: shown.append(e))
+    final = run(qtbot, win, "ig", steps=12, batch_size=3)
+    partial = [e for e in shown if e is not None and "(partial estimate)" in e.method_label]
+    assert len(partial) == 3  # after batches 1-3 of 4
+    assert all(e.k == final.k and np.allclose(e.distribution.sum(0), 1, atol=1e-5) for e in partial)
+    assert win.model.explanation is final and "partial" not in final.method_label
+    # a run cancelled after showing an estimate goes back to the last complete result
+    win.set_method("ig", steps=400, batch_size=4)
+    win.run_explanation()
+    qtbot.waitUntil(lambda: "(partial estimate)" in win.model.explanation.method_label, timeout=LONG)
+    win.cancel_button.click()
+    wait_idle(qtbot, win)
+    assert win.model.explanation is final and first is not final
+
+
 def test_export_png_svg_pdf_and_npz(make_window, qtbot, tmp_path):
     win = make_window()
     expl = run(qtbot, win, "gradcam")

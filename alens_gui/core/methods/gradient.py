@@ -70,8 +70,28 @@ def integrated_gradients(model, x, classes, progress: Progress, ctx=None, steps=
     alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
     path = ref + alphas.view(-1, 1, 1, 1) * (x - ref)
     progress.add_total(len(classes) * -(-steps // batch_size))
-    g = class_gradients(model, path, classes, progress, batch_size=batch_size)
-    return g.mean(dim=1) * (x - ref)
+    return _streamed_mean(model, path, classes, progress, batch_size, lambda g: g * (x - ref))
+
+
+def _streamed_mean(model, inputs, classes, progress: Progress, batch_size: int, finish, transform=None):
+    """Mean over the batch axis of per-class gradients, one batch of inputs at a time.
+
+    After each batch but the last, ``finish(running mean)`` goes to ``progress.partial``
+    so a viewer can show the estimate while the rest is computed; memory holds one
+    batch of gradients, not all of them.
+    """
+    total = None
+    done = 0
+    n = inputs.shape[0]
+    for start in range(0, n, batch_size):
+        g = class_gradients(model, inputs[start:start + batch_size], classes, progress)
+        if transform is not None:
+            g = transform(g)
+        total = g.sum(dim=1) if total is None else total + g.sum(dim=1)
+        done += g.shape[1]
+        if done < n:
+            progress.partial(finish(total / done))
+    return finish(total / n)
 
 
 @register_method(
@@ -91,8 +111,8 @@ def smoothgrad(model, x, classes, progress: Progress, ctx=None, samples=25, nois
     eps = torch.randn((samples, *x.shape[1:]), generator=gen).to(x.device, x.dtype)
     noisy = x + eps * noise * (hi - lo)
     progress.add_total(len(classes) * -(-samples // batch_size))
-    g = class_gradients(model, noisy, classes, progress, batch_size=batch_size)
-    return (g.abs() if abs else g).mean(dim=1)
+    return _streamed_mean(model, noisy, classes, progress, batch_size, lambda m: m,
+                          transform=torch.abs if abs else None)
 
 
 class _GuidedGrad(torch.autograd.Function):
