@@ -41,13 +41,16 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--labels", help="class names: a text file (one per line) or JSON")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     g.add_argument("--no-pretrained", action="store_true", help="random weights for torchvision/timm names")
+    g.add_argument("--resize", choices=("stretch", "center-crop"), default="stretch",
+                   help="fit images to the model's input: stretch the whole image (default; grids stay whole) "
+                        "or scale the short side and crop the centre")
 
 
 def load_from_args(args):
     from .core.models import load_model
 
     return load_model(args.model, arch=args.arch, labels=args.labels, device=args.device,
-                      pretrained=not args.no_pretrained)
+                      pretrained=not args.no_pretrained, resize=getattr(args, "resize", "stretch"))
 
 
 def add_lens_arguments(p: argparse.ArgumentParser) -> None:

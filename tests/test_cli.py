@@ -73,6 +73,14 @@ def test_unreadable_images_from_cli(photo_files, tmp_path, capsys, name, make, m
     assert len(err) == 1 and name in err[0] and message in err[0]
 
 
+def test_center_crop_resize(photo_files, tmp_path):
+    rc = main(["explain", str(photo_files / "coffee.jpg"), "--resize", "center-crop", "--top-k", "2",
+               "--out", str(tmp_path), "--no-png"])
+    assert rc == 0
+    with np.load(tmp_path / "coffee.npz") as z:
+        assert z["image"].shape == (224, 224, 3) and z["classes"][0] == 967
+
+
 def test_bad_image_in_a_batch_does_not_lose_the_others(photo_files, tmp_path, capsys):
     rc = main(["explain", str(photo_files / "broken.png"), str(photo_files / "chelsea.png"),
                "--top-k", "2", "--out", str(tmp_path), "--no-png"])

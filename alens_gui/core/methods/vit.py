@@ -384,7 +384,8 @@ _VIT = ("vit",)
 @register_method(
     "rollout", "Attention rollout",
     description="Product over blocks of head-averaged attention plus identity (Abnar & Zuidema 2020); "
-                "class-agnostic: the same map for every class.",
+                "class-agnostic: the same map for every class, so the lens has no competition to "
+                "resolve and keeps nothing (a reference for the class-specific methods).",
     family="attention", architectures=_VIT,
     options={"head_fusion": Option("mean", "how heads are combined", choices=("mean", "max", "min")), **_QUERY},
     aliases=("attention_rollout",),
