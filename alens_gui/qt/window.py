@@ -480,7 +480,15 @@ class MainWindow(QMainWindow):
         return self.runner.run(
             "model", jobs.load_model_job, spec, arch, labels, None if device in (None, "auto") else device,
             label=f"loading model {spec}", on_return=self.set_loaded,
+            on_error=lambda _exc, spec=spec: self._fall_back_to_default(spec),
         )
+
+    def _fall_back_to_default(self, spec: str) -> None:
+        """With no model at all (a failed first load, e.g. offline weights), use the bundled default."""
+        if self.loaded is None and spec.strip() not in ("default", "efficientnet-lite0"):
+            self.notify(f"could not load {spec}; using the default model (EfficientNet-Lite0, offline) instead",
+                        "warning")
+            self.load_model("default")
 
     def _load_from_controls(self) -> None:
         self.load_model(self.model_spec.currentText().strip(), self.arch_edit.text().strip() or None,

@@ -311,6 +311,19 @@ def test_wrong_checkpoint_is_a_message(make_window, qtbot, tmp_path, explainer):
     assert run_ok(qtbot, win)
 
 
+def test_a_first_model_that_cannot_load_falls_back_to_the_default(qtbot, tmp_path):
+    from alens_gui.qt.window import MainWindow
+
+    # what `alens-gui --model timm:NAME` does offline when the weights are not cached
+    win = MainWindow(None, model_spec=str(tmp_path / "missing.pt"), config_dir=tmp_path / "cfg", autorun=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.loaded is not None and not win.runner.busy(), timeout=LONG)
+    assert win.loaded.name.startswith("EfficientNet-Lite0") and win.loaded.num_classes == 1000
+    text = " ".join(t for _, t in win.notifications.messages)
+    assert "missing.pt" in text and "using the default model" in text
+    win.close()
+
+
 def test_labels_that_do_not_match_the_model(make_window, qtbot, tmp_path, explainer):
     win = make_window()
     run(qtbot, win, "gradcam")
