@@ -149,12 +149,6 @@ def _load_builtin() -> None:
     # Importing the modules registers their methods; done lazily to avoid import cycles.
     from . import cam, gradient, lrp, perturbation, vit  # noqa: F401
 
-    try:  # optional families added by later modules
-        from . import extra  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - only when the module itself is absent
-        if "extra" not in str(exc):
-            raise
-
 
 # ---------------------------------------------------------------------------------
 # Shared machinery
