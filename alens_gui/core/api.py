@@ -55,8 +55,7 @@ class Explainer:
 
     def predict(self, image) -> np.ndarray:
         """Softmax probabilities over all classes for an image."""
-        _, x = self.loaded.preprocess(image)
-        return self.loaded.probabilities(x)
+        return self.loaded.predict(image)
 
     def choose_classes(
         self,
@@ -113,7 +112,7 @@ class Explainer:
         """
         progress = ensure_progress(progress)
         info = get_method(method)
-        info.resolve_options(method_options)  # fail on bad options before any work
+        opts = info.resolve_options(method_options)  # fail on bad options before any work
         params = resolve_lens(lens)
         display, x = self.loaded.preprocess(image)
         all_probs = self.loaded.probabilities(x)
@@ -121,21 +120,21 @@ class Explainer:
         sink = progress.on_partial
         if on_partial is not None:
             def to_explanation(raw):
-                on_partial(self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, method_options))
+                on_partial(self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, opts))
 
             progress.on_partial = to_explanation
         try:
-            raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **method_options)
+            raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **opts)
         finally:
             progress.on_partial = sink
-        return self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, method_options)
+        return self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, opts)
 
-    def _build(self, display, cls, all_probs, raw, params, info, method_options) -> Explanation:
+    def _build(self, display, cls, all_probs, raw, params, info, options: dict) -> Explanation:
         top = np.argsort(-all_probs)[:5]
         return Explanation.from_raw(
             display, cls, [self.class_names[c] for c in cls], all_probs[cls], raw, params,
             method=info.name, method_label=info.label,
-            method_options=info.resolve_options(method_options),
+            method_options=dict(options),
             model_name=self.loaded.name,
             top5=[(int(c), self.class_names[c], float(all_probs[c])) for c in top],
         )

@@ -196,16 +196,8 @@ def sample_images() -> dict[str, np.ndarray]:
     """The photographs scikit-image ships, as float RGB (the offline sample set)."""
     from skimage import data
 
-    out = {}
-    for name in ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "cat"):
-        fn = getattr(data, name, None)
-        if fn is None:
-            continue
-        img = fn()
-        if isinstance(img, tuple):
-            img = img[0]
-        out[name] = to_float_rgb(img)
-    return out
+    names = ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "cat")
+    return {name: sample_image(name) for name in names if hasattr(data, name)}
 
 
 def sample_image(name: str = "chelsea") -> np.ndarray:

@@ -33,7 +33,7 @@ from torch import nn
 
 from .errors import ModelLoadError
 from .images import as_image
-from .methods.base import MethodContext
+from .methods.base import MethodContext, eval_and_frozen
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -115,14 +115,10 @@ class LoadedModel:
         return display, self.to_input(display)
 
     @torch.no_grad()
-    def probabilities(self, x: torch.Tensor) -> np.ndarray:
-        """Softmax over all classes for a (1, 3, H, W) input, as a NumPy vector."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
+    def batch_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax over all classes for a (B, 3, H, W) batch, as a (B, num_classes) tensor."""
+        with eval_and_frozen(self.model):
             out = self.model(x.to(self.device))
-        finally:
-            self.model.train(was_training)
         if out.ndim != 2 or out.shape[-1] != self.num_classes:
             raise ModelLoadError(
                 f"the model returned outputs of shape {tuple(out.shape)}, but it has "
@@ -132,7 +128,15 @@ class LoadedModel:
             raise ModelLoadError(
                 "the model returned NaN or infinite outputs for this image; its weights may be broken"
             )
-        return torch.softmax(out.float(), dim=-1)[0].cpu().numpy()
+        return torch.softmax(out.float(), dim=-1)
+
+    def probabilities(self, x: torch.Tensor) -> np.ndarray:
+        """Softmax over all classes for a (1, 3, H, W) input, as a NumPy vector."""
+        return self.batch_probabilities(x)[0].cpu().numpy()
+
+    def predict(self, image) -> np.ndarray:
+        """Softmax probabilities over all classes for any image-like object."""
+        return self.probabilities(self.preprocess(image)[1])
 
 
 # ---------------------------------------------------------------------------------

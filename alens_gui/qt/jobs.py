@@ -66,8 +66,7 @@ def tile_classes(loaded, tiles: Sequence) -> list[int]:
     """The distinct top-1 classes of the grid's tiles, in tile order."""
     out: list[int] = []
     for t in tiles:
-        _, x = loaded.preprocess(t)
-        c = int(np.argmax(loaded.probabilities(x)))
+        c = int(np.argmax(loaded.predict(t)))
         if c not in out:
             out.append(c)
     return out

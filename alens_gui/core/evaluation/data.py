@@ -187,7 +187,7 @@ class ImageSource:
         return len(self._classes) if self._classes is not None else len(self._photos)
 
     def _top1(self, img: np.ndarray) -> int:
-        return int(np.argmax(self.loaded.probabilities(self.loaded.to_input(self.loaded.resize_image(img)))))
+        return int(np.argmax(self.loaded.predict(img)))
 
     def pick(
         self, k: int, tile_hw: tuple[int, int], rng: np.random.Generator, strip: bool = False,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import AlensError
-from ..ops import gaussian_blur
+from ..masking import fill_image
 from ..progress import Progress, ensure_progress
 from .common import as_variants, base_maps, lensed, model_meta, resolve_methods, split_options
 from .data import Sample, make_composites
@@ -32,9 +32,11 @@ MODES = ("insertion", "deletion")
 
 
 def blurred_baseline(image: np.ndarray) -> np.ndarray:
-    """The blurred copy (H, W, 3) that insertion starts from and deletion fills in."""
-    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)
-    return gaussian_blur(t, max(image.shape[:2]) / 20.0).permute(1, 2, 0).numpy()
+    """The blurred copy (H, W, 3) that insertion starts from and deletion fills in.
+
+    The same blur (sigma = size / 20) as the masking tool's ``blur`` fill.
+    """
+    return fill_image(image, "blur")
 
 
 def pixel_order(score: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -64,17 +66,10 @@ def perturbation_curve(
         f = start_f.copy()
         f[order[:k]] = fill_f[order[:k]]
         frames.append(f.reshape(h, w, 3))
-    model = loaded.model
-    was_training = model.training
-    model.eval()
     probs = []
-    try:
-        for i in range(0, len(frames), batch_size):
-            xb = torch.cat([loaded.to_input(f) for f in frames[i:i + batch_size]])
-            out = model(xb)
-            probs.append(torch.softmax(out.float(), dim=-1)[:, cls].cpu().numpy())
-    finally:
-        model.train(was_training)
+    for i in range(0, len(frames), batch_size):
+        xb = torch.cat([loaded.to_input(f) for f in frames[i:i + batch_size]])
+        probs.append(loaded.batch_probabilities(xb)[:, cls].cpu().numpy())
     return np.concatenate(probs).astype(np.float64)
 
 

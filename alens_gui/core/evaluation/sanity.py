@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import AlensError
-from ..methods.base import hooks
+from ..methods.base import eval_and_frozen, hooks
 from ..progress import Progress, ensure_progress
 from .common import as_variants, base_maps, lensed, model_meta, resolve_methods, split_options
 from .data import Sample, make_grids
@@ -46,13 +46,8 @@ def randomization_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
                     if name not in order:
                         order.append(name)
                 handles.append(mod.register_forward_hook(rec))
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                model(example)
-        finally:
-            model.train(was_training)
+        with eval_and_frozen(model), torch.no_grad():
+            model(example)
     if not order:
         raise AlensError("the model has no convolution or linear layers to randomize")
     return order[::-1]
