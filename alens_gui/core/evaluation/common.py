@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import LensError, MethodError
 from ..lens import LensParams, preset, refine
 from ..methods.base import MethodInfo, compute_base, get_method
-from ..progress import Progress
+from ..progress import Progress, ensure_progress
 
 #: The methods the results page reports (the first paper's CNN set, without LRP).
 DEFAULT_METHODS = ("saliency", "ixg", "ig", "guided_backprop", "gradcam", "guided_gradcam")
@@ -145,3 +145,48 @@ def mean_dicts(rows: Sequence[dict[str, float]], keys: Sequence[str]) -> dict[st
 
 def model_meta(loaded) -> dict:
     return {"model": loaded.name, "device": loaded.device_label(), "input_size": list(loaded.input_size)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every benchmark resolves before its first model call."""
+
+    loaded: object
+    progress: Progress
+    infos: list[MethodInfo]
+    options: dict[str, dict]
+    variants: list[LensVariant]
+
+
+def prepare(explainer, methods, method_options, lens_params_list, progress: Progress | None) -> Run:
+    """Resolve model, methods, options and lens variants; bad input fails here, before any work.
+
+    ``explainer`` may be an :class:`~alens_gui.core.api.Explainer` or a ``LoadedModel``.
+    """
+    infos = resolve_methods(methods)
+    return Run(
+        loaded=getattr(explainer, "loaded", explainer),
+        progress=ensure_progress(progress),
+        infos=infos,
+        options=split_options(infos, method_options),
+        variants=as_variants(lens_params_list),
+    )
+
+
+def method_entry(info: MethodInfo, options: dict, base, al, variants: dict) -> dict:
+    """One method's results: the same keys for every benchmark."""
+    return {"label": info.label, "options": options, "base": base, "al": al, "variants": variants}
+
+
+def run_meta(protocol: str, run: Run, samples, seed: int, samples_key: str = "grids", **extra) -> dict:
+    """The ``_meta`` record shared by every benchmark's results (``samples`` listed under ``samples_key``)."""
+    return {
+        "protocol": protocol,
+        **model_meta(run.loaded),
+        "n": len(samples),
+        "seed": seed,
+        **extra,
+        "lens": {v.label: v.params.as_dict() for v in run.variants},
+        "al_variant": run.variants[0].label,
+        samples_key: [{"classes": g.classes, "names": g.names, "sources": g.sources} for g in samples],
+    }

@@ -11,22 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..progress import Progress, ensure_progress
-from .common import (
-    as_variants,
-    base_maps,
-    lensed,
-    mean_dicts,
-    model_meta,
-    resolve_methods,
-    split_options,
-)
+from ..progress import Progress
+from .common import base_maps, lensed, mean_dicts, method_entry, prepare, run_meta
 from .data import Sample, make_grids
 from .metrics import LOCALISATION_KEYS, localisation_batch
-
-
-def _loaded(model_or_explainer):
-    return getattr(model_or_explainer, "loaded", model_or_explainer)
 
 
 def run_grid_game(
@@ -67,11 +55,8 @@ def run_grid_game(
         ``variants`` holds the refined means for every lens variant. ``_meta`` records
         the protocol, model, grids and lens settings.
     """
-    loaded = _loaded(explainer)
-    progress = ensure_progress(progress)
-    infos = resolve_methods(methods)
-    options = split_options(infos, method_options)
-    variants = as_variants(lens_params_list)
+    run = prepare(explainer, methods, method_options, lens_params_list, progress)
+    loaded, progress, infos, options, variants = run.loaded, run.progress, run.infos, run.options, run.variants
     if grids is None:
         progress.advance(0, "building grids")
         grids = make_grids(loaded, n, seed, folder)
@@ -89,24 +74,12 @@ def run_grid_game(
     results: dict = {}
     for info in infos:
         r = rows[info.name]
-        entry = {
-            "label": info.label,
-            "options": options[info.name],
-            "base": _summary(r["base"]),
-            "al": _summary(r[variants[0].label]),
-            "variants": {v.label: _summary(r[v.label], per_class=False) for v in variants},
-        }
-        results[info.name] = entry
-    results["_meta"] = {
-        "protocol": "grid",
-        **model_meta(loaded),
-        "n": len(grids),
-        "seed": seed,
-        "source": str(folder) if folder else "skimage photographs",
-        "lens": {v.label: v.params.as_dict() for v in variants},
-        "al_variant": variants[0].label,
-        "grids": [{"classes": g.classes, "names": g.names, "sources": g.sources} for g in grids],
-    }
+        results[info.name] = method_entry(
+            info, options[info.name], _summary(r["base"]), _summary(r[variants[0].label]),
+            {v.label: _summary(r[v.label], per_class=False) for v in variants},
+        )
+    results["_meta"] = run_meta("grid", run, grids, seed,
+                                source=str(folder) if folder else "skimage photographs")
     return results
 
 

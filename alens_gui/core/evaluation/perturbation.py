@@ -23,8 +23,8 @@ import torch
 
 from ..errors import AlensError
 from ..masking import fill_image
-from ..progress import Progress, ensure_progress
-from .common import as_variants, base_maps, lensed, model_meta, resolve_methods, split_options
+from ..progress import Progress
+from .common import base_maps, lensed, method_entry, prepare, run_meta
 from .data import Sample, make_composites
 from .metrics import auc
 
@@ -96,19 +96,14 @@ def run_perturbation(
         "variants": {...}}, "_meta": {...}}}`` for each mode in ``modes``. Higher is
         better for insertion, lower for deletion.
     """
-    from .grid import _loaded
-
-    loaded = _loaded(explainer)
-    progress = ensure_progress(progress)
     modes = list(dict.fromkeys(modes))
     for m in modes:
         if m not in MODES:
             raise AlensError(f"mode must be insertion or deletion; got {m!r}")
     if steps < 2:
         raise AlensError(f"insertion/deletion needs at least 2 steps; got {steps}")
-    infos = resolve_methods(methods)
-    options = split_options(infos, method_options)
-    variants = as_variants(lens_params_list)
+    run = prepare(explainer, methods, method_options, lens_params_list, progress)
+    loaded, progress, infos, options, variants = run.loaded, run.progress, run.infos, run.options, run.variants
     if composites is None:
         progress.advance(0, "building composites")
         composites = make_composites(loaded, n, seed, folder)
@@ -136,26 +131,13 @@ def run_perturbation(
         res: dict = {}
         for info in infos:
             summ = {k: _summary(curves[mode][info.name][k], fractions) for k in keys}
-            res[info.name] = {
-                "label": info.label,
-                "options": options[info.name],
-                "base": summ["base"],
-                "al": summ[variants[0].label],
-                "variants": {v.label: summ[v.label] for v in variants},
-            }
-        res["_meta"] = {
-            "protocol": mode,
-            **model_meta(loaded),
-            "n": len(composites),
-            "seed": seed,
-            "steps": steps,
-            "fractions": fractions.tolist(),
-            "source": str(folder) if folder else "skimage photographs",
-            "lens": {v.label: v.params.as_dict() for v in variants},
-            "al_variant": variants[0].label,
-            "composites": [{"classes": c.classes, "names": c.names, "sources": c.sources} for c in composites],
-            "better": "higher" if mode == "insertion" else "lower",
-        }
+            res[info.name] = method_entry(info, options[info.name], summ["base"], summ[variants[0].label],
+                                          {v.label: summ[v.label] for v in variants})
+        res["_meta"] = run_meta(
+            mode, run, composites, seed, samples_key="composites", steps=steps, fractions=fractions.tolist(),
+            source=str(folder) if folder else "skimage photographs",
+            better="higher" if mode == "insertion" else "lower",
+        )
         out[mode] = res
     return out
 

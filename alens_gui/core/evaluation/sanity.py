@@ -29,8 +29,8 @@ from torch import nn
 
 from ..errors import AlensError
 from ..methods.base import eval_and_frozen, hooks
-from ..progress import Progress, ensure_progress
-from .common import as_variants, base_maps, lensed, model_meta, resolve_methods, split_options
+from ..progress import Progress
+from .common import base_maps, lensed, method_entry, prepare, run_meta
 from .data import Sample, make_grids
 from .metrics import SIMILARITY_KEYS, similarity
 
@@ -111,13 +111,8 @@ def run_sanity(
         entry s is the mean similarity after s groups were randomized (entry 0 is the
         unrandomized model, similarity 1). Lower is better.
     """
-    from .grid import _loaded
-
-    loaded = _loaded(explainer)
-    progress = ensure_progress(progress)
-    infos = resolve_methods(methods)
-    options = split_options(infos, method_options)
-    variants = as_variants(lens_params_list)
+    run = prepare(explainer, methods, method_options, lens_params_list, progress)
+    loaded, progress, infos, options, variants = run.loaded, run.progress, run.infos, run.options, run.variants
     if grids is None:
         progress.advance(0, "building grids")
         grids = make_grids(loaded, n, seed, folder)
@@ -160,24 +155,8 @@ def run_sanity(
         for key in keys:
             summ[key] = {s: [float(np.mean([r[s] for r in step_rows])) for step_rows in sims[info.name][key]]
                          for s in SIMILARITY_KEYS}
-        results[info.name] = {
-            "label": info.label,
-            "options": options[info.name],
-            "base": summ["base"],
-            "al": summ[variants[0].label],
-            "variants": {v.label: summ[v.label] for v in variants},
-        }
-    results["_meta"] = {
-        "protocol": "sanity",
-        **model_meta(loaded),
-        "n": len(grids),
-        "seed": seed,
-        "fractions": fractions,
-        "groups": groups,
-        "layers": total,
-        "lens": {v.label: v.params.as_dict() for v in variants},
-        "al_variant": variants[0].label,
-        "grids": [{"classes": g.classes, "names": g.names, "sources": g.sources} for g in grids],
-        "better": "lower",
-    }
+        results[info.name] = method_entry(info, options[info.name], summ["base"], summ[variants[0].label],
+                                          {v.label: summ[v.label] for v in variants})
+    results["_meta"] = run_meta("sanity", run, grids, seed, fractions=fractions, groups=groups, layers=total,
+                                better="lower")
     return results
