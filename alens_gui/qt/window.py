@@ -730,6 +730,14 @@ class MainWindow(QMainWindow):
             self.apply_preset(name)
 
     # ------------------------------------------------------------------ running
+    def method_settings(self):
+        """``(method, options, lens)`` from the controls, checked (raises AlensError on bad input)."""
+        lens = self.lens_params()
+        method = self.method_combo.currentData()
+        options = self.options_form.values()
+        self.methods[method].resolve_options(options)
+        return method, options, lens
+
     def run_explanation(self):
         """Explain the current image with the chosen method, options, class set and lens."""
         if self.loaded is None or self.source is None:
@@ -737,10 +745,7 @@ class MainWindow(QMainWindow):
             return None
         try:
             request = self.class_request()
-            lens = self.lens_params()
-            method = self.method_combo.currentData()
-            options = self.options_form.values()
-            self.methods[method].resolve_options(options)
+            method, options, lens = self.method_settings()
         except AlensError as exc:
             self.notify(readable_error(exc), "error")
             return None
@@ -990,10 +995,7 @@ class MainWindow(QMainWindow):
             self.notify("load a model first", "warning")
             return None
         try:
-            lens = self.lens_params()
-            method = self.method_combo.currentData()
-            options = self.options_form.values()
-            self.methods[method].resolve_options(options)
+            method, options, lens = self.method_settings()
         except AlensError as exc:
             self.notify(readable_error(exc), "error")
             return None
