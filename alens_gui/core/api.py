@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +28,16 @@ def resolve_lens(lens: LensParams | str | None) -> LensParams:
     if isinstance(lens, str):
         return preset(lens)
     return lens
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image ready to explain: as the model sees it, its input tensor, probabilities, class set."""
+
+    display: np.ndarray
+    x: torch.Tensor
+    probs: np.ndarray
+    classes: list[int]
 
 
 class Explainer:
@@ -110,13 +121,45 @@ class Explainer:
         **method_options
             Passed to the method (e.g. ``steps=32`` for IG).
         """
+        get_method(method).resolve_options(method_options)  # fail on bad options before any work
+        prepared = self.prepare(image, classes, top_k, with_lowest, best_vs_worst)
+        return self.explain_prepared(prepared, method, lens=lens, progress=progress, on_partial=on_partial,
+                                     **method_options)
+
+    def prepare(
+        self,
+        image,
+        classes: Sequence[int] | str | None = None,
+        top_k: int | None = None,
+        with_lowest: bool = False,
+        best_vs_worst: bool = False,
+    ) -> Prepared:
+        """The first half of :meth:`explain`: resize, classify once, choose the class set.
+
+        A front end can show the image and the chosen classes before the (long)
+        attribution run, then call :meth:`explain_prepared` without classifying again.
+        """
+        display, x = self.loaded.preprocess(image)
+        probs = self.loaded.probabilities(x)
+        chosen = self.choose_classes(probs, classes, top_k, with_lowest, best_vs_worst)
+        return Prepared(display, x, probs, chosen)
+
+    def explain_prepared(
+        self,
+        prepared: Prepared,
+        method: str = "ixg",
+        *,
+        lens: LensParams | str | None = None,
+        progress: Progress | None = None,
+        on_partial=None,
+        **method_options,
+    ) -> Explanation:
+        """The second half of :meth:`explain`: run the method on a :class:`Prepared` input."""
         progress = ensure_progress(progress)
         info = get_method(method)
-        opts = info.resolve_options(method_options)  # fail on bad options before any work
+        opts = info.resolve_options(method_options)
         params = resolve_lens(lens)
-        display, x = self.loaded.preprocess(image)
-        all_probs = self.loaded.probabilities(x)
-        cls = self.choose_classes(all_probs, classes, top_k, with_lowest, best_vs_worst)
+        display, x, all_probs, cls = prepared.display, prepared.x, prepared.probs, prepared.classes
         sink = progress.on_partial
         if on_partial is not None:
             def to_explanation(raw):

@@ -83,25 +83,26 @@ def explain_job(
     info = get_method(method)
     opts = info.resolve_options(options)
     ex = Explainer(loaded)
-    with using_model(loaded.model, progress):
-        display, x = loaded.preprocess(image)
-        probs = loaded.probabilities(x)
-        classes = tile_classes(loaded, request.tiles) if request.kind == "tiles" else []
     if request.kind == "tiles":
-        if len(classes) < 2:
+        with using_model(loaded.model, progress):
+            tiles = tile_classes(loaded, request.tiles)
+        if len(tiles) < 2:
             raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
+        choice = {"classes": tiles}
     elif request.kind == "picked":
-        classes = ex.choose_classes(probs, classes=list(request.classes))
+        choice = {"classes": list(request.classes)}
     elif request.kind == "best_vs_worst":
-        classes = ex.choose_classes(probs, best_vs_worst=True)
+        choice = {"best_vs_worst": True}
     else:
-        classes = ex.choose_classes(probs, top_k=request.k, with_lowest=request.with_lowest)
-    yield ("prepared", (display, classes, probs))
+        choice = {"top_k": request.k, "with_lowest": request.with_lowest}
+    with using_model(loaded.model, progress):
+        prepared = ex.prepare(image, **choice)
+    yield ("prepared", (prepared.display, prepared.classes, prepared.probs))
     progress.check()
     # compute_base checks for cancel inside every forward and backward pass
     with using_model(loaded.model, progress):
-        return ex.explain(display, method=info.name, classes=classes, lens=lens, progress=progress,
-                          on_partial=progress.on_partial, **opts)
+        return ex.explain_prepared(prepared, info.name, lens=lens, progress=progress,
+                                   on_partial=progress.on_partial, **opts)
 
 
 def mask_job(progress: Progress, loaded, image: np.ndarray, mask: np.ndarray, classes, fill: str):
