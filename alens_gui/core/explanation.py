@@ -120,10 +120,6 @@ class Explanation:
         d = self.distribution[(slice(None),) + ((0,) if self.distribution.ndim == 4 else ()) + (y, x)]
         return np.asarray(d, dtype=np.float64)
 
-    def label(self, i: int) -> str:
-        """``"285 Egyptian cat (p=0.79)"`` for class index ``i`` in the set."""
-        return f"{int(self.classes[i])} {self.class_names[i]} (p={self.probs[i]:.3f})"
-
     def caption(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.method_options.items() if k != "layer" or v)
         method = self.method_label or self.method

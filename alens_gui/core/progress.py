@@ -83,10 +83,6 @@ class Progress:
             self.on_partial(payload)
         self.check()
 
-    @property
-    def fraction(self) -> float:
-        return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
-
 
 def ensure_progress(progress: Progress | None) -> Progress:
     """Return ``progress`` or a silent one, so compute code never tests for ``None``."""

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from ..errors import LensError
-from ..ops import gaussian_blur
+from ..ops import gaussian_blur, opencv_sigma
 
-#: The blur of the localisation metrics: an 11 x 11 kernel with sigma 2.
-BLUR_SIGMA = 2.0
+#: The blur of the localisation metrics: an 11 x 11 kernel with OpenCV's sigma for it (2.0).
 BLUR_SIZE = 11
+BLUR_SIGMA = opencv_sigma(BLUR_SIZE)
 LOCALISATION_KEYS = ("ra", "iou", "precision", "recall", "f1")
 SIMILARITY_KEYS = ("spearman", "pearson", "cosine")
 

@@ -208,14 +208,6 @@ def eval_and_frozen(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 def class_gradients(
     model: nn.Module,
     inputs: torch.Tensor,
