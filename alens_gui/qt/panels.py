@@ -94,7 +94,7 @@ class DistributionPanel(QWidget):
         self.chance.setPos(1.0 / k + expl.lens.tau)
         rows = "".join(
             f"<tr><td>{int(c)} {n}</td><td align='right'>{s:.3f}</td><td align='right'>{b:.3g}</td>"
-            f"<td align='right'>{r:.3g}</td></tr>"
+            f"<td align='right'>{r + 0.0:.3g}</td></tr>"
             for c, n, s, b, r in zip(expl.classes, expl.class_names, d, base, refined)
         )
         self.text.setText(
