@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -30,7 +31,10 @@ def test_explain_writes_npz_and_pngs(photo_files, tmp_path, capsys):
     for stem, top in (("chelsea", 0), ("coffee", 1)):
         with np.load(tmp_path / f"{stem}.npz") as z:
             assert list(z["classes"]) == [285, 967]
-            assert z["base"].shape == z["distribution"].shape == z["refined"].shape == (2, 224, 224)
+            # maps come back in the photograph's own shape (chelsea is 300 x 451, coffee 400 x 600)
+            h, w = z["image"].shape[:2]
+            assert (h, w) == ((300, 451) if stem == "chelsea" else (400, 600))
+            assert z["base"].shape == z["distribution"].shape == z["refined"].shape == (2, h, w)
             np.testing.assert_allclose(z["distribution"].sum(0), 1.0, atol=1e-5)
             assert int(np.argmax(z["probs"])) == top
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
@@ -78,7 +82,12 @@ def test_center_crop_resize(photo_files, tmp_path):
                "--out", str(tmp_path), "--no-png"])
     assert rc == 0
     with np.load(tmp_path / "coffee.npz") as z:
-        assert z["image"].shape == (224, 224, 3) and z["classes"][0] == 967
+        assert z["image"].shape == (400, 600, 3) and z["classes"][0] == 967
+        # the model saw the central 400 x 400 square: the maps are NaN outside it, finite inside
+        refined = z["refined"]
+        assert np.isnan(refined[:, :, :100]).all() and np.isnan(refined[:, :, 500:]).all()
+        assert np.isfinite(refined[:, :, 100:500]).all()
+        assert json.loads(str(z["meta"]))["geometry"]["policy"] == "center-crop"
 
 
 def test_bad_image_in_a_batch_does_not_lose_the_others(photo_files, tmp_path, capsys):

@@ -250,7 +250,8 @@ def test_vit_explanation_through_the_api(photos):
     ex = Explainer.from_spec("timm:vit_tiny_patch16_224", pretrained=False, device="cpu")
     assert ex.loaded.architecture == "vit"
     out = ex.explain(photos["coffee"], method="transformer_lrp", top_k=3)
-    assert out.refined.shape == (3, 224, 224) and np.isfinite(out.refined).all()
+    assert out.raw.shape[-2:] == (224, 224)  # the model's frame
+    assert out.refined.shape == (3, 400, 600) and np.isfinite(out.refined).all()  # the photograph's
     np.testing.assert_allclose(out.distribution.sum(axis=0), 1.0, atol=1e-4)
 
 

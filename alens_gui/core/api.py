@@ -16,6 +16,7 @@ import torch
 from . import classsets
 from .errors import ClassSetError
 from .explanation import Explanation
+from .geometry import Geometry
 from .lens import AL, LensParams, preset
 from .methods.base import compute_base, get_method
 from .models import LoadedModel, load_model
@@ -32,12 +33,14 @@ def resolve_lens(lens: LensParams | str | None) -> LensParams:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An image ready to explain: as the model sees it, its input tensor, probabilities, class set."""
+    """An image ready to explain: display image, its geometry, model input, probabilities, class set."""
 
     display: np.ndarray
     x: torch.Tensor
     probs: np.ndarray
     classes: list[int]
+    geometry: Geometry | None = None
+    source: dict | None = None
 
 
 class Explainer:
@@ -139,10 +142,10 @@ class Explainer:
         A front end can show the image and the chosen classes before the (long)
         attribution run, then call :meth:`explain_prepared` without classifying again.
         """
-        display, x = self.loaded.preprocess(image)
+        display, geometry, x = self.loaded.fit(image)
         probs = self.loaded.probabilities(x)
         chosen = self.choose_classes(probs, classes, top_k, with_lowest, best_vs_worst)
-        return Prepared(display, x, probs, chosen)
+        return Prepared(display, x, probs, chosen, geometry, source_info(image))
 
     def explain_prepared(
         self,
@@ -159,25 +162,49 @@ class Explainer:
         info = get_method(method)
         opts = info.resolve_options(method_options)
         params = resolve_lens(lens)
-        display, x, all_probs, cls = prepared.display, prepared.x, prepared.probs, prepared.classes
+        x, cls = prepared.x, prepared.classes
         sink = progress.on_partial
         if on_partial is not None:
             def to_explanation(raw):
-                on_partial(self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, opts))
+                on_partial(self._build(prepared, raw.cpu().numpy(), params, info, opts, partial=True))
 
             progress.on_partial = to_explanation
         try:
             raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **opts)
         finally:
             progress.on_partial = sink
-        return self._build(display, cls, all_probs, raw.cpu().numpy(), params, info, opts)
+        return self._build(prepared, raw.cpu().numpy(), params, info, opts)
 
-    def _build(self, display, cls, all_probs, raw, params, info, options: dict) -> Explanation:
+    def _build(self, prepared: Prepared, raw, params, info, options: dict, partial: bool = False) -> Explanation:
+        all_probs, cls = prepared.probs, prepared.classes
         top = np.argsort(-all_probs)[:5]
         return Explanation.from_raw(
-            display, cls, [self.class_names[c] for c in cls], all_probs[cls], raw, params,
+            prepared.display, cls, [self.class_names[c] for c in cls], all_probs[cls], raw, params,
+            geometry=prepared.geometry,
             method=info.name, method_label=info.label,
             method_options=dict(options),
             model_name=self.loaded.name,
             top5=[(int(c), self.class_names[c], float(all_probs[c])) for c in top],
+            source=dict(prepared.source or {}),
+            partial=partial,
         )
+
+
+def source_info(image) -> dict:
+    """Where an image came from, for provenance: its file name and SHA-256 (nothing else)."""
+    import hashlib
+    import os
+
+    if not isinstance(image, (str, os.PathLike)):
+        return {}
+    from pathlib import Path
+
+    p = Path(image)
+    h = hashlib.sha256()
+    try:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return {"file": p.name}
+    return {"file": p.name, "sha256": h.hexdigest()}

@@ -1,7 +1,8 @@
 """Annotated heatmap figures (PNG, SVG, PDF) for reports, written atomically.
 
 Uses matplotlib's object API with the Agg canvas directly (no pyplot, no GUI backend),
-so it runs headless and never touches Qt.
+so it runs headless and never touches Qt. Colours, limits and the overlay rule come from
+:mod:`alens_gui.core.colors`, the same module the views draw with.
 """
 
 from __future__ import annotations
@@ -13,43 +14,52 @@ from pathlib import Path
 
 import numpy as np
 
+from .colors import ColorScale, backdrop, class_color, composite, territory_rgba
 from .explanation import Explanation, atomic_write
 
 FORMATS = ("png", "svg", "pdf")
 
 
-def map_limits(maps: np.ndarray, percentile: float = 99.5) -> tuple[float, float, bool]:
-    """Colour limits shared by a set of maps: symmetric when any value is negative.
+def panels(expl: Explanation, scale: ColorScale | None = None, opacity: float = 0.75) -> dict:
+    """The images a view shows for an explanation, as float RGB arrays in [0, 1].
 
-    The limit is a high percentile of the non-zero |values| rather than the maximum:
-    pixel-space gradient maps have a few extreme pixels that would otherwise wash
-    everything else out (values beyond the limit saturate).
+    Keys: ``"base"`` and ``"refined"`` (lists of K overlays), ``"limits"`` ((K,), (K,)),
+    ``"signed"``, ``"territory"`` (the class-territory overlay). Views and exporters draw
+    exactly these (the views through the same lookup tables, see :mod:`.colors`).
     """
-    finite = np.asarray(maps)[np.isfinite(maps)]
-    nonzero = np.abs(finite[finite != 0])
-    if nonzero.size == 0:
-        return 0.0, 1.0, False
-    m = float(np.percentile(nonzero, percentile)) or float(nonzero.max())
-    if finite.min() < 0:
-        return -m, m, True
-    return 0.0, m, False
+    scale = scale or ColorScale()
+    signed = expl.signed
+    blim, rlim = scale.limits(expl.base, expl.refined)
+    under = backdrop(expl.image)
+    labels, strength = expl.territory()
+    return {
+        "signed": signed,
+        "limits": (blim, rlim),
+        "base": [composite(under, scale.rgba(expl.base[i], blim[i], signed), opacity) for i in range(expl.k)],
+        "refined": [composite(under, scale.rgba(expl.refined[i], rlim[i], signed), opacity) for i in range(expl.k)],
+        "territory": composite(under, territory_rgba(labels, strength), 1.0),
+    }
 
 
-def colormap_name(signed: bool) -> str:
-    return "RdBu_r" if signed else "inferno"
+def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool) -> None:
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+
+    table = scale.lut(signed)[:, :3] / 255.0
+    lo, hi = scale.levels(limit, signed)
+    sm = ScalarMappable(norm=Normalize(lo, hi), cmap=ListedColormap(table))
+    cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
+    cb.ax.tick_params(labelsize=7)
 
 
-def overlay_rgba(image: np.ndarray, amap: np.ndarray, vmin: float, vmax: float, signed: bool, opacity: float = 0.7):
-    """Blend a map over a greyed image; transparency follows |value| so faint evidence fades."""
-    from matplotlib import colormaps
+def territory_legend(fig, ax, expl: Explanation) -> None:
+    """A legend of the class colours (with probabilities) beside a territory panel."""
+    from matplotlib.patches import Patch
 
-    cmap = colormaps[colormap_name(signed)]
-    span = (vmax - vmin) or 1.0
-    rgba = cmap(np.clip((amap - vmin) / span, 0, 1))
-    strength = np.abs(amap) / (max(abs(vmin), abs(vmax)) or 1.0)
-    alpha = np.sqrt(np.clip(strength, 0, 1))[..., None] * opacity
-    grey = image.mean(axis=-1, keepdims=True) * 0.6 + image * 0.4
-    return np.clip(grey * (1 - alpha) + rgba[..., :3] * alpha, 0, 1)
+    handles = [Patch(facecolor=np.array(class_color(i)) / 255.0, label=f"{expl.class_names[i]} ({expl.probs[i]:.2f})")
+               for i in range(expl.k)]
+    handles.append(Patch(facecolor=(0.8, 0.8, 0.8), label="no class above chance"))
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
 
 
 def render_figure(
@@ -58,12 +68,17 @@ def render_figure(
     indices: Sequence[int] | None = None,
     *,
     show_base: bool = True,
-    opacity: float = 0.7,
+    show_territory: bool = False,
+    scale: ColorScale | None = None,
+    opacity: float = 0.75,
     dpi: int = 150,
     fmt: str | None = None,
     title: str | None = None,
 ) -> Path | bytes:
     """Draw image, overlays, class names, probabilities, colour bars and a caption.
+
+    The overlays are :func:`panels`, i.e. exactly what the views show for the same
+    :class:`~alens_gui.core.colors.ColorScale` and opacity.
 
     Parameters
     ----------
@@ -76,10 +91,10 @@ def render_figure(
         Which classes (positions in the class set) to draw; default all, one row each.
     show_base : bool
         Draw the base map next to the refined map.
+    show_territory : bool
+        Add a last row with the class-territory view and its legend.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     if fmt is None:
@@ -89,33 +104,73 @@ def render_figure(
     idx = list(range(expl.k)) if indices is None else [int(i) for i in indices]
     if not idx or any(not 0 <= i < expl.k for i in idx):
         raise ValueError(f"class positions must be in 0..{expl.k - 1}; got {idx}")
+    scale = scale or ColorScale()
+    drawn = panels(expl, scale, opacity)
+    blim, rlim = drawn["limits"]
+    h, w = expl.shape
     ncols = 3 if show_base else 2
-    fig = Figure(figsize=(3.2 * ncols + 0.6, 3.0 * len(idx) + 0.9), dpi=dpi)
+    nrows = len(idx) + int(show_territory)
+    cell_w = 3.2
+    cell_h = max(1.2, min(4.0, cell_w * h / w)) + 0.5
+    fig = Figure(figsize=(cell_w * ncols + 0.8, cell_h * nrows + 0.9), dpi=dpi)
     FigureCanvasAgg(fig)
-    blim = map_limits(expl.base[idx])
-    rlim = map_limits(expl.refined[idx])
-    axes = fig.subplots(len(idx), ncols, squeeze=False)
-    method = expl.method_label or expl.method
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    method = (expl.method_label or expl.method) + (" (partial estimate)" if expl.partial else "")
     for row, i in enumerate(idx):
         ax = axes[row][0]
-        ax.imshow(expl.image)
+        ax.imshow(expl.image, interpolation="nearest")
         ax.set_title(f"{expl.class_names[i]}\np = {expl.probs[i]:.3f}", fontsize=9)
-        panels = [("base", expl.base[i], blim)] if show_base else []
-        panels.append(("Attribution Lens", expl.refined[i], rlim))
-        for col, (name, amap, (vmin, vmax, signed)) in enumerate(panels, start=1):
+        cells = [("base", drawn["base"][i], blim[i])] if show_base else []
+        cells.append(("Attribution Lens", drawn["refined"][i], rlim[i]))
+        for col, (name, rgb, lim) in enumerate(cells, start=1):
             ax = axes[row][col]
-            ax.imshow(overlay_rgba(expl.image, amap, vmin, vmax, signed, opacity))
+            ax.imshow(rgb, interpolation="nearest")
             ax.set_title(f"{method}: {name}", fontsize=9)
-            sm = ScalarMappable(norm=Normalize(vmin, vmax), cmap=colormap_name(signed))
-            cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
-            cb.ax.tick_params(labelsize=7)
-        for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _colorbar(fig, ax, scale, lim, drawn["signed"])
+    if show_territory:
+        row = len(idx)
+        axes[row][0].imshow(expl.image, interpolation="nearest")
+        axes[row][0].set_title("image", fontsize=9)
+        axes[row][1].imshow(drawn["territory"], interpolation="nearest")
+        axes[row][1].set_title("class territory (winning class; faint = narrow win)", fontsize=9)
+        territory_legend(fig, axes[row][1], expl)
+        for ax in axes[row][2:]:
+            ax.axis("off")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.suptitle(title or f"{method} + Attribution Lens, K = {expl.k} classes", fontsize=11)
-    caption = expl.caption()
+    caption = expl.caption() + f"; colours {scale.scope} p{scale.percentile:g}, gamma {scale.gamma:g}"
     fig.text(0.5, 0.005, _wrap(caption, 110), ha="center", va="bottom", fontsize=7)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    data = buf.getvalue()
+    if path is None:
+        return data
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def render_territory(expl: Explanation, path: str | os.PathLike | None = None, *, dpi: int = 150,
+                     fmt: str | None = None) -> Path | bytes:
+    """The class-territory view alone, with its legend (PNG, SVG or PDF)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if fmt is None:
+        fmt = Path(path).suffix.lstrip(".").lower() if path is not None else "png"
+    if fmt not in FORMATS:
+        raise ValueError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    h, w = expl.shape
+    fig = Figure(figsize=(6.5, max(2.0, 4.0 * h / w) + 0.8), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.12, 0.55, 0.8))
+    ax.imshow(panels(expl)["territory"], interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"class territory: {expl.method_label or expl.method} + Attribution Lens", fontsize=9)
+    territory_legend(fig, ax, expl)
+    fig.text(0.5, 0.01, _wrap(expl.caption(), 100), ha="center", va="bottom", fontsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
     data = buf.getvalue()

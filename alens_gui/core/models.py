@@ -28,16 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ModelLoadError
+from .geometry import RESIZE_POLICIES, Geometry
 from .images import as_image
 from .methods.base import MethodContext, eval_and_frozen
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESIZE_POLICIES = ("stretch", "center-crop")
 
 
 def imagenet_class_names() -> list[str]:
@@ -87,32 +86,47 @@ class LoadedModel:
     def context(self) -> MethodContext:
         return MethodContext.for_normalization(self.mean, self.std)
 
-    def resize_image(self, image) -> np.ndarray:
-        """The image as the model sees it (float RGB at ``input_size``), for display."""
-        img = as_image(image)
-        t = torch.from_numpy(img).permute(2, 0, 1)[None]
-        h, w = self.input_size
-        if self.resize == "center-crop":
-            scale = max(h / t.shape[-2], w / t.shape[-1])
-            nh, nw = max(h, round(t.shape[-2] * scale)), max(w, round(t.shape[-1] * scale))
-            t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-            top, left = (nh - h) // 2, (nw - w) // 2
-            t = t[..., top:top + h, left:left + w]
-        elif t.shape[-2:] != (h, w):
-            t = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        return np.ascontiguousarray(t[0].permute(1, 2, 0).clamp(0, 1).numpy())
+    def geometry(self, image_hw) -> Geometry:
+        """The frames of an image of size ``image_hw`` under this model's input policy."""
+        return Geometry.fit(image_hw, self.input_size, self.resize)
 
-    def to_input(self, display: np.ndarray) -> torch.Tensor:
-        """A display image (H x W x 3 in [0, 1]) as a normalised (1, 3, H, W) tensor."""
-        t = torch.from_numpy(np.ascontiguousarray(display, dtype=np.float32)).permute(2, 0, 1)[None]
+    def fit(self, image) -> tuple[np.ndarray, Geometry, torch.Tensor]:
+        """``(display image, geometry, model input)`` for any image-like object.
+
+        The display image keeps the image's aspect (see :mod:`~alens_gui.core.geometry`);
+        the model input is made from it, so that a mask drawn on the display image and the
+        explanation see the same pixels.
+        """
+        img = as_image(image)
+        geom = self.geometry(img.shape[:2])
+        display = geom.display_image(img)
+        return display, geom, self.to_input(geom.model_image(display, fill=self.mean))
+
+    def model_image(self, image) -> np.ndarray:
+        """The image as the model sees it (float RGB at ``input_size``)."""
+        img = as_image(image)
+        if img.shape[:2] == tuple(self.input_size):
+            return img
+        geom = self.geometry(img.shape[:2])
+        return geom.model_image(geom.display_image(img), fill=self.mean)
+
+    def to_input(self, image: np.ndarray) -> torch.Tensor:
+        """An image (H x W x 3 in [0, 1]) as a normalised (1, 3, mh, mw) tensor.
+
+        Images of another size than the model's input go through the input policy first.
+        """
+        img = np.asarray(image, dtype=np.float32)
+        if img.shape[:2] != tuple(self.input_size):
+            img = self.model_image(img)
+        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
         return ((t - mean) / std).to(self.device)
 
     def preprocess(self, image) -> tuple[np.ndarray, torch.Tensor]:
-        """Return ``(display image, model input)`` for any image-like object."""
-        display = self.resize_image(image)
-        return display, self.to_input(display)
+        """``(model-frame image, model input)``: the benchmarks' square frame."""
+        img = self.model_image(image)
+        return img, self.to_input(img)
 
     @torch.no_grad()
     def batch_probabilities(self, x: torch.Tensor) -> torch.Tensor:
