@@ -151,15 +151,24 @@ def cmd_explain(args) -> int:
     failures: list[str] = []
     stems: dict[str, int] = {}
     bar = tqdm(args.images, unit="image", disable=None, file=sys.stderr)
+    plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
     for image in bar:
         bar.set_postfix_str(Path(image).name)
         inner = tqdm(total=0, leave=False, unit="step", disable=None if len(args.images) == 1 else True,
                      file=sys.stderr)
 
-        def tick(done, total, _msg, inner=inner):
+        shown = {"tenth": -1}
+
+        def tick(done, total, _msg, inner=inner, shown=shown, name=Path(image).name):
             inner.total = total
             inner.n = done
             inner.refresh()
+            if plain and total:  # no terminal (a log, a pipe): one line every 10 %
+                tenth = int(10 * done / total)
+                if tenth > shown["tenth"]:
+                    shown["tenth"] = tenth
+                    print(f"{name}: {info.name} {100 * done / total:.0f}% ({done:g}/{total:g})",
+                          file=sys.stderr, flush=True)
 
         try:
             expl = explainer.explain(

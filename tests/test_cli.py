@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,18 +145,38 @@ def test_methods_lists_every_registered_method(capsys):
         assert info.name in out
 
 
-def test_console_script_runs():
+def test_version_and_the_console_script():
+    import shutil
+    from importlib.metadata import version
+
+    import alens_gui
+
     r = subprocess.run([sys.executable, "-m", "alens_gui.cli", "--version"], capture_output=True, text=True)
-    assert r.returncode == 0 and "alens" in r.stdout
+    assert r.returncode == 0 and r.stdout.strip() == f"alens {alens_gui.__version__}"
+    assert alens_gui.__version__ == version("alens-gui")  # one version, in pyproject.toml
+    # the installed `alens` entry point runs a real command, and refuses an unknown one
+    exe = shutil.which("alens", path=str(Path(sys.executable).parent))
+    assert exe, "the alens console script is not installed next to this Python"
+    r = subprocess.run([exe, "methods"], capture_output=True, text=True)
+    assert r.returncode == 0
+    from alens_gui.core.methods import list_methods
+
+    listed = {line.split()[0] for line in r.stdout.splitlines() if line and not line[0].isspace()}
+    assert listed == {m.name for m in list_methods()}
+    r = subprocess.run([exe, "explian"], capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice: 'explian'" in r.stderr
 
 
 def test_bench_prints_ratios(capsys):
-    assert main(["bench", "--methods", "ixg", "--ks", "2", "--repeats", "1"]) == 0
+    assert main(["bench", "--methods", "ixg", "--ks", "2,3", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    row = [line for line in out.splitlines() if line.startswith("| ixg")]
-    assert len(row) == 1
-    ratio = float(row[0].split("|")[-2])
-    assert ratio > 0
+    assert out.startswith("# alens bench on EfficientNet-Lite0") and "CPU" in out.splitlines()[0]
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ixg")]
+    assert [int(r[1]) for r in rows] == [2, 3]
+    for _, _, ours, theirs, ratio in rows:
+        ours, theirs, ratio = float(ours), float(theirs), float(ratio)
+        assert ours > 0 and theirs > 0
+        assert ratio == pytest.approx(ours / theirs, abs=0.01)  # the ratio is ours over captum's
 
 
 class _SqrtNet(__import__("torch").nn.Module):
@@ -204,17 +225,36 @@ def test_nan_outputs_from_a_broken_checkpoint(tmp_path, photo_files, capsys):
 
 def test_ctrl_c_cancels_a_long_run_cleanly(photo_files, tmp_path):
     """A cancelled CLI run (SIGINT) exits 130 with one line and leaves no partial file."""
+    import queue
+    import re
     import signal
-    import time
+    import threading
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "alens_gui.cli", "explain", str(photo_files / "chelsea.png"), "--method", "ig",
          "-O", "steps=1000", "--top-k", "2", "--out", str(tmp_path)],
         stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(8)  # model loaded, IG running (1000 steps take about a minute on a CPU)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stderr] + [lines.put(None)], daemon=True)
+    reader.start()
+    seen = []
+    try:
+        # IG is running once the first progress line is out (1000 steps take about a minute on a CPU)
+        while not seen or not re.match(r"chelsea\.png: ig \d+% \(", seen[-1]):
+            line = lines.get(timeout=300)
+            assert line is not None, f"the run ended before any progress line: {seen}"
+            seen.append(line)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    rest = []
+    while (line := lines.get(timeout=10)) is not None:
+        rest.append(line)
     assert proc.returncode == 130
-    assert "alens: interrupted" in err
+    assert "alens: interrupted\n" in rest
+    assert not any("100%" in ln for ln in seen + rest)
     assert not list(tmp_path.iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from alens_gui.core.images import GRID_CLASSES
 from alens_gui.core.masking import (
     FILLS,
     MaskError,
@@ -15,8 +16,6 @@ from alens_gui.core.masking import (
     rectangle_mask,
     top_fraction_mask,
 )
-
-GRID_CLASSES = [285, 967, 540, 665]
 
 
 def test_rectangle_mask_any_corner_order_and_clipping():
@@ -82,7 +81,7 @@ def test_apply_mask_changes_only_masked_pixels(photos):
 
 
 def test_masking_one_tile_of_the_grid_moves_probability_to_the_others(explainer, grid_image):
-    expl = explainer.explain(grid_image, "gradcam", classes=GRID_CLASSES)
+    expl = explainer.explain(grid_image, "gradcam", classes=list(GRID_CLASSES))
     mask = top_fraction_mask(expl.refined[0], 0.2)  # the top of the cat's refined map
     r = probability_shift(explainer.loaded, expl.image, mask, expl.classes, "blur")
     np.testing.assert_allclose(r.before, expl.probs, rtol=1e-4)

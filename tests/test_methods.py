@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from alens_gui.core.errors import Cancelled, MethodError
+from alens_gui.core.images import GRID_CLASSES
 from alens_gui.core.methods import compute_base, get_method, list_methods
 from alens_gui.core.progress import Progress
 
-from .conftest import GRID_CLASSES, hook_counts
+from .conftest import assert_maps_agree, hook_counts
 
 FAST = {"ig": {"steps": 6, "batch_size": 3}, "smoothgrad": {"samples": 4, "batch_size": 2}}
 CLASSES = [285, 281, 967]
@@ -43,13 +44,13 @@ def test_batched_equals_one_class_at_a_time(explainer, chelsea_input, name):
     assert not torch.allclose(batched[0], batched[2])
 
 
-def test_ixg_equals_captum_summed_over_channels(explainer, chelsea_input):
+def test_ixg_matches_captum_on_the_default_model(explainer, chelsea_input):
     from captum.attr import InputXGradient
 
-    ours = compute_base(explainer.model, chelsea_input, CLASSES, "ixg", context=explainer.loaded.context()).sum(1)
+    ours = compute_base(explainer.model, chelsea_input, CLASSES, "ixg", context=explainer.loaded.context())
     ig = InputXGradient(explainer.model)
-    theirs = torch.cat([ig.attribute(chelsea_input.clone(), target=c).sum(1) for c in CLASSES])
-    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-4)
+    theirs = torch.cat([ig.attribute(chelsea_input.clone(), target=c) for c in CLASSES])
+    assert_maps_agree(ours, theirs, max_rel_l2=1e-3, min_corr=0.99999)
 
 
 def test_ig_matches_captum_riemann_middle(explainer, chelsea_input):
@@ -63,10 +64,43 @@ def test_ig_matches_captum_riemann_middle(explainer, chelsea_input):
                                                        method="riemann_middle")
         for c in (285, 967)
     ])
-    # same alphas and step sizes; only float32 summation order differs
+    # Same alphas and step sizes; the path points differ in the last bit (captum builds them
+    # in another order), which flips a few ReLU6 kinks: about 0.5 % relative L2 on torch 2.14/2.15.
+    assert_maps_agree(ours, theirs, max_rel_l2=0.02, min_corr=0.999)
+
+
+def _captum_on_smooth(name, model, x, classes):
+    from captum import attr
+
+    if name == "saliency":
+        return torch.cat([attr.Saliency(model).attribute(x.clone(), target=c, abs=True) for c in classes])
+    if name == "ixg":
+        return torch.cat([attr.InputXGradient(model).attribute(x.clone(), target=c) for c in classes])
+    if name == "ig":
+        return torch.cat([attr.IntegratedGradients(model).attribute(x, torch.zeros_like(x), target=c, n_steps=10,
+                                                                    method="riemann_middle") for c in classes])
+    if name == "gradcam":
+        m = attr.LayerGradCam(model, model[5])
+        return torch.cat([m.attribute(x, target=c, relu_attributions=True) for c in classes])
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", ["saliency", "ixg", "ig", "gradcam"])
+def test_methods_equal_captum_elementwise_on_a_smooth_model(smooth_cnn, name):
+    """No kinks, so the two libraries agree to float32 rounding on any kernel."""
+    model, x = smooth_cnn
+    classes = [3, 7, 0]
+    opts = {"ig": {"steps": 10, "batch_size": 10, "baseline": "zero"}, "gradcam": {"layer": "5"}}.get(name, {})
+    if name == "gradcam":  # at the feature map's resolution (captum does not upsample)
+        ours = get_method(name).fn(model, x, classes, Progress(), **opts)
+    else:
+        ours = compute_base(model, x, classes, name, **opts)
+    theirs = _captum_on_smooth(name, model, x, classes)
+    assert ours.shape == theirs.shape
     scale = theirs.abs().max()
-    torch.testing.assert_close(ours / scale, theirs / scale, atol=5e-3, rtol=0)
-    assert torch.corrcoef(torch.stack([ours.flatten(), theirs.flatten()]))[0, 1] > 0.9999
+    assert scale > 0
+    torch.testing.assert_close(ours / scale, theirs / scale, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(ours[0], ours[1])  # the classes differ, so the check has teeth
 
 
 @pytest.mark.parametrize("name", cnn_methods())
@@ -151,5 +185,5 @@ def test_ig_reports_running_estimates_and_streams_batches(explainer, chelsea_inp
     err = [float((p - final).abs().mean()) for p in partials]
     assert err[1] < err[0]
     one_batch = compute_base(explainer.model, chelsea_input, [285, 967], "ig", None, ctx, steps=6, batch_size=6)
-    scale = final.abs().max()
-    torch.testing.assert_close(final / scale, one_batch / scale, atol=1e-4, rtol=0)
+    # other batch sizes may run other convolution kernels: compare as maps, not elementwise
+    assert_maps_agree(final, one_batch, max_rel_l2=0.02, min_corr=0.999)

@@ -213,6 +213,19 @@ def sample_image(name: str = "chelsea") -> np.ndarray:
     return to_float_rgb(img)
 
 
+#: The canonical 2 x 2 grid of sample photographs, in :func:`compose_grid` tile order. The tests,
+#: the GUI's "Compose a grid" dialog and the examples all use it.
+GRID_PHOTOS = ("chelsea", "coffee", "rocket", "stereo_motorcycle")
+#: The default model's top-1 class on each of :data:`GRID_PHOTOS` alone (Egyptian cat, espresso,
+#: drilling platform, moped): the class set of the grid pointing game on that grid.
+GRID_CLASSES = (285, 967, 540, 665)
+
+
+def sample_grid(size: int = 224) -> np.ndarray:
+    """The canonical grid: :data:`GRID_PHOTOS` tiled by :func:`compose_grid`."""
+    return compose_grid([sample_image(n) for n in GRID_PHOTOS], size)
+
+
 def compose_grid(images, size: int = 224) -> np.ndarray:
     """Tile four images (each resized to size/2) into a 2 x 2 grid of ``size`` x ``size``.
 
