@@ -1,8 +1,9 @@
-"""Generator functions that the window runs in the thread pool (see :mod:`.tasks`).
+"""Generator functions the controller runs in the thread pool (see :mod:`.tasks`).
 
-Each takes a :class:`~alens_gui.core.progress.Progress` first, yields partial results
-as ``(kind, payload)`` tuples and returns the final result. They call the core only;
-torch is imported here, inside the worker thread, never at GUI start-up.
+Each takes a :class:`~alens_gui.core.progress.Progress` first, yields ``(kind, payload)``
+tuples for the GUI thread and returns the final result. They call the core only; torch
+is imported here, inside worker threads, never at GUI start-up. Everything a view needs
+to draw (the maps' colour images) is prepared here too, so the GUI thread only blits.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from alens_gui.core.colors import ColorScale, backdrop, territory_rgba
 from alens_gui.core.progress import Progress
 
 # One lock per model: two tasks (an explanation and a masking run, say) must not run the
@@ -37,24 +39,54 @@ def using_model(model, progress: Progress) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class ClassRequest:
-    """What the user asked for as a class set.
+class Rendered:
+    """The colour images of one explanation under one colour scale (what the views blit).
 
-    ``kind`` is ``"topk"`` (``k``, ``with_lowest``), ``"best_vs_worst"``, ``"picked"``
-    (``classes``) or ``"tiles"`` (the top-1 class of each of ``tiles`` images: the grid game).
+    ``base``/``refined``: K RGBA uint8 images (alpha carries the overlay rule);
+    ``territory``: RGBA; ``backdrop``: the grey float RGB image under the maps;
+    ``limits``: ((K,), (K,)) colour limits; ``signed``; ``scale``; ``explanation``: the
+    explanation these were made from (views check they draw a matching pair).
     """
 
-    kind: str = "topk"
-    k: int = 3
-    with_lowest: bool = False
-    classes: tuple[int, ...] = ()
-    tiles: tuple = ()
+    explanation: object
+    scale: ColorScale
+    base: list
+    refined: list
+    territory: np.ndarray
+    backdrop: np.ndarray
+    limits: tuple
+    signed: bool
 
 
-def load_model_job(progress: Progress, spec: str, arch: str | None, labels: str | None, device: str | None):
+def render(expl, scale: ColorScale) -> Rendered:
+    """Colour images of every map of ``expl`` (NumPy only; runs in a worker)."""
+    signed = expl.signed
+    blim, rlim = scale.limits(expl.base, expl.refined)
+    labels, strength = expl.territory()
+    return Rendered(
+        explanation=expl,
+        scale=scale,
+        base=[scale.rgba(expl.base[i], blim[i], signed) for i in range(expl.k)],
+        refined=[scale.rgba(expl.refined[i], rlim[i], signed) for i in range(expl.k)],
+        territory=territory_rgba(labels, strength),
+        backdrop=backdrop(expl.image),
+        limits=(blim, rlim),
+        signed=signed,
+    )
+
+
+# -- jobs -----------------------------------------------------------------------------
+def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device: str):
     """Load a model (``alens_gui.core.models.load_model``) in the worker."""
+    import os
+
+    import torch
+
     from alens_gui.core.models import load_model
 
+    # Leave one core to the GUI thread: with every core busy in torch's intra-op pool the
+    # event loop stalls for tens of milliseconds at a time during a run.
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress.add_total(1)
     yield ("status", f"loading {spec}…")
     loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None)
@@ -62,33 +94,58 @@ def load_model_job(progress: Progress, spec: str, arch: str | None, labels: str 
     return loaded
 
 
-def tile_classes(loaded, tiles: Sequence) -> list[int]:
+def read_image_job(progress: Progress, request):
+    """Read the image a request names (a file, a sample photograph or four grid tiles)."""
+    from alens_gui.core.images import as_image, compose_grid, sample_image
+
+    progress.add_total(1)
+    yield ("status", f"reading {request.label}…")
+    if request.tiles:
+        image = compose_grid([_tile_source(t) for t in request.tiles])
+    elif request.path:
+        image = as_image(request.path)
+    else:
+        image = sample_image(request.sample or "chelsea")
+    progress.advance(1, "image read")
+    return image
+
+
+def _tile_source(name: str):
+    from pathlib import Path
+
+    from alens_gui.core.images import sample_image
+
+    return name if Path(name).suffix else sample_image(name)
+
+
+def tile_classes(loaded, tiles) -> list[int]:
     """The distinct top-1 classes of the grid's tiles, in tile order."""
     out: list[int] = []
     for t in tiles:
-        c = int(np.argmax(loaded.predict(t)))
+        c = int(np.argmax(loaded.predict(_tile_source(t))))
         if c not in out:
             out.append(c)
     return out
 
 
 def explain_job(
-    progress: Progress, loaded, image: np.ndarray, method: str, options: dict, request: ClassRequest, lens
+    progress: Progress, loaded, image: np.ndarray, method: str, options: dict, request, lens,
+    scale: ColorScale, tiles=(),
 ) -> Generator:
-    """Preprocess, choose the class set, yield it, then compute the explanation."""
+    """Choose the class set, yield it, then compute the explanation and its colour images.
+
+    Running estimates (IG, SmoothGrad) reach the GUI as ``("partial", (expl, rendered))``.
+    """
     from alens_gui.core.api import Explainer
     from alens_gui.core.errors import ClassSetError
-    from alens_gui.core.methods.base import get_method
 
-    info = get_method(method)
-    opts = info.resolve_options(options)
     ex = Explainer(loaded)
     if request.kind == "tiles":
         with using_model(loaded.model, progress):
-            tiles = tile_classes(loaded, request.tiles)
-        if len(tiles) < 2:
+            classes = tile_classes(loaded, tiles)
+        if len(classes) < 2:
             raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
-        choice = {"classes": tiles}
+        choice = {"classes": classes}
     elif request.kind == "picked":
         choice = {"classes": list(request.classes)}
     elif request.kind == "best_vs_worst":
@@ -97,35 +154,84 @@ def explain_job(
         choice = {"top_k": request.k, "with_lowest": request.with_lowest}
     with using_model(loaded.model, progress):
         prepared = ex.prepare(image, **choice)
-    yield ("prepared", (prepared.display, prepared.classes, prepared.probs))
+    yield ("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
     progress.check()
-    # compute_base checks for cancel inside every forward and backward pass
+    relay = progress.on_partial
+
+    def partial(expl) -> None:
+        if relay is not None:
+            relay((expl, render(expl, scale)))
+
     with using_model(loaded.model, progress):
-        return ex.explain_prepared(prepared, info.name, lens=lens, progress=progress,
-                                   on_partial=progress.on_partial, **opts)
+        expl = ex.explain_prepared(prepared, method, lens=lens, progress=progress, on_partial=partial, **options)
+    return expl, render(expl, scale)
 
 
-def mask_job(progress: Progress, loaded, image: np.ndarray, mask: np.ndarray, classes, fill: str):
+def relens_job(progress: Progress, expl, lens, scale: ColorScale):
+    """Re-lens cached maps (no model run) and render them."""
+    progress.add_total(1)
+    yield ("status", "re-lensing…")
+    out = expl.relens(lens)
+    progress.advance(1)
+    return out, render(out, scale)
+
+
+def render_job(progress: Progress, expl, scale: ColorScale):
+    """Colour images of an explanation under another colour scale."""
+    progress.add_total(1)
+    yield ("status", "drawing…")
+    out = render(expl, scale)
+    progress.advance(1)
+    return out
+
+
+def mask_job(progress: Progress, loaded, expl, mask: np.ndarray, fill: str):
     """Probabilities of the class set before/after masking (two forward passes)."""
     from alens_gui.core.masking import probability_shift
 
     yield ("status", "running the model on the masked image…")
     with using_model(loaded.model, progress):
-        return probability_shift(loaded, image, mask, classes, fill, progress=progress)
+        return probability_shift(loaded, expl.image, mask, expl.classes, fill, progress=progress)
 
 
-def export_job(progress: Progress, kind: str, expl, path: str, indices=None):
-    """Write a figure (PNG/SVG/PDF via ``alens_gui.core.export``) or the raw maps (``.npz``)."""
+def export_job(progress: Progress, kind: str, expl, path: str, indices=None, scale: ColorScale | None = None,
+               opacity: float = 0.75):
+    """Write a figure, the territory view, or the raw maps (``.npz``)."""
     progress.add_total(1)
     yield ("status", f"writing {path}…")
     if kind == "npz":
         out = expl.to_npz(path)
+    elif kind == "territory":
+        from alens_gui.core.export import render_territory
+
+        out = render_territory(expl, path)
     else:
         from alens_gui.core.export import render_figure
 
-        out = render_figure(expl, indices=indices, path=path)
+        out = render_figure(expl, path, indices, scale=scale, opacity=opacity, show_territory=indices is None)
     progress.advance(1, "written")
-    return str(out if out is not None else path)
+    return str(out)
+
+
+def save_session_job(progress: Progress, path: str, state: dict, expl, mask):
+    from alens_gui.core.sessionfile import save_session
+
+    progress.add_total(1)
+    yield ("status", f"saving {path}…")
+    out = save_session(path, state, expl, mask)
+    progress.advance(1)
+    return str(out)
+
+
+def open_session_job(progress: Progress, path: str, scale: ColorScale):
+    from alens_gui.core.sessionfile import load_session
+
+    progress.add_total(1)
+    yield ("status", f"opening {path}…")
+    data = load_session(path)
+    rendered = render(data.explanation, scale) if data.explanation is not None else None
+    progress.advance(1)
+    return data, rendered
 
 
 def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int, lens):

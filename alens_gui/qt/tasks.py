@@ -126,10 +126,6 @@ class TaskRunner(QObject):
             if not t.done:
                 t.cancel()
 
-    def current(self, slot: str) -> Task | None:
-        t = self._tasks.get(slot)
-        return t if t is not None and not t.done else None
-
     def busy(self, slot: str | None = None) -> bool:
         """Whether any task (in ``slot``) is still running."""
         return any(slot is None or t.slot == slot for t in self._live.values())

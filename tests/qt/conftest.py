@@ -33,12 +33,14 @@ def make_window(qtbot, explainer, tmp_path):
 
     made = []
 
-    def make(image=None, autorun=False, config_dir=None):
+    def make(image=None, autorun=False, config_dir=None, size=(1400, 850)):
         win = MainWindow(image, loaded=explainer.loaded, config_dir=config_dir or tmp_path / "config", autorun=autorun)
         qtbot.addWidget(win)
-        win.resize(1400, 850)
+        win.resize(*size)
         win.show()
         made.append(win)
+        # start() runs on the first turn of the event loop: the model is set, the first image is read
+        qtbot.waitUntil(lambda: win.session.model is not None, timeout=10_000)
         return win
 
     yield make
@@ -48,7 +50,7 @@ def make_window(qtbot, explainer, tmp_path):
 
 def wait_idle(qtbot, win, timeout=180_000):
     """Wait until the window has no task running."""
-    qtbot.waitUntil(lambda: not win.runner.busy(), timeout=timeout)
+    qtbot.waitUntil(lambda: not win.controller.runner.busy(), timeout=timeout)
 
 
 def pytest_collection_modifyitems(items):

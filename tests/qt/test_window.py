@@ -1,4 +1,8 @@
-"""The real main window, offscreen, on the real default model and real photographs."""
+"""The real main window, offscreen, on the real default model and real photographs.
+
+Tests drive the window through its public session and controller (what a user sets,
+what the program computes) and read what the views draw.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,28 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, QThreadPool
 
-GRID_NAMES = ("chelsea", "coffee", "rocket", "stereo_motorcycle")
-GRID_CLASSES = [285, 967, 540, 665]
+from alens_gui.core.images import GRID_CLASSES, GRID_PHOTOS
+from alens_gui.qt.session import ClassRequest, ImageRequest, ModelRequest
+
+from .conftest import wait_idle
+
 LONG = 180_000
 
 
-def wait_idle(qtbot, win, timeout=LONG):
-    qtbot.waitUntil(lambda: not win.runner.busy(), timeout=timeout)
+def set_method(win, name, **options):
+    win.session.method = name
+    if options:
+        win.session.options = {**win.session.options, **options}
 
 
 def run(qtbot, win, method="gradcam", **options):
-    win.set_method(method, **options)
-    task = win.run_explanation()
+    wait_idle(qtbot, win)  # the first image is still being read
+    set_method(win, method, **options)
+    task = win.run()
     assert task is not None, win.notifications.messages
     wait_idle(qtbot, win)
     assert not win.notifications.errors(), win.notifications.errors()
-    return win.model.explanation
+    return win.session.explanation
 
 
 class ForwardCounter:
@@ -57,180 +67,198 @@ def chelsea_png(tmp_path, photos):
 def test_first_start_explains_a_sample_photograph(make_window, qtbot):
     win = make_window(autorun=True)  # no image given: a sample photograph, explained at once
     wait_idle(qtbot, win)
-    expl = win.model.explanation
-    assert expl is not None and expl.method == "ixg"
+    expl = win.session.explanation
+    assert expl is not None and expl.method == "gradcam"
     assert int(expl.classes[0]) == 285  # chelsea is an Egyptian cat
-    assert win.device_label.text() == "CPU"
-    assert "chelsea" in win.source_label
+    assert expl.shape == (300, 451)  # in the photograph's own shape, not squeezed to the model's square
+    assert "CPU" in win.session.model_status
+    assert win.session.image_request == ImageRequest(sample="chelsea")
+    # every map tile shows the colour image the controller prepared for it
+    r = win.session.rendered
+    for i, tile in enumerate(win.maps.map_tiles("refined")):
+        np.testing.assert_array_equal(tile.heat.image, r.refined[i])
+        r_ = tile.vb.viewRect()  # the whole image is in view, and it fills the tile in one direction
+        assert r_.contains(QRectF(0.5, 0.5, 450, 299))
+        assert r_.width() == pytest.approx(451, rel=0.02) or r_.height() == pytest.approx(300, rel=0.02)
 
 
 def test_open_image_and_see_k_refined_maps(make_window, qtbot, chelsea_png):
     win = make_window()
-    win.set_class_mode("topk", k=4)
-    win.autorun = True
+    wait_idle(qtbot, win)
+    win.session.class_request = ClassRequest(kind="topk", k=4)
+    win.controller.autorun = True
     assert win.open_image(str(chelsea_png))
     wait_idle(qtbot, win)
-    expl = win.model.explanation
-    assert expl.k == 4 and len(win.maps.refined_cells) == 4 and len(win.maps.base_cells) == 4
-    for i, cell in enumerate(win.maps.refined_cells):
-        np.testing.assert_array_equal(cell.heat.image, expl.refined[i])
-        np.testing.assert_array_equal(win.maps.base_cells[i].heat.image, expl.base[i])
+    expl = win.session.explanation
+    assert expl.k == 4 and len(win.maps.map_tiles("refined")) == 4 and len(win.maps.map_tiles("base")) == 4
+    for i, tile in enumerate(win.maps.map_tiles("base")):
+        np.testing.assert_array_equal(tile.heat.image, win.session.rendered.base[i])
     assert not np.array_equal(expl.refined, expl.base)
     assert str(chelsea_png.resolve()) in win.recent_files()
-    # the probabilities panel shows the class set's probabilities
-    np.testing.assert_allclose(win.probabilities.bars.opts["height"], expl.probs)
+    np.testing.assert_allclose(win.probabilities.plot.heights(), expl.probs)
+    # all tiles have one size (small multiples)
+    widths = [t.width() for t in win.maps.tiles.values()]
+    heights = [t.height() for t in win.maps.tiles.values()]
+    assert max(widths) - min(widths) <= 1 and max(heights) - min(heights) <= 1, (widths, heights)
 
 
 def test_hover_reads_the_class_distribution(make_window, qtbot):
     win = make_window()
     expl = run(qtbot, win, "ixg")
     y, x = 120, 97
-    pos = win.maps.scene_pos_of(y, x, win.maps.refined_cells[1])
-    win.maps.scene().sigMouseMoved.emit(pos)
-    qtbot.waitUntil(lambda: win.model.hover == (y, x), timeout=5000)
+    tile = win.maps.map_tiles("refined")[1]
+    tile.view.scene().sigMouseMoved.emit(tile.scene_pos_of(y, x))
+    qtbot.waitUntil(lambda: win.session.hover == (y, x), timeout=5000)
     d = win.distribution.values
     assert d is not None and d.shape == (expl.k,)
     assert d.sum() == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(d, expl.distribution_at(y, x), rtol=1e-6)
     np.testing.assert_allclose(win.distribution.base_values, expl.base[:, y, x], rtol=1e-6)
-    # the crosshair is at that pixel in every view
-    for cell in win.maps.cells():
-        assert cell.cross.isVisible()
-        xs, ys = cell.cross.getData()
+    for t in win.maps.tiles.values():  # the crosshair is at that pixel in every view
+        if t.kind == "blank":
+            continue
+        assert t.cross.isVisible()
+        xs, ys = t.cross.getData()
         assert xs[2] == x + 0.5 and ys[0] == y + 0.5
-    # leaving the views hides it
-    win.maps.scene().sigMouseMoved.emit(QPointF(-5000, -5000))
-    qtbot.waitUntil(lambda: win.model.hover == (-1, -1), timeout=5000)
-    assert not any(cell.cross.isVisible() for cell in win.maps.cells())
+    # a neighbourhood averages the distribution
+    win.radius.setValue(5)
+    np.testing.assert_allclose(win.distribution.values, expl.distribution_at(y, x, radius=5), rtol=1e-6)
+    assert not np.allclose(win.distribution.values, d)
+    # leaving the views hides the crosshair
+    tile.view.scene().sigMouseMoved.emit(QPointF(-5000, -5000))
+    qtbot.waitUntil(lambda: win.session.hover == (-1, -1), timeout=5000)
+    assert not any(t.cross.isVisible() for t in win.maps.tiles.values())
 
 
 def test_lens_controls_relens_without_a_model_call(make_window, qtbot, explainer):
     win = make_window()
     expl = run(qtbot, win, "ixg")
-    before = [c.heat.image.copy() for c in win.maps.refined_cells]
+    before = [t.heat.image.copy() for t in win.maps.map_tiles("refined")]
     with ForwardCounter(explainer.model) as counter:
-        win.tau_spin.setValue(0.2)
-        after = win.model.explanation
+        win.lens_panel.tau.setValue(0.2)
+        wait_idle(qtbot, win)
+        after = win.session.explanation
         assert after.lens.tau == pytest.approx(0.2)
-        assert counter.calls == 0
-        assert not win.runner.busy()
-        changed = [not np.array_equal(b, c.heat.image) for b, c in zip(before, win.maps.refined_cells)]
+        changed = [not np.array_equal(b, t.heat.image) for b, t in zip(before, win.maps.map_tiles("refined"))]
         assert any(changed)
-        # a larger margin keeps fewer pixels
-        assert (after.refined != 0).sum() < (expl.refined != 0).sum()
+        assert (after.refined != 0).sum() < (expl.refined != 0).sum()  # a larger margin keeps fewer pixels
         np.testing.assert_array_equal(after.base, expl.base)
-        win.lens_preset.setCurrentText("VAR")
-        assert win.model.explanation.lens.temperatures == (0.1,)
-        assert win.temps_edit.text() == "0.1"
-        win.normalize_combo.setCurrentText("joint-maxabs")
-        assert win.model.explanation.lens.normalize == "joint-maxabs"
-        assert win.lens_preset.currentText() == "custom"
+        win.lens_panel.preset.setCurrentIndex(win.lens_panel.preset.findData("var"))
+        wait_idle(qtbot, win)
+        assert win.session.explanation.lens.temperatures == (0.1,)
+        assert win.lens_panel.temps.text() == "0.1"
+        win.lens_panel.normalize.setCurrentIndex(win.lens_panel.normalize.findData("joint-maxabs"))
+        wait_idle(qtbot, win)
+        assert win.session.explanation.lens.normalize == "joint-maxabs"
+        assert win.lens_panel.preset.currentData() == "custom"
         assert counter.calls == 0
     # a bad temperature is a message, not a crash, and the maps stay
-    win.temps_edit.setText("0, x")
-    win.apply_lens()
+    win.lens_panel.temps.setText("0, x")
+    win.lens_panel.push()
     assert "temperatures" in win.notifications.errors()[-1]
-    assert win.model.explanation is not None
+    assert win.session.explanation is not None and win.lens_panel.temps.text() == "0.1"
 
 
 def test_masking_the_top_of_one_class_on_the_grid(make_window, qtbot):
     win = make_window()
-    win.autorun = True
-    assert win.compose_grid(list(GRID_NAMES))
-    win.set_method("gradcam")
-    wait_idle(qtbot, win)  # the first run (ixg) found the tiles' classes
-    expl = run(qtbot, win, "gradcam")
-    assert [int(c) for c in expl.classes] == GRID_CLASSES
-    assert win.class_list.checked() == GRID_CLASSES
-    win.fill_combo.setCurrentText("blur")
-    assert win.select_top_fraction(0, 20.0)
+    win.controller.autorun = True
+    win.compose_grid(list(GRID_PHOTOS))
+    assert win.session.class_request.kind == "tiles"
     wait_idle(qtbot, win)
-    r = win.model.mask_result
-    assert r is not None and list(r.classes) == GRID_CLASSES
+    expl = win.session.explanation
+    assert [int(c) for c in expl.classes] == list(GRID_CLASSES)
+    win.session.fill = "blur"
+    assert win.controller.select_top_fraction(0, 20.0)
+    wait_idle(qtbot, win)
+    r = win.session.mask_result
+    assert r is not None and list(r.classes) == list(GRID_CLASSES)
     assert r.fraction == pytest.approx(0.2, abs=0.01)
     assert r.change[0] < 0, r.change  # the cat's probability drops ...
     assert (r.change[1:] > 0).all(), r.change  # ... while the other classes' rise
-    # the mask is drawn on every view
-    n = int(win.model.mask.sum())
-    for cell in win.maps.cells():
-        assert int((cell.mask.image[..., 3] > 0).sum()) == n
-    # the before/after bars show the result
-    np.testing.assert_allclose(win.mask_panel.after.opts["height"], r.after)
+    n = int(win.session.mask.sum())
+    for t in win.maps.tiles.values():  # the mask is drawn on every view
+        if t.kind != "blank":
+            assert int((t.mask.image[..., 3] > 0).sum()) == n
+    np.testing.assert_allclose(win.masking_panel.plot.heights(1), r.after)
     # a rectangle adds to the mask; undo removes it again; clear empties it
-    win.tool_combo.setCurrentText("rectangle")
-    vb = win.maps.base_cells[2].vb
+    win.session.tool = "rectangle"
+    vb = win.maps.map_tiles("base")[2].vb
     win.maps.tool_drag(vb, (150, 10), (200, 60), True, False)
     win.maps.tool_drag(vb, (150, 10), (200, 60), False, True)
-    assert int(win.model.mask.sum()) > n
+    assert int(win.session.mask.sum()) > n
     wait_idle(qtbot, win)
-    win.model.undo_mask()
-    assert int(win.model.mask.sum()) == n
-    win.model.clear_mask()
+    win.masking_panel.undo.click()
+    assert int(win.session.mask.sum()) == n
+    win.session.clear_mask()
     wait_idle(qtbot, win)
-    assert not win.model.mask.any() and win.model.mask_result is None
+    assert not win.session.mask.any() and win.session.mask_result is None
 
 
 def test_brush_strokes_paint_the_mask(make_window, qtbot):
     win = make_window()
     run(qtbot, win, "gradcam")
-    win.tool_combo.setCurrentText("brush")
-    win.brush_spin.setValue(5)
-    vb = win.maps.refined_cells[0].vb
+    win.masking_panel.tool.setCurrentIndex(win.masking_panel.tool.findData("brush"))
+    assert win.session.tool == "brush"
+    win.masking_panel.brush.setValue(5)
+    vb = win.maps.map_tiles("refined")[0].vb
     # view coordinates: pixel (r, c) is the square [r, r+1) x [c, c+1)
     win.maps.tool_drag(vb, (50.5, 20.5), (50.5, 20.5), True, False)
     win.maps.tool_drag(vb, (50.5, 20.5), (50.5, 120.5), False, False)
-    assert not win.model.mask.any()  # the stroke is previewed, committed when it ends
-    assert (win.maps.image_cell.mask.image[50, 20:121, 3] > 0).all()
+    assert win.session.mask is None or not win.session.mask.any()  # previewed, committed when it ends
+    assert (win.maps.tiles[("image", -1)].mask.image[50, 20:121, 3] > 0).all()
     win.maps.tool_drag(vb, (50.5, 20.5), (50.5, 120.5), False, True)
-    m = win.model.mask
+    m = win.session.mask
     assert m[50, 20:121].all() and m[46:55, 60].all() and not m[57, 60] and not m[50, 130]
     wait_idle(qtbot, win)
-    assert win.model.mask_result is not None
+    assert win.session.mask_result is not None
+    assert win.masking_panel.preview.isVisible()
 
 
 def test_cancel_a_long_run_and_a_new_request_replaces_the_old(make_window, qtbot):
     win = make_window()
     first = run(qtbot, win, "gradcam")
-    win.set_method("ig", steps=1000, batch_size=10)
-    task = win.run_explanation()
-    with qtbot.waitSignal(win.runner.progress, timeout=LONG):
+    set_method(win, "ig", steps=1000, batch_size=10)
+    task = win.run()
+    with qtbot.waitSignal(win.controller.runner.progress, timeout=LONG):
         pass  # the run is under way
-    assert win.runner.busy("explain") and win.cancel_button.isEnabled()
+    assert win.controller.runner.busy("explain") and win.cancel_button.isEnabled()
     win.cancel_button.click()
     wait_idle(qtbot, win)
     assert task.cancelled and task.done
-    assert QThreadPool.globalInstance().activeThreadCount() == 0
-    assert win.model.explanation is first  # nothing half-done replaced the result
+    # the worker thread returns to the pool right after its last signal
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=5000)
+    assert win.session.explanation is first  # nothing half-done replaced the result
     assert not win.notifications.errors()
-    assert not win.progress_bar.isVisible()
-    # a new request cancels the running one
-    long_task = win.run_explanation()
-    with qtbot.waitSignal(win.runner.progress, timeout=LONG):
+    assert not win.progress_bar.isVisible() and not win.session.activity.busy
+    long_task = win.run()  # a new request cancels the running one
+    with qtbot.waitSignal(win.controller.runner.progress, timeout=LONG):
         pass
-    win.set_method("gradcam")
-    win.run_explanation()
+    set_method(win, "gradcam")
+    win.run()
     wait_idle(qtbot, win)
     assert long_task.cancelled
-    assert win.model.explanation.method == "gradcam" and win.model.explanation is not first
+    assert win.session.explanation.method == "gradcam" and win.session.explanation is not first
 
 
 def test_ig_shows_running_estimates_then_the_result(make_window, qtbot):
     win = make_window()
     first = run(qtbot, win, "gradcam")
     shown = []
-    win.model.changed.connect(lambda e: shown.append(e))
+    win.session.explanation_changed.connect(shown.append)
     final = run(qtbot, win, "ig", steps=12, batch_size=3)
-    partial = [e for e in shown if e is not None and "(partial estimate)" in e.method_label]
+    partial = [e for e in shown if e is not None and e.partial]
     assert len(partial) == 3  # after batches 1-3 of 4
     assert all(e.k == final.k and np.allclose(e.distribution.sum(0), 1, atol=1e-5) for e in partial)
-    assert win.model.explanation is final and "partial" not in final.method_label
+    assert win.session.explanation is final and not final.partial
+    assert "partial estimate" not in win.maps.banner.text()
     # a run cancelled after showing an estimate goes back to the last complete result
-    win.set_method("ig", steps=400, batch_size=4)
-    win.run_explanation()
-    qtbot.waitUntil(lambda: "(partial estimate)" in win.model.explanation.method_label, timeout=LONG)
+    set_method(win, "ig", steps=400, batch_size=4)
+    win.run()
+    qtbot.waitUntil(lambda: win.session.explanation.partial, timeout=LONG)
+    assert "Partial estimate" in win.maps.banner.text() and "partial estimate" in win.session.explanation.caption()
     win.cancel_button.click()
     wait_idle(qtbot, win)
-    assert win.model.explanation is final and first is not final
+    assert win.session.explanation is final and first is not final
 
 
 def test_export_png_svg_pdf_and_npz(make_window, qtbot, tmp_path):
@@ -240,24 +268,24 @@ def test_export_png_svg_pdf_and_npz(make_window, qtbot, tmp_path):
     for name, indices in (("all.png", None), ("cat.png", [0]), ("all.svg", None), ("all.pdf", None)):
         assert win.export_figure(str(out / name), indices) is not None
         wait_idle(qtbot, win)
+    assert win.export_territory(str(out / "territory.png")) is not None
+    wait_idle(qtbot, win)
     assert not win.notifications.errors(), win.notifications.errors()
     with Image.open(out / "all.png") as im:
         big = im.size
         assert im.format == "PNG" and min(im.size) > 100
     with Image.open(out / "cat.png") as im:
-        assert im.size[1] < big[1]  # one class: one row instead of K
-    root = ET.parse(out / "all.svg").getroot()
-    assert root.tag.endswith("svg")
-    assert "<svg" in (out / "all.svg").read_text(encoding="utf-8")
+        assert im.size[1] < big[1]  # one class: one row instead of K + the territory row
+    assert ET.parse(out / "all.svg").getroot().tag.endswith("svg")
     assert (out / "all.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "territory.png").stat().st_size > 1000
     assert win.export_npz(str(out / "maps.npz")) is not None
     wait_idle(qtbot, win)
     with np.load(out / "maps.npz") as z:
         np.testing.assert_array_equal(z["refined"], expl.refined)
         np.testing.assert_array_equal(z["classes"], expl.classes)
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
-    # overwriting asks first; "no" keeps the file, "yes" replaces it
-    target = out / "all.png"
+    target = out / "all.png"  # overwriting asks first; "no" keeps the file, "yes" replaces it
     target.write_bytes(b"keep me")
     asked = []
     win.confirm_overwrite = lambda p: asked.append(p) or False
@@ -267,29 +295,26 @@ def test_export_png_svg_pdf_and_npz(make_window, qtbot, tmp_path):
     win.export_figure(str(target))
     wait_idle(qtbot, win)
     assert target.read_bytes().startswith(b"\x89PNG")
-    # an unknown suffix is refused with a message
-    assert win.export_figure(str(out / "fig.bmp")) is None
+    assert win.export_figure(str(out / "fig.bmp")) is None  # an unknown suffix is refused with a message
     assert ".png" in win.notifications.errors()[-1]
 
 
 def test_unreadable_image_file_keeps_the_window_usable(make_window, qtbot, tmp_path):
     win = make_window()
     expl = run(qtbot, win, "gradcam")
+    shown = win.session.image_request
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
-    assert not win.open_image(str(bad))
+    assert win.open_image(str(bad))
+    wait_idle(qtbot, win)
     assert "broken.png" in win.notifications.errors()[-1]
-    assert win.model.explanation is expl and "chelsea" in win.source_label
+    assert win.session.explanation is expl and win.session.image_request == shown  # the label matches the maps
     assert not win.open_image(str(tmp_path / "missing.jpg"))
     assert "no such file" in win.notifications.errors()[-1]
-    assert run_ok(qtbot, win)
-
-
-def run_ok(qtbot, win) -> bool:
     n = len(win.notifications.errors())
-    win.run_explanation()
+    win.run()
     wait_idle(qtbot, win)
-    return len(win.notifications.errors()) == n and win.model.explanation is not None
+    assert len(win.notifications.errors()) == n and win.session.explanation is not expl
 
 
 def test_wrong_checkpoint_is_a_message(make_window, qtbot, tmp_path, explainer):
@@ -299,16 +324,21 @@ def test_wrong_checkpoint_is_a_message(make_window, qtbot, tmp_path, explainer):
     run(qtbot, win, "gradcam")
     ckpt = tmp_path / "other.pt"
     torch.save({"fc.weight": torch.zeros(3, 8), "fc.bias": torch.zeros(3)}, ckpt)
-    win.load_model(str(ckpt), "timm:resnet18", None, "cpu")
+    win.session.model_request = ModelRequest(spec=str(ckpt), arch="timm:resnet18", device="cpu")
+    win.controller.load_model()
     wait_idle(qtbot, win)
     assert "does not fit" in win.notifications.errors()[-1]
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint at all")
-    win.load_model(str(garbage), "timm:resnet18", None, "cpu")
+    win.model_panel.spec.setCurrentText(str(garbage))
+    win.model_panel.load.click()
     wait_idle(qtbot, win)
     assert "garbage.pth" in win.notifications.errors()[-1]
-    assert win.loaded is explainer.loaded
-    assert run_ok(qtbot, win)
+    assert win.session.model is explainer.loaded  # the working model stays
+    n = len(win.notifications.errors())
+    win.run()
+    wait_idle(qtbot, win)
+    assert len(win.notifications.errors()) == n
 
 
 def test_a_first_model_that_cannot_load_falls_back_to_the_default(qtbot, tmp_path):
@@ -317,10 +347,11 @@ def test_a_first_model_that_cannot_load_falls_back_to_the_default(qtbot, tmp_pat
     # what `alens-gui --model timm:NAME` does offline when the weights are not cached
     win = MainWindow(None, model_spec=str(tmp_path / "missing.pt"), config_dir=tmp_path / "cfg", autorun=False)
     qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.loaded is not None and not win.runner.busy(), timeout=LONG)
-    assert win.loaded.name.startswith("EfficientNet-Lite0") and win.loaded.num_classes == 1000
+    qtbot.waitUntil(lambda: win.session.model is not None and not win.controller.runner.busy(), timeout=LONG)
+    assert win.session.model.name.startswith("EfficientNet-Lite0") and win.session.model.num_classes == 1000
     text = " ".join(t for _, t in win.notifications.messages)
-    assert "missing.pt" in text and "using the default model" in text
+    assert "missing.pt" in text and "default model" in text
+    assert win.session.model_request.spec == "default"
     win.close()
 
 
@@ -329,49 +360,53 @@ def test_labels_that_do_not_match_the_model(make_window, qtbot, tmp_path, explai
     run(qtbot, win, "gradcam")
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"grade {i}" for i in range(1, 5)), encoding="utf-8")
-    win.model_spec.setCurrentText("default")
-    win.labels_edit.setText(str(labels))
-    win.device_combo.setCurrentText("cpu")
-    win._load_from_controls()
+    win.model_panel.labels.setText(str(labels))
+    win.model_panel.device.setCurrentIndex(win.model_panel.device.findData("cpu"))
+    win.model_panel.load.click()
     wait_idle(qtbot, win)
     msg = win.notifications.errors()[-1]
     assert "4 class names" in msg and "1000" in msg
-    assert win.loaded is explainer.loaded and win.model_name.text() == explainer.loaded.name
-    assert run_ok(qtbot, win)
+    assert win.session.model is explainer.loaded
 
 
 def test_fewer_than_two_classes_is_a_message(make_window, qtbot):
     win = make_window()
     expl = run(qtbot, win, "gradcam")
-    win.set_class_mode("picked", classes=[285])
-    assert win.run_explanation() is None
+    win.session.class_request = ClassRequest(kind="picked", classes=(285,))
+    assert win.class_panel.classes.checked() == [285]
+    win.run()
+    wait_idle(qtbot, win)
     assert "K >= 2" in win.notifications.errors()[-1]
-    win.set_class_mode("topk", k=1, with_lowest=False)
-    assert win.run_explanation() is None
-    assert "K >= 2" in win.notifications.errors()[-1]
-    assert win.model.explanation is expl
-    win.set_class_mode("topk", k=1, with_lowest=True)  # 1 + lowest = 2 classes is fine
-    assert run_ok(qtbot, win) and win.model.explanation.k == 2
+    win.class_panel.mode.setCurrentIndex(win.class_panel.mode.findData("topk"))
+    win.class_panel.k.setValue(1)
+    win.run()
+    wait_idle(qtbot, win)
+    assert "k >= 2" in win.notifications.errors()[-1]
+    assert win.session.explanation is expl
+    win.class_panel.lowest.setChecked(True)  # 1 + lowest = 2 classes is fine
+    assert win.session.class_request == ClassRequest(kind="topk", k=1, with_lowest=True)
+    win.run()
+    wait_idle(qtbot, win)
+    assert win.session.explanation.k == 2
 
 
 def test_class_set_presets_are_saved_and_offered_again(make_window, qtbot, tmp_path):
     cfg = tmp_path / "shared-config"
     win = make_window(config_dir=cfg)
-    assert win.save_preset("grid game", GRID_CLASSES)
-    assert not win.save_preset("too small", [285])
+    assert win.class_panel.save_preset("grid game", list(GRID_CLASSES))
+    assert not win.class_panel.save_preset("too small", [285])
     data = json.loads((cfg / "class_presets.json").read_text(encoding="utf-8"))
-    assert data == {"grid game": GRID_CLASSES}
+    assert data == {"grid game": list(GRID_CLASSES)}
     again = make_window(config_dir=cfg)
-    names = [again.preset_combo.itemData(i) for i in range(again.preset_combo.count())]
+    combo = again.class_panel.preset_combo
+    names = [combo.itemData(i) for i in range(combo.count())]
     assert "grid game" in names
-    again.preset_combo.setCurrentIndex(names.index("grid game"))
-    again._on_preset_chosen(names.index("grid game"))
-    assert again.class_list.checked() == GRID_CLASSES
-    assert again.class_mode.currentData() == "picked"
-    # the searchable list filters by name
-    again.class_list.search.setText("espresso")
-    visible = [again.class_list.list.item(i).text() for i in range(again.class_list.list.count())
-               if not again.class_list.list.item(i).isHidden()]
+    combo.activated.emit(names.index("grid game"))
+    assert again.session.class_request == ClassRequest(kind="picked", classes=tuple(GRID_CLASSES))
+    assert again.class_panel.classes.checked() == list(GRID_CLASSES)
+    lst = again.class_panel.classes
+    lst.search.setText("espresso")  # the searchable list filters by name
+    visible = [lst.list.item(i).text() for i in range(lst.list.count()) if not lst.list.item(i).isHidden()]
     assert visible == ["550 espresso maker", "967 espresso"]
 
 
@@ -380,38 +415,56 @@ def test_method_options_are_built_from_the_registry(make_window):
 
     win = make_window()
     for info in list_methods():
-        win.set_method(info.name)
-        values = win.options_form.values()
-        assert set(values) == set(info.options)
+        win.session.method = info.name
+        values = win.method_panel.form.values()
+        assert set(values) == set(info.options) and win.session.options == values
         assert info.resolve_options(values) == info.resolve_options({})  # editors start at the defaults
-    win.set_method("ig", steps=7, baseline="blurred")
-    assert win.options_form.values()["steps"] == 7 and win.options_form.values()["baseline"] == "blurred"
+    win.session.method = "ig"
+    win.session.options = {**win.session.options, "steps": 7, "baseline": "blurred"}
+    assert win.method_panel.form.values()["steps"] == 7 and win.method_panel.form.values()["baseline"] == "blurred"
+    win.session.method = "gradcam"
+    win.session.method = "ig"  # each method remembers its own options
+    assert win.session.options["steps"] == 7
+
+
+def test_changing_the_method_marks_the_maps_stale(make_window, qtbot):
+    win = make_window()
+    run(qtbot, win, "gradcam")
+    assert not win.maps.banner.isVisible()
+    win.session.method = "ixg"
+    assert win.session.stale and "Run (Ctrl+R)" in win.maps.banner.text()
+    run(qtbot, win, "ixg")
+    assert not win.session.stale
 
 
 def test_zoom_is_linked_across_views(make_window, qtbot):
     win = make_window()
     run(qtbot, win, "gradcam")
-    win.maps.set_view_rect(QRectF(50, 60, 40, 40))
-    for cell in win.maps.cells():
-        r = cell.vb.viewRect()
+    tile = win.maps.map_tiles("base")[0]
+    tile.vb.setRange(QRectF(50, 60, 40, 40), padding=0.0)
+    win.maps.sync_range(tile.vb)
+    for t in win.maps.tiles.values():
+        r = t.vb.viewRect()
         assert r.contains(QRectF(50.5, 60.5, 39, 39))
-        assert r.width() * r.height() < 0.25 * 224 * 224  # zoomed in: no longer the whole image
+        assert r.width() * r.height() < 0.25 * 300 * 451  # zoomed in: no longer the whole image
+    win.maps.reset_zoom()
+    assert win.maps.map_tiles("refined")[1].vb.viewRect().contains(QRectF(0.5, 0.5, 450, 299))
 
 
 def test_grid_pointing_game_from_the_evaluate_menu(make_window, qtbot):
     win = make_window()
-    win.set_method("gradcam")
-    assert win.run_grid_game(2) is not None
+    win.session.method = "gradcam"
+    assert win.controller.run_grid_game(2) is not None
     wait_idle(qtbot, win)
     assert not win.notifications.errors()
-    r = win.grid_game_result["gradcam"]
+    r = win.controller.grid_game_result["gradcam"]
     assert r["base"]["n"] == r["al"]["n"] == 8  # 2 grids x 4 tiles
-    assert r["al"]["iou"] > r["base"]["iou"]  # the lens localises Grad-CAM's tiles better
+    assert r["al"]["ra"] > r["base"]["ra"]  # the lens puts more of Grad-CAM's mass in the right tile
     assert "grid game, Grad-CAM" in win.notifications.messages[-1][1]
 
 
 def test_drag_and_drop_opens_the_file_and_it_becomes_recent(make_window, qtbot, chelsea_png):
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtCore import QMimeData, Qt, QUrl
     from PySide6.QtGui import QDropEvent
 
     win = make_window()
@@ -421,8 +474,9 @@ def test_drag_and_drop_opens_the_file_and_it_becomes_recent(make_window, qtbot, 
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier)
     win.dropEvent(event)
-    assert win.source_label == str(chelsea_png)
-    assert win.source.shape == (300, 451, 3)
+    assert win.session.image_request.path == str(chelsea_png.resolve())
+    wait_idle(qtbot, win)
+    assert win.session.image.shape == (300, 451, 3)
     assert [a.text() for a in win.recent_menu.actions()] == [str(chelsea_png.resolve())]
 
 

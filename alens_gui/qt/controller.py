@@ -1,0 +1,435 @@
+"""The controller: reacts to session fields, runs the work in the background, writes results back.
+
+Reactions (one task slot each; a new request in a slot cancels the running one):
+
+* :meth:`Controller.load_model` (the *Load* button, start-up) → load ``model_request``
+  (``model``); the first model that fails to load falls back to the bundled default (SPEC §4);
+* ``image_request`` → read the image (``image``), then explain it;
+* ``lens`` → re-lens the cached maps (no model run); ``view.scale`` → redraw the maps;
+* ``mask`` / ``fill`` → run the model on the masked image (``mask_result``);
+* ``method``, ``options``, ``class_request``, ``input_policy``, ``window`` → the maps on
+  screen no longer match the settings: ``stale`` is set until the next run.
+
+Every worker error reaches :attr:`Controller.notified`, the window's one notification place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from alens_gui.core.errors import AlensError
+
+from . import jobs
+from .session import Activity, ClassRequest, ImageRequest, ModelRequest, Session
+from .tasks import TaskRunner, readable_error
+
+#: Slots whose tasks show in the status bar's progress.
+VISIBLE_SLOTS = ("model", "image", "explain", "mask", "export", "session", "evaluate")
+
+
+class Controller(QObject):
+    """Runs everything the session asks for.
+
+    Signals
+    -------
+    notified(str, str)
+        A message and its level (``info``, ``warning``, ``error``) for the notification area.
+    """
+
+    notified = Signal(str, str)
+
+    def __init__(self, session: Session, parent: QObject | None = None, *, autorun: bool = True) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.runner = TaskRunner(self)
+        self.autorun = autorun
+        self._want_run = False
+        self._shown_request = None  # the image request whose image is on screen
+        self._last_complete = None  # (explanation, rendered) to restore when a partial run stops
+        self._fell_back = False
+        self._restoring = False  # opening a session shows saved results; nothing may run the model
+        s = session
+        s.image_request_changed.connect(self._on_image_request)
+        s.lens_changed.connect(lambda _l: self.relens())
+        s.view_changed.connect(self._on_view)
+        s.mask_changed.connect(lambda _m: self.run_mask())
+        s.fill_changed.connect(lambda _f: self.run_mask())
+        for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed,
+                    s.window_changed):
+            sig.connect(self._mark_stale)
+        self.runner.error.connect(lambda _slot, msg: self.notify(msg, "error"))
+        self.runner.started.connect(self._on_started)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
+
+    def notify(self, text: str, level: str = "info") -> None:
+        self.notified.emit(text, level)
+
+    # -- model ------------------------------------------------------------------------
+    def load_model(self):
+        r = self.session.model_request
+        self.session.model_status = f"loading {r.spec}…"
+        return self.runner.run("model", jobs.load_model_job, r.spec, r.arch, r.labels, r.device,
+                               label=f"loading model {r.spec}", on_return=self._on_model, on_error=self._on_model_error,
+                               on_yield=self._on_status)
+
+    def set_loaded(self, loaded) -> None:
+        """Use an already loaded model (tests share one; the self-test passes its own)."""
+        self._on_model(loaded)
+
+    def _on_model(self, loaded) -> None:
+        s = self.session
+        s.model = loaded
+        s.model_status = f"{loaded.name} on {loaded.device_label()}"
+        if s.image is not None and (self.autorun or self._want_run):
+            self._want_run = False
+            self.run()
+
+    def _on_model_error(self, exc: BaseException) -> None:
+        s = self.session
+        s.model_status = f"could not load {s.model_request.spec}"
+        if s.model is None and not self._fell_back and s.model_request.spec != "default":
+            self._fell_back = True
+            self.notify(f"{readable_error(exc)}; using the bundled default model instead", "warning")
+            s.model_request = ModelRequest(device=s.model_request.device)
+            self.load_model()
+
+    # -- image ------------------------------------------------------------------------
+    def _on_image_request(self, req) -> None:
+        if req != self._shown_request:
+            self.read_image()
+
+    def read_image(self):
+        req = self.session.image_request
+        if req.empty:
+            return None
+        if req.tiles:
+            self.session.class_request = ClassRequest(kind="tiles")
+        elif self.session.class_request.kind == "tiles":
+            self.session.class_request = ClassRequest()
+        return self.runner.run("image", jobs.read_image_job, req, label=f"reading {req.label}",
+                               on_return=lambda image, req=req: self._on_image(req, image),
+                               on_error=self._on_image_error, on_yield=self._on_status)
+
+    def _on_image_error(self, _exc: BaseException) -> None:
+        # the message goes to the notifications; the screen keeps what it showed, and says so
+        if self._shown_request is not None:
+            self.session.image_request = self._shown_request
+
+    def _on_image(self, req, image) -> None:
+        s = self.session
+        self._shown_request = req
+        s.image = image
+        if s.model is not None and self.autorun:
+            self.run()
+        else:
+            self._want_run = self.autorun
+
+    # -- explain ------------------------------------------------------------------------
+    def check_settings(self):
+        """``(method, options)`` checked against the registry (raises AlensError)."""
+        from .registry import method_spec
+
+        s = self.session
+        spec = method_spec(s.method)
+        spec.resolve_options(s.options)
+        return spec.name, {k: v for k, v in s.options.items() if k in spec.options}
+
+    def run(self):
+        """Explain the current image with the session's method, options, class set and lens."""
+        s = self.session
+        if s.model is None or s.image is None:
+            self._want_run = True
+            self.notify("the model or the image is still loading; the run starts when both are ready", "info")
+            return None
+        try:
+            method, options = self.check_settings()
+        except AlensError as exc:
+            self.notify(readable_error(exc), "error")
+            return None
+        s.model.resize = s.input_policy
+        label = f"{method} on {s.image_request.label or 'the image'}"
+        return self.runner.run(
+            "explain", jobs.explain_job, s.model, s.image, method, options, s.class_request, s.lens,
+            s.view.scale, s.image_request.tiles, label=label, on_yield=self._on_explain_yield,
+            on_return=self._on_explained,
+        )
+
+    def _on_explain_yield(self, item) -> None:
+        kind, payload = item
+        s = self.session
+        if kind == "classes":
+            classes, names = payload
+            s.activity = Activity(label=s.activity.label, done=s.activity.done, total=s.activity.total,
+                                  message="explaining " + ", ".join(f"{c} {n}" for c, n in zip(classes, names)))
+        elif kind == "partial":
+            expl, rendered = payload
+            if self._last_complete is None:
+                self._last_complete = (s.explanation, s.rendered)
+            self._show(expl, rendered)
+
+    def _show(self, expl, rendered) -> None:
+        s = self.session
+        if s.explanation is None or s.explanation.shape != expl.shape:
+            s.reset_mask()
+        s.selected = min(s.selected, expl.k - 1)
+        s.explanation = expl
+        s.rendered = rendered
+
+    def _on_explained(self, result) -> None:
+        expl, rendered = result
+        s = self.session
+        self._last_complete = None
+        self._show(expl, rendered)
+        s.stale = False
+        if expl.lens != s.lens:  # the user moved a lens control while the model ran
+            self.relens()
+        if s.mask is not None and s.mask.any():
+            self.run_mask()
+        self.notify(f"{expl.method_label}: {expl.k} classes explained ({s.image_request.label})")
+
+    def _mark_stale(self, *_args) -> None:
+        if self.session.explanation is not None:
+            self.session.stale = True
+
+    # -- lens and colours ------------------------------------------------------------------
+    def relens(self):
+        s = self.session
+        expl = s.explanation
+        if expl is None or expl.lens == s.lens:
+            return None
+        return self.runner.run("lens", jobs.relens_job, expl, s.lens, s.view.scale, label="re-lensing",
+                               on_return=self._on_relensed)
+
+    def _on_relensed(self, result) -> None:
+        expl, rendered = result
+        if self.runner.busy("explain") and self._last_complete is not None:
+            return  # a partial estimate is on screen; the final result will be re-lensed
+        self._show(expl, rendered)
+
+    def _on_view(self, view) -> None:
+        r = self.session.rendered
+        if r is not None and r.scale != view.scale:
+            self.runner.run("render", jobs.render_job, self.session.explanation, view.scale, label="drawing",
+                            on_return=self._on_rendered)
+
+    def _on_rendered(self, rendered) -> None:
+        if rendered.explanation is self.session.explanation:
+            self.session.rendered = rendered
+
+    # -- masking -------------------------------------------------------------------------
+    def run_mask(self):
+        s = self.session
+        expl, mask = s.explanation, s.mask
+        if expl is None or s.model is None or self._restoring:
+            return None
+        if mask is None or not mask.any():
+            self.runner.cancel("mask")
+            s.mask_result = None
+            return None
+        return self.runner.run("mask", jobs.mask_job, s.model, expl, mask.copy(), s.fill, label="masking",
+                               on_return=self._on_masked, on_yield=self._on_status)
+
+    def _on_masked(self, result) -> None:
+        self.session.mask_result = result
+
+    def select_top_fraction(self, index: int, percent: float) -> bool:
+        """Mask the top ``percent`` % of pixels of class ``index``'s refined map."""
+        from alens_gui.core.masking import top_fraction_mask
+
+        expl = self.session.explanation
+        if expl is None:
+            self.notify("explain an image first", "warning")
+            return False
+        if not 0 <= index < expl.k:
+            self.notify(f"class position {index} is not in the class set", "error")
+            return False
+        try:
+            region = top_fraction_mask(np.nan_to_num(expl.refined[index]), percent / 100.0)
+        except AlensError as exc:
+            self.notify(readable_error(exc), "error")
+            return False
+        if not region.any():
+            self.notify(f"{expl.class_names[index]} wins no pixel at this lens setting; nothing to mask", "warning")
+            return False
+        self.session.add_to_mask(region)
+        return True
+
+    # -- export and sessions ----------------------------------------------------------------
+    def export(self, kind: str, path: str, indices: Sequence[int] | None = None):
+        """Write a figure (``figure``: PNG/SVG/PDF), the ``territory`` view or the ``npz`` maps."""
+        s = self.session
+        if s.explanation is None:
+            self.notify("nothing to export yet: explain an image first", "warning")
+            return None
+        return self.runner.run("export", jobs.export_job, kind, s.explanation, str(path), indices, s.view.scale,
+                               s.view.opacity, label=f"exporting {Path(path).name}",
+                               on_return=lambda p: self.notify(f"saved {p}"))
+
+    def session_state(self) -> dict:
+        """The session's settings as plain JSON (what a session file stores)."""
+        from alens_gui.core.sessionfile import file_sha256
+
+        s = self.session
+        req = s.image_request
+        inputs = [{"path": str(Path(p).resolve()), "sha256": file_sha256(p)}
+                  for p in ([req.path] if req.path else [t for t in req.tiles if Path(t).suffix])]
+        m = s.model_request
+        ck = m.spec if m.spec not in ("default",) and Path(m.spec).is_file() else None
+        return {
+            "inputs": inputs,
+            "image_request": {"path": req.path, "sample": req.sample, "tiles": list(req.tiles), "frame": req.frame},
+            "model": {"spec": m.spec, "arch": m.arch, "labels": m.labels, "device": m.device,
+                      "checkpoint_sha256": file_sha256(ck) if ck else None,
+                      "name": getattr(s.model, "name", None)},
+            "method": s.method, "options": dict(s.options), "input_policy": s.input_policy, "window": s.window,
+            "class_request": {"kind": s.class_request.kind, "k": s.class_request.k,
+                              "with_lowest": s.class_request.with_lowest, "classes": list(s.class_request.classes)},
+            "lens": s.lens.as_dict(),
+            "view": {"mode": s.view.mode, "overlay": s.view.overlay, "opacity": s.view.opacity,
+                     "scale": s.view.scale.as_dict(), "territory": s.view.territory,
+                     "hover_radius": s.view.hover_radius},
+            "selected": s.selected, "fill": s.fill,
+            "mask_result": None if s.mask_result is None else {
+                "classes": [int(c) for c in s.mask_result.classes], "before": list(map(float, s.mask_result.before)),
+                "after": list(map(float, s.mask_result.after)), "fraction": float(s.mask_result.fraction),
+                "fill": s.mask_result.fill},
+        }
+
+    def save_session(self, path: str):
+        s = self.session
+        return self.runner.run("session", jobs.save_session_job, str(path), self.session_state(), s.explanation,
+                               s.mask, label=f"saving {Path(path).name}",
+                               on_return=lambda p: self.notify(f"session saved: {p}"))
+
+    def open_session(self, path: str):
+        return self.runner.run("session", jobs.open_session_job, str(path), self.session.view.scale,
+                               label=f"opening {Path(path).name}", on_return=self._on_session_opened)
+
+    def _on_session_opened(self, result) -> None:
+        from alens_gui.core.colors import ColorScale
+        from alens_gui.core.lensparams import LensParams
+
+        from .session import ViewOptions
+
+        data, rendered = result
+        st = data.state
+        s = self.session
+        autorun, self.autorun = self.autorun, False  # restoring shows the saved maps; nothing runs
+        self._restoring = True
+        try:
+            ir = st.get("image_request") or {}
+            self.runner.cancel("image")
+            self._shown_request = ImageRequest(path=ir.get("path", ""), sample=ir.get("sample", ""),
+                                               tiles=tuple(ir.get("tiles") or ()), frame=int(ir.get("frame", 0)))
+            s.image_request = self._shown_request
+            m = st.get("model") or {}
+            req = ModelRequest(spec=m.get("spec", "default"), arch=m.get("arch", ""), labels=m.get("labels", ""),
+                               device=m.get("device", "auto"))
+            if req != s.model_request or s.model is None:
+                s.model_request = req
+                self.load_model()
+            cr = st.get("class_request") or {}
+            s.class_request = ClassRequest(kind=cr.get("kind", "topk"), k=int(cr.get("k", 3)),
+                                           with_lowest=bool(cr.get("with_lowest", False)),
+                                           classes=tuple(int(c) for c in cr.get("classes") or ()))
+            s.method = st.get("method", s.method)
+            s.options = dict(st.get("options") or {})
+            s.input_policy = st.get("input_policy", s.input_policy)
+            s.window = st.get("window", s.window)
+            v = st.get("view") or {}
+            s.view = ViewOptions(mode=v.get("mode", "both"), overlay=bool(v.get("overlay", True)),
+                                 opacity=float(v.get("opacity", 0.75)), scale=ColorScale(**(v.get("scale") or {})),
+                                 territory=bool(v.get("territory", True)), hover_radius=int(v.get("hover_radius", 0)))
+            s.fill = st.get("fill", s.fill)
+            if data.explanation is not None:
+                s.lens = data.explanation.lens
+                if rendered is None or rendered.scale != s.view.scale:
+                    rendered = jobs.render(data.explanation, s.view.scale)
+                s.reset_mask()
+                s.explanation = data.explanation
+                s.rendered = rendered
+                s.image = data.explanation.image
+                s.selected = min(int(st.get("selected", 0)), data.explanation.k - 1)
+                if data.mask is not None:
+                    s.mask = data.mask
+                    s.mask_result = _saved_mask_result(st.get("mask_result"), data.explanation.image, data.mask)
+            elif "lens" in st:
+                s.lens = LensParams(**{k: tuple(v) if k == "temperatures" else v for k, v in st["lens"].items()})
+            s.stale = False
+        finally:
+            self.autorun = autorun
+            self._restoring = False
+        for w in data.warnings:
+            self.notify(w, "warning")
+        self.notify(f"session opened ({len(st.get('inputs') or [])} input file(s)); nothing was recomputed")
+
+    # -- evaluation ---------------------------------------------------------------------
+    def run_grid_game(self, n: int = 8):
+        s = self.session
+        if s.model is None:
+            self.notify("load a model first", "warning")
+            return None
+        try:
+            method, options = self.check_settings()
+        except AlensError as exc:
+            self.notify(readable_error(exc), "error")
+            return None
+        return self.runner.run("evaluate", jobs.grid_game_job, s.model, method, options, int(n), s.lens,
+                               label="grid pointing game", on_return=self._on_grid_game)
+
+    def _on_grid_game(self, result: dict) -> None:
+        self.grid_game_result = result
+        self.notify(jobs.grid_game_summary(result))
+
+    # -- task bookkeeping ---------------------------------------------------------------------
+    def cancel(self) -> None:
+        if self.runner.busy():
+            self.runner.cancel()
+            self.notify("cancelled")
+
+    def _on_status(self, item) -> None:
+        kind, payload = item
+        if kind == "status":
+            a = self.session.activity
+            self.session.activity = Activity(a.label, a.done, a.total, str(payload))
+
+    def _on_started(self, slot: str, label: str) -> None:
+        if slot in VISIBLE_SLOTS:
+            self.session.activity = Activity(label=label)
+
+    def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
+        if slot in VISIBLE_SLOTS:
+            a = self.session.activity
+            self.session.activity = Activity(a.label or slot, done, total, message or a.message)
+
+    def _on_finished(self, slot: str, outcome: str) -> None:
+        s = self.session
+        if slot == "explain" and outcome != "done" and self._last_complete is not None:
+            # a cancelled or failed run must not leave its partial estimate looking like a result
+            expl, rendered = self._last_complete
+            self._last_complete = None
+            s.explanation, s.rendered = expl, rendered
+        if not any(self.runner.busy(x) for x in VISIBLE_SLOTS):
+            s.activity = Activity()
+
+    def shutdown(self) -> bool:
+        return self.runner.shutdown()
+
+
+
+def _saved_mask_result(saved: dict | None, image, mask):
+    """The masking result a session saved, with its masked image made again (no model run)."""
+    if not saved:
+        return None
+    from alens_gui.core.masking import MaskResult, apply_mask
+
+    return MaskResult(
+        classes=np.asarray(saved["classes"], dtype=np.int64), before=np.asarray(saved["before"], dtype=np.float64),
+        after=np.asarray(saved["after"], dtype=np.float64), masked_image=apply_mask(image, mask, saved["fill"]),
+        fraction=float(saved["fraction"]), fill=str(saved["fill"]),
+    )

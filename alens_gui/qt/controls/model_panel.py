@@ -1,0 +1,81 @@
+"""The model panel: which classifier, which architecture and class names, which device."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+
+from ..session import ModelRequest, Session
+from ._util import blocked, combo, set_combo_data
+
+SPECS = ("default", "torchvision:resnet50", "timm:resnet18")
+
+
+class ModelPanel(QWidget):
+    """Edits a :class:`~alens_gui.qt.session.ModelRequest`; *Load* puts it into the session."""
+
+    loadRequested = Signal()
+
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.status = QLabel("loading…")
+        self.status.setWordWrap(True)
+        self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME or a checkpoint file")
+        self.spec.setEditable(True)
+        browse = QPushButton("File…")
+        browse.setToolTip("a checkpoint: TorchScript, or a state dict (.pt/.pth/.safetensors) with its architecture")
+        browse.clicked.connect(self._browse_checkpoint)
+        self.arch = QLineEdit()
+        self.arch.setPlaceholderText("for state dicts: timm:NAME or torchvision:NAME")
+        self.labels = QLineEdit()
+        self.labels.setPlaceholderText("optional class names (.txt / .json)")
+        lb = QPushButton("File…")
+        lb.clicked.connect(self._browse_labels)
+        self.device = combo([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], "where the model runs")
+        self.load = QPushButton("Load model")
+        self.load.clicked.connect(self.push)
+        f = QFormLayout(self)
+        f.setContentsMargins(4, 2, 4, 2)
+        row = QHBoxLayout()
+        row.addWidget(self.spec, 1)
+        row.addWidget(browse)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.labels, 1)
+        row2.addWidget(lb)
+        f.addRow("in use", self.status)
+        f.addRow("model", row)
+        f.addRow("architecture", self.arch)
+        f.addRow("labels", row2)
+        f.addRow("device", self.device)
+        f.addRow(self.load)
+        session.model_request_changed.connect(self.pull)
+        session.model_status_changed.connect(self.status.setText)
+        self.pull(session.model_request)
+
+    def request(self) -> ModelRequest:
+        return ModelRequest(spec=self.spec.currentText().strip() or "default", arch=self.arch.text().strip(),
+                            labels=self.labels.text().strip(), device=self.device.currentData() or "auto")
+
+    def push(self) -> None:
+        """Put the edited request into the session and ask for it to be loaded."""
+        self.session.model_request = self.request()
+        self.loadRequested.emit()
+
+    def pull(self, req: ModelRequest) -> None:
+        with blocked(self.spec, self.arch, self.labels, self.device):
+            self.spec.setCurrentText(req.spec)
+            self.arch.setText(req.arch)
+            self.labels.setText(req.labels)
+            set_combo_data(self.device, req.device)
+
+    def _browse_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "",
+                                              "Checkpoints (*.pt *.pth *.safetensors *.ts);;All files (*)")
+        if path:
+            self.spec.setCurrentText(path)
+
+    def _browse_labels(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Class names", "", "Labels (*.txt *.json);;All files (*)")
+        if path:
+            self.labels.setText(path)

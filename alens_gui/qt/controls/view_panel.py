@@ -1,0 +1,84 @@
+"""The view panel: which maps, overlay and opacity, the colour scale (scope, percentile, gamma)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QLabel, QPushButton, QSlider, QWidget
+
+from ..session import Session, ViewOptions
+from ..widgets import FlowLayout
+from ._util import blocked, combo, labeled, set_combo_data
+
+MODES = (("base + refined", "both"), ("refined only", "refined"), ("base only", "base"))
+SCOPES = (("one limit per row", "row"), ("one limit for all", "all"), ("one limit per map", "class"))
+
+
+class ViewPanel(QWidget):
+    """One row of view controls bound to ``session.view``."""
+
+    resetZoomRequested = Signal()
+
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.mode = combo(list(MODES), "which maps are shown for each class")
+        self.overlay = QCheckBox("overlay")
+        self.overlay.setToolTip("show the maps over the image (O toggles)")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setMaximumWidth(90)
+        self.opacity.setToolTip("opacity of the maps over the grey image")
+        self.territory = QCheckBox("territory")
+        self.territory.setToolTip("show the class-territory view: the winning class at every pixel")
+        self.scope = combo(list(SCOPES), "which maps share one colour limit")
+        self.percentile = QDoubleSpinBox()
+        self.percentile.setRange(50.0, 100.0)
+        self.percentile.setDecimals(1)
+        self.percentile.setSingleStep(0.5)
+        self.percentile.setKeyboardTracking(False)
+        self.percentile.setToolTip("the colour limit is this percentile of the non-zero |values|; lower = more contrast")
+        self.gamma = QDoubleSpinBox()
+        self.gamma.setRange(0.1, 5.0)
+        self.gamma.setDecimals(2)
+        self.gamma.setSingleStep(0.1)
+        self.gamma.setKeyboardTracking(False)
+        self.gamma.setToolTip("contrast: below 1 lifts faint values, above 1 keeps only the strongest")
+        reset = QPushButton("Reset zoom")
+        reset.clicked.connect(self.resetZoomRequested)
+        lay = FlowLayout(self)
+        lay.addWidget(QLabel("<b>View</b>"))
+        lay.addWidget(self.mode)
+        lay.addWidget(labeled("", self.overlay))
+        lay.addWidget(labeled("opacity", self.opacity))
+        lay.addWidget(self.territory)
+        lay.addWidget(labeled("colour limit", self.scope))
+        lay.addWidget(labeled("percentile", self.percentile))
+        lay.addWidget(labeled("γ", self.gamma))
+        lay.addWidget(reset)
+        self.mode.currentIndexChanged.connect(lambda _i: self.push())
+        self.overlay.toggled.connect(lambda _v: self.push())
+        self.opacity.valueChanged.connect(lambda _v: self.push())
+        self.territory.toggled.connect(lambda _v: self.push())
+        self.scope.currentIndexChanged.connect(lambda _i: self.push())
+        self.percentile.valueChanged.connect(lambda _v: self.push())
+        self.gamma.valueChanged.connect(lambda _v: self.push())
+        session.view_changed.connect(self.pull)
+        self.pull(session.view)
+
+    def push(self) -> None:
+        v = self.session.view
+        scale = v.scale.with_(scope=self.scope.currentData(), percentile=self.percentile.value(),
+                              gamma=self.gamma.value())
+        self.session.view = v.with_(mode=self.mode.currentData(), overlay=self.overlay.isChecked(),
+                                    opacity=self.opacity.value() / 100.0, territory=self.territory.isChecked(),
+                                    scale=scale)
+
+    def pull(self, v: ViewOptions) -> None:
+        with blocked(self.mode, self.overlay, self.opacity, self.territory, self.scope, self.percentile, self.gamma):
+            set_combo_data(self.mode, v.mode)
+            self.overlay.setChecked(v.overlay)
+            self.opacity.setValue(round(v.opacity * 100))
+            self.territory.setChecked(v.territory)
+            set_combo_data(self.scope, v.scale.scope)
+            self.percentile.setValue(v.scale.percentile)
+            self.gamma.setValue(v.scale.gamma)

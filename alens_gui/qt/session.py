@@ -1,0 +1,288 @@
+"""The one session state: every field a user can set or see, with one change signal per field.
+
+Panels bind their widgets to fields both ways (a widget is never the source of truth),
+the controller reacts to fields and writes results back, and views only draw fields.
+The pattern is napari's ``EventedModel``, kept small: a :class:`Field` descriptor stores
+the value and emits ``<name>_changed`` when, and only when, the value really changes.
+
+Values are immutable (frozen dataclasses, tuples, numbers, strings) or replaced whole
+(arrays, explanations), so "changed" is a plain comparison and nothing is mutated
+behind a signal's back. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from alens_gui.core.colors import ColorScale
+from alens_gui.core.lensparams import AL
+
+_MISSING = object()
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return False  # arrays are replaced whole: a new array is a change
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # objects without a usable ==
+        return False
+
+
+class Field:
+    """A session field: ``session.name`` reads it, ``session.name = v`` sets it and emits
+    ``session.name_changed(v)`` when ``v`` differs from the current value."""
+
+    def __init__(self, default: Any = None, doc: str = "") -> None:
+        self.default = default
+        self.__doc__ = doc
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+        self.signal = f"{name}_changed"
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = obj._values.get(self.name, _MISSING)
+        if value is _MISSING:
+            value = self.default() if callable(self.default) else self.default
+            obj._values[self.name] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        if _same(self.__get__(obj), value):
+            return
+        obj._values[self.name] = value
+        getattr(obj, self.signal).emit(value)
+
+
+# -- value types --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelRequest:
+    """Which model to load: ``spec`` (default, torchvision:NAME, timm:NAME or a checkpoint
+    file), ``arch`` for state dicts, a ``labels`` file and the ``device``."""
+
+    spec: str = "default"
+    arch: str = ""
+    labels: str = ""
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """Which image to explain: a file ``path``, a ``sample`` photograph's name, or ``tiles``
+    (four sources of a composed 2 x 2 grid)."""
+
+    path: str = ""
+    sample: str = ""
+    tiles: tuple[str, ...] = ()
+    frame: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.path:
+            from pathlib import Path
+
+            return Path(self.path).name + (f" [frame {self.frame + 1}]" if self.frame else "")
+        if self.tiles:
+            return "2 x 2 grid of " + ", ".join(t.rsplit("/", 1)[-1] for t in self.tiles)
+        return f"sample: {self.sample}" if self.sample else ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.path or self.sample or self.tiles)
+
+
+@dataclass(frozen=True)
+class ClassRequest:
+    """The class set asked for: ``kind`` is ``topk`` (``k``, ``with_lowest``),
+    ``best_vs_worst``, ``picked`` (``classes``) or ``tiles`` (the grid's tile classes)."""
+
+    kind: str = "topk"
+    k: int = 3
+    with_lowest: bool = False
+    classes: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "topk":
+            return f"top-{self.k}" + (" + lowest" if self.with_lowest else "")
+        if self.kind == "best_vs_worst":
+            return "best vs worst"
+        if self.kind == "tiles":
+            return "the grid's tile classes"
+        return "classes " + ", ".join(map(str, self.classes))
+
+
+VIEW_MODES = ("both", "refined", "base")
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """How maps are drawn: which maps (``mode``), overlay on/off and opacity, the colour
+    scale, whether the class-territory view is shown, and the hover radius."""
+
+    mode: str = "both"
+    overlay: bool = True
+    opacity: float = 0.75
+    scale: ColorScale = field(default_factory=ColorScale)
+    territory: bool = True
+    hover_radius: int = 0
+
+    def with_(self, **changes) -> ViewOptions:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the background is doing, for the status bar: ``label`` of the running task
+    ("" when idle), progress ``done``/``total`` and the last ``message``."""
+
+    label: str = ""
+    done: float = 0.0
+    total: float = 0.0
+    message: str = ""
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.label)
+
+
+class Session(QObject):
+    """Everything the user set and saw. See the module docstring.
+
+    Inputs (set by panels): ``model_request``, ``image_request``, ``window``,
+    ``input_policy``, ``method``, ``options``, ``class_request``, ``lens``, ``view``,
+    ``selected``, ``tool``, ``brush_radius``, ``fill``, ``mask``, ``hover``.
+    Results (set by the controller): ``model`` (a LoadedModel), ``image`` (the image as
+    read), ``explanation`` (maybe a partial estimate), ``rendered`` (the maps' colour
+    images, prepared in a worker), ``mask_result``, ``activity``, ``stale`` (the settings
+    changed since the maps were made), ``pinned`` (an explanation kept for comparison).
+    """
+
+    model_request = Field(ModelRequest)
+    model = Field(None)
+    model_status = Field("")
+    image_request = Field(ImageRequest)
+    image = Field(None)
+    window = Field("auto")
+    input_policy = Field("stretch")
+    method = Field("gradcam")
+    options = Field(dict)
+    class_request = Field(ClassRequest)
+    lens = Field(lambda: AL)
+    view = Field(ViewOptions)
+    selected = Field(0)
+    explanation = Field(None)
+    rendered = Field(None)
+    stale = Field(False)
+    tool = Field("navigate")
+    brush_radius = Field(8)
+    fill = Field("blur")
+    mask = Field(None)
+    mask_result = Field(None)
+    hover = Field((-1, -1))
+    activity = Field(Activity)
+    pinned = Field(None)
+
+    model_request_changed = Signal(object)
+    model_changed = Signal(object)
+    model_status_changed = Signal(object)
+    image_request_changed = Signal(object)
+    image_changed = Signal(object)
+    window_changed = Signal(object)
+    input_policy_changed = Signal(object)
+    method_changed = Signal(object)
+    options_changed = Signal(object)
+    class_request_changed = Signal(object)
+    lens_changed = Signal(object)
+    view_changed = Signal(object)
+    selected_changed = Signal(object)
+    explanation_changed = Signal(object)
+    rendered_changed = Signal(object)
+    stale_changed = Signal(object)
+    tool_changed = Signal(object)
+    brush_radius_changed = Signal(object)
+    fill_changed = Signal(object)
+    mask_changed = Signal(object)
+    mask_result_changed = Signal(object)
+    hover_changed = Signal(object)
+    activity_changed = Signal(object)
+    pinned_changed = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._values: dict[str, Any] = {}
+        self._mask_undo: list[np.ndarray] = []
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [n for n, v in vars(cls).items() if isinstance(v, Field)]
+
+    def update(self, **values) -> None:
+        """Set several fields (each emits its own signal)."""
+        for name, value in values.items():
+            if not isinstance(getattr(type(self), name, None), Field):
+                raise AttributeError(f"the session has no field {name!r}")
+            setattr(self, name, value)
+
+    # -- derived --------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the display frame the maps and the mask live in."""
+        expl = self.explanation
+        if expl is not None:
+            return tuple(expl.shape)
+        return None
+
+    def class_label(self, i: int) -> str:
+        expl = self.explanation
+        if expl is None or not 0 <= i < expl.k:
+            return ""
+        return f"{int(expl.classes[i])} {expl.class_names[i]}"
+
+    # -- mask editing (with undo) ---------------------------------------------------------
+    def add_to_mask(self, region: np.ndarray) -> bool:
+        """Union ``region`` (H, W bool) into the mask, remembering the old one for undo."""
+        shape = self.image_shape
+        if shape is None:
+            return False
+        region = np.asarray(region, dtype=bool)
+        if region.shape != shape:
+            raise ValueError(f"mask region {region.shape} does not match the maps {shape}")
+        current = self.mask if self.mask is not None else np.zeros(shape, dtype=bool)
+        new = current | region
+        if np.array_equal(new, current):
+            return False
+        self._mask_undo.append(current)
+        self.mask = new
+        return True
+
+    def undo_mask(self) -> bool:
+        if not self._mask_undo:
+            return False
+        self.mask = self._mask_undo.pop()
+        return True
+
+    def clear_mask(self) -> None:
+        if self.mask is not None and self.mask.any():
+            self._mask_undo.append(self.mask)
+            self.mask = np.zeros_like(self.mask)
+
+    def reset_mask(self) -> None:
+        """A new image: no mask and no undo history."""
+        self._mask_undo.clear()
+        self.mask = None
+        self.mask_result = None
+
+    @property
+    def can_undo_mask(self) -> bool:
+        return bool(self._mask_undo)

@@ -1,0 +1,6 @@
+"""Views: they draw the session and nothing else (no state of their own beyond what is drawn)."""
+
+from .maps import MapsView
+from .readouts import DistributionView, ProbabilityView
+
+__all__ = ["DistributionView", "MapsView", "ProbabilityView"]

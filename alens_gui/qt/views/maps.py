@@ -1,0 +1,472 @@
+"""The map views: small multiples of equal size, in the image's own aspect, that only draw the session.
+
+Tiles: the image, the class-territory view, and per class its base and/or refined map
+(``view.mode``). All tiles have one size, keep the image's aspect and grow with the
+window; the column count is chosen so that the tiles are as large as the space allows
+(they wrap for K up to 10 and beyond). Zoom and pan are linked, the crosshair and the
+mask are drawn in every tile, and the colour images come ready-made from the controller
+(:class:`~alens_gui.qt.jobs.Rendered`), so drawing is a blit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetrics, QPen
+from PySide6.QtWidgets import (
+    QGraphicsRectItem,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import qthrottled
+
+from alens_gui.core.colors import class_color
+from alens_gui.core.masking import brush_mask, rectangle_mask
+
+from ..session import Session
+
+MASK_RGBA = (0, 230, 255, 120)
+TITLE_HEIGHT = 18
+
+
+class MapViewBox(pg.ViewBox):
+    """Hands left-button drags to the masking tool unless the tool is ``navigate``."""
+
+    def __init__(self, tile: MapTile) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self.tile = tile
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+        grid = self.tile.grid
+        if grid.session.tool == "navigate" or ev.button() != Qt.MouseButton.LeftButton:
+            return super().mouseDragEvent(ev, axis)
+        ev.accept()
+        p = self.mapSceneToView(ev.scenePos())
+        start = self.mapSceneToView(ev.buttonDownScenePos())
+        grid.tool_drag(self, (start.y(), start.x()), (p.y(), p.x()), ev.isStart(), ev.isFinish())
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - Qt naming
+        grid = self.tile.grid
+        if ev.button() == Qt.MouseButton.LeftButton:
+            p = self.mapSceneToView(ev.scenePos())
+            if grid.session.tool == "brush":
+                ev.accept()
+                grid.tool_drag(self, (p.y(), p.x()), (p.y(), p.x()), True, True)
+                return
+            if grid.session.tool == "navigate" and self.tile.index >= 0:
+                ev.accept()
+                grid.session.selected = self.tile.index
+                return
+        super().mouseClickEvent(ev)
+
+
+class MapTile(QWidget):
+    """One view: a title over an image, a heat map (or territory), the mask and a crosshair."""
+
+    def __init__(self, grid: MapsView, kind: str, index: int = -1) -> None:
+        super().__init__()
+        self.grid, self.kind, self.index = grid, kind, index
+        self.title = QLabel()
+        self.title.setFixedHeight(TITLE_HEIGHT)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.title.setStyleSheet("font-size: 11px; color: #333;")
+        self.view = pg.GraphicsView(background="w")
+        self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.vb = MapViewBox(self)
+        self.view.setCentralItem(self.vb)
+        self.backdrop = pg.ImageItem()
+        self.heat = pg.ImageItem()
+        self.mask = pg.ImageItem()
+        for item in (self.backdrop, self.heat, self.mask):
+            self.vb.addItem(item)
+        self.cross = pg.PlotCurveItem(pen=pg.mkPen(QColor(255, 215, 0), width=1), connect="pairs")
+        self.cross.setZValue(20)
+        self.cross.hide()
+        self.vb.addItem(self.cross, ignoreBounds=True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.setSpacing(0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.view, 1)
+        # Every tile gets exactly the share of the grid its stretch gives it: equal sizes.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setMinimumSize(60, 60)
+        self.size_hw = (0, 0)
+        self._title = ("", False, None)
+        self.vb.sigRangeChangedManually.connect(lambda _m: grid.sync_range(self.vb))
+        self.view.scene().sigMouseMoved.connect(self._moved)
+
+    def set_title(self, text: str, selected: bool = False, color: tuple | None = None) -> None:
+        self._title = (text, selected, color)
+        mark = "▶ " if selected else ""
+        swatch = ""
+        if color is not None:
+            swatch = f"<span style='color: rgb{tuple(color)}'>■</span> "
+        fm = QFontMetrics(self.title.font())
+        shown = fm.elidedText(mark + text, Qt.TextElideMode.ElideRight, max(40, self.width() - 16))
+        self.title.setText(swatch + (f"<b>{shown}</b>" if selected else shown))
+        self.title.setToolTip(text)
+
+    def resizeEvent(self, ev):  # noqa: N802 - Qt naming
+        super().resizeEvent(ev)
+        if self._title[0]:
+            self.set_title(*self._title)  # re-elide for the new width
+
+    def set_size(self, h: int, w: int) -> None:
+        if (h, w) != self.size_hw:
+            self.size_hw = (h, w)
+            self.vb.setRange(QRectF(0, 0, w, h), padding=0.0, disableAutoRange=True)
+
+    def set_crosshair(self, y: int, x: int) -> None:
+        h, w = self.size_hw
+        if y < 0 or not h:
+            self.cross.hide()
+            return
+        self.cross.setData(x=np.array([0, w, x + 0.5, x + 0.5], dtype=float),
+                           y=np.array([y + 0.5, y + 0.5, 0, h], dtype=float))
+        self.cross.show()
+
+    def _moved(self, pos) -> None:
+        if self.vb.sceneBoundingRect().contains(pos):
+            p = self.vb.mapSceneToView(pos)
+            self.grid.hover_at(int(math.floor(p.y())), int(math.floor(p.x())))
+        else:
+            self.grid.hover_at(-1, -1)
+
+    def scene_pos_of(self, y: int, x: int) -> QPointF:
+        """Scene position of the centre of pixel (row ``y``, column ``x``)."""
+        return self.vb.mapViewToScene(QPointF(x + 0.5, y + 0.5))
+
+
+class ColorBars(pg.GraphicsLayoutWidget):
+    """The colour bars of the selected class's base and refined maps."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.setFixedWidth(92)
+        self.bars: list[pg.ColorBarItem] = []
+        self.limits: list[tuple[float, float]] = []
+
+    def show_limits(self, pairs: list[tuple[str, float, float]], lut: np.ndarray) -> None:
+        self.clear()
+        self.bars, self.limits = [], []
+        cmap = pg.ColorMap(pos=np.linspace(0.0, 1.0, lut.shape[0]), color=lut[:, :3])
+        for row, (label, lo, hi) in enumerate(pairs):
+            bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, label=label, width=12)
+            bar.getAxis("right").enableAutoSIPrefix(False) if hasattr(bar, "getAxis") else None
+            self.addItem(bar, row=row, col=0)
+            self.bars.append(bar)
+            self.limits.append((lo, hi))
+
+
+class MapsView(QWidget):
+    """Small multiples of the session's maps (see the module docstring)."""
+
+    tilesChanged = Signal()
+
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+        self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 3px;")
+        self.placeholder = QLabel("The maps appear here once the model and an image are loaded.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #777;")
+        self.area = QWidget()
+        self.grid_layout = QGridLayout(self.area)
+        self.grid_layout.setContentsMargins(0, 0, 0, 0)
+        self.grid_layout.setSpacing(4)
+        self.colorbars = ColorBars()
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.area, 1)
+        row.addWidget(self.colorbars)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.placeholder, 1)
+        lay.addLayout(row, 1)
+        self.area.hide()
+        self.colorbars.hide()
+        self.tiles: dict[tuple, MapTile] = {}
+        self._pool: dict[tuple, MapTile] = {}
+        self._order: list[tuple] = []
+        self._columns = 0
+        self._syncing = False
+        self._stroke: list[tuple[float, float]] = []
+        self._stroke_mask: np.ndarray | None = None
+        self._rect_item: QGraphicsRectItem | None = None
+        self._hover = qthrottled(self._set_hover, timeout=25, leading=True)
+        s = session
+        s.rendered_changed.connect(self._on_rendered)
+        s.view_changed.connect(self._on_view)
+        s.selected_changed.connect(lambda _i: self._titles())
+        s.mask_changed.connect(self._draw_mask)
+        s.hover_changed.connect(self._on_hover)
+        s.stale_changed.connect(lambda _v: self._update_banner())
+        s.image_changed.connect(self._on_image)
+
+    # -- layout ---------------------------------------------------------------------------
+    def _wanted_order(self) -> list[tuple]:
+        expl = self.session.explanation
+        view = self.session.view
+        order: list[tuple] = [("image", -1)]
+        if expl is None:
+            return order
+        order.append(("territory", -1) if view.territory else ("blank", -1))
+        for i in range(expl.k):
+            if view.mode in ("both", "base"):
+                order.append(("base", i))
+            if view.mode in ("both", "refined"):
+                order.append(("refined", i))
+        return order
+
+    def _tile(self, key: tuple) -> MapTile:
+        if key not in self._pool:
+            self._pool[key] = MapTile(self, key[0], key[1])
+        return self._pool[key]
+
+    def _best_columns(self, n: int, pairs: bool) -> int:
+        expl = self.session.explanation
+        h, w = expl.shape if expl is not None else (3, 4)
+        aspect = w / max(1, h)
+        # the maps' own size, not the grid area's: that one is resized after this widget
+        width = max(100, self.width() - self.colorbars.width() - 8)
+        height = max(100, self.height() - (self.banner.height() if self.banner.isVisible() else 0))
+        best, best_size = 1, -1.0
+        for c in range(1, n + 1):
+            if pairs and c % 2 and c != 1:
+                continue
+            rows = math.ceil(n / c)
+            tile_w = min(width / c - 6, (height / rows - TITLE_HEIGHT - 6) * aspect)
+            if tile_w > best_size + 1e-6:
+                best, best_size = c, tile_w
+        return best
+
+    def relayout(self, force: bool = False) -> None:
+        order = self._wanted_order()
+        pairs = self.session.view.mode == "both"
+        cols = self._best_columns(len(order), pairs)
+        if not force and order == self._order and cols == self._columns:
+            return
+        for tile in self.tiles.values():
+            self.grid_layout.removeWidget(tile)
+            tile.hide()
+        self.tiles = {}
+        for pos, key in enumerate(order):
+            tile = self._tile(key)
+            self.grid_layout.addWidget(tile, pos // cols, pos % cols)
+            tile.show()
+            self.tiles[key] = tile
+        for c in range(self.grid_layout.columnCount()):
+            self.grid_layout.setColumnStretch(c, 1 if c < cols else 0)
+        rows = math.ceil(len(order) / cols)
+        for r in range(self.grid_layout.rowCount()):
+            self.grid_layout.setRowStretch(r, 1 if r < rows else 0)
+        self._order, self._columns = order, cols
+        self._titles()
+        self.tilesChanged.emit()
+
+    def resizeEvent(self, ev):  # noqa: N802 - Qt naming
+        super().resizeEvent(ev)
+        if self._order:
+            self.relayout()
+
+    @property
+    def columns(self) -> int:
+        return self._columns
+
+    def map_tiles(self, kind: str) -> list[MapTile]:
+        """The visible tiles of one kind (``base``/``refined``), in class order."""
+        return [t for (k, _i), t in sorted(self.tiles.items(), key=lambda kv: kv[0][1]) if k == kind]
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _on_image(self, image) -> None:
+        if image is None or self.session.explanation is not None:
+            return
+        # A new image before its maps: show it alone so the user sees what is being explained.
+        self.placeholder.hide()
+        self.area.show()
+        self.relayout()
+        img = np.asarray(image, dtype=np.float32)
+        tile = self.tiles.get(("image", -1))
+        if tile is not None:
+            tile.backdrop.setImage(img, levels=(0.0, 1.0))
+            tile.set_size(*img.shape[:2])
+
+    def _on_rendered(self, r) -> None:
+        if r is None:
+            return
+        expl = r.explanation
+        self.placeholder.hide()
+        self.area.show()
+        self.colorbars.show()
+        self.relayout()
+        h, w = expl.shape
+        img = np.nan_to_num(expl.image)
+        for key, tile in self._pool.items():
+            kind, i = key
+            if i >= expl.k:
+                continue
+            tile.set_size(h, w)
+            if kind == "image":
+                tile.backdrop.setImage(img, levels=(0.0, 1.0))
+                tile.heat.clear()
+            elif kind == "territory":
+                tile.backdrop.setImage(r.backdrop, levels=(0.0, 1.0))
+                tile.heat.setImage(r.territory, levels=(0, 255))
+            elif kind in ("base", "refined"):
+                tile.backdrop.setImage(r.backdrop, levels=(0.0, 1.0))
+                tile.heat.setImage((r.base if kind == "base" else r.refined)[i], levels=(0, 255))
+        self._on_view(self.session.view)
+        self._draw_mask(self.session.mask)
+        self._titles()
+        self._update_banner()
+        y, x = self.session.hover
+        for tile in self.tiles.values():
+            tile.set_crosshair(y, x)
+
+    def _on_view(self, view) -> None:
+        if self.session.explanation is not None:
+            self.relayout()
+        opacity = view.opacity if view.overlay else 0.0
+        for (kind, _i), tile in self._pool.items():
+            if kind in ("base", "refined"):
+                tile.heat.setOpacity(opacity)
+            elif kind == "territory":
+                tile.heat.setOpacity(1.0 if view.overlay else 0.0)
+        self._colorbars()
+
+    def _colorbars(self) -> None:
+        r = self.session.rendered
+        if r is None:
+            return
+        i = min(max(0, self.session.selected), r.explanation.k - 1)
+        scale = r.scale
+        blim, rlim = r.limits
+        pairs = []
+        mode = self.session.view.mode
+        if mode in ("both", "base"):
+            pairs.append(("base", *scale.levels(blim[i], r.signed)))
+        if mode in ("both", "refined"):
+            pairs.append(("refined", *scale.levels(rlim[i], r.signed)))
+        key = (tuple(pairs), r.signed, scale.gamma)
+        if key != getattr(self, "_bar_key", None):
+            self._bar_key = key
+            self.colorbars.show_limits(pairs, scale.lut(r.signed))
+
+    def _titles(self) -> None:
+        s = self.session
+        expl = s.explanation
+        for (kind, i), tile in self.tiles.items():
+            if kind == "image":
+                tile.set_title(s.image_request.label or "image")
+            elif kind == "territory":
+                tile.set_title("class territory (winner per pixel)")
+            elif kind == "blank":
+                tile.set_title("")
+            elif expl is not None and i < expl.k:
+                sel = i == s.selected
+                tile.set_title(f"{kind}: {int(expl.classes[i])} {expl.class_names[i]} (p={expl.probs[i]:.2f})",
+                               selected=sel, color=class_color(i))
+        self._colorbars()
+
+    def _update_banner(self) -> None:
+        expl = self.session.explanation
+        parts = []
+        if expl is not None and expl.partial:
+            parts.append("Partial estimate: the method is still running; these maps will be replaced.")
+        if self.session.stale:
+            parts.append("The settings changed since these maps were made: Run (Ctrl+R) to update them.")
+        self.banner.setText(" ".join(parts))
+        self.banner.setVisible(bool(parts))
+
+    def _draw_mask(self, mask) -> None:
+        if mask is None:
+            for tile in self._pool.values():
+                tile.mask.clear()
+            return
+        if self._stroke_mask is not None and self._stroke_mask.shape == mask.shape:
+            mask = mask | self._stroke_mask
+        rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
+        rgba[mask] = MASK_RGBA
+        for tile in self._pool.values():
+            tile.mask.setImage(rgba, levels=(0, 255))
+
+    # -- linked zoom and hover ------------------------------------------------------------------
+    def sync_range(self, source: pg.ViewBox) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            rect = source.viewRect()
+            for tile in self._pool.values():
+                if tile.vb is not source:
+                    tile.vb.setRange(rect, padding=0.0, disableAutoRange=True)
+        finally:
+            self._syncing = False
+
+    def reset_zoom(self) -> None:
+        expl = self.session.explanation
+        if expl is None:
+            return
+        h, w = expl.shape
+        for tile in self._pool.values():
+            tile.vb.setRange(QRectF(0, 0, w, h), padding=0.0, disableAutoRange=True)
+
+    def hover_at(self, y: int, x: int) -> None:
+        self._hover(y, x)
+
+    def _set_hover(self, y: int, x: int) -> None:
+        shape = self.session.image_shape
+        if shape is None or not (0 <= y < shape[0] and 0 <= x < shape[1]):
+            y, x = -1, -1
+        self.session.hover = (int(y), int(x))
+
+    def _on_hover(self, yx) -> None:
+        y, x = yx
+        for tile in self.tiles.values():
+            tile.set_crosshair(y, x)
+
+    # -- masking tools ------------------------------------------------------------------------
+    def tool_drag(self, vb: MapViewBox, start, pos, is_start: bool, is_finish: bool) -> None:
+        """Brush strokes and rectangles drawn on any tile become mask regions."""
+        shape = self.session.image_shape
+        if shape is None:
+            return
+        tool = self.session.tool
+        if tool == "brush":
+            if is_start:
+                self._stroke = [start]
+            self._stroke.append(pos)
+            self._stroke_mask = brush_mask(shape, self._stroke, float(self.session.brush_radius))
+            self._draw_mask(self.session.mask if self.session.mask is not None else np.zeros(shape, bool))
+            if is_finish:
+                region, self._stroke_mask, self._stroke = self._stroke_mask, None, []
+                if not self.session.add_to_mask(region):
+                    self._draw_mask(self.session.mask)
+        elif tool == "rectangle":
+            y0, x0 = start
+            y1, x1 = pos
+            if self._rect_item is None or self._rect_item.scene() is not vb.scene():
+                if self._rect_item is not None and self._rect_item.scene() is not None:
+                    self._rect_item.scene().removeItem(self._rect_item)
+                self._rect_item = QGraphicsRectItem()
+                self._rect_item.setPen(QPen(QColor(0, 200, 255), 0))
+                self._rect_item.setZValue(30)
+                vb.addItem(self._rect_item, ignoreBounds=True)
+            self._rect_item.setRect(QRectF(min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)))
+            self._rect_item.show()
+            if is_finish:
+                self._rect_item.hide()
+                self.session.add_to_mask(rectangle_mask(shape, y0, x0, y1, x1))

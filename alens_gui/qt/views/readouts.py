@@ -1,0 +1,104 @@
+"""Read-outs that draw the session: the class distribution under the cursor and the probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..session import Session
+from ..widgets import BarPlot
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th align='{'left' if i == 0 else 'right'}'>{h}</th>" for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(f"<td align='{'left' if i == 0 else 'right'}'>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table cellspacing='3'><tr>{head}</tr>{body}</table>"
+
+
+class DistributionView(QWidget):
+    """The class distribution S at the hovered pixel (or averaged over a disc), with the maps' values."""
+
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.values: np.ndarray | None = None
+        self.base_values: np.ndarray | None = None
+        self.plot = BarPlot("class distribution S", "S")
+        self.plot.setYRange(0, 1, padding=0)
+        self.chance = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("r", style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.chance)
+        self.text = QLabel("Move the mouse over a map.")
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+        lay.addWidget(self.text)
+        session.hover_changed.connect(lambda _yx: self.refresh())
+        session.explanation_changed.connect(lambda _e: self.refresh())
+        session.view_changed.connect(lambda _v: self.refresh())
+
+    def refresh(self) -> None:
+        s = self.session
+        expl = s.explanation
+        y, x = s.hover
+        if expl is None or y < 0 or not (0 <= y < expl.shape[0] and 0 <= x < expl.shape[1]):
+            self.values = None
+            return
+        r = s.view.hover_radius
+        d = expl.distribution_at(y, x, radius=r)
+        if not np.isfinite(d).all():
+            self.values = None
+            self.text.setText(f"pixel (row {y}, col {x}) is outside the part of the image the model saw")
+            return
+        if r > 0:
+            base = np.array([_disc_mean(expl.base[i], y, x, r) for i in range(expl.k)])
+            refined = np.array([_disc_mean(expl.refined[i], y, x, r) for i in range(expl.k)])
+        else:
+            base = expl.base[:, y, x].astype(np.float64)
+            refined = expl.refined[:, y, x].astype(np.float64)
+        self.values, self.base_values = d, base
+        self.plot.set_bars(expl.class_names, d, ymax=1.0)
+        self.chance.setPos(1.0 / expl.k + expl.lens.tau)
+        where = f"pixel (row {y}, col {x})" if r <= 0 else f"disc of radius {r} around (row {y}, col {x})"
+        rows = [[f"{int(c)} {n}", f"{sv:.3f}", f"{b:.3g}", f"{rf + 0.0:.3g}"]
+                for c, n, sv, b, rf in zip(expl.classes, expl.class_names, d, base, refined)]
+        self.text.setText(f"{where}; dashed line: chance 1/K + τ<br>" + _table(["class", "S", "base", "refined"], rows))
+
+
+def _disc_mean(m: np.ndarray, y: int, x: int, r: float) -> float:
+    h, w = m.shape[-2:]
+    y0, y1 = max(0, y - int(r)), min(h, y + int(r) + 1)
+    x0, x1 = max(0, x - int(r)), min(w, x + int(r) + 1)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    disc = (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+    vals = m[y0:y1, x0:x1][disc]
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if vals.size else float("nan")
+
+
+class ProbabilityView(QWidget):
+    """The class set's softmax probabilities (bars) and the model's own top-5."""
+
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.plot = BarPlot("class-set probabilities", "p")
+        self.top5 = QLabel("")
+        self.top5.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.top5.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+        lay.addWidget(self.top5)
+        session.explanation_changed.connect(self._on_explanation)
+
+    def _on_explanation(self, expl) -> None:
+        if expl is None:
+            return
+        self.plot.set_bars(expl.class_names, expl.probs)
+        self.top5.setText("<b>model top-5</b><br>" + "<br>".join(f"{c} {n}: {p:.3f}" for c, n, p in expl.top5))

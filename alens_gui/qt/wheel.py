@@ -1,0 +1,58 @@
+"""Wheel safety: a stray scroll over a control never changes the analysis.
+
+Spin boxes, combo boxes and sliders take wheel events only when they have keyboard focus
+(clicked or tabbed into). Otherwise the wheel event goes to the control's parent, so the
+scrolling column under the mouse scrolls on instead. The guard is one application-wide
+event filter, so controls built later (method option forms) are covered too.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QWidget
+
+GUARDED = (QAbstractSpinBox, QComboBox, QAbstractSlider)
+
+
+class WheelGuard(QObject):
+    """Application-wide event filter; see the module docstring."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() != QEvent.Type.Wheel or not isinstance(obj, GUARDED):
+            return False
+        widget: QWidget = obj
+        if widget.hasFocus() or not widget.isEnabled():
+            return False
+        if isinstance(widget, QAbstractSlider) and isinstance(widget.parent(), QAbstractSpinBox):
+            return False
+        # Not focused: hand the event to the parent, which scrolls the column.
+        parent = widget.parentWidget()
+        while parent is not None and isinstance(parent, GUARDED):
+            parent = parent.parentWidget()
+        if parent is not None:
+            copy = QWheelEvent(
+                parent.mapFromGlobal(event.globalPosition()), event.globalPosition(), event.pixelDelta(),
+                event.angleDelta(), event.buttons(), event.modifiers(), event.phase(), event.inverted(),
+                event.source(),
+            )
+            QApplication.sendEvent(parent, copy)
+        return True
+
+
+def make_wheel_safe(widget: QWidget) -> None:
+    """Controls get focus by click or Tab only, never by the wheel (so the wheel never 'arms' them)."""
+    for w in [widget, *widget.findChildren(QWidget)]:
+        if isinstance(w, GUARDED) and w.focusPolicy() == Qt.FocusPolicy.WheelFocus:
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+
+def install(app: QApplication | None = None) -> WheelGuard:
+    """Install the guard on the application (once)."""
+    app = app or QApplication.instance()
+    guard = getattr(app, "_alens_wheel_guard", None)
+    if guard is None:
+        guard = WheelGuard(app)
+        app.installEventFilter(guard)
+        app._alens_wheel_guard = guard
+    return guard

@@ -1,0 +1,168 @@
+"""The window as a workspace: wheel safety, shortcuts, nothing clipped, layout remembered, sessions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollArea, QWidget
+
+from .conftest import wait_idle
+from .test_window import ForwardCounter, run
+
+
+def wheel(widget: QWidget, steps: int = -3) -> None:
+    """A real wheel event at the widget's centre, delivered the way Qt delivers the mouse's."""
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    glob = QPointF(widget.mapToGlobal(pos.toPoint()))
+    ev = QWheelEvent(pos, glob, QPoint(0, 0), QPoint(0, 120 * steps), Qt.MouseButton.NoButton,
+                     Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, ev)
+
+
+def value_of(w):
+    if isinstance(w, QComboBox):
+        return w.currentIndex()
+    if isinstance(w, (QAbstractSpinBox,)):
+        return w.text()
+    return w.value()
+
+
+def test_the_wheel_never_changes_a_control_that_has_no_focus(make_window, qtbot):
+    win = make_window(size=(1280, 800))
+    run(qtbot, win, "gradcam")
+    lens, view, expl = win.session.lens, win.session.view, win.session.explanation
+    controls = [w for w in win.findChildren(QWidget)
+                if isinstance(w, (QComboBox, QAbstractSpinBox, QAbstractSlider)) and w.isVisible()
+                and not isinstance(w.parent(), QAbstractSpinBox) and not isinstance(w, QScrollArea)]
+    controls = [w for w in controls if not (isinstance(w, QAbstractSlider) and w.orientation() == Qt.Orientation.Vertical
+                                            and w.maximum() > 0 and isinstance(w.parent().parent(), QScrollArea))]
+    assert len(controls) > 15
+    before = [value_of(w) for w in controls]
+    for w in controls:
+        wheel(w)
+        wheel(w, 3)
+    assert [value_of(w) for w in controls] == before
+    assert win.session.lens == lens and win.session.view == view and win.session.explanation is expl
+    # the column under the mouse scrolls instead
+    setup_scroll = win.setup_dock.widget().findChild(QScrollArea)
+    setup_scroll.verticalScrollBar().setValue(0)
+    if setup_scroll.verticalScrollBar().maximum() > 0:
+        wheel(win.method_panel.combo, -2)
+        assert setup_scroll.verticalScrollBar().value() > 0
+    # a focused control does take the wheel (the user clicked into it)
+    win.lens_panel.tau.setFocus()
+    qtbot.waitUntil(win.lens_panel.tau.hasFocus, timeout=2000)
+    wheel(win.lens_panel.tau, 1)
+    assert win.lens_panel.tau.value() != pytest.approx(lens.tau)
+
+
+def test_keyboard_shortcuts(make_window, qtbot):
+    win = make_window()
+    win.activateWindow()
+    run(qtbot, win, "gradcam")
+    assert win.session.selected == 0
+    QTest.keyClick(win, Qt.Key.Key_BracketRight)
+    assert win.session.selected == 1
+    QTest.keyClick(win, Qt.Key.Key_BracketLeft)
+    QTest.keyClick(win, Qt.Key.Key_BracketLeft)
+    assert win.session.selected == win.session.explanation.k - 1  # wraps around
+    QTest.keyClick(win, Qt.Key.Key_O)
+    assert not win.session.view.overlay
+    assert all(t.heat.opacity() == 0 for t in win.maps.map_tiles("refined"))
+    QTest.keyClick(win, Qt.Key.Key_O)
+    assert win.session.view.overlay
+    QTest.keyClick(win, Qt.Key.Key_T)
+    assert ("territory", -1) not in win.maps.tiles
+    win.session.method = "ixg"
+    QTest.keyClick(win, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, win)
+    assert win.session.explanation.method == "ixg"
+    names = [a.shortcut().toString() for a in win.actions()]
+    assert "Ctrl+O" in names and "Esc" in names
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_nothing_is_clipped(make_window, qtbot, size):
+    win = make_window(size=size)
+    run(qtbot, win, "gradcam")
+    qtbot.wait(300)
+    assert (win.width(), win.height()) == size
+    win_rect = win.rect()
+    clipped = []
+    for dock in (win.setup_dock, win.inspect_dock):
+        scroll = dock.widget() if isinstance(dock.widget(), QScrollArea) else dock.widget().findChild(QScrollArea)
+        vp = scroll.viewport()
+        for w in scroll.widget().findChildren(QWidget):
+            if not w.isVisible() or w.width() == 0 or isinstance(w.parent(), QAbstractSpinBox):
+                continue
+            left = w.mapTo(vp, QPoint(0, 0)).x()
+            if left < 0 or left + w.width() > vp.width() + 1:
+                clipped.append((dock.windowTitle(), type(w).__name__, left, w.width(), vp.width()))
+    assert not clipped, clipped
+    for w in (win.lens_panel, win.view_panel, win.maps):  # the rows above the maps wrap instead of clipping
+        tl = w.mapTo(win, QPoint(0, 0))
+        assert win_rect.contains(tl) and tl.x() + w.width() <= win_rect.width() + 1
+        for child in w.findChildren(QWidget):
+            if child.isVisible() and child.parent() is w:
+                x = child.mapTo(w, QPoint(0, 0)).x()
+                assert x + child.width() <= w.width() + 1, (type(child).__name__, x, child.width(), w.width())
+    tiles = list(win.maps.tiles.values())
+    assert min(t.width() for t in tiles) > 120 and min(t.height() for t in tiles) > 80
+
+
+def test_window_layout_is_remembered(make_window, qtbot, tmp_path):
+    cfg = tmp_path / "cfg"
+    win = make_window(config_dir=cfg, size=(1300, 820))
+    win.inspect_dock.hide()
+    win.close()
+    again = make_window(config_dir=cfg, size=(1300, 820))
+    assert not again.inspect_dock.isVisible() and again.setup_dock.isVisible()
+
+
+def test_a_session_restores_the_screen_without_running_the_model(make_window, qtbot, tmp_path, photos, explainer):
+    from PIL import Image
+
+    img = tmp_path / "coffee.png"
+    Image.fromarray((photos["coffee"] * 255).astype(np.uint8)).save(img)
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.open_image(str(img))
+    run(qtbot, win, "ixg")
+    win.lens_panel.tau.setValue(0.05)
+    wait_idle(qtbot, win)
+    win.session.view = win.session.view.with_(mode="refined", hover_radius=3)
+    mask = np.zeros(win.session.explanation.shape, bool)
+    mask[20:60, 30:90] = True
+    win.session.add_to_mask(mask)
+    wait_idle(qtbot, win)
+    saved = win.session.explanation
+    assert win.save_session(tmp_path / "work") is not None
+    wait_idle(qtbot, win)
+    assert (tmp_path / "work.alens").exists() and str((tmp_path / "work.alens").resolve()) in win.recent_sessions()
+    again = make_window()
+    wait_idle(qtbot, again)
+    with ForwardCounter(explainer.model) as counter:
+        again.open_session(tmp_path / "work.alens")
+        qtbot.waitUntil(lambda: again.session.explanation is not None and again.session.explanation.method == "ixg",
+                        timeout=60_000)
+        wait_idle(qtbot, again)
+        assert counter.calls == 0
+    e = again.session.explanation
+    assert e.lens == saved.lens and e.lens.tau == pytest.approx(0.05)
+    np.testing.assert_allclose(e.refined, saved.refined, atol=1e-6)
+    assert again.session.method == "ixg" and again.session.view.mode == "refined"
+    assert again.session.view.hover_radius == 3 and again.radius.value() == 3
+    assert again.session.image_request.path == str(img.resolve())
+    np.testing.assert_array_equal(again.session.mask, win.session.mask)
+    r0, r1 = win.session.mask_result, again.session.mask_result  # the masking result is there too
+    np.testing.assert_allclose(r1.after, r0.after)
+    np.testing.assert_allclose(r1.masked_image, r0.masked_image)
+    assert not again.session.stale and not again.notifications.errors()
+    # the input changed on disk since: the session still opens, with a warning
+    Image.fromarray((photos["chelsea"] * 255).astype(np.uint8)).save(img)
+    again.open_session(tmp_path / "work.alens")
+    wait_idle(qtbot, again)
+    assert any("coffee.png" in t and "changed" in t for lvl, t in again.notifications.messages if lvl == "warning")
