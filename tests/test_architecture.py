@@ -1,4 +1,4 @@
-"""The core never imports Qt: import-linter's contract, plus a runtime check."""
+"""The core never imports Qt, and the Qt side keeps its layers: import-linter's contracts, plus a runtime check."""
 
 from __future__ import annotations
 
@@ -45,3 +45,13 @@ def test_importing_the_whole_core_loads_no_qt():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_layers_contract_catches_a_view_that_reaches_up(tmp_path):
+    """Views only draw the session: a view importing the controller breaks the Qt layers contract."""
+    shutil.copytree(ROOT / "alens_gui", tmp_path / "alens_gui", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "alens_gui" / "qt" / "views" / "sneaky.py").write_text("from alens_gui.qt import controller  # noqa\n")
+    r = _lint_imports(tmp_path)
+    assert r.returncode != 0
+    assert "Qt layers" in r.stdout and "BROKEN" in r.stdout and "alens_gui.qt.views.sneaky" in r.stdout

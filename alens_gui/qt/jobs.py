@@ -43,7 +43,7 @@ class Rendered:
     """The colour images of one explanation under one colour scale (what the views blit).
 
     ``base``/``refined``: K RGBA uint8 images (alpha carries the overlay rule);
-    ``territory``: RGBA; ``backdrop``: the grey float RGB image under the maps;
+    ``territory``: RGBA; ``backdrop``: the grey RGB image (uint8) under the maps;
     ``limits``: ((K,), (K,)) colour limits; ``signed``; ``scale``; ``explanation``: the
     explanation these were made from (views check they draw a matching pair).
     """
@@ -58,6 +58,18 @@ class Rendered:
     signed: bool
 
 
+_BACKDROP: list = [None, None]  # (image, its backdrop): consecutive renders of one image share it
+
+
+def _backdrop_for(image: np.ndarray) -> np.ndarray:
+    """The grey backdrop as uint8 (so the views blit it without converting), made once per image."""
+    img, bd = _BACKDROP
+    if img is not image:
+        bd = np.round(backdrop(image) * 255).astype(np.uint8)
+        _BACKDROP[:] = [image, bd]
+    return bd
+
+
 def render(expl, scale: ColorScale) -> Rendered:
     """Colour images of every map of ``expl`` (NumPy only; runs in a worker)."""
     signed = expl.signed
@@ -69,7 +81,7 @@ def render(expl, scale: ColorScale) -> Rendered:
         base=[scale.rgba(expl.base[i], blim[i], signed) for i in range(expl.k)],
         refined=[scale.rgba(expl.refined[i], rlim[i], signed) for i in range(expl.k)],
         territory=territory_rgba(labels, strength),
-        backdrop=backdrop(expl.image),
+        backdrop=_backdrop_for(expl.image),
         limits=(blim, rlim),
         signed=signed,
     )

@@ -22,6 +22,8 @@ from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import AL
 
 _MISSING = object()
+#: The photographs scikit-image ships (the offline sample set); decoded only when chosen.
+SAMPLES = ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "cat")
 
 
 def _same(a, b) -> bool:

@@ -9,11 +9,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QLabel,
     QLayout,
     QListWidget,
     QListWidgetItem,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -204,3 +206,46 @@ class FlowLayout(QLayout):
             x += hint.width() + sp
             line = max(line, hint.height())
         return y + line - rect.y() + m.bottom()
+
+
+def compact_combos(root: QWidget) -> None:
+    """Combo boxes size to a short text, not their longest item, so side columns never clip."""
+    for c in root.findChildren(QComboBox):
+        c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        c.setMinimumContentsLength(8)
+
+
+def scroll_column(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    # never narrower than its content: a column that cannot show its controls whole would clip them
+    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
+    return area
+
+
+class RecentList:
+    """A most-recent-first list of paths kept in QSettings and offered in a menu."""
+
+    def __init__(self, settings, key: str, menu, opener, limit: int = 10) -> None:
+        self.settings, self.key, self.menu, self.opener, self.limit = settings, key, menu, opener, limit
+        self.refresh()
+
+    def items(self) -> list[str]:
+        value = self.settings.value(self.key, [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add(self, path: str) -> None:
+        self.settings.setValue(self.key, ([path] + [p for p in self.items() if p != path])[: self.limit])
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.menu.clear()
+        items = self.items()
+        for p in items:
+            act = self.menu.addAction(p)
+            act.triggered.connect(lambda _c=False, p=p: self.opener(p))
+        self.menu.setEnabled(bool(items))

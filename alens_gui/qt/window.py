@@ -17,105 +17,33 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDockWidget,
-    QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from . import wheel
+from . import dialogs, wheel
 from .controller import Controller
 from .controls import ClassSetPanel, ImagePanel, LensPanel, MaskingPanel, MethodPanel, ModelPanel, ViewPanel
 from .controls.class_panel import PresetStore
-from .controls.image_panel import SAMPLES
-from .session import ImageRequest, ModelRequest, Session
+from .controls.view_panel import HoverRadius
+from .session import SAMPLES, ImageRequest, ModelRequest, Session
 from .views import DistributionView, MapsView, ProbabilityView
-from .widgets import NotificationArea, Section
+from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.gif *.dcm);;All files (*)"
-SESSION_FILTER = "Attribution Lens sessions (*.alens)"
-GRID_DEFAULT = ("chelsea", "coffee", "rocket", "stereo_motorcycle")
 MAX_RECENT = 10
-SHORTCUTS = (
-    ("Open an image", "Ctrl+O"),
-    ("Run (explain with the current settings)", "Ctrl+R or F5"),
-    ("Cancel the running work", "Esc"),
-    ("Next / previous class", "] / ["),
-    ("Toggle the map overlay", "O"),
-    ("Toggle the class-territory view", "T"),
-    ("Reset zoom", "0"),
-    ("Save / open a session", "Ctrl+S / Ctrl+Shift+O"),
-    ("Export the figure", "Ctrl+E"),
-)
 
 
 def default_config_dir() -> Path:
     loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppConfigLocation)
     return Path(loc or Path.home() / ".config" / "alens-gui")
-
-
-class GridDialog(QDialog):
-    """Pick four images (sample photographs or files) for a 2 x 2 grid."""
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Compose a 2 × 2 grid")
-        form = QFormLayout(self)
-        self.combos: list[QComboBox] = []
-        for i, pos in enumerate(("top left", "top right", "bottom left", "bottom right")):
-            c = QComboBox()
-            c.setEditable(True)
-            c.addItems(list(SAMPLES))
-            c.setCurrentText(GRID_DEFAULT[i])
-            b = QPushButton("File…")
-            b.clicked.connect(lambda _=False, c=c: self._browse(c))
-            row = QHBoxLayout()
-            row.addWidget(c, 1)
-            row.addWidget(b)
-            form.addRow(pos, row)
-            self.combos.append(c)
-        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        box.accepted.connect(self.accept)
-        box.rejected.connect(self.reject)
-        form.addRow(box)
-
-    def _browse(self, combo: QComboBox) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Tile image", "", IMAGE_FILTER)
-        if path:
-            combo.setCurrentText(path)
-
-    def sources(self) -> list[str]:
-        return [c.currentText().strip() for c in self.combos]
-
-
-def _compact_combos(root: QWidget) -> None:
-    """Combo boxes size to a short text, not their longest item, so side columns never clip."""
-    for c in root.findChildren(QComboBox):
-        c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        c.setMinimumContentsLength(8)
-
-
-def _scroll(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    # never narrower than its content: a column that cannot show its controls whole would clip them
-    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
-    return area
 
 
 class MainWindow(QMainWindow):
@@ -159,7 +87,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         self._restore_layout()
         wheel.make_wheel_safe(self)
-        _compact_combos(self)
+        compact_combos(self)
 
         self._first = (image, ModelRequest(spec=model_spec or "default", arch=arch or "", labels=labels or "",
                                            device=device or "auto"), loaded)
@@ -219,7 +147,7 @@ class MainWindow(QMainWindow):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(_scroll(setup), 1)
+        lv.addWidget(scroll_column(setup), 1)
         lv.addWidget(run_row)
         self.setup_dock = self._dock("Setup", "setup", left, Qt.DockWidgetArea.LeftDockWidgetArea, 280)
 
@@ -229,23 +157,14 @@ class MainWindow(QMainWindow):
         pixel = QWidget()
         pv = QVBoxLayout(pixel)
         pv.setContentsMargins(4, 2, 4, 2)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("average over a radius of"))
-        self.radius = QSpinBox()
-        self.radius.setRange(0, 50)
-        self.radius.setSuffix(" px")
-        self.radius.setToolTip("0: the pixel itself; gradient maps are noisy, a neighbourhood says more")
-        self.radius.valueChanged.connect(lambda v: setattr(self.session, "view", self.session.view.with_(hover_radius=v)))
-        self.session.view_changed.connect(lambda v: self.radius.setValue(v.hover_radius))
-        row.addWidget(self.radius)
-        row.addStretch(1)
-        pv.addLayout(row)
+        self.hover_radius = HoverRadius(self.session)
+        pv.addWidget(self.hover_radius)
         pv.addWidget(self.distribution)
         for title, panel in (("Under the cursor", pixel), ("Probabilities", self.probabilities),
                              ("Masking", self.masking_panel)):
             v.addWidget(Section(title, panel))
         v.addStretch(1)
-        self.inspect_dock = self._dock("Inspect", "inspect", _scroll(inspect), Qt.DockWidgetArea.RightDockWidgetArea,
+        self.inspect_dock = self._dock("Inspect", "inspect", scroll_column(inspect), Qt.DockWidgetArea.RightDockWidgetArea,
                                        300)
         self.notes_dock = self._dock("Notifications", "notifications", self.notifications,
                                      Qt.DockWidgetArea.BottomDockWidgetArea, 0)
@@ -311,8 +230,10 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Evaluate")
         self._action(m, "&Grid pointing game…", self._grid_game_dialog)
         m = mb.addMenu("&Help")
-        self._action(m, "&Keyboard shortcuts", self._show_shortcuts)
-        self._refresh_recent()
+        self._action(m, "&Keyboard shortcuts", lambda: dialogs.show_shortcuts(self))
+        self.recent = RecentList(self.settings, "recent_files", self.recent_menu, self.open_image, MAX_RECENT)
+        self.recent_sessions_list = RecentList(self.settings, "recent_sessions", self.recent_sessions_menu,
+                                               self.open_session, MAX_RECENT)
 
     def _build_status(self) -> None:
         self.status_text = QLabel("starting…")
@@ -366,7 +287,7 @@ class MainWindow(QMainWindow):
             self.notify(f"{p.name}: no such file", "error")
             return False
         self.session.image_request = ImageRequest(path=str(p.resolve()))
-        self._remember("recent_files", str(p.resolve()))
+        self.recent.add(str(p.resolve()))
         return True
 
     def open_sample(self, name: str) -> None:
@@ -409,38 +330,37 @@ class MainWindow(QMainWindow):
             path = f"{path}.alens"
         if not self._check_target(str(path), (".alens",)):
             return None
-        self._remember("recent_sessions", str(Path(path).resolve()))
+        self.recent_sessions_list.add(str(Path(path).resolve()))
         return self.controller.save_session(str(path))
 
     def open_session(self, path):
-        self._remember("recent_sessions", str(Path(path).resolve()))
+        self.recent_sessions_list.add(str(Path(path).resolve()))
         return self.controller.open_session(str(path))
 
     def recent_files(self) -> list[str]:
-        return self._recent("recent_files")
+        return self.recent.items()
 
     def recent_sessions(self) -> list[str]:
-        return self._recent("recent_sessions")
+        return self.recent_sessions_list.items()
 
     # ------------------------------------------------------------------ dialogs
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        path = dialogs.open_file(self, "Open image", dialogs.IMAGE_FILTER)
         if path:
             self.open_image(path)
 
     def _grid_dialog(self) -> None:
-        dlg = GridDialog(self)
+        dlg = dialogs.GridDialog(self)
         if dlg.exec() == QDialog.DialogCode.Accepted:
             self.compose_grid(dlg.sources())
 
     def _save_session_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", "", SESSION_FILTER,
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        path = dialogs.save_file(self, "Save session", dialogs.SESSION_FILTER, "alens")
         if path:
             self.save_session(path)
 
     def _open_session_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", SESSION_FILTER + ";;All files (*)")
+        path = dialogs.open_file(self, "Open session", dialogs.SESSION_FILTER + ";;All files (*)")
         if path:
             self.open_session(path)
 
@@ -448,15 +368,12 @@ class MainWindow(QMainWindow):
         if self.session.explanation is None:
             self.notify("nothing to export yet: explain an image first", "warning")
             return
-        filt = "NumPy maps (*.npz)" if kind == "npz" else "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
-        path, chosen = QFileDialog.getSaveFileName(self, "Export", "", filt,
-                                                   options=QFileDialog.Option.DontConfirmOverwrite)
+        filt = "NumPy maps (*.npz)" if kind == "npz" else dialogs.FIGURE_FILTER
+        path = dialogs.save_file(self, "Export", filt, "npz" if kind == "npz" else "png")
         if not path:
             return
-        if not Path(path).suffix and kind != "npz":
-            path += "." + chosen.split("*.")[-1].rstrip(")")
         if kind == "npz":
-            self.export_npz(path if path.endswith(".npz") else path + ".npz")
+            self.export_npz(path)
         elif kind == "territory":
             self.export_territory(path)
         else:
@@ -467,13 +384,8 @@ class MainWindow(QMainWindow):
         if ok:
             self.controller.run_grid_game(n)
 
-    def _show_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td>{what}</td><td><b>{keys}</b></td></tr>" for what, keys in SHORTCUTS)
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table cellspacing='6'>{rows}</table>")
-
     def _ask_overwrite(self, path: str) -> bool:
-        answer = QMessageBox.question(self, "Overwrite?", f"{path} exists. Replace it?")
-        return answer == QMessageBox.StandardButton.Yes
+        return dialogs.ask_overwrite(self, path)
 
     def _check_target(self, path: str, suffixes: Sequence[str]) -> bool:
         if Path(path).suffix.lower() not in suffixes:
@@ -483,28 +395,6 @@ class MainWindow(QMainWindow):
             self.notify(f"not overwritten: {path}")
             return False
         return True
-
-    # ------------------------------------------------------------------ recent lists
-    def _recent(self, key: str) -> list[str]:
-        value = self.settings.value(key, [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _remember(self, key: str, path: str) -> None:
-        items = [path] + [p for p in self._recent(key) if p != path]
-        self.settings.setValue(key, items[:MAX_RECENT])
-        self._refresh_recent()
-
-    def _refresh_recent(self) -> None:
-        for menu, key, opener in ((self.recent_menu, "recent_files", self.open_image),
-                                  (self.recent_sessions_menu, "recent_sessions", self.open_session)):
-            menu.clear()
-            items = self._recent(key)
-            for p in items:
-                act = menu.addAction(p)
-                act.triggered.connect(lambda _c=False, p=p, f=opener: f(p))
-            menu.setEnabled(bool(items))
 
     # ------------------------------------------------------------------ status
     def _on_activity(self, a) -> None:

@@ -121,7 +121,7 @@ def test_hover_reads_the_class_distribution(make_window, qtbot):
         xs, ys = t.cross.getData()
         assert xs[2] == x + 0.5 and ys[0] == y + 0.5
     # a neighbourhood averages the distribution
-    win.radius.setValue(5)
+    win.hover_radius.spin.setValue(5)
     np.testing.assert_allclose(win.distribution.values, expl.distribution_at(y, x, radius=5), rtol=1e-6)
     assert not np.allclose(win.distribution.values, d)
     # leaving the views hides the crosshair

@@ -5,11 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..session import ImageRequest, Session
+from ..session import SAMPLES, ImageRequest, Session
 from ._util import blocked, combo, set_combo_data
 
-#: The photographs scikit-image ships (offline sample set); decoded only when chosen.
-SAMPLES = ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "cat")
 POLICIES = (
     ("stretch the whole image", "stretch"),
     ("center crop (maps cover the crop)", "center-crop"),

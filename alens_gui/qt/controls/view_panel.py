@@ -82,3 +82,24 @@ class ViewPanel(QWidget):
             set_combo_data(self.scope, v.scale.scope)
             self.percentile.setValue(v.scale.percentile)
             self.gamma.setValue(v.scale.gamma)
+
+
+class HoverRadius(QWidget):
+    """The radius the hover read-out averages over, bound to ``session.view.hover_radius``."""
+
+    def __init__(self, session: Session, parent=None) -> None:
+        from PySide6.QtWidgets import QHBoxLayout, QSpinBox
+
+        super().__init__(parent)
+        self.session = session
+        self.spin = QSpinBox()
+        self.spin.setRange(0, 50)
+        self.spin.setSuffix(" px")
+        self.spin.setToolTip("0: the pixel itself; gradient maps are noisy, and a neighbourhood says more")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(QLabel("average over a radius of"))
+        lay.addWidget(self.spin)
+        lay.addStretch(1)
+        self.spin.valueChanged.connect(lambda v: setattr(session, "view", session.view.with_(hover_radius=int(v))))
+        session.view_changed.connect(lambda v: self.spin.setValue(v.hover_radius))

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QPen
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QGridLayout,
@@ -78,6 +78,9 @@ class MapTile(QWidget):
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.title.setStyleSheet("font-size: 11px; color: #333;")
         self.view = pg.GraphicsView(background="w")
+        # images are blitted unsmoothed: smooth scaling of K x 2 images costs the GUI thread tens of ms
+        self.view.setAntialiasing(False)
+        self.view.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.vb = MapViewBox(self)
         self.view.setCentralItem(self.vb)
@@ -313,21 +316,21 @@ class MapsView(QWidget):
         self.colorbars.show()
         self.relayout()
         h, w = expl.shape
-        img = np.nan_to_num(expl.image)
+        img = expl.image
         for key, tile in self._pool.items():
             kind, i = key
             if i >= expl.k:
                 continue
             tile.set_size(h, w)
             if kind == "image":
-                tile.backdrop.setImage(img, levels=(0.0, 1.0))
+                if tile.backdrop.image is not img:
+                    tile.backdrop.setImage(img, levels=(0.0, 1.0))
                 tile.heat.clear()
-            elif kind == "territory":
-                tile.backdrop.setImage(r.backdrop, levels=(0.0, 1.0))
-                tile.heat.setImage(r.territory, levels=(0, 255))
-            elif kind in ("base", "refined"):
-                tile.backdrop.setImage(r.backdrop, levels=(0.0, 1.0))
-                tile.heat.setImage((r.base if kind == "base" else r.refined)[i], levels=(0, 255))
+            elif kind in ("territory", "base", "refined"):
+                if tile.backdrop.image is not r.backdrop:
+                    tile.backdrop.setImage(r.backdrop, levels=(0, 255))
+                rgba = r.territory if kind == "territory" else (r.base if kind == "base" else r.refined)[i]
+                tile.heat.setImage(rgba, levels=(0, 255))
         self._on_view(self.session.view)
         self._draw_mask(self.session.mask)
         self._titles()

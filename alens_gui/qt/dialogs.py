@@ -1,0 +1,96 @@
+"""Dialogs of the main window: a 2 x 2 grid of images, file choosers with overwrite checks, shortcuts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
+
+from .session import SAMPLES
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.gif *.dcm);;All files (*)"
+SESSION_FILTER = "Attribution Lens sessions (*.alens)"
+FIGURE_FILTER = "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
+GRID_DEFAULT = ("chelsea", "coffee", "rocket", "stereo_motorcycle")
+SHORTCUTS = (
+    ("Open an image", "Ctrl+O"),
+    ("Run (explain with the current settings)", "Ctrl+R or F5"),
+    ("Cancel the running work", "Esc"),
+    ("Next / previous class", "] / ["),
+    ("Toggle the map overlay", "O"),
+    ("Toggle the class-territory view", "T"),
+    ("Reset zoom", "0"),
+    ("Save / open a session", "Ctrl+S / Ctrl+Shift+O"),
+    ("Export the figure", "Ctrl+E"),
+)
+
+
+class GridDialog(QDialog):
+    """Pick four images (sample photographs or files) for a 2 x 2 grid."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compose a 2 × 2 grid")
+        form = QFormLayout(self)
+        self.combos: list[QComboBox] = []
+        for i, pos in enumerate(("top left", "top right", "bottom left", "bottom right")):
+            c = QComboBox()
+            c.setEditable(True)
+            c.addItems(list(SAMPLES))
+            c.setCurrentText(GRID_DEFAULT[i])
+            b = QPushButton("File…")
+            b.clicked.connect(lambda _=False, c=c: self._browse(c))
+            row = QHBoxLayout()
+            row.addWidget(c, 1)
+            row.addWidget(b)
+            form.addRow(pos, row)
+            self.combos.append(c)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        form.addRow(box)
+
+    def _browse(self, combo: QComboBox) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Tile image", "", IMAGE_FILTER)
+        if path:
+            combo.setCurrentText(path)
+
+    def sources(self) -> list[str]:
+        return [c.currentText().strip() for c in self.combos]
+
+
+def open_file(parent: QWidget, title: str, filt: str) -> str:
+    path, _ = QFileDialog.getOpenFileName(parent, title, "", filt)
+    return path
+
+
+def save_file(parent: QWidget, title: str, filt: str, default_suffix: str = "") -> str:
+    """A target file name; the suffix of the chosen filter is added when the name has none.
+
+    The dialog does not ask about overwriting: the window asks once, for every way a
+    file is written (dialog, API, tests).
+    """
+    path, chosen = QFileDialog.getSaveFileName(parent, title, "", filt, options=QFileDialog.Option.DontConfirmOverwrite)
+    if path and not Path(path).suffix:
+        path += "." + (chosen.split("*.")[-1].rstrip(")") if "*." in chosen else default_suffix)
+    return path
+
+
+def ask_overwrite(parent: QWidget, path: str) -> bool:
+    answer = QMessageBox.question(parent, "Overwrite?", f"{path} exists. Replace it?")
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def show_shortcuts(parent: QWidget) -> None:
+    rows = "".join(f"<tr><td>{what}</td><td><b>{keys}</b></td></tr>" for what, keys in SHORTCUTS)
+    QMessageBox.information(parent, "Keyboard shortcuts", f"<table cellspacing='6'>{rows}</table>")
