@@ -195,7 +195,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .core.bench import format_rows, machine_description, run_bench
+    from .core.bench import format_other_rows, format_rows, lens_row, machine_description, run_bench
 
     loaded = load_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -213,6 +213,9 @@ def cmd_bench(args) -> int:
 
     rows = run_bench(loaded, methods, ks, args.repeats, args.ig_steps, report=show, extra_ks=extra_ks)
     print(format_rows(rows))
+    other = [lens_row(repeats=max(args.repeats, 5), device=loaded.device)]
+    print()
+    print(format_other_rows(other))
     return 0
 
 
