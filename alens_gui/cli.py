@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "a per-class loop for these class-set sizes, e.g. 1,4 (slow; default: off)")
     be.set_defaults(func=cmd_bench)
 
+    dr = sub.add_parser("doctor", help="versions, device, Qt platform plugins and a default-model check, "
+                                       "for bug reports")
+    dr.add_argument("--device", default="auto", help="device for the model check (default: %(default)s)")
+    dr.add_argument("--no-model", action="store_true", help="skip loading the default model")
+    dr.add_argument("--no-qt", action="store_true", help="skip probing the Qt platform plugins")
+    dr.set_defaults(func=cmd_doctor)
+
     try:
         from .cli_evaluate import add_evaluate_parser
     except ImportError:
@@ -195,7 +202,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .core.bench import format_rows, machine_description, run_bench
+    from .core.bench import format_other_rows, format_rows, lens_row, machine_description, run_bench
 
     loaded = load_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -213,7 +220,18 @@ def cmd_bench(args) -> int:
 
     rows = run_bench(loaded, methods, ks, args.repeats, args.ig_steps, report=show, extra_ks=extra_ks)
     print(format_rows(rows))
+    other = [lens_row(repeats=max(args.repeats, 5), device=loaded.device)]
+    print()
+    print(format_other_rows(other))
     return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_doctor
+
+    text, ok = run_doctor(args.device, model=not args.no_model, plugins=not args.no_qt)
+    print(text)
+    return 0 if ok else EXIT_ERROR
 
 
 class _Usage(Exception):

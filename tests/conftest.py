@@ -21,6 +21,37 @@ def explainer():
     return Explainer.default(device="cpu")
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+#: Tests that compare devices run on the CPU and, where there is one, on a CUDA GPU.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not _cuda_available(),
+                                                                reason="no CUDA GPU on this machine"))]
+
+
+@pytest.fixture(scope="session", params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def explainer_on(explainer):
+    """``explainer_on(device)``: the default model on that device (the CPU one is shared)."""
+    from alens_gui.core.api import Explainer
+
+    cache = {"cpu": explainer}
+
+    def get(device: str):
+        if device not in cache:
+            cache[device] = Explainer.default(device=device)
+        return cache[device]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def photos():
     from alens_gui.core.images import sample_images

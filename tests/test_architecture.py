@@ -55,3 +55,36 @@ def test_layers_contract_catches_a_view_that_reaches_up(tmp_path):
     r = _lint_imports(tmp_path)
     assert r.returncode != 0
     assert "Qt layers" in r.stdout and "BROKEN" in r.stdout and "alens_gui.qt.views.sneaky" in r.stdout
+
+
+def test_the_method_registry_needs_no_torch():
+    """The GUI builds its method forms from the registry before torch loads (issue 9)."""
+    code = (
+        "import sys\n"
+        "from alens_gui.core.methods.registry import get_method, list_methods\n"
+        "forms = {m.name: (m.label, m.family, m.architectures, m.aliases, m.description,\n"
+        "                  {k: (o.default, o.choices, o.minimum, o.maximum, o.help) for k, o in m.options.items()})\n"
+        "         for m in list_methods()}\n"
+        "assert get_method('IG').resolve_options({'steps': '8'})['steps'] == 8\n"
+        "from alens_gui.core.methods import Option, get_method as g2\n"
+        "assert g2('gbp').name == 'guided_backprop'\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm', 'captum'))\n"
+        "print(len(forms), heavy)\n"
+        "sys.exit(1 if heavy or len(forms) < 21 else 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_registered_method_resolves_to_its_implementation():
+    import inspect
+
+    from alens_gui.core.methods import list_methods
+
+    for info in list_methods():
+        fn = info.fn
+        params = inspect.signature(fn).parameters
+        assert list(params)[:4] == ["model", "x", "classes", "progress"], info.name
+        # every declared option is a keyword of the implementation, with the same default
+        for name, opt in info.options.items():
+            assert name in params and params[name].default == opt.default, (info.name, name)

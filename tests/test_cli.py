@@ -177,6 +177,10 @@ def test_bench_prints_ratios(capsys):
         ours, theirs, ratio = float(ours), float(theirs), float(ratio)
         assert ours > 0 and theirs > 0
         assert ratio == pytest.approx(ours / theirs, abs=0.01)  # the ratio is ours over captum's
+    lens = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| lens refine(), K=10, 448x448")]
+    assert len(lens) == 1
+    _, ours, peer, theirs, ratio = lens[0]
+    assert "softmax" in peer and float(ratio) == pytest.approx(float(ours) / float(theirs), abs=0.01)
 
 
 class _SqrtNet(__import__("torch").nn.Module):

@@ -5,9 +5,42 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from alens_gui.core.errors import ClassSetError, LensError
-from alens_gui.core.lens import AL, VAR, LensParams, preset, refine
+from alens_gui.core.lens import (
+    AL,
+    NORMALIZE_CHOICES,
+    SOFTMAX_INPUT_CHOICES,
+    TIE_MARGIN,
+    VAR,
+    LensParams,
+    preset,
+    refine,
+)
+
+
+def reference(base: np.ndarray, params: LensParams = AL) -> tuple[np.ndarray, np.ndarray]:
+    """SPEC section 1, steps 2-4, written out plainly in float64: (distribution, refined)."""
+    a = np.asarray(base, dtype=np.float64)
+    if params.softmax_input == "abs":
+        a = np.abs(a)
+    if params.normalize == "joint-maxabs" and np.abs(a).max() > 0:
+        a = a / np.abs(a).max()
+    s = np.zeros_like(a)
+    for t in params.temperatures:
+        z = a / t
+        e = np.exp(z - z.max(axis=0))
+        s += e / e.sum(axis=0)
+    s /= len(params.temperatures)
+    keep = s > 1.0 / a.shape[0] + params.tau + TIE_MARGIN
+    return s, np.asarray(base, dtype=np.float64) * s * keep
+
+
+def threshold(k: int, params: LensParams) -> float:
+    return 1.0 / k + params.tau + TIE_MARGIN
 
 
 def test_distribution_sums_to_one_and_refined_masks_below_chance(rng):
@@ -80,13 +113,149 @@ def test_channel_reduction():
     np.testing.assert_allclose(out_none.distribution.sum(0), 1.0, atol=1e-6)
 
 
-def test_all_zero_and_identical_maps_have_defined_results():
-    zeros = np.zeros((3, 5, 5), np.float32)
-    out = refine(zeros)
-    np.testing.assert_allclose(out.distribution, 1 / 3, atol=1e-6)
+LENS_VARIANTS = {
+    "al": AL,
+    "al-joint-maxabs": AL.with_(normalize="joint-maxabs"),
+    "al-abs": AL.with_(softmax_input="abs"),
+    "one-temperature": LensParams(temperatures=(0.1,), tau=0.0),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lens", list(LENS_VARIANTS))
+@pytest.mark.parametrize("kind", ["identical", "zeros"])
+@pytest.mark.parametrize("k", [2, 3, 5, 10, 20])
+def test_a_tie_keeps_nothing(rng, k, kind, lens, dtype):
+    """K equal maps: S is 1/K plus rounding everywhere, and no pixel is above chance (SPEC 1.4)."""
+    one = rng.normal(size=(24, 32)) * 5 if kind == "identical" else np.zeros((24, 32))
+    base = np.broadcast_to(one, (k, 24, 32)).astype(dtype)
+    out = refine(base, LENS_VARIANTS[lens])
+    np.testing.assert_allclose(out.distribution, 1.0 / k, atol=1e-7)
     assert not out.refined.any()
-    same = np.ones((3, 5, 5), np.float32)
-    assert not refine(same).refined.any()  # ties are not above chance
+    assert out.refined.dtype == dtype
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 10, 20])
+def test_a_real_gap_above_the_margin_is_kept(k):
+    """One class ahead by 0.01 (logit 1 at t = 0.01) wins its pixel; the tie beside it keeps nothing."""
+    base = np.zeros((k, 2, 2), np.float32)
+    base[0, 0, 0] = 0.01
+    out = refine(base)
+    assert out.refined[0, 0, 0] > 0 and np.count_nonzero(out.refined) == 1
+    assert out.distribution[0, 0, 0] > threshold(k, AL) + 1e-3
+
+
+@pytest.mark.parametrize("lens", list(LENS_VARIANTS))
+@pytest.mark.parametrize("scale", [1e-3, 0.1, 1.0, 30.0, 1e4])
+def test_float32_lens_matches_the_float64_formula(rng, lens, scale):
+    """The fast float32 path gives the SPEC formula's float64 results to 1e-6."""
+    params = LENS_VARIANTS[lens]
+    base = (rng.normal(size=(10, 64, 64)) * scale).astype(np.float32)
+    out = refine(base, params)
+    s64, r64 = reference(base, params)
+    assert out.distribution.dtype == out.refined.dtype == np.float32
+    np.testing.assert_allclose(out.distribution, s64, atol=1e-6, rtol=0)
+    # a pixel within rounding of the threshold may fall either way; there are few
+    clear = np.abs(s64 - threshold(10, params)) > 1e-6
+    assert clear.mean() > 0.99
+    np.testing.assert_allclose(out.refined[clear], r64[clear], atol=1e-6 * np.abs(base).max(), rtol=0)
+    # float64 maps run in float64
+    out64 = refine(base.astype(np.float64), params)
+    np.testing.assert_allclose(out64.distribution, s64, atol=1e-12, rtol=0)
+
+
+def test_torch_in_torch_out_numpy_in_numpy_out_and_the_input_is_untouched(rng):
+    base = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    keep = base.copy()
+    out = refine(base)
+    assert all(isinstance(v, np.ndarray) for v in out)
+    np.testing.assert_array_equal(base, keep)
+    t = torch.from_numpy(base.copy())
+    tout = refine(t)
+    assert all(isinstance(v, torch.Tensor) for v in tout)
+    torch.testing.assert_close(t, torch.from_numpy(keep), atol=0, rtol=0)
+    np.testing.assert_array_equal(tout.refined.numpy(), out.refined)
+    half = refine(t.half())
+    assert half.refined.dtype == torch.float16 and half.distribution.dtype == torch.float16
+    ints = refine(np.arange(2 * 3 * 3).reshape(2, 3, 3))
+    assert ints.distribution.dtype == np.float32
+
+
+def test_tiny_temperatures_and_huge_maps_stay_finite():
+    base = np.array([[[3e38]], [[-3e38]], [[3e38]]], np.float32)
+    out = refine(base, temperatures=(1e-30,))
+    assert np.isfinite(out.distribution).all() and np.isfinite(out.refined).all()
+    np.testing.assert_allclose(out.distribution[:, 0, 0], [0.5, 0.0, 0.5], atol=1e-30)  # the winners share it
+    out = refine(np.array([[[1e-45]], [[0.0]]], np.float32), temperatures=(1e-300,), normalize="joint-maxabs")
+    np.testing.assert_allclose(out.distribution[:, 0, 0], [1.0, 0.0], atol=1e-30)
+
+
+# ---------------------------------------------------------------------------------
+# Properties over random maps (hypothesis)
+# ---------------------------------------------------------------------------------
+_values = st.one_of(st.sampled_from([0.0, 1.0, -2.0]), st.floats(-30, 30, width=32))  # ties come up often
+
+
+@st.composite
+def maps_and_params(draw):
+    k = draw(st.integers(2, 8))
+    shape = (k, draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    base = draw(hnp.arrays(np.float32, shape, elements=_values))
+    temps = draw(st.one_of(st.just(AL.temperatures), st.just(VAR.temperatures),
+                           st.lists(st.floats(0.01, 10.0), min_size=1, max_size=4)))
+    params = LensParams(temperatures=tuple(temps), tau=draw(st.floats(-0.1, 0.3)),
+                        normalize=draw(st.sampled_from(NORMALIZE_CHOICES)),
+                        softmax_input=draw(st.sampled_from(SOFTMAX_INPUT_CHOICES)))
+    return base, params
+
+
+PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
+
+
+@PROPERTY_SETTINGS
+@given(maps_and_params())
+def test_property_distribution_sums_to_one(case):
+    base, params = case
+    s = refine(base, params).distribution
+    assert np.all(s >= 0) and np.all(s <= 1)
+    np.testing.assert_allclose(s.sum(axis=0), 1.0, atol=1e-5)
+
+
+@PROPERTY_SETTINGS
+@given(maps_and_params())
+def test_property_refined_is_zero_exactly_where_s_is_not_above_chance(case):
+    base, params = case
+    out = refine(base, params)
+    above = out.distribution > np.float32(threshold(base.shape[0], params))
+    assert not out.refined[~above].any()
+    np.testing.assert_array_equal(out.refined[above], (base * out.distribution)[above])
+
+
+@PROPERTY_SETTINGS
+@given(maps_and_params(), st.randoms(use_true_random=False))
+def test_property_permuting_the_classes_permutes_the_outputs(case, rnd):
+    base, params = case
+    perm = list(range(base.shape[0]))
+    rnd.shuffle(perm)
+    out, pout = refine(base, params), refine(base[perm], params)
+    np.testing.assert_allclose(pout.distribution, out.distribution[perm], atol=1e-6)
+    np.testing.assert_array_equal(pout.base, base[perm])
+    clear = np.abs(out.distribution[perm] - threshold(base.shape[0], params)) > 1e-5
+    np.testing.assert_allclose(pout.refined[clear], out.refined[perm][clear], rtol=1e-5, atol=1e-6)
+
+
+@PROPERTY_SETTINGS
+@given(maps_and_params(), st.floats(1e-3, 1e3))
+def test_property_joint_maxabs_ignores_a_common_scale(case, c):
+    base, params = case
+    nonzero = np.abs(base[base != 0])
+    assume(nonzero.size == 0 or nonzero.min() > 1e-30)  # c * base must not underflow in float32
+    params = params.with_(normalize="joint-maxabs")
+    out, scaled = refine(base, params), refine(base * np.float32(c), params)
+    np.testing.assert_allclose(scaled.distribution, out.distribution, atol=1e-5)
+    clear = np.abs(out.distribution - threshold(base.shape[0], params)) > 1e-4
+    np.testing.assert_allclose(scaled.refined[clear], c * out.refined[clear], rtol=1e-4,
+                               atol=1e-6 * c * float(np.abs(base).max()))
 
 
 @pytest.mark.parametrize(

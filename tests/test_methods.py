@@ -187,3 +187,22 @@ def test_ig_reports_running_estimates_and_streams_batches(explainer, chelsea_inp
     one_batch = compute_base(explainer.model, chelsea_input, [285, 967], "ig", None, ctx, steps=6, batch_size=6)
     # other batch sizes may run other convolution kernels: compare as maps, not elementwise
     assert_maps_agree(final, one_batch, max_rel_l2=0.02, min_corr=0.999)
+
+
+def test_register_your_own_method(monkeypatch, explainer, chelsea_input):
+    from alens_gui.core.methods import Option, register_method, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # undone after the test
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+
+    @register_method("negative_ixg", "−Input × Gradient", options={"factor": Option(-1.0, "scale")},
+                     aliases=("nixg",))
+    def negative_ixg(model, x, classes, progress, ctx=None, factor=-1.0):
+        return factor * get_method("ixg").fn(model, x, classes, progress, ctx=ctx)
+
+    assert get_method("NIXG").name == "negative_ixg" and "negative_ixg" in [m.name for m in list_methods()]
+    ours = compute_base(explainer.model, chelsea_input, [285, 967], "nixg", factor=-2.0)
+    ref = compute_base(explainer.model, chelsea_input, [285, 967], "ixg")
+    torch.testing.assert_close(ours, -2.0 * ref)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_method("ixg", "again")(negative_ixg)

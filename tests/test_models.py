@@ -119,10 +119,17 @@ def test_unknown_specs_and_offline_names():
         load_model("torchvision:resnet9000", pretrained=False)
     with pytest.raises(ModelLoadError, match="timm has no model"):
         load_model("timm:not_a_model", pretrained=False)
-    with pytest.raises(ModelLoadError, match="cuda"):
-        if torch.cuda.is_available():
-            raise ModelLoadError("cuda present; device check not applicable")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU, so asking for one cannot fail")
+def test_asking_for_cuda_without_a_gpu_says_so():
+    with pytest.raises(ModelLoadError, match="no CUDA GPU is available"):
         load_model("default", device="cuda")
+
+
+def test_unknown_device_names():
+    with pytest.raises(ModelLoadError, match="unknown device 'gpu0'"):
+        load_model("default", device="gpu0")
 
 
 def test_random_weight_models_load_offline():

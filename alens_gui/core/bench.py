@@ -153,6 +153,53 @@ def extra_bench_rows(
     return rows
 
 
+def _paired_medians(ours: Callable[[], object], peer: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median times of two functions timed alternately (after one warm-up each).
+
+    Alternating spreads any slow-down of a shared machine over both sides alike.
+    """
+    ours()
+    peer()
+    a, b = [], []
+    for _ in range(max(1, repeats)):
+        for fn, times in ((ours, a), (peer, b)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
+
+
+def lens_row(k: int = 10, size: int = 448, repeats: int = 5, device: torch.device | str = "cpu") -> dict:
+    """Re-lensing speed: :func:`~.lens.refine` (AL defaults) vs three plain softmaxes.
+
+    Both run on the same float32 tensor of K random-normal maps of ``size`` x ``size``
+    (seed 0) in the same run; the peer is ``[torch.softmax(x, dim=0) for _ in range(3)]``,
+    the bare cost of the three temperatures' softmaxes with nothing else. The issue's goal
+    is a ratio of at most 2 for K = 10 at 448 x 448.
+    """
+    from .lens import refine
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((k, size, size), generator=gen).to(device)
+
+    def sync():
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+
+    ours, peer = _paired_medians(lambda: (refine(x), sync()), lambda: ([torch.softmax(x, dim=0) for _ in range(3)],
+                                                                       sync()), repeats)
+    return {"what": f"lens refine(), K={k}, {size}x{size}, float32", "ours_s": ours,
+            "peer": "3 x torch.softmax of the same tensor", "peer_s": peer, "ratio": ours / peer}
+
+
+def format_other_rows(rows: Sequence[dict]) -> str:
+    """Rows that compare something other than a method against captum per class."""
+    lines = ["| what | ours (s) | peer | peer (s) | ratio ours/peer |", "|---|---:|---|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['what']} | {r['ours_s']:.4f} | {r['peer']} | {r['peer_s']:.4f} | {r['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(device)}"

@@ -5,18 +5,27 @@ lens parameter can be changed interactively at no cost (SPEC section 1, steps 2-
 
 Choices the papers leave open (documented here, measured by ``alens evaluate``):
 
-* The lens is computed in float64 so that ties (for example K identical or all-zero
-  maps, where every class gets exactly ``1/K``) are *not* counted as "above chance".
+* A tie is never above chance. For K equal maps (or all-zero maps) every softmax gives
+  ``1/K`` plus rounding, so a pixel is kept only where ``S_c > 1/K + tau + TIE_MARGIN``.
+  :data:`TIE_MARGIN` (1e-6) is far above float32 rounding of a mean of softmaxes (a few
+  units of 1e-8) and far below any gap a user would call a win.
+* The lens runs in float32 (float64 when the maps are float64), which is what makes
+  re-lensing fast enough for a slider: the maps are shifted by their per-pixel maximum
+  once (a stable softmax that also cannot overflow for huge values), each temperature
+  scales that into one scratch buffer, and the softmaxes accumulate in place. The
+  float32 result matches a float64 evaluation of the SPEC formula to 1e-6.
   Refined maps are returned in the input's dtype.
 * ``normalize="joint-maxabs"`` divides every map by one scalar, the largest absolute
   value over the whole K-map set; the scaled maps feed the softmax, while the refined
   map multiplies the *unscaled* base map, so refined maps stay in the method's units.
+  The scale is folded into the temperature, so it costs no extra pass.
 * Non-finite base maps (NaN or Inf) are rejected with :class:`LensError`; a run that
   produced them is a broken run, and silently zeroing pixels would hide that.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +38,7 @@ from .lensparams import (  # noqa: F401 - re-exported: the lens's public names
     PRESETS,
     REDUCE_CHOICES,
     SOFTMAX_INPUT_CHOICES,
+    TIE_MARGIN,
     VAR,
     LensParams,
     preset,
@@ -70,19 +80,60 @@ def _as_tensor(base) -> tuple[torch.Tensor, bool]:
     return torch.from_numpy(np.ascontiguousarray(arr)), True
 
 
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _distribution(a: torch.Tensor, params: LensParams, lo: float, hi: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class distribution of working-dtype maps ``a``, and a scratch buffer of its shape.
+
+    ``lo``/``hi`` are ``a``'s extremes (already known to the caller, for ``joint-maxabs``).
+    A stable softmax: ``a`` is shifted once by its maximum over the classes at every pixel,
+    so every exponent is <= 0 (no overflow) and exactly 0 for the pixel's winner (the sum
+    is >= 1). The shift also keeps float32 precise: what is rounded is the gap to the
+    winner, not the value, so large maps at small temperatures lose nothing. Per
+    temperature: scale into ``scratch``, clamp, exponentiate in place, add
+    ``exp / (T * sum)`` to the result; no allocation of the maps' size.
+    """
+    scale = 1.0
+    if params.normalize == "joint-maxabs":
+        scale = max(abs(lo), abs(hi)) or 1.0
+    n = len(params.temperatures)
+    fmax = torch.finfo(a.dtype).max
+    # exp() of less than this is below the smallest normal number (1e-35 in float32), which
+    # is 0 next to the winner's 1 but makes the CPU crawl through denormals: clamp it
+    floor = 0.9 * math.log(torch.finfo(a.dtype).tiny)
+    shifted = a - a.amax(dim=0, keepdim=True)
+    scratch = torch.empty_like(a)
+    dist = torch.empty_like(a)
+    for i, t in enumerate(params.temperatures):
+        f = 1.0 / scale / t
+        if f < fmax:
+            e = torch.mul(shifted, f, out=scratch).clamp_(min=floor).exp_()
+        elif math.isfinite(f):  # too large for float32: scale in float64
+            e = scratch.copy_((shifted.double() * f).clamp_(min=floor).exp_())
+        else:  # the limit t -> 0: the winners (ties included) share the pixel
+            e = scratch.copy_(shifted == 0)
+        norm = e.sum(dim=0, keepdim=True).mul_(n)
+        if i == 0:
+            torch.div(e, norm, out=dist)
+        else:
+            dist.addcdiv_(e, norm)
+    return dist, scratch
+
+
 def class_distribution(maps: torch.Tensor, params: LensParams) -> torch.Tensor:
-    """``S_c = mean_t softmax_c(A_c / t)`` over the first axis, in float64."""
-    a = maps.to(torch.float64)
+    """``S_c = mean_t softmax_c(A_c / t)`` over the first axis (see the module notes).
+
+    Computed in float32 (float64 for float64 maps) with a stable softmax, after the
+    ``softmax_input`` and ``normalize`` steps of ``params``. Returns a new tensor of the
+    working dtype; ``maps`` is not modified.
+    """
+    a = maps.to(_work_dtype(maps.dtype))
     if params.softmax_input == "abs":
         a = a.abs()
-    if params.normalize == "joint-maxabs":
-        scale = a.abs().max()
-        if scale > 0:
-            a = a / scale
-    dist = torch.zeros_like(a)
-    for t in params.temperatures:
-        dist += torch.softmax(a / t, dim=0)
-    return dist / len(params.temperatures)
+    lo, hi = (float(v) for v in torch.aminmax(a))
+    return _distribution(a, params, lo, hi)[0]
 
 
 def refine(
@@ -109,8 +160,9 @@ def refine(
     -------
     LensOutput
         ``distribution`` (same shape as the reduced base; sums to 1 over axis 0 at
-        every pixel), ``refined`` (``A_c * S_c * [S_c > 1/K + tau]``) and the reduced
-        ``base``. Torch in, torch out; NumPy in, NumPy out.
+        every pixel), ``refined`` (``A_c * S_c * [S_c > 1/K + tau + TIE_MARGIN]``) and
+        the reduced ``base``, all in the input's dtype. Torch in, torch out; NumPy in,
+        NumPy out. The input is never modified.
 
     Raises
     ------
@@ -133,16 +185,25 @@ def refine(
         raise LensError(f"base maps are empty (shape {tuple(maps.shape)})")
     if not maps.is_floating_point():
         maps = maps.to(torch.float32)
-    if not torch.isfinite(maps).all():
+    lo, hi = torch.aminmax(maps)  # one read pass; NaN and Inf show up in the extremes
+    if not (torch.isfinite(lo) and torch.isfinite(hi)):
         bad = int((~torch.isfinite(maps)).sum())
         raise LensError(
             f"base maps contain {bad} non-finite values (NaN or Inf); the attribution "
             "run failed for this input and cannot be refined"
         )
-    maps = reduce_channels(maps, params.reduce)
-    dist = class_distribution(maps, params)
-    keep = dist > (1.0 / k + params.tau)
-    refined = maps.to(torch.float64) * dist * keep
+    given = maps
+    maps = reduce_channels(given, params.reduce)
+    a = maps.to(_work_dtype(maps.dtype))
+    if a is not given:
+        lo, hi = torch.aminmax(a)  # the reduced (or converted) maps have other extremes
+    if params.softmax_input == "abs":
+        a = a.abs()
+        lo, hi = torch.zeros(()), torch.maximum(lo.abs(), hi.abs())
+    dist, buf = _distribution(a, params, float(lo), float(hi))
+    # refined = A * S * [S > 1/K + tau + margin]: threshold S into the spare buffer, times A
+    torch.threshold(dist, 1.0 / k + params.tau + TIE_MARGIN, 0.0, out=buf)
+    refined = buf.mul_(maps)
     out_dtype = maps.dtype
     dist_out, refined_out = dist.to(out_dtype), refined.to(out_dtype)
     if was_numpy:

@@ -14,6 +14,9 @@ from .errors import LensError
 NORMALIZE_CHOICES = ("none", "joint-maxabs")
 SOFTMAX_INPUT_CHOICES = ("signed", "abs")
 REDUCE_CHOICES = ("sum", "abs-sum", "none")
+#: A pixel is kept for class c only where S_c > 1/K + tau + TIE_MARGIN: a tie (K equal maps,
+#: S = 1/K plus rounding) is never above chance (SPEC section 1.4).
+TIE_MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class LensParams:
         Softmax temperatures ``t``; the distribution is the mean of the softmaxes over
         them. AL uses ``(1.0, 0.2, 0.01)``, i.e. ``1/t`` in ``{1, 5, 100}``.
     tau : float
-        Margin above chance: a pixel is kept for class ``c`` where ``S_c > 1/K + tau``.
+        Margin above chance: a pixel is kept for class ``c`` where ``S_c > 1/K + tau``
+        (plus :data:`TIE_MARGIN`, so that ties keep nothing).
     normalize : {"none", "joint-maxabs"}
         Scale applied to all K maps before the softmax.
     softmax_input : {"signed", "abs"}

@@ -83,6 +83,12 @@ class LoadedModel:
             return f"GPU: {torch.cuda.get_device_name(self.device)}"
         return "CPU"
 
+    def using(self, progress=None):
+        """Context manager holding the model's lock (:func:`~.locking.using_model`)."""
+        from .locking import using_model
+
+        return using_model(self.model, progress)
+
     def context(self) -> MethodContext:
         return MethodContext.for_normalization(self.mean, self.std)
 

@@ -8,34 +8,14 @@ to draw (the maps' colour images) is prepared here too, so the GUI thread only b
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
 
 from alens_gui.core.colors import ColorScale, backdrop, territory_rgba
+from alens_gui.core.locking import using_model
 from alens_gui.core.progress import Progress
-
-# One lock per model: two tasks (an explanation and a masking run, say) must not run the
-# same module at once, because methods hook layers and would see each other's activations.
-_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-@contextlib.contextmanager
-def using_model(model, progress: Progress) -> Iterator[None]:
-    """Hold the model's lock; waiting for it can be cancelled."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(model, threading.Lock())
-    while not lock.acquire(timeout=0.05):
-        progress.check()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The method registry and the shared machinery of batched multi-class attribution.
+"""The shared machinery of batched multi-class attribution (torch).
 
-A method is a function ``fn(model, x, classes, progress, **options)`` that returns a
-tensor of shape ``(K, C, H, W)`` (pixel-space) or ``(K, 1, h, w)`` (CAM-style, any
-resolution): :func:`compute_base` upsamples, checks and restores the model afterwards.
-Registering a method once makes it available to the API, the CLI, the GUI picker, the
-benchmark and the evaluation suite.
+The methods' names, options and metadata live in the torch-free :mod:`.registry`
+(re-exported here for existing callers). A method is a function
+``fn(model, x, classes, progress, **options)`` that returns a tensor of shape
+``(K, C, H, W)`` (pixel-space) or ``(K, 1, h, w)`` (CAM-style, any resolution):
+:func:`compute_base` upsamples, checks and restores the model afterwards.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,58 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AlensError, Cancelled, MethodError
+from ..locking import using_model
 from ..progress import Progress, ensure_progress
-
-
-@dataclass(frozen=True)
-class Option:
-    """One user-settable option of a method (shown in the GUI, parsed by the CLI)."""
-
-    default: Any
-    help: str = ""
-    choices: tuple | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-
-    def coerce(self, name: str, value: Any) -> Any:
-        kind = type(self.default)
-        try:
-            if kind is bool and isinstance(value, str):
-                value = value.strip().lower() in ("1", "true", "yes", "on")
-            elif self.default is not None:
-                value = kind(value)
-        except (TypeError, ValueError):
-            raise MethodError(f"option {name} expects a {kind.__name__}, got {value!r}") from None
-        if self.choices is not None and value not in self.choices:
-            raise MethodError(f"option {name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
-        if self.minimum is not None and value < self.minimum:
-            raise MethodError(f"option {name} must be >= {self.minimum}; got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise MethodError(f"option {name} must be <= {self.maximum}; got {value}")
-        return value
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    """A registered attribution method."""
-
-    name: str
-    label: str
-    fn: Callable[..., torch.Tensor]
-    description: str = ""
-    family: str = "gradient"  # gradient | cam | perturbation | attention
-    architectures: tuple[str, ...] = ("cnn", "vit")
-    options: dict[str, Option] = field(default_factory=dict)
-    aliases: tuple[str, ...] = ()
-
-    def resolve_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
-        """Defaults merged with ``given``; unknown option names are an error."""
-        given = {k: v for k, v in (given or {}).items() if v is not None}
-        unknown = sorted(set(given) - set(self.options))
-        if unknown:
-            known = ", ".join(sorted(self.options)) or "none"
-            raise MethodError(f"method {self.name} has no option {unknown[0]!r} (options: {known})")
-        return {k: opt.coerce(k, given.get(k, opt.default)) for k, opt in self.options.items()}
+from .registry import MethodInfo, Option, get_method, list_methods, register_method  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -98,56 +49,6 @@ class MethodContext:
         if black.shape[1] == 1 and channels > 1:
             black, white = black.expand(1, channels, 1, 1), white.expand(1, channels, 1, 1)
         return cls(black, (float(black.min()), float(white.max())))
-
-
-_REGISTRY: dict[str, MethodInfo] = {}
-_ALIASES: dict[str, str] = {}
-
-
-def register_method(
-    name: str,
-    label: str,
-    *,
-    description: str = "",
-    family: str = "gradient",
-    architectures: Sequence[str] = ("cnn", "vit"),
-    options: dict[str, Option] | None = None,
-    aliases: Sequence[str] = (),
-) -> Callable:
-    """Decorator registering ``fn(model, x, classes, progress, **options)`` under ``name``."""
-
-    def deco(fn: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"method {name!r} registered twice")
-        _REGISTRY[name] = MethodInfo(
-            name, label, fn, description, family, tuple(architectures), dict(options or {}), tuple(aliases)
-        )
-        for a in aliases:
-            _ALIASES[a] = name
-        return fn
-
-    return deco
-
-
-def get_method(name: str) -> MethodInfo:
-    """Look a method up by name or alias (case-insensitive)."""
-    _load_builtin()
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise MethodError(f"unknown method {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[key]
-
-
-def list_methods() -> list[MethodInfo]:
-    """All registered methods, in registration order."""
-    _load_builtin()
-    return list(_REGISTRY.values())
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers their methods; done lazily to avoid import cycles.
-    from . import cam, gradient, lrp, perturbation, vit  # noqa: F401
 
 
 # ---------------------------------------------------------------------------------
@@ -265,9 +166,10 @@ def compute_base(
 ) -> torch.Tensor:
     """Run a registered method for K classes on one input; return (K, C, H, W) maps.
 
-    CAM-style maps are upsampled bilinearly to the input size. The model's train/eval
-    state is restored and every hook removed, also when the method fails or is
-    cancelled.
+    CAM-style maps are upsampled bilinearly to the input size. The model's lock
+    (:func:`~..locking.using_model`) is held throughout, so another thread's method on the
+    same model waits (cancellably). The model's train/eval state is restored and every
+    hook removed, also when the method fails or is cancelled.
     """
     info = method if isinstance(method, MethodInfo) else get_method(method)
     opts = info.resolve_options(options)
@@ -288,7 +190,7 @@ def compute_base(
         kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
         raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
                           f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
-    with eval_and_frozen(model), cancellation_points(model, progress):
+    with using_model(model, progress), eval_and_frozen(model), cancellation_points(model, progress):
         try:
             maps = info.fn(model, x, classes, progress, ctx=context, **opts)
         except (AlensError, Cancelled):

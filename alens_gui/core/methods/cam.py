@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import MethodError
 from ..progress import Progress
-from .base import Option, class_gradients, hooks, register_method
+from .base import class_gradients, hooks
 from .gradient import guided_gradients
 from .vit import tokens_to_grid, vit_cam_layer
 
@@ -75,14 +75,6 @@ def _cam_gradients(model, x, classes, progress, layer: str):
     return grads, act
 
 
-_LAYER_OPT = {"layer": Option("", "module name of the feature map (empty: automatic)")}
-
-
-@register_method(
-    "gradcam", "Grad-CAM",
-    description="Feature maps weighted by their spatially averaged gradients, ReLU (Selvaraju et al.).",
-    family="cam", architectures=("cnn", "vit"), options=dict(_LAYER_OPT), aliases=("grad_cam",),
-)
 def gradcam(model, x, classes, progress: Progress, ctx=None, layer=""):
     progress.add_total(len(classes))
     return _gradcam(model, x, classes, progress, layer)
@@ -94,22 +86,12 @@ def _gradcam(model, x, classes, progress, layer):
     return torch.relu((weights * act).sum(dim=1, keepdim=True))
 
 
-@register_method(
-    "layercam", "LayerCAM",
-    description="Feature maps weighted element-wise by their positive gradients, ReLU (Jiang et al.).",
-    family="cam", architectures=("cnn", "vit"), options=dict(_LAYER_OPT), aliases=("layer_cam",),
-)
 def layercam(model, x, classes, progress: Progress, ctx=None, layer=""):
     progress.add_total(len(classes))
     grads, act = _cam_gradients(model, x, classes, progress, layer)
     return torch.relu((grads.clamp(min=0) * act).sum(dim=1, keepdim=True))
 
 
-@register_method(
-    "guided_gradcam", "Guided Grad-CAM",
-    description="Guided Backprop multiplied by the upsampled Grad-CAM map.",
-    family="gradient", architectures=("cnn",), options=dict(_LAYER_OPT), aliases=("guided_grad_cam",),
-)
 def guided_gradcam(model, x, classes, progress: Progress, ctx=None, layer=""):
     progress.add_total(2 * len(classes))
     cam = _gradcam(model, x, classes, progress, layer)

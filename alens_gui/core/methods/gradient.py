@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import MethodError
 from ..ops import gaussian_blur
 from ..progress import Progress
-from .base import Option, class_gradients, hooks, register_method
+from .base import class_gradients, hooks
 
 GUIDED_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 
@@ -32,39 +32,18 @@ def baseline_for(x: torch.Tensor, kind: str, ctx) -> torch.Tensor:
     raise MethodError(f"unknown baseline {kind!r}; choose black, zero or blurred")
 
 
-@register_method(
-    "saliency", "Saliency (gradient)",
-    description="Gradient of the class logit w.r.t. the input (Simonyan et al.).",
-    options={"abs": Option(True, "take |gradient| (captum's default)")},
-    aliases=("gradient", "grad"),
-)
 def saliency(model, x, classes, progress: Progress, ctx=None, abs: bool = True):
     progress.add_total(len(classes))
     g = class_gradients(model, x, classes, progress)[:, 0]
     return g.abs() if abs else g
 
 
-@register_method(
-    "ixg", "Input × Gradient",
-    description="Input times the gradient of the class logit (Shrikumar et al.).",
-    aliases=("input_x_gradient", "inputxgradient"),
-)
 def input_x_gradient(model, x, classes, progress: Progress, ctx=None):
     progress.add_total(len(classes))
     g = class_gradients(model, x, classes, progress)[:, 0]
     return g * x
 
 
-@register_method(
-    "ig", "Integrated Gradients",
-    description="Path integral of gradients from a baseline (Sundararajan et al.); midpoint Riemann sum.",
-    options={
-        "steps": Option(50, "integration steps", minimum=1, maximum=1000),
-        "baseline": Option("black", "reference image", choices=("black", "blurred", "zero")),
-        "batch_size": Option(25, "steps per forward pass (memory)", minimum=1, maximum=1000),
-    },
-    aliases=("integrated_gradients",),
-)
 def integrated_gradients(model, x, classes, progress: Progress, ctx=None, steps=50, baseline="black", batch_size=25):
     ref = baseline_for(x, baseline, ctx)
     alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
@@ -94,17 +73,6 @@ def _streamed_mean(model, inputs, classes, progress: Progress, batch_size: int, 
     return finish(total / n)
 
 
-@register_method(
-    "smoothgrad", "SmoothGrad",
-    description="Saliency averaged over noisy copies of the input (Smilkov et al.).",
-    options={
-        "samples": Option(25, "noisy samples", minimum=1, maximum=500),
-        "noise": Option(0.15, "noise std as a fraction of the input range", minimum=0.0, maximum=2.0),
-        "abs": Option(True, "average |gradient|"),
-        "seed": Option(0, "random seed"),
-        "batch_size": Option(25, "samples per forward pass", minimum=1, maximum=500),
-    },
-)
 def smoothgrad(model, x, classes, progress: Progress, ctx=None, samples=25, noise=0.15, abs=True, seed=0, batch_size=25):
     lo, hi = ctx.value_range if ctx is not None else (float(x.min()), float(x.max()))
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -143,23 +111,11 @@ def guided_gradients(model: nn.Module, x: torch.Tensor, classes: Sequence[int], 
         return class_gradients(model, x, classes, progress)[:, 0]
 
 
-@register_method(
-    "guided_backprop", "Guided Backprop",
-    description="Gradient with negative signals zeroed at every ReLU (Springenberg et al.).",
-    architectures=("cnn",),
-    aliases=("gbp", "guided_backpropagation"),
-)
 def guided_backprop(model, x, classes, progress: Progress, ctx=None):
     progress.add_total(len(classes))
     return guided_gradients(model, x, classes, progress)
 
 
-@register_method(
-    "deeplift", "DeepLift",
-    description="DeepLift (rescale rule) via captum, classes batched along the batch axis.",
-    architectures=("cnn",),
-    options={"baseline": Option("black", "reference image", choices=("black", "blurred", "zero"))},
-)
 def deeplift(model, x, classes, progress: Progress, ctx=None, baseline="black"):
     from captum.attr import DeepLift
 

@@ -14,7 +14,6 @@ from torch import nn
 
 from ..errors import MethodError
 from ..progress import Progress
-from .base import register_method
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -36,13 +35,6 @@ def unsupported_lrp_layer(model: nn.Module) -> tuple[str, str] | None:
     return None
 
 
-@register_method(
-    "lrp", "LRP (epsilon rule)",
-    description="Layer-wise Relevance Propagation (Bach et al. 2015) via captum, classes batched along the "
-                "batch axis; only for networks made of layers captum has rules for (e.g. VGG).",
-    family="gradient", architectures=("cnn",),
-    aliases=("layerwise_relevance_propagation",),
-)
 def lrp(model, x, classes, progress: Progress, ctx=None):
     from captum.attr import LRP
 

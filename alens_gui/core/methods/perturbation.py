@@ -28,7 +28,6 @@ import torch
 
 from ..errors import MethodError
 from ..progress import Progress
-from .base import Option, register_method
 from .gradient import baseline_for
 
 
@@ -91,26 +90,6 @@ def _reference(x, ctx, baseline) -> torch.Tensor:
     return baseline_for(x, baseline, ctx).expand_as(x).contiguous()
 
 
-_BASELINE = {"baseline": Option("black", "what replaces a removed feature", choices=("black", "blurred", "zero"))}
-_BATCH = {"batch_size": Option(32, "perturbed images per forward pass", minimum=1, maximum=1024)}
-_SLIC = {
-    "segments": Option(100, "SLIC superpixels (approximate number)", minimum=2, maximum=2000),
-    "compactness": Option(10.0, "SLIC compactness", minimum=0.01, maximum=1000.0),
-}
-_ALL = ("cnn", "vit")
-
-
-@register_method(
-    "occlusion", "Occlusion",
-    description="Change of each class logit when a sliding window is set to the baseline, averaged over the "
-                "windows covering a pixel (Zeiler & Fergus); 15 x 15 windows, stride 8.",
-    family="perturbation", architectures=_ALL,
-    options={
-        "window": Option(15, "window size in pixels", minimum=1, maximum=4096),
-        "stride": Option(8, "window stride in pixels", minimum=1, maximum=4096),
-        **_BASELINE, **_BATCH,
-    },
-)
 def occlusion(model, x, classes, progress: Progress, ctx=None, window=15, stride=8, baseline="black", batch_size=32):
     h, w = x.shape[-2:]
     if window > min(h, w):
@@ -137,12 +116,6 @@ def occlusion(model, x, classes, progress: Progress, ctx=None, window=15, stride
     return (total / count.clamp(min=1)).unsqueeze(1).to(x.device)
 
 
-@register_method(
-    "feature_ablation", "Feature Ablation",
-    description="Change of each class logit when one SLIC superpixel at a time is set to the baseline.",
-    family="perturbation", architectures=_ALL, options={**_SLIC, **_BASELINE, **_BATCH},
-    aliases=("ablation",),
-)
 def feature_ablation(model, x, classes, progress: Progress, ctx=None, segments=100, compactness=10.0,
                      baseline="black", batch_size=32):
     seg = superpixels(x, segments, compactness)
@@ -156,15 +129,6 @@ def feature_ablation(model, x, classes, progress: Progress, ctx=None, segments=1
     return _paint((full - ablated).T, seg)
 
 
-@register_method(
-    "shapley_sampling", "Shapley Value Sampling",
-    description="Shapley values of SLIC superpixels estimated from random permutations (Castro et al. 2009): "
-                "each permutation adds the superpixels one by one to the baseline image.",
-    family="perturbation", architectures=_ALL,
-    options={"samples": Option(25, "random permutations", minimum=1, maximum=10000),
-             "seed": Option(0, "random seed"), **_SLIC, **_BASELINE, **_BATCH},
-    aliases=("shapley_value_sampling", "svs"),
-)
 def shapley_sampling(model, x, classes, progress: Progress, ctx=None, samples=25, seed=0, segments=100,
                      compactness=10.0, baseline="black", batch_size=32):
     seg = superpixels(x, segments, compactness)
@@ -204,15 +168,6 @@ def _weighted_linear_fit(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor
     return sol[1:].T.float()
 
 
-@register_method(
-    "kernel_shap", "KernelSHAP",
-    description="Shapley values of SLIC superpixels by weighted linear regression on random coalitions "
-                "sampled from the Shapley kernel (Lundberg & Lee 2017).",
-    family="perturbation", architectures=_ALL,
-    options={"samples": Option(200, "random coalitions", minimum=2, maximum=100000),
-             "seed": Option(0, "random seed"), **_SLIC, **_BASELINE, **_BATCH},
-    aliases=("kernelshap", "shap"),
-)
 def kernel_shap(model, x, classes, progress: Progress, ctx=None, samples=200, seed=0, segments=100,
                 compactness=10.0, baseline="black", batch_size=32):
     seg = superpixels(x, segments, compactness)
@@ -236,16 +191,6 @@ def kernel_shap(model, x, classes, progress: Progress, ctx=None, samples=200, se
     return _paint(_weighted_linear_fit(z.float(), y, weights, ridge=0.0), seg)
 
 
-@register_method(
-    "lime", "LIME",
-    description="Weighted linear surrogate on random on/off SLIC superpixels, weighted by an exponential "
-                "kernel on the cosine distance to the full image (Ribeiro et al. 2016).",
-    family="perturbation", architectures=_ALL,
-    options={"samples": Option(200, "random perturbations", minimum=2, maximum=100000),
-             "kernel_width": Option(0.25, "width of the similarity kernel (cosine distance)", minimum=1e-3),
-             "ridge": Option(1.0, "ridge penalty of the linear surrogate", minimum=0.0),
-             "seed": Option(0, "random seed"), **_SLIC, **_BASELINE, **_BATCH},
-)
 def lime(model, x, classes, progress: Progress, ctx=None, samples=200, kernel_width=0.25, ridge=1.0, seed=0,
          segments=100, compactness=10.0, baseline="black", batch_size=32):
     seg = superpixels(x, segments, compactness)

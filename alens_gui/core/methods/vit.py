@@ -65,7 +65,7 @@ from torch import nn
 
 from ..errors import MethodError
 from ..progress import Progress
-from .base import Option, hooks, register_method
+from .base import hooks
 
 _TRANSFORMER_TYPES = ("VisionTransformer", "Attention", "MultiheadAttention", "EncoderBlock")
 
@@ -377,19 +377,6 @@ def _ig_path(x: torch.Tensor, steps: int, ctx) -> torch.Tensor:
     return ref + alphas.view(-1, 1, 1, 1) * (x - ref)
 
 
-_QUERY = {"query": Option("auto", "token whose relevance is shown: auto, cls, mean or patch 'row,col;row,col'")}
-_VIT = ("vit",)
-
-
-@register_method(
-    "rollout", "Attention rollout",
-    description="Product over blocks of head-averaged attention plus identity (Abnar & Zuidema 2020); "
-                "class-agnostic: the same map for every class, so the lens has no competition to "
-                "resolve and keeps nothing (a reference for the class-specific methods).",
-    family="attention", architectures=_VIT,
-    options={"head_fusion": Option("mean", "how heads are combined", choices=("mean", "max", "min")), **_QUERY},
-    aliases=("attention_rollout",),
-)
 def attention_rollout(model, x, classes, progress: Progress, ctx=None, head_fusion="mean", query="auto"):
     info = require_vit(model, "Attention rollout")
     progress.add_total(1)
@@ -411,12 +398,6 @@ def _relevance_update(weighted: torch.Tensor) -> torch.Tensor:
     return rel
 
 
-@register_method(
-    "grad_rollout", "Grad-Rollout",
-    description="Rollout of gradient-weighted attention: blocks' head means of (attention x gradient)+ "
-                "accumulated as R <- R + A R (gradient-weighted attention rollout, Chefer et al. 2021b).",
-    family="attention", architectures=_VIT, options=dict(_QUERY), aliases=("gradient_rollout",),
-)
 def grad_rollout(model, x, classes, progress: Progress, ctx=None, query="auto"):
     info = require_vit(model, "Grad-Rollout")
     progress.add_total(len(classes))
@@ -425,20 +406,6 @@ def grad_rollout(model, x, classes, progress: Progress, ctx=None, query="auto"):
     return _query_row(info, x, _relevance_update(weighted), query)
 
 
-_IG_OPTS = {
-    "steps": Option(20, "integrated-gradient steps", minimum=1, maximum=500),
-    "batch_size": Option(10, "steps per forward pass (memory)", minimum=1, maximum=500),
-}
-
-
-@register_method(
-    "tattn", "T-Attn",
-    description="Attention as a Markov chain's transition matrices, the chain's state read at the query "
-                "token and weighted by the integrated gradient of the last block's attention (Yuan et al. 2021).",
-    family="attention", architectures=_VIT,
-    options={**_IG_OPTS, "start_layer": Option(0, "first block the chain passes through", minimum=0), **_QUERY},
-    aliases=("t_attn", "transition_attention"),
-)
 def transition_attention(model, x, classes, progress: Progress, ctx=None, steps=20, batch_size=10,
                          start_layer=0, query="auto"):
     info = require_vit(model, "T-Attn")
@@ -457,12 +424,6 @@ def transition_attention(model, x, classes, progress: Progress, ctx=None, steps=
     return _query_row(info, x, state.unsqueeze(0) * weight, query)
 
 
-@register_method(
-    "biattn", "Bi-Attn",
-    description="Forward attention perception (rollout with gradient-weighted heads) times backward "
-                "reasoning feedback (integrated gradient x attention of the last block) (Chen et al. 2023).",
-    family="attention", architectures=_VIT, options={**_IG_OPTS, **_QUERY}, aliases=("bi_attn",),
-)
 def bidirectional_attention(model, x, classes, progress: Progress, ctx=None, steps=20, batch_size=10, query="auto"):
     info = require_vit(model, "Bi-Attn")
     progress.add_total(len(classes) * -(-steps // batch_size))
@@ -482,13 +443,6 @@ def bidirectional_attention(model, x, classes, progress: Progress, ctx=None, ste
     return _query_row(info, x, perception * feedback, query)
 
 
-@register_method(
-    "inflow", "InFlow",
-    description="Token-to-token transition matrices whose skip and attention paths are weighted by the norms "
-                "of what each path carries, rolled out and combined with the class relevance of the patch "
-                "embeddings (gradient x embedding) (after Walker et al. 2025).",
-    family="attention", architectures=_VIT, options=dict(_QUERY),
-)
 def inflow(model, x, classes, progress: Progress, ctx=None, query="auto"):
     info = require_vit(model, "InFlow")
     progress.add_total(len(classes))
@@ -526,12 +480,6 @@ def inflow(model, x, classes, progress: Progress, ctx=None, query="auto"):
     return _query_row(info, x, flow.unsqueeze(0) * token_rel[:, None, :], query)
 
 
-@register_method(
-    "transformer_lrp", "Transformer-LRP",
-    description="Chefer et al. 2021: blocks' head means of (attention gradient x attention relevance)+ "
-                "accumulated as R <- R + A R; relevances by LRP with the LayerNorm and attention rules.",
-    family="attention", architectures=_VIT, options=dict(_QUERY), aliases=("tlrp", "t_lrp", "chefer"),
-)
 def transformer_lrp(model, x, classes, progress: Progress, ctx=None, query="auto"):
     info = require_vit(model, "Transformer-LRP")
     progress.add_total(2 * len(classes))
