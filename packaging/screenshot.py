@@ -20,20 +20,21 @@ def main(argv=None) -> int:
     root = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(root / "resources" / "screenshot.png"))
-    p.add_argument("--sample", default="chelsea", help="sample photograph to explain")
-    p.add_argument("--method", default="ig")
+    p.add_argument("--method", default="gradcam")
     p.add_argument("--size", default="1600x950")
     args = p.parse_args(argv)
 
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from alens_gui.core.images import GRID_PHOTOS
     from alens_gui.qt.app import make_app
+    from alens_gui.qt.session import ImageRequest
     from alens_gui.qt.window import MainWindow
 
     app = make_app()
     w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as cfg:
-        win = MainWindow(("sample", args.sample), config_dir=cfg, autorun=False)
+        win = MainWindow(config_dir=cfg, autorun=False)
         win.resize(w, h)
         win.show()
         loop = QEventLoop()
@@ -53,27 +54,28 @@ def main(argv=None) -> int:
             t.stop()
             return cond()
 
-        if not wait(lambda: win.loaded is not None):
+        s, c = win.session, win.controller
+        if not wait(lambda: s.model is not None and not c.runner.busy()):
             print("the model did not load", file=sys.stderr)
             return 1
-        win.set_method(args.method)
-        win.set_class_mode("topk", k=3)
-        win.autorun = True
-        win.run_explanation()
-        if not wait(lambda: win.model.explanation is not None and not win.runner.busy()):
+        # the grid pointing game, hands-on: four photographs, their four classes, Grad-CAM + the lens
+        s.method = args.method
+        c.autorun = True
+        s.image_request = ImageRequest(tiles=GRID_PHOTOS)
+        if not wait(lambda: s.explanation is not None and not c.runner.busy()):
             print("the explanation did not finish", file=sys.stderr)
             return 1
-        expl = win.model.explanation
-        # Show the read-outs a user would see: hover a pixel on the cat, mask a region with a
-        # rectangle (drawn as the rectangle tool would) and let the model run on the masked image.
-        win.model.set_hover(110, 100)
-        win.tool_combo.setCurrentText("rectangle")
-        vb = win.maps.base_cells[0].vb
-        win.maps.tool_drag(vb, (60, 120), (105, 190), True, False)
-        win.maps.tool_drag(vb, (60, 120), (105, 190), False, True)
-        win.tool_combo.setCurrentText("navigate")
-        wait(lambda: win.model.mask_result is not None and not win.runner.busy())
-        win.side_tabs.setCurrentIndex(0)
+        expl = s.explanation
+        # what a user would see next: the distribution under the cursor (on the cup), and a
+        # rectangle masked over the cat, with the model run on the masked image
+        s.hover = (60, 170)
+        s.view = s.view.with_(hover_radius=3)
+        s.tool = "rectangle"
+        vb = win.maps.map_tiles("base")[0].vb
+        win.maps.tool_drag(vb, (20, 20), (90, 95), True, False)
+        win.maps.tool_drag(vb, (20, 20), (90, 95), False, True)
+        s.tool = "navigate"
+        wait(lambda: s.mask_result is not None and not c.runner.busy())
         for _ in range(5):
             app.processEvents()
         out = Path(args.out)

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import ClassSetError, LensError
 from .geometry import Geometry
 from .lens import AL, LensParams, refine
+from .lensparams import TIE_MARGIN
 
 
 def reduce_channels_np(raw: np.ndarray, reduce: str) -> np.ndarray:
@@ -23,10 +24,6 @@ def reduce_channels_np(raw: np.ndarray, reduce: str) -> np.ndarray:
     if reduce == "abs-sum":
         return np.abs(raw).sum(axis=1)
     return raw.sum(axis=1)
-
-
-#: A win must beat chance by more than this to count (SPEC 1.4: a tie is never above chance).
-TIE_MARGIN = 1e-9
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 def method_specs() -> list:
     """Every registered method's description (in registration order)."""
-    from alens_gui.core.methods import list_methods
+    from alens_gui.core.methods.registry import list_methods
 
     return list_methods()
 
 
 def method_spec(name: str):
     """One method's description by name or alias (raises MethodError for unknown names)."""
-    from alens_gui.core.methods import get_method
+    from alens_gui.core.methods.registry import get_method
 
     return get_method(name)
