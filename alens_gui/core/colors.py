@@ -129,16 +129,30 @@ class ColorScale:
 
     def limits(self, base, refined) -> tuple[np.ndarray, np.ndarray]:
         """Colour limits ``(base (K,), refined (K,))`` for K base and K refined maps."""
-        base = np.asarray(base)
-        refined = np.asarray(refined)
-        k = base.shape[0]
+        return self.joint_limits([(base, refined)])[0]
+
+    def joint_limits(self, pairs) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Limits shared by several explanations of one class set (a comparison): one colour scale.
+
+        ``pairs`` is a list of ``(base (K, ...), refined (K, ...))``; the maps may have different
+        sizes. The scope decides what shares a limit, now across all the pairs.
+        """
+        k = np.asarray(pairs[0][0]).shape[0]
+
+        def flat(maps):
+            return np.concatenate([np.asarray(m).reshape(-1) for m in maps]) if maps else np.zeros(0)
+
+        bases = [np.asarray(b).reshape(k, -1) for b, _ in pairs]
+        refs = [np.asarray(r).reshape(k, -1) for _, r in pairs]
         if self.scope == "all":
-            lim = robust_limit(np.concatenate([base.reshape(k, -1), refined.reshape(k, -1)]), self.percentile)
-            return np.full(k, lim), np.full(k, lim)
-        if self.scope == "row":
-            return np.full(k, robust_limit(base, self.percentile)), np.full(k, robust_limit(refined, self.percentile))
-        return (np.array([robust_limit(m, self.percentile) for m in base]),
-                np.array([robust_limit(m, self.percentile) for m in refined]))
+            lim = robust_limit(flat(bases + refs), self.percentile)
+            b, r = np.full(k, lim), np.full(k, lim)
+        elif self.scope == "row":
+            b, r = np.full(k, robust_limit(flat(bases), self.percentile)), np.full(k, robust_limit(flat(refs), self.percentile))
+        else:
+            b = np.array([robust_limit(flat([x[i] for x in bases]), self.percentile) for i in range(k)])
+            r = np.array([robust_limit(flat([x[i] for x in refs]), self.percentile) for i in range(k)])
+        return [(b.copy(), r.copy()) for _ in pairs]
 
     def levels(self, limit: float, signed: bool) -> tuple[float, float]:
         """The value range that :func:`lut` spans for a map with this ``limit``."""

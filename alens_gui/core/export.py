@@ -151,6 +151,100 @@ def render_figure(
     return atomic_write(path, lambda f: f.write(data))
 
 
+def comparison_panels(a: Explanation, b: Explanation, scale: ColorScale | None = None, opacity: float = 0.75):
+    """:func:`panels` of two explanations of one class set under one colour scale (joint limits)."""
+    scale = scale or ColorScale()
+    signed = a.signed or b.signed
+    (ba, ra), (bb, rb) = scale.joint_limits([(a.base, a.refined), (b.base, b.refined)])
+    out = []
+    for e, blim, rlim in ((a, ba, ra), (b, bb, rb)):
+        under = backdrop(e.image)
+        labels, strength = e.territory()
+        out.append({
+            "signed": signed, "limits": (blim, rlim),
+            "base": [composite(under, scale.rgba(e.base[i], blim[i], signed), opacity) for i in range(e.k)],
+            "refined": [composite(under, scale.rgba(e.refined[i], rlim[i], signed), opacity) for i in range(e.k)],
+            "territory": composite(under, territory_rgba(labels, strength), 1.0),
+        })
+    return out
+
+
+def render_comparison(
+    a: Explanation,
+    b: Explanation,
+    path: str | os.PathLike | None = None,
+    *,
+    names: tuple[str, str] = ("pinned", "current"),
+    scale: ColorScale | None = None,
+    opacity: float = 0.75,
+    dpi: int = 150,
+    fmt: str | None = None,
+) -> Path | bytes:
+    """Two images side by side under one class set, method, lens and colour scale, as one figure.
+
+    Rows: the images and their class territories, then per class the refined map of each
+    image with the probabilities and their difference; a last panel plots the class-set
+    probabilities of both.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if list(a.classes) != list(b.classes):
+        raise ValueError("a comparison needs the same class set in both explanations")
+    if fmt is None:
+        fmt = Path(path).suffix.lstrip(".").lower() if path is not None else "png"
+    if fmt not in FORMATS:
+        raise ValueError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    scale = scale or ColorScale()
+    pa, pb = comparison_panels(a, b, scale, opacity)
+    k = a.k
+    fig = Figure(figsize=(13.0, 2.9 * (k + 1) + 2.2), dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(k + 2, 4, squeeze=False, gridspec_kw={"height_ratios": [1.0] * (k + 1) + [0.8]})
+    for col, (e, pnl, nm) in enumerate(((a, pa, names[0]), (b, pb, names[1]))):
+        axes[0][2 * col].imshow(e.image, interpolation="nearest")
+        axes[0][2 * col].set_title(f"{nm}: {e.source.get('file') or 'image'}", fontsize=9)
+        axes[0][2 * col + 1].imshow(pnl["territory"], interpolation="nearest")
+        axes[0][2 * col + 1].set_title("class territory", fontsize=9)
+        for i in range(k):
+            ax = axes[i + 1][2 * col]
+            ax.imshow(pnl["refined"][i], interpolation="nearest")
+            ax.set_title(f"{nm}: {e.class_names[i]}  p = {e.probs[i]:.3f}", fontsize=8.5)
+            axes[i + 1][2 * col + 1].imshow(pnl["base"][i], interpolation="nearest")
+            axes[i + 1][2 * col + 1].set_title("base map", fontsize=8.5)
+    for i in range(k):
+        _colorbar(fig, axes[i + 1][3], scale, pa["limits"][1][i], pa["signed"])
+    territory_legend(fig, axes[0][3], b)
+    bar = axes[k + 1]
+    for ax in bar[1:]:
+        ax.axis("off")
+    gs = bar[0].get_gridspec()
+    for ax in bar:
+        ax.remove()
+    ax = fig.add_subplot(gs[k + 1, :])
+    x = np.arange(k)
+    ax.bar(x - 0.2, a.probs, width=0.4, label=names[0], color=np.array(class_color(0)) / 255)
+    ax.bar(x + 0.2, b.probs, width=0.4, label=names[1], color=np.array(class_color(1)) / 255)
+    ax.set_xticks(x, [f"{n}\n{pb_ - pa_:+.3f}" for n, pa_, pb_ in zip(a.class_names, a.probs, b.probs)], fontsize=8)
+    ax.set_ylabel("p")
+    ax.legend(fontsize=8)
+    ax.set_title("class-set probabilities (difference current - pinned under each class)", fontsize=9)
+    for row in axes[: k + 1]:
+        for axx in row:
+            axx.set_xticks([])
+            axx.set_yticks([])
+    fig.suptitle(f"Comparison: {a.method_label or a.method} + Attribution Lens, one colour scale", fontsize=11)
+    fig.text(0.5, 0.005, _wrap(b.caption() + f"; colours {scale.scope} p{scale.percentile:g}, gamma {scale.gamma:g}",
+                               130), ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    data = buf.getvalue()
+    if path is None:
+        return data
+    return atomic_write(path, lambda f: f.write(data))
+
+
 def render_territory(expl: Explanation, path: str | os.PathLike | None = None, *, dpi: int = 150,
                      fmt: str | None = None) -> Path | bytes:
     """The class-territory view alone, with its legend (PNG, SVG or PDF)."""

@@ -179,6 +179,8 @@ class Controller(QObject):
         s.selected = min(s.selected, expl.k - 1)
         s.explanation = expl
         s.rendered = rendered
+        if s.pinned is not None and not expl.partial:
+            self.compare()
 
     def _on_explained(self, result) -> None:
         expl, rendered = result
@@ -209,7 +211,7 @@ class Controller(QObject):
         expl, rendered = result
         if self.runner.busy("explain") and self._last_complete is not None:
             return  # a partial estimate is on screen; the final result will be re-lensed
-        self._show(expl, rendered)
+        self._show(expl, rendered)  # a pinned explanation follows the lens in compare()
 
     def _on_view(self, view) -> None:
         r = self.session.rendered
@@ -220,6 +222,50 @@ class Controller(QObject):
     def _on_rendered(self, rendered) -> None:
         if rendered.explanation is self.session.explanation:
             self.session.rendered = rendered
+            if self.session.pinned is not None:
+                self.compare()
+
+    # -- comparison ----------------------------------------------------------------------
+    def pin(self) -> bool:
+        """Keep the current explanation for comparison; the next runs use its class set."""
+        s = self.session
+        expl = s.explanation
+        if expl is None or expl.partial:
+            self.notify("explain an image first, then pin it to compare another one with it", "warning")
+            return False
+        s.pinned = expl
+        s.class_request = ClassRequest(kind="picked", classes=tuple(int(c) for c in expl.classes))
+        self.notify(f"pinned {s.image_request.label}: open another image to compare it with the same class set, "
+                    "method, lens and colour scale")
+        self.compare()
+        return True
+
+    def unpin(self) -> None:
+        s = self.session
+        s.pinned = None
+        s.pinned_rendered = None
+        if s.explanation is not None:
+            self.runner.run("render", jobs.render_job, s.explanation, s.view.scale, label="drawing",
+                            on_return=self._on_rendered)
+
+    def compare(self, current=None, pinned=None):
+        """Draw the current and the pinned explanation with one lens and one colour scale."""
+        s = self.session
+        current = current or s.explanation
+        pinned = pinned or s.pinned
+        if current is None or pinned is None:
+            return None
+        return self.runner.run("compare", jobs.compare_job, current, pinned, s.lens, s.view.scale,
+                               label="comparison", on_return=lambda r, cur=current: self._on_compared(cur, r))
+
+    def _on_compared(self, current, result) -> None:
+        pinned, a, b = result
+        s = self.session
+        if current is not s.explanation or s.pinned is None:
+            return
+        s.pinned = pinned
+        s.pinned_rendered = b
+        s.rendered = a
 
     # -- masking -------------------------------------------------------------------------
     def run_mask(self):
@@ -261,12 +307,20 @@ class Controller(QObject):
 
     # -- export and sessions ----------------------------------------------------------------
     def export(self, kind: str, path: str, indices: Sequence[int] | None = None):
-        """Write a figure (``figure``: PNG/SVG/PDF), the ``territory`` view or the ``npz`` maps."""
+        """Write a figure (``figure``: PNG/SVG/PDF), the ``territory`` view, the ``npz`` maps, or the
+        ``comparison`` of the pinned and the current explanation as one figure."""
         s = self.session
         if s.explanation is None:
             self.notify("nothing to export yet: explain an image first", "warning")
             return None
-        return self.runner.run("export", jobs.export_job, kind, s.explanation, str(path), indices, s.view.scale,
+        what = s.explanation
+        if kind == "comparison":
+            if s.pinned is None or list(s.pinned.classes) != list(s.explanation.classes):
+                self.notify("pin an explanation and explain another image with its class set to compare them",
+                            "warning")
+                return None
+            what = (s.pinned, s.explanation)
+        return self.runner.run("export", jobs.export_job, kind, what, str(path), indices, s.view.scale,
                                s.view.opacity, label=f"exporting {Path(path).name}",
                                on_return=lambda p: self.notify(f"saved {p}"))
 

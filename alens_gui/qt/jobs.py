@@ -50,10 +50,13 @@ def _backdrop_for(image: np.ndarray) -> np.ndarray:
     return bd
 
 
-def render(expl, scale: ColorScale) -> Rendered:
-    """Colour images of every map of ``expl`` (NumPy only; runs in a worker)."""
-    signed = expl.signed
-    blim, rlim = scale.limits(expl.base, expl.refined)
+def render(expl, scale: ColorScale, limits=None, signed: bool | None = None) -> Rendered:
+    """Colour images of every map of ``expl`` (NumPy only; runs in a worker).
+
+    ``limits`` and ``signed`` are given when several explanations share one colour scale.
+    """
+    signed = expl.signed if signed is None else signed
+    blim, rlim = scale.limits(expl.base, expl.refined) if limits is None else limits
     labels, strength = expl.territory()
     return Rendered(
         explanation=expl,
@@ -168,6 +171,24 @@ def relens_job(progress: Progress, expl, lens, scale: ColorScale):
     return out, render(out, scale)
 
 
+def render_pair(current, pinned, scale: ColorScale) -> tuple[Rendered, Rendered]:
+    """Two explanations of one class set drawn with one colour scale (a comparison)."""
+    signed = current.signed or pinned.signed
+    la, lb = scale.joint_limits([(current.base, current.refined), (pinned.base, pinned.refined)])
+    return render(current, scale, la, signed), render(pinned, scale, lb, signed)
+
+
+def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):
+    """The pinned explanation under the current lens, and both drawn with one colour scale."""
+    progress.add_total(1)
+    yield ("status", "drawing the comparison…")
+    if pinned.lens != lens:
+        pinned = pinned.relens(lens)
+    a, b = render_pair(current, pinned, scale)
+    progress.advance(1)
+    return pinned, a, b
+
+
 def render_job(progress: Progress, expl, scale: ColorScale):
     """Colour images of an explanation under another colour scale."""
     progress.add_total(1)
@@ -197,6 +218,11 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None, sca
         from alens_gui.core.export import render_territory
 
         out = render_territory(expl, path)
+    elif kind == "comparison":
+        from alens_gui.core.export import render_comparison
+
+        pinned, current = expl
+        out = render_comparison(pinned, current, path, scale=scale, opacity=opacity)
     else:
         from alens_gui.core.export import render_figure
 

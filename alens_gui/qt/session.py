@@ -167,7 +167,8 @@ class Session(QObject):
     Results (set by the controller): ``model`` (a LoadedModel), ``image`` (the image as
     read), ``explanation`` (maybe a partial estimate), ``rendered`` (the maps' colour
     images, prepared in a worker), ``mask_result``, ``activity``, ``stale`` (the settings
-    changed since the maps were made), ``pinned`` (an explanation kept for comparison).
+    changed since the maps were made), ``pinned`` and ``pinned_rendered`` (an explanation kept
+    for comparison, drawn with the current one's colour scale).
     """
 
     model_request = Field(ModelRequest)
@@ -194,6 +195,7 @@ class Session(QObject):
     hover = Field((-1, -1))
     activity = Field(Activity)
     pinned = Field(None)
+    pinned_rendered = Field(None)
 
     model_request_changed = Signal(object)
     model_changed = Signal(object)
@@ -219,6 +221,7 @@ class Session(QObject):
     hover_changed = Signal(object)
     activity_changed = Signal(object)
     pinned_changed = Signal(object)
+    pinned_rendered_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +36,7 @@ from .controls import ClassSetPanel, ImagePanel, LensPanel, MaskingPanel, Method
 from .controls.class_panel import PresetStore
 from .controls.view_panel import HoverRadius
 from .session import SAMPLES, ImageRequest, ModelRequest, Session
-from .views import DistributionView, MapsView, ProbabilityView
+from .views import CompareView, DistributionView, MapsView, ProbabilityView
 from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
 
 MAX_RECENT = 10
@@ -104,6 +105,8 @@ class MainWindow(QMainWindow):
         self.view_panel = ViewPanel(s)
         self.masking_panel = MaskingPanel(s)
         self.maps = MapsView(s)
+        self.pinned_maps = MapsView(s, role="pinned")
+        self.compare_view = CompareView(s)
         self.distribution = DistributionView(s)
         self.probabilities = ProbabilityView(s)
         for panel in (self.class_panel, self.lens_panel):
@@ -120,8 +123,14 @@ class MainWindow(QMainWindow):
         lay.setSpacing(2)
         lay.addWidget(self.lens_panel)
         lay.addWidget(self.view_panel)
-        lay.addWidget(self.maps, 1)
+        lay.addWidget(self.compare_view)
+        self.map_split = QSplitter(Qt.Orientation.Horizontal)
+        self.map_split.addWidget(self.pinned_maps)
+        self.map_split.addWidget(self.maps)
+        lay.addWidget(self.map_split, 1)
         self.setCentralWidget(central)
+        self._show_comparison(None)
+        s.pinned_changed.connect(self._show_comparison)
 
     def _build_docks(self) -> None:
         setup = QWidget()
@@ -170,6 +179,12 @@ class MainWindow(QMainWindow):
                                      Qt.DockWidgetArea.BottomDockWidgetArea, 0)
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
 
+    def _show_comparison(self, pinned) -> None:
+        self.pinned_maps.setVisible(pinned is not None)
+        self.compare_view.setVisible(pinned is not None)
+        if pinned is not None:
+            self.map_split.setSizes([1, 1])
+
     def _dock(self, title: str, name: str, widget: QWidget, area, width: int) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{name}")
@@ -213,6 +228,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Export figure of the &selected class…", lambda: self._export_dialog("figure", True))
         self._action(m, "Export class &territory…", lambda: self._export_dialog("territory"))
         self._action(m, "Export raw maps (.&npz)…", lambda: self._export_dialog("npz"))
+        self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison"))
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         m = mb.addMenu("&Run")
@@ -224,6 +240,10 @@ class MainWindow(QMainWindow):
         self._action(m, "Toggle map &overlay", self.toggle_overlay, "O")
         self._action(m, "Toggle class &territory", self.toggle_territory, "T")
         self._action(m, "&Reset zoom", self.maps.reset_zoom, "0")
+        m.addSeparator()
+        self._action(m, "&Pin for comparison", self.controller.pin, "P",
+                     "keep these maps; the next image is explained with the same class set and shown beside them")
+        self._action(m, "&Unpin", self.controller.unpin, "Shift+P")
         m.addSeparator()
         for dock in (self.setup_dock, self.inspect_dock, self.notes_dock):
             m.addAction(dock.toggleViewAction())
@@ -320,6 +340,11 @@ class MainWindow(QMainWindow):
             return self.controller.export("territory", str(path))
         return None
 
+    def export_comparison(self, path):
+        if self._check_target(str(path), (".png", ".svg", ".pdf")):
+            return self.controller.export("comparison", str(path))
+        return None
+
     def export_npz(self, path):
         if self._check_target(str(path), (".npz",)):
             return self.controller.export("npz", str(path))
@@ -376,6 +401,8 @@ class MainWindow(QMainWindow):
             self.export_npz(path)
         elif kind == "territory":
             self.export_territory(path)
+        elif kind == "comparison":
+            self.export_comparison(path)
         else:
             self.export_figure(path, [self.session.selected] if selected else None)
 

@@ -175,9 +175,11 @@ class MapsView(QWidget):
 
     tilesChanged = Signal()
 
-    def __init__(self, session: Session, parent=None) -> None:
+    def __init__(self, session: Session, parent=None, role: str = "current") -> None:
         super().__init__(parent)
         self.session = session
+        #: ``current`` draws the explanation being worked on; ``pinned`` the one kept for comparison.
+        self.role = role
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.hide()
@@ -211,17 +213,34 @@ class MapsView(QWidget):
         self._rect_item: QGraphicsRectItem | None = None
         self._hover = qthrottled(self._set_hover, timeout=25, leading=True)
         s = session
-        s.rendered_changed.connect(self._on_rendered)
+        (s.pinned_rendered_changed if role == "pinned" else s.rendered_changed).connect(self._on_rendered)
         s.view_changed.connect(self._on_view)
         s.selected_changed.connect(lambda _i: self._titles())
-        s.mask_changed.connect(self._draw_mask)
         s.hover_changed.connect(self._on_hover)
-        s.stale_changed.connect(lambda _v: self._update_banner())
-        s.image_changed.connect(self._on_image)
+        if role == "current":
+            s.mask_changed.connect(self._draw_mask)
+            s.stale_changed.connect(lambda _v: self._update_banner())
+            s.image_changed.connect(self._on_image)
+
+    # -- what this view draws -------------------------------------------------------------
+    @property
+    def explanation(self):
+        return self.session.pinned if self.role == "pinned" else self.session.explanation
+
+    @property
+    def rendered(self):
+        return self.session.pinned_rendered if self.role == "pinned" else self.session.rendered
+
+    def _scale_to(self, yx, src, dst):
+        """A pixel of one explanation at the same relative position in another (linked hover)."""
+        if src is None or dst is None or src.shape == dst.shape or yx[0] < 0:
+            return yx
+        (hs, ws), (hd, wd) = src.shape, dst.shape
+        return int((yx[0] + 0.5) * hd / hs), int((yx[1] + 0.5) * wd / ws)
 
     # -- layout ---------------------------------------------------------------------------
     def _wanted_order(self) -> list[tuple]:
-        expl = self.session.explanation
+        expl = self.explanation
         view = self.session.view
         order: list[tuple] = [("image", -1)]
         if expl is None:
@@ -240,7 +259,7 @@ class MapsView(QWidget):
         return self._pool[key]
 
     def _best_columns(self, n: int, pairs: bool) -> int:
-        expl = self.session.explanation
+        expl = self.explanation
         h, w = expl.shape if expl is not None else (3, 4)
         aspect = w / max(1, h)
         # the maps' own size, not the grid area's: that one is resized after this widget
@@ -295,7 +314,7 @@ class MapsView(QWidget):
 
     # -- drawing ----------------------------------------------------------------------------
     def _on_image(self, image) -> None:
-        if image is None or self.session.explanation is not None:
+        if image is None or self.explanation is not None:
             return
         # A new image before its maps: show it alone so the user sees what is being explained.
         self.placeholder.hide()
@@ -332,7 +351,8 @@ class MapsView(QWidget):
                 rgba = r.territory if kind == "territory" else (r.base if kind == "base" else r.refined)[i]
                 tile.heat.setImage(rgba, levels=(0, 255))
         self._on_view(self.session.view)
-        self._draw_mask(self.session.mask)
+        if self.role == "current":
+            self._draw_mask(self.session.mask)
         self._titles()
         self._update_banner()
         y, x = self.session.hover
@@ -340,7 +360,7 @@ class MapsView(QWidget):
             tile.set_crosshair(y, x)
 
     def _on_view(self, view) -> None:
-        if self.session.explanation is not None:
+        if self.explanation is not None:
             self.relayout()
         opacity = view.opacity if view.overlay else 0.0
         for (kind, _i), tile in self._pool.items():
@@ -351,7 +371,7 @@ class MapsView(QWidget):
         self._colorbars()
 
     def _colorbars(self) -> None:
-        r = self.session.rendered
+        r = self.rendered
         if r is None:
             return
         i = min(max(0, self.session.selected), r.explanation.k - 1)
@@ -370,10 +390,11 @@ class MapsView(QWidget):
 
     def _titles(self) -> None:
         s = self.session
-        expl = s.explanation
+        expl = self.explanation
         for (kind, i), tile in self.tiles.items():
             if kind == "image":
-                tile.set_title(s.image_request.label or "image")
+                label = (expl.source.get("file") if expl is not None else "") or "pinned image"
+                tile.set_title(("pinned: " + label) if self.role == "pinned" else (s.image_request.label or "image"))
             elif kind == "territory":
                 tile.set_title("class territory (winner per pixel)")
             elif kind == "blank":
@@ -385,7 +406,9 @@ class MapsView(QWidget):
         self._colorbars()
 
     def _update_banner(self) -> None:
-        expl = self.session.explanation
+        if self.role == "pinned":
+            return
+        expl = self.explanation
         parts = []
         if expl is not None and expl.partial:
             parts.append("Partial estimate: the method is still running; these maps will be replaced.")
@@ -420,7 +443,7 @@ class MapsView(QWidget):
             self._syncing = False
 
     def reset_zoom(self) -> None:
-        expl = self.session.explanation
+        expl = self.explanation
         if expl is None:
             return
         h, w = expl.shape
@@ -431,12 +454,16 @@ class MapsView(QWidget):
         self._hover(y, x)
 
     def _set_hover(self, y: int, x: int) -> None:
-        shape = self.session.image_shape
-        if shape is None or not (0 <= y < shape[0] and 0 <= x < shape[1]):
+        expl = self.explanation
+        if expl is None or not (0 <= y < expl.shape[0] and 0 <= x < expl.shape[1]):
             y, x = -1, -1
+        elif self.role == "pinned":  # the hover is kept in the current image's pixels
+            y, x = self._scale_to((y, x), expl, self.session.explanation)
         self.session.hover = (int(y), int(x))
 
     def _on_hover(self, yx) -> None:
+        if self.role == "pinned":
+            yx = self._scale_to(yx, self.session.explanation, self.explanation)
         y, x = yx
         for tile in self.tiles.values():
             tile.set_crosshair(y, x)
@@ -445,7 +472,7 @@ class MapsView(QWidget):
     def tool_drag(self, vb: MapViewBox, start, pos, is_start: bool, is_finish: bool) -> None:
         """Brush strokes and rectangles drawn on any tile become mask regions."""
         shape = self.session.image_shape
-        if shape is None:
+        if shape is None or self.role == "pinned":
             return
         tool = self.session.tool
         if tool == "brush":

@@ -28,6 +28,7 @@ class DistributionView(QWidget):
         self.session = session
         self.values: np.ndarray | None = None
         self.base_values: np.ndarray | None = None
+        self.pinned_values: np.ndarray | None = None
         self.plot = BarPlot("class distribution S", "S")
         self.plot.setYRange(0, 1, padding=0)
         self.chance = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("r", style=Qt.PenStyle.DashLine))
@@ -42,6 +43,7 @@ class DistributionView(QWidget):
         session.hover_changed.connect(lambda _yx: self.refresh())
         session.explanation_changed.connect(lambda _e: self.refresh())
         session.view_changed.connect(lambda _v: self.refresh())
+        session.pinned_changed.connect(lambda _p: self.refresh())
 
     def refresh(self) -> None:
         s = self.session
@@ -63,12 +65,31 @@ class DistributionView(QWidget):
             base = expl.base[:, y, x].astype(np.float64)
             refined = expl.refined[:, y, x].astype(np.float64)
         self.values, self.base_values = d, base
-        self.plot.set_bars(expl.class_names, d, ymax=1.0)
+        self.pinned_values = self._pinned_distribution(expl, y, x, r)
+        if self.pinned_values is not None:  # a comparison: the same relative position in the pinned image
+            self.plot.set_bars(expl.class_names, self.pinned_values, d, ymax=1.0)
+        else:
+            self.plot.set_bars(expl.class_names, d, ymax=1.0)
         self.chance.setPos(1.0 / expl.k + expl.lens.tau)
         where = f"pixel (row {y}, col {x})" if r <= 0 else f"disc of radius {r} around (row {y}, col {x})"
         rows = [[f"{int(c)} {n}", f"{sv:.3f}", f"{b:.3g}", f"{rf + 0.0:.3g}"]
                 for c, n, sv, b, rf in zip(expl.classes, expl.class_names, d, base, refined)]
-        self.text.setText(f"{where}; dashed line: chance 1/K + τ<br>" + _table(["class", "S", "base", "refined"], rows))
+        if self.pinned_values is not None:
+            rows = [row[:2] + [f"{pv:.3f}"] + row[2:] for row, pv in zip(rows, self.pinned_values)]
+            header = ["class", "S", "S pinned", "base", "refined"]
+            where += "; blue: pinned image, orange: this one"
+        else:
+            header = ["class", "S", "base", "refined"]
+        self.text.setText(f"{where}; dashed line: chance 1/K + τ<br>" + _table(header, rows))
+
+    def _pinned_distribution(self, expl, y: int, x: int, r: int):
+        p = self.session.pinned
+        if p is None or list(p.classes) != list(expl.classes):
+            return None
+        (h, w), (hp, wp) = expl.shape, p.shape
+        yp, xp = int((y + 0.5) * hp / h), int((x + 0.5) * wp / w)
+        d = p.distribution_at(min(yp, hp - 1), min(xp, wp - 1), radius=r)
+        return d if np.isfinite(d).all() else None
 
 
 def _disc_mean(m: np.ndarray, y: int, x: int, r: float) -> float:
