@@ -86,7 +86,23 @@ def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device
     yield ("status", f"loading {spec}…")
     loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None)
     progress.advance(1, "model loaded")
+    warm_up()
     return loaded
+
+
+def warm_up() -> None:
+    """Import now what the first explanation would import (the API, every method family, the colour
+    tables). Imports hold Python's lock for long stretches; done during the model's loading they
+    cannot stall the window while a run is under way."""
+    import importlib
+
+    from alens_gui.core.colors import lut
+
+    for module in ("api", "explanation", "masking", "export", "sessionfile", "methods.base", "methods.gradient",
+                   "methods.cam", "methods.perturbation", "methods.vit", "methods.lrp"):
+        importlib.import_module(f"alens_gui.core.{module}")
+    lut(True)
+    lut(False)
 
 
 def read_image_job(progress: Progress, request):
