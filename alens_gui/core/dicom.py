@@ -42,20 +42,23 @@ IDENTIFIER_KEYWORDS = (
     "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
 )
 
-# Which package decodes which compressed transfer syntax (for the "no decoder" message).
+# Which packages decode which compressed transfer syntax, and one pip line that does it
+# (for the "no decoder" message).
+_LIBJPEG = ("pylibjpeg with pylibjpeg-libjpeg", "pip install pylibjpeg pylibjpeg-libjpeg")
+_OPENJPEG = ("pylibjpeg with pylibjpeg-openjpeg", "pip install pylibjpeg pylibjpeg-openjpeg")
 _DECODER_HINTS = {
-    "1.2.840.10008.1.2.4.50": "Pillow or pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.51": "Pillow or pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg or python-gdcm",
-    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg or python-gdcm",
-    "1.2.840.10008.1.2.4.80": "pyjpegls, pylibjpeg-libjpeg or python-gdcm",
-    "1.2.840.10008.1.2.4.81": "pyjpegls, pylibjpeg-libjpeg or python-gdcm",
-    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg, Pillow or python-gdcm",
-    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg, Pillow or python-gdcm",
-    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg (2.4 or later)",
-    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg (2.4 or later)",
-    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg (2.4 or later)",
-    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
+    "1.2.840.10008.1.2.4.50": (f"Pillow or {_LIBJPEG[0]}", _LIBJPEG[1]),
+    "1.2.840.10008.1.2.4.51": (f"Pillow or {_LIBJPEG[0]}", _LIBJPEG[1]),
+    "1.2.840.10008.1.2.4.57": (f"{_LIBJPEG[0]}, or python-gdcm", _LIBJPEG[1]),
+    "1.2.840.10008.1.2.4.70": (f"{_LIBJPEG[0]}, or python-gdcm", _LIBJPEG[1]),
+    "1.2.840.10008.1.2.4.80": (f"pyjpegls, {_LIBJPEG[0]}, or python-gdcm", "pip install pyjpegls"),
+    "1.2.840.10008.1.2.4.81": (f"pyjpegls, {_LIBJPEG[0]}, or python-gdcm", "pip install pyjpegls"),
+    "1.2.840.10008.1.2.4.90": (f"{_OPENJPEG[0]}, Pillow, or python-gdcm", _OPENJPEG[1]),
+    "1.2.840.10008.1.2.4.91": (f"{_OPENJPEG[0]}, Pillow, or python-gdcm", _OPENJPEG[1]),
+    "1.2.840.10008.1.2.4.201": ("pylibjpeg with pylibjpeg-openjpeg 2.4 or later", _OPENJPEG[1]),
+    "1.2.840.10008.1.2.4.202": ("pylibjpeg with pylibjpeg-openjpeg 2.4 or later", _OPENJPEG[1]),
+    "1.2.840.10008.1.2.4.203": ("pylibjpeg with pylibjpeg-openjpeg 2.4 or later", _OPENJPEG[1]),
+    "1.2.840.10008.1.2.5": ("pylibjpeg with pylibjpeg-rle", "pip install pylibjpeg pylibjpeg-rle"),
 }
 _NO_PYDICOM_DECODER = (
     "pydicom has no decoder for it; convert the file to an uncompressed transfer syntax first "
@@ -203,7 +206,7 @@ def decoder_problem(ts) -> str | None:
     hint = _DECODER_HINTS.get(uid)
     if hint is None:
         return f"no decoder is installed for {label}"
-    return f"no decoder is installed for {label}; install {hint} (pip install {hint.split(' ')[0].rstrip(',')})"
+    return f"no decoder is installed for {label}; install {hint[0]} (e.g. {hint[1]})"
 
 
 def _functional_item(ds, frame: int, keyword: str):
