@@ -101,7 +101,11 @@ class Window:
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Map native values to float32 brightness in [0, 1] (same shape)."""
-        x = np.asarray(values, dtype=np.float64)
+        v = np.asarray(values)
+        # float32 holds every 8/16-bit value exactly and halves the memory of a large photograph;
+        # 32/64-bit data keeps float64 so that narrow windows on large values stay exact
+        precise = v.dtype.itemsize > 4 or (v.dtype.kind in "ui" and v.dtype.itemsize > 2)
+        x = v.astype(np.float64 if precise else np.float32, copy=True)
         c, w = self.center, self.width
         if self.function == "lut":
             lut = self.lut
@@ -109,12 +113,16 @@ class Window:
             out = lut.values[idx].astype(np.float64) / lut.top
         elif self.function == "sigmoid":
             out = 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -60, 60)))
-        elif self.function == "linear":
-            # PS3.3 C.11.2.1.2.1: the centre is offset by half a unit and the width by one
-            out = (x - (c - 0.5)) / max(w - 1.0, 1e-12) + 0.5
         else:
-            out = (x - c) / w + 0.5
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+            if self.function == "linear":
+                # PS3.3 C.11.2.1.2.1: the centre is offset by half a unit and the width by one
+                c, w = c - 0.5, max(w - 1.0, 1e-12)
+            out = x  # a fresh copy: work in place, a large image has no room for temporaries
+            out -= c
+            out /= w
+            out += 0.5
+        np.clip(out, 0.0, 1.0, out=out)
+        return out.astype(np.float32, copy=False)
 
     def describe(self) -> str:
         """One line for captions and reports, e.g. ``dicom window C 40 W 400 (BONE)``."""
