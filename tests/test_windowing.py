@@ -176,3 +176,49 @@ def test_frames_of_a_plain_image_are_refused(tmp_path, chelsea):
     with pytest.raises(ImageReadError, match="c.png: has one frame"):
         load_image(tmp_path / "c.png", frame=1)
     assert isinstance(load_image(tmp_path / "c.png", frame=0), ImageInput)
+
+
+def _png16(path, arr: np.ndarray, filters=(0, 1, 2, 3, 4)) -> None:
+    """A 16-bit RGB(A) PNG written by hand (Pillow cannot write them), cycling through the five
+    scanline filters of the PNG specification so that the reader must undo each one."""
+    import struct
+    import zlib
+
+    h, w, c = arr.shape
+    b = arr.astype(">u2").view(np.uint8).reshape(h, w, 2 * c).astype(np.int16)
+    left, up, upleft = np.zeros_like(b), np.zeros_like(b), np.zeros_like(b)
+    left[:, 1:], up[1:], upleft[1:, 1:] = b[:, :-1], b[:-1], b[:-1, :-1]
+    pa, pb, pc = np.abs(up - upleft), np.abs(left - upleft), np.abs(left + up - 2 * upleft)
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+    predictions = {0: np.zeros_like(b), 1: left, 2: up, 3: (left + up) >> 1, 4: paeth}
+    rows = b"".join(bytes([k]) + ((b[y] - predictions[k][y]) & 0xFF).astype(np.uint8).tobytes()
+                    for y in range(h) for k in [filters[y % len(filters)]])
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def test_16bit_rgb_png_keeps_its_low_bits(tmp_path, chelsea):
+    # Pillow reads 16-bit colour PNGs as 8-bit (high bytes only): 12-bit data came out almost black
+    rgb12 = np.round(chelsea.astype(np.float64) * 4095 / 255).astype(np.uint16)
+    _png16(tmp_path / "rgb12.png", rgb12)
+    img = load_image(tmp_path / "rgb12.png")
+    np.testing.assert_array_equal(img.raw, rgb12)
+    _png16(tmp_path / "sub_up.png", rgb12, filters=(1, 2, 0))  # the whole-row path
+    np.testing.assert_array_equal(load_image(tmp_path / "sub_up.png").raw, rgb12)
+    grey_alpha = np.dstack([rgb12[..., 1], np.full(rgb12.shape[:2], 65535, np.uint16)])
+    _png16(tmp_path / "la.png", grey_alpha)
+    np.testing.assert_array_equal(load_image(tmp_path / "la.png").raw, rgb12[..., 1])
+    assert img.pixels.max() == 1.0 and _corr(img.pixels, chelsea / 255.0) > 0.99
+    rgba = np.dstack([rgb12, np.full(rgb12.shape[:2], 65535, np.uint16)])
+    rgba[:5, :, 3] = 0
+    _png16(tmp_path / "rgba.png", rgba)
+    a = load_image(tmp_path / "rgba.png")
+    assert np.allclose(a.pixels[:5], 1.0) and np.array_equal(a.raw, rgb12)
+    (tmp_path / "cut.png").write_bytes((tmp_path / "rgb12.png").read_bytes()[:3000])
+    with pytest.raises(ImageReadError, match="cut.png: .*truncated or corrupt"):
+        read_image(tmp_path / "cut.png")

@@ -151,6 +151,103 @@ def _read_pil(p: Path, name: str) -> np.ndarray:
     return arr
 
 
+def _png_header(p: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's IHDR, or None if it is not a PNG."""
+    with open(p, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    w, h = (int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    return w, h, head[24], head[25]
+
+
+def _read_png16_colour(p: Path, name: str) -> np.ndarray:
+    """16-bit RGB, RGBA and grey+alpha PNGs at full depth (Pillow keeps only their high bytes)."""
+    import zlib
+
+    data = p.read_bytes()
+    pos, idat, header = 8, [], None
+    try:
+        while pos + 8 <= len(data):
+            length = int.from_bytes(data[pos:pos + 4], "big")
+            kind = data[pos + 4:pos + 8]
+            body = data[pos + 8:pos + 8 + length]
+            if len(body) < length:
+                raise ValueError(f"the {kind.decode('latin-1')} chunk is cut short")
+            if kind == b"IHDR":
+                header = body
+            elif kind == b"IDAT":
+                idat.append(body)
+            elif kind == b"IEND":
+                break
+            pos += 12 + length
+        if header is None or not idat:
+            raise ValueError("no image data")
+        w, h = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+        channels = {2: 3, 4: 2, 6: 4}[header[9]]
+        if header[12] != 0:
+            raise ImageReadError(f"{name}: interlaced 16-bit colour PNGs are not supported; save it without interlacing")
+        raw = zlib.decompress(b"".join(idat))
+        pixels = _png_unfilter(raw, h, w, 2 * channels)
+    except ImageReadError:
+        raise
+    except (ValueError, zlib.error, IndexError) as exc:
+        raise ImageReadError(f"{name}: the PNG file is truncated or corrupt ({exc})") from exc
+    arr = pixels.view(">u2").reshape(h, w, channels).astype(np.uint16)
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            orientation = im.getexif().get(0x0112)
+    except Exception:  # orientation is a nicety; the pixels are already read
+        orientation = None
+    return _apply_orientation(arr, int(orientation)) if orientation else arr
+
+
+def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
+    """Undo PNG scanline filters (PNG spec section 9) for ``h`` rows of ``w`` pixels of ``bpp`` bytes.
+
+    Each byte depends on its left, upper and upper-left neighbours, so the rows are swept
+    along anti-diagonals: ``h + w`` vectorised steps instead of ``h * w`` Python ones.
+    """
+    stride = w * bpp
+    if len(raw) < h * (stride + 1):
+        raise ValueError(f"{len(raw)} bytes of pixel data where {h * (stride + 1)} are needed")
+    rows = np.frombuffer(raw, np.uint8, count=h * (stride + 1)).reshape(h, stride + 1)
+    kinds = rows[:, 0]
+    if kinds.max(initial=0) > 4:
+        raise ValueError(f"unknown scanline filter {int(kinds.max())}")
+    filtered = rows[:, 1:].reshape(h, w, bpp).astype(np.int16)
+    out = np.zeros((h + 1, w + 1, bpp), np.int16)  # a zero row above and a zero column to the left
+    if (kinds <= 2).all():  # None, Sub and Up only: whole rows at once
+        for y in range(h):
+            r, k = filtered[y], kinds[y]
+            if k == 1:
+                r = np.add.accumulate(r.astype(np.uint8), axis=0, dtype=np.uint8).astype(np.int16)
+            elif k == 2:
+                r = (r + out[y, 1:]) & 0xFF
+            out[y + 1, 1:] = r
+        return out[1:, 1:].astype(np.uint8).reshape(h, stride)
+    from numpy.lib.stride_tricks import as_strided
+
+    def diagonal(arr: np.ndarray, y0: int, x0: int, n: int) -> np.ndarray:
+        # arr[y0 + i, x0 - i] for i < n as a strided (n, bpp) view: no fancy-index copies
+        step = (arr.shape[1] - 1) * arr.strides[1]
+        return as_strided(arr[y0, x0], shape=(n, bpp), strides=(step, arr.strides[2]), writeable=True)
+
+    masks = [(kinds == k).astype(np.int16)[:, None] for k in (1, 2, 3, 4)]
+    for t in range(h + w - 1):
+        y0, y1 = max(0, t - w + 1), min(h, t + 1)
+        n, x0 = y1 - y0, t - y0
+        a, b, c = diagonal(out, y0 + 1, x0, n), diagonal(out, y0, x0 + 1, n), diagonal(out, y0, x0, n)
+        pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        m1, m2, m3, m4 = (m[y0:y1] for m in masks)
+        pred = a * m1 + b * m2 + ((a + b) >> 1) * m3 + paeth * m4
+        diagonal(out, y0 + 1, x0 + 1, n)[:] = (diagonal(filtered, y0, x0, n) + pred) & 0xFF
+    return out[1:, 1:].astype(np.uint8).reshape(h, stride)
+
+
 def _read_tiff(p: Path, name: str) -> np.ndarray:
     try:
         import tifffile
@@ -467,7 +564,14 @@ def _load_path(p: Path, window, frame: int | None) -> ImageInput:
         return _load_dicom(p, name, window, frame)
     if frame not in (None, 0):
         raise ImageReadError(f"{name}: has one frame (0); got frame {frame}")
-    arr = _read_tiff(p, name) if suffix in (".tif", ".tiff") else _read_pil(p, name)
+    png = _png_header(p) if suffix in (".png", "") else None
+    if suffix in (".tif", ".tiff"):
+        arr = _read_tiff(p, name)
+    elif png is not None and png[2] == 16 and png[3] in (2, 4, 6):
+        _check_pixels(name, png[0], png[1])
+        arr = _read_png16_colour(p, name)
+    else:
+        arr = _read_pil(p, name)
     raw, alpha = _split_channels(arr)
     fmt = "TIFF" if suffix in (".tif", ".tiff") else (suffix.lstrip(".").upper() or "image")
     info = {"file": name, "sha256": _sha256(p), "format": fmt, "dtype": str(raw.dtype), "bits": _bits(raw),
