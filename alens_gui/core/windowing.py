@@ -136,7 +136,7 @@ class Window:
                 text += ", sigmoid"
         if self.mode == "auto":
             text += f", {AUTO_PERCENTILES[0]:g}-{AUTO_PERCENTILES[1]:g} percentile"
-        return text + (f"; {self.label}" if self.label else "")
+        return text + (f", {self.label}" if self.label else "")
 
     def to_dict(self) -> dict:
         """A JSON-safe record (npz, session, report)."""
@@ -279,7 +279,7 @@ def resolve_window(
         if dicom_windows:
             return dicom_windows[0]
         win = resolve_window(fallback, values, full_range=full_range)
-        return win.with_(label="the file has no window; " + ("auto" if fallback == "auto" else "full range") + " used")
+        return win.with_(label="no window in the file, " + ("auto" if fallback == "auto" else "full range") + " used")
     if req == "full":
         return Window.from_range(*full_range, mode="full")
     return auto_window(values)
