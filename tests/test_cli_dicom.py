@@ -27,7 +27,7 @@ def _npz(path: Path) -> dict:
 
 
 def _source(path: Path) -> dict:
-    return json.loads(str(_npz(path)["source"]))
+    return json.loads(str(_npz(path)["meta"]))["source"]
 
 
 def test_cli_window_modes(tmp_path):
@@ -45,7 +45,7 @@ def test_cli_window_modes(tmp_path):
     assert rc == 0
     z = _npz(tmp_path / "o" / "ct_manual.npz")
     assert list(z["window"]) == [-600, 1500] and str(z["window_mode"]) == "manual"
-    src = json.loads(str(z["source"]))
+    src = json.loads(str(z["meta"]))["source"]
     assert src["modality"] == "CT" and src["units"] == "HU" and len(src["sha256"]) == 64
     assert src["file"] == "ct_manual.dcm"
     # a narrow lung window and the default show different images to the model
@@ -65,7 +65,7 @@ def test_cli_frame(tmp_path, capsys):
     assert main(["explain", str(two), "--frame", "1", "--top-k", "2", "--out", str(out), "--no-png"]) == 0
     assert main(["explain", str(two), "--top-k", "2", "--out", str(out), "--no-png"]) == 0
     f1, f0 = _npz(out / "SC_rgb_rle_2frame_frame1.npz"), _npz(out / "SC_rgb_rle_2frame.npz")
-    src = json.loads(str(f1["source"]))
+    src = json.loads(str(f1["meta"]))["source"]
     assert (src["frame"], src["n_frames"]) == (1, 2)
     np.testing.assert_allclose(f1["image"], 1.0 - f0["image"], atol=1e-5)  # frame 1 is the negative
     capsys.readouterr()
@@ -139,7 +139,7 @@ def test_no_identifiers_leave_by_default(tmp_path, explainer):
     out = tmp_path / "o"
     assert main(["explain", str(scan), "--top-k", "2", "--out", str(out)]) == 0
     texts = _texts_of(out)
-    assert any(name.endswith(".png") for name in texts) and "case7.npz:source.npy" in texts
+    assert any(name.endswith(".png") for name in texts) and "case7.npz:meta.npy" in texts
     needles = [v.encode() for v in PHI.values()] + [b"Doe", b"House", b"St Example"]
     for name, blob in texts.items():
         for needle in needles:
