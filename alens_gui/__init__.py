@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Explainer", "Explanation", "LensParams", "refine", "AL", "VAR", "Progress",
-    "AlensError", "load_model",
+    "AlensError", "load_model", "load_image", "ImageInput", "Window", "list_images",
 }
 
 

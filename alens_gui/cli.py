@@ -8,6 +8,7 @@ ones that failed at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,79 @@ def _option(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"method options look like name=value, got {text!r}")
     k, v = text.split("=", 1)
     return k.strip(), v.strip()
+
+
+def _window(text: str):
+    from .core.errors import WindowError
+    from .core.windowing import parse_window
+
+    try:
+        return parse_window(text)
+    except WindowError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _frame(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a frame is a whole number from 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"frames count from 0, got {value}")
+    return value
+
+
+def add_image_arguments(p: argparse.ArgumentParser) -> None:
+    """How images are read: intensity window, frame, identifiers (shared by commands that read images)."""
+    g = p.add_argument_group("image")
+    g.add_argument("--window", type=_window, metavar="auto|full|dicom|C,W",
+                   help="intensity window for images above 8 bits and DICOM: auto (0.5-99.5 percentile; the "
+                        "default), full (the data type's range), dicom (the file's window; the default for DICOM) "
+                        "or CENTER,WIDTH in the image's units, e.g. 40,400 (a negative centre: --window=-600,1500)")
+    g.add_argument("--frame", type=_frame, metavar="N", help="frame of a multi-frame DICOM file, from 0 (default 0)")
+    g.add_argument("--include-identifiers", action="store_true",
+                   help="write DICOM patient/study identifiers into the outputs (default: never)")
+
+
+def image_options(args) -> dict:
+    """The keyword arguments of :meth:`Explainer.explain` that the image options set."""
+    return {"window": getattr(args, "window", None), "frame": getattr(args, "frame", None),
+            "include_identifiers": bool(getattr(args, "include_identifiers", False))}
+
+
+def expand_inputs(items, recursive: bool = False, exclude: Path | None = None) -> tuple[list[Path], list[str], list[str]]:
+    """Files and folders -> (image paths in order, their unique output stems, folder errors).
+
+    Images found under ``exclude`` (the output folder) are skipped, so that a second run over a
+    folder does not explain the figures the first one wrote."""
+    from .core.errors import FolderError
+    from .core.folders import list_images, output_stems
+
+    paths: list[Path] = []
+    errors: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            try:
+                found = list_images(p, recursive=recursive)
+            except FolderError as exc:
+                errors.append(str(exc))
+                continue
+            if exclude is not None:
+                found = [q for q in found if not q.resolve().is_relative_to(exclude)]
+            if not found:
+                hint = "" if recursive else " (use --recursive for sub-folders)"
+                errors.append(f"{p}: no images in this folder{hint}")
+            paths.extend(found)
+        else:
+            paths.append(p)
+    root = None
+    if len(paths) > 1:
+        try:
+            root = os.path.commonpath([str(q.parent.resolve()) for q in paths])
+        except ValueError:  # different drives
+            root = None
+    return paths, output_stems(paths, root), errors
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     ex = sub.add_parser("explain", help="explain images and write maps (.npz) and annotated PNGs")
-    ex.add_argument("images", nargs="+", metavar="IMAGE")
+    ex.add_argument("images", nargs="+", metavar="IMAGE",
+                    help="image files (PNG, JPEG, TIFF, DICOM, ...) or folders of them")
+    ex.add_argument("--recursive", "-r", action="store_true", help="also explain the images in sub-folders of a folder")
+    add_image_arguments(ex)
     add_model_arguments(ex)
     ex.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
     ex.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
@@ -154,14 +231,20 @@ def cmd_explain(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise _Usage(f"--out {out} exists and is not a folder")
+    images, stems, failures = expand_inputs(args.images, args.recursive, exclude=out.resolve())
+    for msg in failures:
+        print(f"alens: error: {msg}", file=sys.stderr)
+    if not images:
+        print(f"wrote 0 of 0 image(s) to {out}", file=sys.stderr)
+        return EXIT_ERROR
     explainer = Explainer(load_from_args(args))
-    failures: list[str] = []
-    stems: dict[str, int] = {}
-    bar = tqdm(args.images, unit="image", disable=None, file=sys.stderr)
+    img_opts = image_options(args)
+    bad = 0
+    bar = tqdm(list(zip(images, stems)), unit="image", disable=None, file=sys.stderr)
     plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    for image in bar:
-        bar.set_postfix_str(Path(image).name)
-        inner = tqdm(total=0, leave=False, unit="step", disable=None if len(args.images) == 1 else True,
+    for image, stem in bar:
+        bar.set_postfix_str(image.name)
+        inner = tqdm(total=0, leave=False, unit="step", disable=None if len(images) == 1 else True,
                      file=sys.stderr)
 
         shown = {"tenth": -1}
@@ -180,24 +263,23 @@ def cmd_explain(args) -> int:
         try:
             expl = explainer.explain(
                 image, info.name, classes=args.classes, top_k=args.top_k, with_lowest=args.with_lowest,
-                best_vs_worst=args.best_vs_worst, lens=lens, progress=Progress(tick), **options,
+                best_vs_worst=args.best_vs_worst, lens=lens, progress=Progress(tick), **img_opts, **options,
             )
-            stem = Path(image).stem
-            stems[stem] = stems.get(stem, 0) + 1
-            if stems[stem] > 1:  # two inputs with the same name: keep both results
-                stem = f"{stem}-{stems[stem]}"
+            if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
+                stem = f"{stem}_frame{args.frame}"  # frames of one file explained one by one keep apart
             expl.to_npz(out / f"{stem}.npz")
             if not args.no_png:
                 for i in range(expl.k):
                     name = f"{stem}_{int(expl.classes[i])}_{safe_name(expl.class_names[i])}.png"
                     render_figure(expl, out / name, [i])
         except AlensError as exc:
-            failures.append(str(exc) if Path(image).name in str(exc) else f"{image}: {exc}")
+            bad += 1
+            failures.append(str(exc) if image.name in str(exc) else f"{image}: {exc}")
             tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
         finally:
             inner.close()
-    done = len(args.images) - len(failures)
-    print(f"wrote {done} of {len(args.images)} image(s) to {out}", file=sys.stderr)
+    done = len(images) - bad
+    print(f"wrote {done} of {len(images)} image(s) to {out}", file=sys.stderr)
     return EXIT_ERROR if failures else 0
 
 

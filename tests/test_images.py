@@ -33,8 +33,11 @@ def test_16bit_tiff_grey_and_rgb(tmp_path, chelsea):
 
     rgb16 = chelsea.astype(np.uint16) * 257
     tifffile.imwrite(tmp_path / "rgb16.tif", rgb16)
-    img = read_image(tmp_path / "rgb16.tif")
+    img = read_image(tmp_path / "rgb16.tif", window="full")
     np.testing.assert_allclose(img, chelsea / 255.0, atol=1e-4)
+    auto = read_image(tmp_path / "rgb16.tif")  # the default above 8 bits: 0.5-99.5 percentile
+    assert auto.max() == 1.0 and auto.min() == 0.0
+    assert np.corrcoef(auto.ravel(), img.ravel())[0, 1] > 0.99
     grey16 = (np.linspace(0, 65535, 64 * 32).reshape(64, 32)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "g16.tif", grey16)
     g = read_image(tmp_path / "g16.tif")

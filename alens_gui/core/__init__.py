@@ -11,6 +11,11 @@ import importlib
 _EXPORTS = {
     "Explainer": "api",
     "Explanation": "explanation",
+    "ImageInput": "images",
+    "load_image": "images",
+    "Window": "windowing",
+    "list_images": "folders",
+    "folder_labels": "folders",
     "AL": "lens",
     "VAR": "lens",
     "LensParams": "lens",
@@ -19,10 +24,12 @@ _EXPORTS = {
     "AlensError": "errors",
     "Cancelled": "errors",
     "ClassSetError": "errors",
+    "FolderError": "errors",
     "ImageReadError": "errors",
     "LensError": "errors",
     "MethodError": "errors",
     "ModelLoadError": "errors",
+    "WindowError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,6 +17,7 @@ from . import classsets
 from .errors import ClassSetError
 from .explanation import Explanation
 from .geometry import Geometry
+from .images import load_image
 from .lens import AL, LensParams, preset
 from .methods.base import compute_base, get_method
 from .models import LoadedModel, load_model
@@ -33,7 +34,8 @@ def resolve_lens(lens: LensParams | str | None) -> LensParams:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An image ready to explain: display image, its geometry, model input, probabilities, class set."""
+    """An image ready to explain: display image, its geometry, model input, probabilities, class set,
+    and its provenance (:meth:`~alens_gui.core.images.ImageInput.provenance`)."""
 
     display: np.ndarray
     x: torch.Tensor
@@ -104,13 +106,16 @@ class Explainer:
         lens: LensParams | str | None = None,
         progress: Progress | None = None,
         on_partial=None,
+        window=None,
+        frame: int | None = None,
+        include_identifiers: bool = False,
         **method_options,
     ) -> Explanation:
         """Explain an image for a class set with a base method and the lens.
 
         Parameters
         ----------
-        image : path, array, PIL image or tensor
+        image : path, ImageInput, array, PIL image or tensor
         method : str
             A registered method name (see ``alens methods``).
         classes, top_k, with_lowest, best_vs_worst
@@ -121,11 +126,20 @@ class Explainer:
         on_partial : callable, optional
             Called with an :class:`Explanation` of the running estimate whenever the
             method has one (Integrated Gradients and SmoothGrad after each batch).
+        window : str, (center, width) or Window, optional
+            The intensity window for data above 8 bits and DICOM: ``"auto"``, ``"full"``,
+            ``"dicom"`` or ``"C,W"`` (see :func:`~alens_gui.core.images.load_image`).
+        frame : int, optional
+            The frame of a multi-frame DICOM file, from 0.
+        include_identifiers : bool
+            Copy DICOM patient/study identifiers into ``Explanation.source`` (and so into
+            the npz and reports). Off by default: identifiers never leave the program.
         **method_options
             Passed to the method (e.g. ``steps=32`` for IG).
         """
         get_method(method).resolve_options(method_options)  # fail on bad options before any work
-        prepared = self.prepare(image, classes, top_k, with_lowest, best_vs_worst)
+        prepared = self.prepare(image, classes, top_k, with_lowest, best_vs_worst, window=window, frame=frame,
+                                include_identifiers=include_identifiers)
         return self.explain_prepared(prepared, method, lens=lens, progress=progress, on_partial=on_partial,
                                      **method_options)
 
@@ -136,16 +150,23 @@ class Explainer:
         top_k: int | None = None,
         with_lowest: bool = False,
         best_vs_worst: bool = False,
+        *,
+        window=None,
+        frame: int | None = None,
+        include_identifiers: bool = False,
     ) -> Prepared:
-        """The first half of :meth:`explain`: resize, classify once, choose the class set.
+        """The first half of :meth:`explain`: read and window, resize, classify once, choose the class set.
 
         A front end can show the image and the chosen classes before the (long)
         attribution run, then call :meth:`explain_prepared` without classifying again.
+        ``image`` may be an :class:`~alens_gui.core.images.ImageInput` the front end already
+        holds (read once, re-windowed without reading again).
         """
-        display, geometry, x = self.loaded.fit(image)
+        src = load_image(image, window=window, frame=frame)
+        display, geometry, x = self.loaded.fit(src.pixels)
         probs = self.loaded.probabilities(x)
         chosen = self.choose_classes(probs, classes, top_k, with_lowest, best_vs_worst)
-        return Prepared(display, x, probs, chosen, geometry, source_info(image))
+        return Prepared(display, x, probs, chosen, geometry, src.provenance(include_identifiers))
 
     def explain_prepared(
         self,
@@ -189,22 +210,3 @@ class Explainer:
             partial=partial,
         )
 
-
-def source_info(image) -> dict:
-    """Where an image came from, for provenance: its file name and SHA-256 (nothing else)."""
-    import hashlib
-    import os
-
-    if not isinstance(image, (str, os.PathLike)):
-        return {}
-    from pathlib import Path
-
-    p = Path(image)
-    h = hashlib.sha256()
-    try:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        return {"file": p.name}
-    return {"file": p.name, "sha256": h.hexdigest()}

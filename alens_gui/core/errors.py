@@ -16,6 +16,14 @@ class ImageReadError(AlensError):
     """An image file could not be read (missing, empty, truncated, not an image, too large)."""
 
 
+class WindowError(AlensError):
+    """An intensity window request is not auto, full, dicom, CENTER,WIDTH or a valid Window."""
+
+
+class FolderError(AlensError):
+    """A folder of images cannot be listed, or its labels file is malformed."""
+
+
 class ModelLoadError(AlensError):
     """A model, checkpoint or labels file could not be loaded or does not fit."""
 

@@ -59,7 +59,9 @@ class Explanation:
     geometry : Geometry
         How the display frame maps onto the model's input.
     source : dict
-        Where the image came from (file name, hash, intensity window, ...); never patient
+        Where the image came from (:meth:`~alens_gui.core.images.ImageInput.provenance`):
+        file name, sha256, format, frame, the intensity window used (a dict, see
+        :meth:`~alens_gui.core.windowing.Window.to_dict`), DICOM modality ...; never patient
         identifiers unless the user asked for them.
     partial : bool
         A running estimate (IG, SmoothGrad part-way), not a finished result.
@@ -235,10 +237,23 @@ class Explanation:
                  f"model {self.model_name}"]
         if self.geometry is not None and self.geometry.policy != "stretch":
             parts.append(f"input {self.geometry.policy}")
-        window = self.source.get("window")
-        if window:
-            parts.append(f"window {window}")
+        parts.extend(self.source_caption())
         return "; ".join(parts)
+
+    def source_caption(self) -> list[str]:
+        """Caption parts for the input: ``frame 3 of 0-9`` for multi-frame files and the window
+        (``DICOM window C 40 W 400 (-160 to 240)``) for DICOM and data above 8 bits. Never
+        names the patient."""
+        src = self.source or {}
+        parts = []
+        if int(src.get("n_frames", 1) or 1) > 1:
+            parts.append(f"frame {src.get('frame', 0)} of 0-{int(src['n_frames']) - 1}")
+        win = src.get("window")
+        if isinstance(win, dict) and src.get("windowed", True):
+            parts.append(win.get("text") or f"window C {win['center']:g} W {win['width']:g}")
+        elif isinstance(win, str) and win:
+            parts.append(f"window {win}")
+        return parts
 
     def with_meta(self, **changes) -> Explanation:
         return replace(self, **changes)
@@ -268,6 +283,10 @@ class Explanation:
             "method": np.array(self.method),
             "meta": np.array(self.meta_json()),
         }
+        win = self.source.get("window")
+        if isinstance(win, dict):  # also as plain arrays, for readers that do not parse ``meta``
+            arrays["window"] = np.array([win["center"], win["width"]], dtype=np.float64)
+            arrays["window_mode"] = np.array(win.get("mode", ""))
         if with_raw:
             arrays["raw"] = self.raw
         return arrays
@@ -293,7 +312,8 @@ class Explanation:
 
         Arrays: ``classes``, ``class_names``, ``probs``, ``base``, ``distribution``,
         ``refined`` and ``image`` in the display frame (NaN outside a center-crop), the lens
-        parameters, and ``meta`` (JSON: method, options, model, geometry, source).
+        parameters, ``meta`` (JSON: method, options, model, geometry, source) and, for input
+        read through an intensity window, ``window`` (centre, width) and ``window_mode``.
         """
         arrays = self.to_arrays(with_raw=False)
         return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))

@@ -1,20 +1,28 @@
 """Reading images into float RGB arrays, with one clear error for every bad file.
 
-Supported: PNG, JPEG, TIFF (8/16-bit, also 16-bit RGB via tifffile), BMP, WebP, GIF
-(first frame); grey, grey+alpha, palette, RGB, RGBA, CMYK; EXIF orientation applied.
-Alpha is composited over white so that transparent regions look as they do in a
-viewer. Everything else is an :class:`~alens_gui.core.errors.ImageReadError`.
+Supported: PNG, JPEG, TIFF (8/16-bit, float, also 16-bit RGB via tifffile), BMP, WebP,
+GIF (first frame), DICOM (:mod:`alens_gui.core.dicom`; with or without a suffix); grey,
+grey+alpha, palette, RGB, RGBA, CMYK; EXIF orientation applied. Alpha is composited over
+white so that transparent regions look as they do in a viewer. Data above 8 bits goes
+through an intensity window (:mod:`alens_gui.core.windowing`). Everything else is an
+:class:`~alens_gui.core.errors.ImageReadError`.
+
+:func:`load_image` returns an :class:`ImageInput` (windowed pixels, native values, window,
+provenance); :func:`read_image` and :func:`as_image` return just the pixels.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ImageReadError
+from .windowing import Window, dtype_range, is_low_depth, parse_window, resolve_window
 
 #: Above this many pixels an image is refused (decompression-bomb guard).
 MAX_PIXELS = 120_000_000
@@ -58,8 +66,12 @@ def to_float_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, window=None, frame: int | None = None) -> np.ndarray:
     """Read an image file as float32 RGB (H x W x 3) in [0, 1].
+
+    Data above 8 bits (16-bit PNG/TIFF, float TIFF, DICOM) goes through an intensity
+    window (``window``, see :func:`load_image`); use :func:`load_image` to keep the native
+    values as well.
 
     Raises
     ------
@@ -67,8 +79,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         Missing, empty, truncated or non-image files, unsupported formats and
         decompression bombs, each with a message naming the file and the problem.
     """
-    p = Path(path)
-    name = p.name or str(p)
+    return load_image(path, window=window, frame=frame).pixels
+
+
+def _check_file(p: Path, name: str) -> None:
     if not p.exists():
         raise ImageReadError(f"{name}: no such file")
     if p.is_dir():
@@ -79,9 +93,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{name}: cannot be read ({exc.strerror})") from exc
     if size == 0:
         raise ImageReadError(f"{name}: the file is empty")
-    if p.suffix.lower() in (".tif", ".tiff"):
-        return _read_tiff(p, name)
-    return _read_pil(p, name)
 
 
 def _check_pixels(name: str, w: int, h: int) -> None:
@@ -90,6 +101,27 @@ def _check_pixels(name: str, w: int, h: int) -> None:
             f"{name}: the image is {w} x {h} pixels, more than the {MAX_PIXELS // 1_000_000} "
             "megapixel limit (possible decompression bomb)"
         )
+
+
+def _pil_native(im) -> np.ndarray:
+    """A PIL image as an array in its own bit depth (16-bit stays 16-bit)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(im)
+        return arr.astype(arr.dtype.newbyteorder("="), copy=False).astype(np.uint16, copy=False)
+    if mode == "I":
+        arr = np.asarray(im, dtype=np.int64)
+        if arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.int32)
+    if mode == "F":
+        return np.asarray(im, dtype=np.float32)
+    if mode in ("RGBA", "LA", "RGB", "L"):
+        return np.asarray(im)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    has_alpha = "transparency" in im.info or mode in ("PA", "RGBa", "La")
+    return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
 
 
 def _read_pil(p: Path, name: str) -> np.ndarray:
@@ -102,20 +134,7 @@ def _read_pil(p: Path, name: str) -> np.ndarray:
                 _check_pixels(name, *im.size)
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                mode = im.mode
-                if mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im, dtype=np.int64)
-                    top = 65535 if arr.max(initial=0) > 255 else 255
-                    arr = np.clip(arr, 0, top).astype(np.uint16 if top > 255 else np.uint8)
-                elif mode == "F":
-                    arr = np.asarray(im, dtype=np.float32)
-                elif mode in ("RGBA", "LA", "RGB", "L"):
-                    arr = np.asarray(im)
-                elif mode == "1":
-                    arr = np.asarray(im.convert("L"))
-                else:
-                    has_alpha = "transparency" in im.info or mode in ("PA", "RGBa", "La")
-                    arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+                arr = _pil_native(im)
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -129,7 +148,104 @@ def _read_pil(p: Path, name: str) -> np.ndarray:
         raise ImageReadError(f"{name}: cannot be read ({msg})") from exc
     except (ValueError, SyntaxError, MemoryError) as exc:
         raise ImageReadError(f"{name}: the image file is corrupt ({exc})") from exc
-    return to_float_rgb(arr)
+    return arr
+
+
+def _png_header(p: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's IHDR, or None if it is not a PNG."""
+    with open(p, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    w, h = (int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
+    return w, h, head[24], head[25]
+
+
+def _read_png16_colour(p: Path, name: str) -> np.ndarray:
+    """16-bit RGB, RGBA and grey+alpha PNGs at full depth (Pillow keeps only their high bytes)."""
+    import zlib
+
+    data = p.read_bytes()
+    pos, idat, header = 8, [], None
+    try:
+        while pos + 8 <= len(data):
+            length = int.from_bytes(data[pos:pos + 4], "big")
+            kind = data[pos + 4:pos + 8]
+            body = data[pos + 8:pos + 8 + length]
+            if len(body) < length:
+                raise ValueError(f"the {kind.decode('latin-1')} chunk is cut short")
+            if kind == b"IHDR":
+                header = body
+            elif kind == b"IDAT":
+                idat.append(body)
+            elif kind == b"IEND":
+                break
+            pos += 12 + length
+        if header is None or not idat:
+            raise ValueError("no image data")
+        w, h = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+        channels = {2: 3, 4: 2, 6: 4}[header[9]]
+        if header[12] != 0:
+            raise ImageReadError(f"{name}: interlaced 16-bit colour PNGs are not supported; save it without interlacing")
+        raw = zlib.decompress(b"".join(idat))
+        pixels = _png_unfilter(raw, h, w, 2 * channels)
+    except ImageReadError:
+        raise
+    except (ValueError, zlib.error, IndexError) as exc:
+        raise ImageReadError(f"{name}: the PNG file is truncated or corrupt ({exc})") from exc
+    arr = pixels.view(">u2").reshape(h, w, channels).astype(np.uint16)
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            orientation = im.getexif().get(0x0112)
+    except Exception:  # orientation is a nicety; the pixels are already read
+        orientation = None
+    return _apply_orientation(arr, int(orientation)) if orientation else arr
+
+
+def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
+    """Undo PNG scanline filters (PNG spec section 9) for ``h`` rows of ``w`` pixels of ``bpp`` bytes.
+
+    Each byte depends on its left, upper and upper-left neighbours, so the rows are swept
+    along anti-diagonals: ``h + w`` vectorised steps instead of ``h * w`` Python ones.
+    """
+    stride = w * bpp
+    if len(raw) < h * (stride + 1):
+        raise ValueError(f"{len(raw)} bytes of pixel data where {h * (stride + 1)} are needed")
+    rows = np.frombuffer(raw, np.uint8, count=h * (stride + 1)).reshape(h, stride + 1)
+    kinds = rows[:, 0]
+    if kinds.max(initial=0) > 4:
+        raise ValueError(f"unknown scanline filter {int(kinds.max())}")
+    filtered = rows[:, 1:].reshape(h, w, bpp).astype(np.int16)
+    out = np.zeros((h + 1, w + 1, bpp), np.int16)  # a zero row above and a zero column to the left
+    if (kinds <= 2).all():  # None, Sub and Up only: whole rows at once
+        for y in range(h):
+            r, k = filtered[y], kinds[y]
+            if k == 1:
+                r = np.add.accumulate(r.astype(np.uint8), axis=0, dtype=np.uint8).astype(np.int16)
+            elif k == 2:
+                r = (r + out[y, 1:]) & 0xFF
+            out[y + 1, 1:] = r
+        return out[1:, 1:].astype(np.uint8).reshape(h, stride)
+    from numpy.lib.stride_tricks import as_strided
+
+    def diagonal(arr: np.ndarray, y0: int, x0: int, n: int) -> np.ndarray:
+        # arr[y0 + i, x0 - i] for i < n as a strided (n, bpp) view: no fancy-index copies
+        step = (arr.shape[1] - 1) * arr.strides[1]
+        return as_strided(arr[y0, x0], shape=(n, bpp), strides=(step, arr.strides[2]), writeable=True)
+
+    masks = [(kinds == k).astype(np.int16)[:, None] for k in (1, 2, 3, 4)]
+    for t in range(h + w - 1):
+        y0, y1 = max(0, t - w + 1), min(h, t + 1)
+        n, x0 = y1 - y0, t - y0
+        a, b, c = diagonal(out, y0 + 1, x0, n), diagonal(out, y0, x0 + 1, n), diagonal(out, y0, x0, n)
+        pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        m1, m2, m3, m4 = (m[y0:y1] for m in masks)
+        pred = a * m1 + b * m2 + ((a + b) >> 1) * m3 + paeth * m4
+        diagonal(out, y0 + 1, x0 + 1, n)[:] = (diagonal(filtered, y0, x0, n) + pred) & 0xFF
+    return out[1:, 1:].astype(np.uint8).reshape(h, stride)
 
 
 def _read_tiff(p: Path, name: str) -> np.ndarray:
@@ -154,7 +270,7 @@ def _read_tiff(p: Path, name: str) -> np.ndarray:
         arr = np.moveaxis(arr, 0, -1)
     if orientation is not None:
         arr = _apply_orientation(arr, int(orientation.value))
-    return to_float_rgb(arr)
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
 
 def _apply_orientation(a: np.ndarray, o: int) -> np.ndarray:
@@ -176,20 +292,309 @@ def _apply_orientation(a: np.ndarray, o: int) -> np.ndarray:
     return a
 
 
-def as_image(obj) -> np.ndarray:
-    """Accept a path, a PIL image, a NumPy array or a (C,H,W)/(H,W,C) tensor."""
-    if isinstance(obj, (str, os.PathLike)):
-        return read_image(obj)
+@dataclass(frozen=True, eq=False)
+class ImageInput:
+    """An image as read: what the model sees, the native values behind it, and where it came from.
+
+    Made by :func:`load_image`. Re-windowing (:meth:`with_window`) starts from ``raw`` and
+    does not read the file again.
+
+    Attributes
+    ----------
+    pixels : (H, W, 3) float32 in [0, 1]
+        The windowed RGB image (what the model and the screen get).
+    raw : ndarray
+        Native values: ``(H, W)`` for grey images, ``(H, W, 3)`` for colour ones, in the
+        file's own type (uint16 counts, float intensities, DICOM physical units after the
+        modality LUT such as CT Hounsfield units). Alpha is kept apart in ``alpha``.
+    window : Window
+        The window that made ``pixels`` from ``raw``.
+    window_request : str, Window or None
+        What was asked for (``None`` = the default); a new frame is windowed the same way.
+    default_window : str
+        The mode ``window=None`` means for this image: ``dicom`` for DICOM, ``full`` for
+        8-bit data and floats in [0, 1], otherwise ``auto``.
+    full_range : (lo, hi)
+        The ``full`` window's range.
+    dicom_windows : tuple of Window
+        The windows stored in a DICOM file, first (the default) first.
+    invert : bool
+        MONOCHROME1 DICOM: brightness is ``1 - window(raw)``.
+    alpha : (H, W) float32 or None
+        Opacity in [0, 1]; transparent regions are shown over white.
+    frame, n_frames : int
+        The frame shown (from 0) and how many the file has (DICOM multi-frame).
+    path : Path or None
+        The file, for reading another frame; never written out (only its name is).
+    info : dict
+        Non-identifying facts: file name, sha256, format, size, dtype, bits and, for DICOM,
+        modality, photometric interpretation, transfer syntax, SOP class, rescale and units.
+    identifiers : dict
+        DICOM patient and study identifiers; written out only by
+        ``provenance(include_identifiers=True)``.
+    """
+
+    pixels: np.ndarray
+    raw: np.ndarray
+    window: Window
+    window_request: object = None
+    default_window: str = "auto"
+    full_range: tuple[float, float] = (0.0, 1.0)
+    dicom_windows: tuple[Window, ...] = ()
+    invert: bool = False
+    alpha: np.ndarray | None = None
+    frame: int = 0
+    n_frames: int = 1
+    path: Path | None = None
+    info: dict = field(default_factory=dict)
+    identifiers: dict = field(default_factory=dict)
+
+    @property
+    def is_dicom(self) -> bool:
+        return self.info.get("format") == "DICOM"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.raw.shape[0]), int(self.raw.shape[1])
+
+    def resolve(self, window=None) -> Window:
+        """The concrete window a request means for this image (``None``: the default)."""
+        fallback = "full" if self.default_window == "full" or self._low_depth() else "auto"
+        return resolve_window(window, self.raw, full_range=self.full_range, dicom_windows=self.dicom_windows,
+                              default=self.default_window, fallback=fallback)
+
+    def with_window(self, window) -> ImageInput:
+        """The same image under another window (``auto``, ``full``, ``dicom``, ``"C,W"``,
+        ``(center, width)``, a :class:`Window`, or ``None`` for the default); no file I/O."""
+        win = self.resolve(window)
+        return replace(self, window=win, window_request=parse_window(window),
+                       pixels=_render(self.raw, win, self.invert, self.alpha))
+
+    def with_frame(self, frame: int) -> ImageInput:
+        """Another frame of the same file, under the same window request (reads the file)."""
+        if frame == self.frame:
+            return self
+        if self.path is None:
+            raise ImageReadError(f"{self.info.get('file') or 'the image'}: has no frame {frame}; it has one frame (0)")
+        return load_image(self.path, window=self.window_request, frame=frame)
+
+    def histogram(self, bins: int = 256, range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Counts of the native values (all channels), for a window/level control.
+
+        Parameters
+        ----------
+        bins : int
+        range : (lo, hi), optional
+            Default: the finite data's min..max.
+
+        Returns
+        -------
+        counts : (bins,) int64
+        edges : (bins + 1,) float64
+        """
+        v = np.asarray(self.raw).reshape(-1)
+        if v.dtype.kind == "f":
+            v = v[np.isfinite(v)]
+        if v.size == 0:
+            return np.zeros(bins, np.int64), np.linspace(0.0, 1.0, bins + 1)
+        if range is None:
+            range = (float(v.min()), float(v.max()))
+            if range[1] <= range[0]:
+                range = (range[0] - 0.5, range[0] + 0.5)
+        counts, edges = np.histogram(v, bins=bins, range=range)
+        return counts.astype(np.int64), edges.astype(np.float64)
+
+    def _low_depth(self) -> bool:
+        if self.is_dicom:
+            return int(self.info.get("bits_stored", 16)) <= 8 and "rescale_slope" not in self.info
+        return is_low_depth(self.raw)
+
+    def provenance(self, include_identifiers: bool = False) -> dict:
+        """A JSON-safe record of where the pixels came from (npz, figures, report, session).
+
+        Patient identifiers are left out unless ``include_identifiers`` is true.
+        """
+        out = {k: v for k, v in self.info.items()}
+        out.update(frame=int(self.frame), n_frames=int(self.n_frames), window=self.window.to_dict(),
+                   # whether the window is worth a caption: not for 8-bit photographs shown as they are
+                   windowed=bool(self.is_dicom or not (self.window.mode == "full" and self._low_depth())))
+        if include_identifiers and self.identifiers:
+            out["identifiers"] = dict(self.identifiers)
+        return out
+
+    def describe(self) -> str:
+        """One line, e.g. ``CT_small.dcm: DICOM CT MONOCHROME2, 16-bit, 128 x 128``."""
+        parts = [self.info.get("format", "")]
+        for key in ("modality", "photometric"):
+            if self.info.get(key):
+                parts.append(str(self.info[key]))
+        bits = self.info.get("bits_stored") or self.info.get("bits")
+        text = " ".join(p for p in parts if p) + (f", {bits}-bit" if bits else "")
+        text += f", {self.shape[1]} x {self.shape[0]}"
+        if self.n_frames > 1:
+            text += f", frame {self.frame} of 0-{self.n_frames - 1}"
+        name = self.info.get("file")
+        return f"{name}: {text}" if name else text
+
+
+def _render(raw: np.ndarray, window: Window, invert: bool, alpha: np.ndarray | None) -> np.ndarray:
+    b = window.apply(raw)
+    if invert:
+        b = 1.0 - b
+    if b.ndim == 2:
+        b = np.repeat(b[..., None], 3, axis=-1)
+    if alpha is not None:
+        a = alpha[..., None]
+        b = b * a + (1.0 - a)
+    return np.ascontiguousarray(b, dtype=np.float32)
+
+
+def _split_channels(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W, C) native data -> (grey (H, W) or RGB (H, W, 3), alpha (H, W) in [0, 1] or None)."""
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # channels-first input
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (2, 3, 4)):
+        raise ImageReadError(f"expected an H x W or H x W x {{1,2,3,4}} image array; got shape {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ImageReadError(f"the image is empty (shape {a.shape})")
+    if a.dtype.kind not in "uif":
+        raise ImageReadError(f"unsupported image data type {a.dtype}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ImageReadError("the image contains NaN or infinite values")
+    if a.ndim == 2 or a.shape[-1] == 3:
+        return np.ascontiguousarray(a), None
+    colour, alpha = a[..., :-1], a[..., -1]
+    if alpha.dtype.kind in "ui":
+        top = 255 if alpha.dtype.itemsize == 1 or alpha.max(initial=0) <= 255 else np.iinfo(alpha.dtype).max
+        alpha = alpha.astype(np.float32) / float(top)
+    alpha = np.clip(alpha.astype(np.float32), 0.0, 1.0)
+    if colour.shape[-1] == 1:
+        colour = colour[..., 0]
+    return np.ascontiguousarray(colour), alpha
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _bits(a: np.ndarray) -> int:
+    return 1 if a.dtype == bool else 8 * a.dtype.itemsize
+
+
+def load_image(source, window=None, frame: int | None = None) -> ImageInput:
+    """Read an image and window it, keeping the native values for re-windowing.
+
+    Parameters
+    ----------
+    source : path, ImageInput, ndarray, PIL image or tensor
+        A file (PNG, JPEG, TIFF, BMP, WebP, GIF, DICOM with or without a ``.dcm`` suffix) or
+        image data. An :class:`ImageInput` is re-windowed / re-framed only if asked.
+    window : str, (center, width), Window or None
+        ``"auto"`` (0.5-99.5 percentile), ``"full"`` (the data type's range), ``"dicom"``
+        (the file's first VOI window), ``"C,W"`` or a pair in native units, a
+        :class:`~alens_gui.core.windowing.Window`, or ``None``: ``dicom`` for DICOM files,
+        ``full`` for 8-bit data and floats in [0, 1], ``auto`` for everything else
+        (16-bit and float data). ``dicom`` on an image without windows falls back to that
+        default and says so in the window's label.
+    frame : int, optional
+        The frame of a multi-frame DICOM file, from 0 (default 0).
+
+    Raises
+    ------
+    ImageReadError
+        Unreadable files (one line naming the file), a frame that does not exist.
+    WindowError
+        A malformed window request.
+    """
+    parse_window(window)  # a bad request fails before any reading
+    if isinstance(source, ImageInput):
+        if frame is not None and frame != source.frame:
+            return load_image(source.path, window if window is not None else source.window_request, frame) \
+                if source.path is not None else source.with_frame(frame)
+        return source if window is None else source.with_window(window)
+    if isinstance(source, (str, os.PathLike)):
+        return _load_path(Path(source), window, frame)
+    if frame not in (None, 0):
+        raise ImageReadError(f"an image array has one frame (0); got frame {frame}")
+    arr = _to_array(source)
+    raw, alpha = _split_channels(arr)
+    default = "full" if is_low_depth(raw) else "auto"
+    info = {"file": None, "format": "array", "dtype": str(raw.dtype), "bits": _bits(raw),
+            "shape": [int(raw.shape[0]), int(raw.shape[1])]}
+    return _finish(raw, alpha, window, default, dtype_range(raw), info=info)
+
+
+def _to_array(obj) -> np.ndarray:
     try:
         from PIL import Image
 
         if isinstance(obj, Image.Image):
-            obj = np.asarray(obj.convert("RGBA" if "A" in obj.getbands() else "RGB"))
+            return _pil_native(obj)
     except ImportError:  # pragma: no cover
         pass
     if hasattr(obj, "detach") and hasattr(obj, "cpu"):
         obj = obj.detach().cpu().numpy()
-    return to_float_rgb(np.asarray(obj))
+    return np.asarray(obj)
+
+
+def _finish(raw, alpha, window, default, full_range, *, dicom_windows=(), invert=False, frame=0, n_frames=1,
+            path=None, info=None, identifiers=None) -> ImageInput:
+    img = ImageInput(pixels=np.zeros((0, 0, 3), np.float32), raw=raw, window=Window(0.5, 1.0),
+                     default_window=default, full_range=full_range, dicom_windows=tuple(dicom_windows),
+                     invert=invert, alpha=alpha, frame=frame, n_frames=n_frames, path=path, info=info or {},
+                     identifiers=identifiers or {})
+    return img.with_window(window)
+
+
+def _load_path(p: Path, window, frame: int | None) -> ImageInput:
+    from .dicom import DICOM_SUFFIXES, looks_like_dicom
+
+    name = p.name or str(p)
+    _check_file(p, name)
+    suffix = p.suffix.lower()
+    if suffix in DICOM_SUFFIXES or (suffix not in SUFFIXES and looks_like_dicom(p)):
+        return _load_dicom(p, name, window, frame)
+    if frame not in (None, 0):
+        raise ImageReadError(f"{name}: has one frame (0); got frame {frame}")
+    png = _png_header(p) if suffix in (".png", "") else None
+    if suffix in (".tif", ".tiff"):
+        arr = _read_tiff(p, name)
+    elif png is not None and png[2] == 16 and png[3] in (2, 4, 6):
+        _check_pixels(name, png[0], png[1])
+        arr = _read_png16_colour(p, name)
+    else:
+        arr = _read_pil(p, name)
+    raw, alpha = _split_channels(arr)
+    fmt = "TIFF" if suffix in (".tif", ".tiff") else (suffix.lstrip(".").upper() or "image")
+    info = {"file": name, "sha256": _sha256(p), "format": fmt, "dtype": str(raw.dtype), "bits": _bits(raw),
+            "shape": [int(raw.shape[0]), int(raw.shape[1])]}
+    default = "full" if is_low_depth(raw) else "auto"
+    return _finish(raw, alpha, window, default, dtype_range(raw), path=p, info=info)
+
+
+def _load_dicom(p: Path, name: str, window, frame: int | None) -> ImageInput:
+    from .dicom import read_dicom
+
+    d = read_dicom(p, frame)
+    info = {"file": name, "sha256": _sha256(p), **d.info, "dtype": str(d.raw.dtype)}
+    return _finish(d.raw, None, window, "dicom", d.full_range, dicom_windows=d.windows, invert=d.invert,
+                   frame=d.frame, n_frames=d.n_frames, path=p, info=info, identifiers=d.identifiers)
+
+
+def as_image(obj) -> np.ndarray:
+    """Accept a path, a PIL image, a NumPy array, a (C,H,W)/(H,W,C) tensor or an
+    :class:`ImageInput`; return float32 RGB in [0, 1] with the default window."""
+    if isinstance(obj, ImageInput):
+        return obj.pixels
+    return load_image(obj).pixels
 
 
 def sample_images() -> dict[str, np.ndarray]:

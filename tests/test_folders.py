@@ -1,0 +1,121 @@
+"""Folders of images: listing without decoding, true labels, unique output names."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+from PIL import Image
+
+from alens_gui.core.errors import FolderError
+from alens_gui.core.folders import folder_labels, list_images, output_stems
+
+MR = Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small.dcm"
+
+
+def _png(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(p)
+    return p
+
+
+def _bare_dicom(p: Path) -> Path:
+    ds = pydicom.dcmread(MR)
+    ds.preamble = None
+    del ds.file_meta
+    ds.save_as(p, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    return p
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for name in ("a.png", "b10.jpg", "b2.jpg", "sub/c.png", "sub/deeper/d.png", ".git/x.png", ".hidden.png"):
+        _png(tmp_path / name)
+    shutil.copy(MR, tmp_path / "IM0001")  # DICOM without a suffix
+    shutil.copy(MR, tmp_path / "DICOMDIR")  # a directory record, not an image
+    shutil.copy(MR, tmp_path / "sub" / "e.dcm")
+    _bare_dicom(tmp_path / "1.2.826.0.1.11")  # no preamble, a UID as name
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "README").write_text("a plain text file without a suffix\n" * 10)
+    (tmp_path / "labels.csv").write_text("path,label\n")
+    return tmp_path
+
+
+def test_list_images_sorted_with_dicom(tree):
+    names = [p.relative_to(tree).as_posix() for p in list_images(tree)]
+    assert names == ["1.2.826.0.1.11", "a.png", "b2.jpg", "b10.jpg", "IM0001"]
+    deep = [p.relative_to(tree).as_posix() for p in list_images(tree, recursive=True)]
+    assert deep == ["1.2.826.0.1.11", "a.png", "b2.jpg", "b10.jpg", "IM0001",
+                    "sub/c.png", "sub/deeper/d.png", "sub/e.dcm"]
+
+
+def test_listing_decodes_nothing(tree, monkeypatch):
+    import PIL.Image
+
+    def refuse(*_a, **_k):
+        raise AssertionError("listing decoded an image")
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+    monkeypatch.setattr(pydicom, "dcmread", refuse)
+    assert len(list_images(tree, recursive=True)) == 8
+
+
+def test_a_thousand_files(tmp_path):
+    # 900 named images (never opened) and 100 suffix-less DICOM files (132 bytes read each)
+    for i in range(900):
+        (tmp_path / f"img{i}.png").write_bytes(b"")
+    head = MR.read_bytes()[:200]
+    for i in range(100):
+        (tmp_path / f"IM{i:04d}").write_bytes(head)
+    found = list_images(tmp_path)
+    assert len(found) == 1000
+    assert [p.name for p in found[:3]] == ["IM0000", "IM0001", "IM0002"]
+    assert [p.stem for p in found[100:103]] == ["img0", "img1", "img2"]  # natural order
+    assert found[-1].stem == "img899"
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FolderError, match="no such folder"):
+        list_images(tmp_path / "nope")
+    with pytest.raises(FolderError, match="not a folder"):
+        list_images(_png(tmp_path / "f.png"))
+
+
+def test_labels_from_class_subfolders(tmp_path):
+    for name in ("grade1/a.png", "grade1/b.png", "grade2/x/c.png", "grade3/d.png"):
+        _png(tmp_path / name)
+    files = list_images(tmp_path, recursive=True)
+    labels = folder_labels(tmp_path, files)
+    assert {p.relative_to(tmp_path).as_posix(): v for p, v in labels.items()} == {
+        "grade1/a.png": "grade1", "grade1/b.png": "grade1", "grade2/x/c.png": "grade2", "grade3/d.png": "grade3"}
+    assert folder_labels(tmp_path) == labels  # the default lists the folder recursively
+    _png(tmp_path / "loose.png")  # an image at the top: not a class layout
+    assert folder_labels(tmp_path) == {}
+
+
+def test_one_subfolder_is_not_a_class_layout(tmp_path):
+    _png(tmp_path / "images" / "a.png")
+    assert folder_labels(tmp_path) == {}
+
+
+def test_labels_csv(tmp_path):
+    for name in ("a.png", "sub/b.png", "c.png"):
+        _png(tmp_path / name)
+    (tmp_path / "labels.csv").write_text(f"path,label\na.png,benign\nsub/b.png, malignant \n{tmp_path / 'c.png'},benign\n")
+    labels = folder_labels(tmp_path, list_images(tmp_path, recursive=True))
+    assert {p.name: v for p, v in labels.items()} == {"a.png": "benign", "b.png": "malignant", "c.png": "benign"}
+    (tmp_path / "labels.csv").write_text("a.png,benign\nb.png\n")
+    with pytest.raises(FolderError, match="labels.csv line 2: expected 'path,label'"):
+        folder_labels(tmp_path)
+
+
+def test_output_stems_unique(tmp_path):
+    paths = [tmp_path / "a" / "img.dcm", tmp_path / "b" / "img.dcm", tmp_path / "c.png",
+             tmp_path / "1.2.840.5.11", tmp_path / "1.2.840.5.12", tmp_path / "c.png",
+             tmp_path / "a" / "x y.png"]
+    assert output_stems(paths, tmp_path) == ["a_img", "b_img", "c", "1.2.840.5.11", "1.2.840.5.12", "c-2", "x_y"]
+    # without a root, the parent folder's name tells them apart
+    assert output_stems(paths[:2]) == ["a_img", "b_img"]
+    assert len(set(output_stems([tmp_path / "x" / "s.png", tmp_path / "x" / "s.dcm"]))) == 2
