@@ -36,7 +36,7 @@ def test_territory_is_the_winning_class_with_its_margin(rng):
 
 
 def test_territory_on_the_grid_gives_each_tile_to_its_class(explainer, grid_image):
-    from tests.conftest import GRID_CLASSES
+    from alens_gui.core.images import GRID_CLASSES
 
     e = explainer.explain(grid_image, method="gradcam", classes=list(GRID_CLASSES))
     labels, _ = e.territory()

@@ -58,9 +58,9 @@ class Controller(QObject):
         s.view_changed.connect(self._on_view)
         s.mask_changed.connect(lambda _m: self.run_mask())
         s.fill_changed.connect(lambda _f: self.run_mask())
-        for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed,
-                    s.window_changed):
+        for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed):
             sig.connect(self._mark_stale)
+        s.window_changed.connect(lambda _w: self.rewindow())
         self.runner.error.connect(lambda _slot, msg: self.notify(msg, "error"))
         self.runner.started.connect(self._on_started)
         self.runner.progress.connect(self._on_progress)
@@ -103,7 +103,8 @@ class Controller(QObject):
         if req != self._shown_request:
             self.read_image()
 
-    def read_image(self):
+    def read_image(self, explain: bool = True):
+        """Read ``image_request`` (and explain it when ``explain`` and autorun allow)."""
         req = self.session.image_request
         if req.empty:
             return None
@@ -111,8 +112,9 @@ class Controller(QObject):
             self.session.class_request = ClassRequest(kind="tiles")
         elif self.session.class_request.kind == "tiles":
             self.session.class_request = ClassRequest()
-        return self.runner.run("image", jobs.read_image_job, req, label=f"reading {req.label}",
-                               on_return=lambda image, req=req: self._on_image(req, image),
+        return self.runner.run("image", jobs.read_image_job, req, self.session.window, self.session.image,
+                               label=f"reading {req.label}",
+                               on_return=lambda image, req=req: self._on_image(req, image, explain),
                                on_error=self._on_image_error, on_yield=self._on_status)
 
     def _on_image_error(self, _exc: BaseException) -> None:
@@ -120,14 +122,32 @@ class Controller(QObject):
         if self._shown_request is not None:
             self.session.image_request = self._shown_request
 
-    def _on_image(self, req, image) -> None:
+    def _on_image(self, req, image, explain: bool = True) -> None:
         s = self.session
         self._shown_request = req
         s.image = image
+        if getattr(image, "frame", 0) != req.frame:  # the file has fewer frames than asked for
+            self._shown_request = req = type(req)(path=req.path, sample=req.sample, tiles=req.tiles,
+                                                  frame=image.frame)
+            s.image_request = req
+        if not explain:
+            return
         if s.model is not None and self.autorun:
             self.run()
         else:
             self._want_run = self.autorun
+
+    def rewindow(self):
+        """Show the image under the session's window; the maps become stale (no file is read)."""
+        s = self.session
+        if s.image is None or self._restoring:
+            return None
+        return self.runner.run("image", jobs.rewindow_job, s.image, s.window, label="windowing",
+                               on_return=self._on_rewindowed)
+
+    def _on_rewindowed(self, image) -> None:
+        self.session.image = image
+        self._mark_stale()
 
     # -- explain ------------------------------------------------------------------------
     def check_settings(self):
@@ -407,7 +427,6 @@ class Controller(QObject):
                 s.reset_mask()
                 s.explanation = data.explanation
                 s.rendered = rendered
-                s.image = data.explanation.image
                 s.selected = min(int(st.get("selected", 0)), data.explanation.k - 1)
                 if data.mask is not None:
                     s.mask = data.mask
@@ -418,6 +437,8 @@ class Controller(QObject):
         finally:
             self.autorun = autorun
             self._restoring = False
+        if not s.image_request.empty:
+            self.read_image(explain=False)  # for the next run; nothing is recomputed now
         for w in data.warnings:
             self.notify(w, "warning")
         self.notify(f"session opened ({len(st.get('inputs') or [])} input file(s)); nothing was recomputed")

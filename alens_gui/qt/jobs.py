@@ -105,20 +105,38 @@ def warm_up() -> None:
     lut(False)
 
 
-def read_image_job(progress: Progress, request):
-    """Read the image a request names (a file, a sample photograph or four grid tiles)."""
-    from alens_gui.core.images import as_image, compose_grid, sample_image
+def read_image_job(progress: Progress, request, window="auto", previous=None):
+    """Read the image a request names (a file, a sample photograph or four grid tiles).
+
+    Returns an :class:`~alens_gui.core.images.ImageInput` (windowed pixels plus the native
+    values, so the window can change without reading the file again). Another frame of the
+    file on screen (``previous``) is read under the same window.
+    """
+    from alens_gui.core.images import compose_grid, load_image, sample_image
 
     progress.add_total(1)
     yield ("status", f"reading {request.label}…")
+    win = None if window in (None, "", "default") else window
     if request.tiles:
-        image = compose_grid([_tile_source(t) for t in request.tiles])
+        image = load_image(compose_grid([_tile_source(t) for t in request.tiles]), window=win)
     elif request.path:
-        image = as_image(request.path)
+        if previous is not None and previous.path is not None and str(previous.path) == str(request.path):
+            image = load_image(previous, window=win, frame=request.frame)
+        else:
+            image = load_image(request.path, window=win, frame=request.frame or None)
     else:
-        image = sample_image(request.sample or "chelsea")
+        image = load_image(sample_image(request.sample or "chelsea"), window=win)
     progress.advance(1, "image read")
     return image
+
+
+def rewindow_job(progress: Progress, image, window):
+    """The same image under another intensity window (no file is read)."""
+    progress.add_total(1)
+    yield ("status", "windowing…")
+    out = image.with_window(None if window in (None, "", "default") else window)
+    progress.advance(1)
+    return out
 
 
 def _tile_source(name: str):

@@ -176,7 +176,7 @@ class Session(QObject):
     model_status = Field("")
     image_request = Field(ImageRequest)
     image = Field(None)
-    window = Field("auto")
+    window = Field("default")
     input_policy = Field("stretch")
     method = Field("gradcam")
     options = Field(dict)

@@ -32,7 +32,16 @@ from PySide6.QtWidgets import (
 
 from . import dialogs, wheel
 from .controller import Controller
-from .controls import ClassSetPanel, ImagePanel, LensPanel, MaskingPanel, MethodPanel, ModelPanel, ViewPanel
+from .controls import (
+    ClassSetPanel,
+    ImagePanel,
+    LensPanel,
+    MaskingPanel,
+    MethodPanel,
+    ModelPanel,
+    ViewPanel,
+    WindowPanel,
+)
 from .controls.class_panel import PresetStore
 from .controls.view_panel import HoverRadius
 from .session import SAMPLES, ImageRequest, ModelRequest, Session
@@ -99,6 +108,7 @@ class MainWindow(QMainWindow):
         s = self.session
         self.model_panel = ModelPanel(s)
         self.image_panel = ImagePanel(s)
+        self.window_panel = WindowPanel(s)
         self.method_panel = MethodPanel(s)
         self.class_panel = ClassSetPanel(s, PresetStore(self.config_dir / "class_presets.json"))
         self.lens_panel = LensPanel(s)
@@ -136,9 +146,14 @@ class MainWindow(QMainWindow):
         setup = QWidget()
         v = QVBoxLayout(setup)
         v.setContentsMargins(2, 2, 2, 2)
-        for title, panel in (("Model", self.model_panel), ("Image", self.image_panel), ("Method", self.method_panel),
-                             ("Class set", self.class_panel)):
-            v.addWidget(Section(title, panel))
+        self.window_section = Section("Intensity window", self.window_panel, expanded=False)
+        for section in (Section("Model", self.model_panel), Section("Image", self.image_panel), self.window_section,
+                        Section("Method", self.method_panel), Section("Class set", self.class_panel)):
+            v.addWidget(section)
+        # scans and 16-bit images open with their window shown; 8-bit photographs keep it folded
+        self.session.image_changed.connect(
+            lambda img: self.window_section.button.setChecked(True)
+            if img is not None and getattr(img, "provenance", None) and img.provenance().get("windowed") else None)
         v.addStretch(1)
         run_row = QWidget()
         r = QHBoxLayout(run_row)

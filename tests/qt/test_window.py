@@ -476,7 +476,7 @@ def test_drag_and_drop_opens_the_file_and_it_becomes_recent(make_window, qtbot, 
     win.dropEvent(event)
     assert win.session.image_request.path == str(chelsea_png.resolve())
     wait_idle(qtbot, win)
-    assert win.session.image.shape == (300, 451, 3)
+    assert win.session.image.pixels.shape == (300, 451, 3)
     assert [a.text() for a in win.recent_menu.actions()] == [str(chelsea_png.resolve())]
 
 

@@ -13,5 +13,7 @@ from .masking_panel import MaskingPanel
 from .method_panel import MethodPanel
 from .model_panel import ModelPanel
 from .view_panel import ViewPanel
+from .window_panel import WindowPanel
 
-__all__ = ["ClassSetPanel", "ImagePanel", "LensPanel", "MaskingPanel", "MethodPanel", "ModelPanel", "ViewPanel"]
+__all__ = ["ClassSetPanel", "ImagePanel", "LensPanel", "MaskingPanel", "MethodPanel", "ModelPanel", "ViewPanel",
+           "WindowPanel"]

@@ -314,13 +314,23 @@ class MapsView(QWidget):
 
     # -- drawing ----------------------------------------------------------------------------
     def _on_image(self, image) -> None:
-        if image is None or self.explanation is not None:
+        if image is None:
+            return
+        if self.explanation is not None:
+            # a new window of the same image: the image tile shows it now, the maps when re-run
+            tile = self.tiles.get(("image", -1))
+            pixels = getattr(image, "pixels", None)
+            if tile is not None and pixels is not None and pixels.shape[:2] == tuple(getattr(image, "shape", ())):
+                if self.explanation.source.get("sha256") == getattr(image, "info", {}).get("sha256"):
+                    from alens_gui.core.geometry import resize_image
+
+                    tile.backdrop.setImage(resize_image(pixels, self.explanation.shape), levels=(0.0, 1.0))
             return
         # A new image before its maps: show it alone so the user sees what is being explained.
         self.placeholder.hide()
         self.area.show()
         self.relayout()
-        img = np.asarray(image, dtype=np.float32)
+        img = np.asarray(getattr(image, "pixels", image), dtype=np.float32)
         tile = self.tiles.get(("image", -1))
         if tile is not None:
             tile.backdrop.setImage(img, levels=(0.0, 1.0))

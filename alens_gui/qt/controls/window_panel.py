@@ -1,0 +1,154 @@
+"""Window/level for images above 8 bits (16-bit PNG/TIFF, float TIFF, DICOM) and the frame of a multi-frame file.
+
+As in ImageJ and 3D Slicer: the histogram of the image's native values with the window
+drawn on it as a band you can drag, the window's centre and width, and presets (``auto``:
+the 0.5-99.5 percentiles, ``full``: the data type's range, ``dicom``: the file's own
+window). The window changes what the model sees, so the maps are marked stale until the
+next run; re-windowing never reads the file again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from ..session import ImageRequest, Session
+from ._util import blocked, combo, set_combo_data
+
+MODES = (("the image's default", "default"), ("auto (0.5-99.5 %)", "auto"), ("full range", "full"),
+         ("DICOM tags", "dicom"), ("custom", "custom"))
+HIST_SAMPLES = 262_144  # the histogram reads at most this many values: it stays instant for any image
+
+
+def _window_mode(window) -> str:
+    if isinstance(window, str) and window in ("default", "auto", "full", "dicom"):
+        return window
+    return "custom"
+
+
+class WindowPanel(QWidget):
+    """Binds ``session.window`` and the frame.
+
+    ``default`` is the image's own default: the DICOM tags for DICOM files, the full range
+    for 8-bit data, ``auto`` for everything else (16-bit and float images).
+    """
+
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.mode = combo(list(MODES), "how native values map to the brightness the model sees")
+        self.center = QDoubleSpinBox()
+        self.width_ = QDoubleSpinBox()
+        for w in (self.center, self.width_):
+            w.setRange(-1e9, 1e9)
+            w.setDecimals(2)
+            w.setKeyboardTracking(False)
+        self.width_.setMinimum(1e-6)
+        self.hist = pg.PlotWidget()
+        self.hist.setBackground("w")
+        self.hist.setMenuEnabled(False)
+        self.hist.setMouseEnabled(x=False, y=False)
+        self.hist.hideButtons()
+        self.hist.getAxis("left").setStyle(showValues=False)
+        self.hist.setFixedHeight(90)
+        self.curve = pg.PlotCurveItem(fillLevel=0, brush=(120, 120, 120, 120), pen="k")
+        self.hist.addItem(self.curve)
+        self.region = pg.LinearRegionItem(brush=(255, 200, 0, 60))
+        self.region.setZValue(10)
+        self.hist.addItem(self.region)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("color: #555; font-size: 11px;")
+        self.frame = QSlider(Qt.Orientation.Horizontal)
+        self.frame_label = QLabel("")
+        self.frame_row = QWidget()
+        fr = QHBoxLayout(self.frame_row)
+        fr.setContentsMargins(0, 0, 0, 0)
+        fr.addWidget(QLabel("frame"))
+        fr.addWidget(self.frame, 1)
+        fr.addWidget(self.frame_label)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("window", self.mode)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("centre"))
+        row.addWidget(self.center, 1)
+        row.addWidget(QLabel("width"))
+        row.addWidget(self.width_, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        lay.addLayout(form)
+        lay.addLayout(row)
+        lay.addWidget(self.hist)
+        lay.addWidget(self.info)
+        lay.addWidget(self.frame_row)
+        self.mode.currentIndexChanged.connect(self._mode_chosen)
+        self.center.valueChanged.connect(lambda _v: self._push_custom(self.center.value(), self.width_.value()))
+        self.width_.valueChanged.connect(lambda _v: self._push_custom(self.center.value(), self.width_.value()))
+        self.region.sigRegionChangeFinished.connect(self._region_moved)
+        self.frame.valueChanged.connect(self._frame_chosen)
+        session.image_changed.connect(self._on_image)
+        session.window_changed.connect(self._on_window)
+        self._on_image(session.image)
+        self._on_window(session.window)
+
+    # -- widgets -> session ---------------------------------------------------------------
+    def _mode_chosen(self, _i: int) -> None:
+        mode = self.mode.currentData()
+        if mode == "custom":
+            self._push_custom(self.center.value(), self.width_.value())
+        else:
+            self.session.window = mode
+
+    def _push_custom(self, center: float, width: float) -> None:
+        if width > 0:
+            self.session.window = (round(float(center), 6), round(float(width), 6))
+
+    def _region_moved(self) -> None:
+        lo, hi = self.region.getRegion()
+        if hi > lo:
+            self._push_custom((lo + hi) / 2.0, hi - lo)
+
+    def _frame_chosen(self, value: int) -> None:
+        req = self.session.image_request
+        if req.path and value != req.frame:
+            self.session.image_request = ImageRequest(path=req.path, frame=int(value))
+
+    # -- session -> widgets ---------------------------------------------------------------
+    def _on_window(self, window) -> None:
+        with blocked(self.mode):
+            set_combo_data(self.mode, _window_mode(window))
+
+    def _on_image(self, image) -> None:
+        has = image is not None and hasattr(image, "raw")
+        self.setEnabled(has)
+        if not has:
+            return
+        raw = np.asarray(image.raw)
+        step = max(1, int(np.sqrt(raw.shape[0] * raw.shape[1] * (raw.shape[2] if raw.ndim == 3 else 1) / HIST_SAMPLES)))
+        sample = raw[::step, ::step].reshape(-1)
+        if sample.dtype.kind == "f":
+            sample = sample[np.isfinite(sample)]
+        lo_hi = (float(sample.min()), float(sample.max())) if sample.size else (0.0, 1.0)
+        if lo_hi[1] <= lo_hi[0]:
+            lo_hi = (lo_hi[0] - 0.5, lo_hi[0] + 0.5)
+        counts, edges = np.histogram(sample, bins=128, range=lo_hi)
+        self.curve.setData(edges, np.log1p(counts), stepMode="center")
+        w = image.window
+        view_lo, view_hi = min(lo_hi[0], w.lo), max(lo_hi[1], w.hi)
+        pad = 0.02 * (view_hi - view_lo)
+        self.hist.setXRange(view_lo - pad, view_hi + pad, padding=0)
+        with blocked(self.center, self.width_, self.region):
+            self.center.setValue(float(w.center))
+            self.width_.setValue(float(w.width))
+            self.region.setRegion((w.lo, w.hi))
+        self.info.setText(f"{image.describe()}<br>window: {w.describe()}")
+        many = image.n_frames > 1
+        self.frame_row.setVisible(many)
+        if many:
+            with blocked(self.frame):
+                self.frame.setRange(0, image.n_frames - 1)
+                self.frame.setValue(image.frame)
+            self.frame_label.setText(f"{image.frame + 1} / {image.n_frames}")
