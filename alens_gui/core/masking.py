@@ -192,6 +192,7 @@ def probability_shift(
     *,
     seed: int = 0,
     progress: Progress | None = None,
+    geometry=None,
 ) -> MaskResult:
     """Run the model on ``image`` and on the masked image; compare the class set's probabilities.
 
@@ -204,6 +205,9 @@ def probability_shift(
     mask : (H, W) bool
     classes : sequence of int
         The classes to report (indices into the model's outputs).
+    geometry : Geometry, optional
+        How ``image`` (a display image) meets the model's input: the explanation's own
+        geometry, so the masked pixels are the ones the maps were computed on.
     """
     progress = ensure_progress(progress)
     img = _check_image(image)
@@ -214,12 +218,15 @@ def probability_shift(
     if cls.size == 0:
         raise ClassSetError("no classes to compare")
     progress.add_total(2)
-    before_all = loaded.probabilities(loaded.to_input(img))
+    def to_input(a):
+        return loaded.to_input(a if geometry is None else geometry.model_image(a, fill=loaded.mean))
+
+    before_all = loaded.probabilities(to_input(img))
     if cls.max() >= before_all.size or cls.min() < 0:
         raise ClassSetError(f"class {int(cls.max())} is out of range for a model with {before_all.size} classes")
     progress.advance(1, "original image")
     masked = apply_mask(img, m, fill, seed=seed)
-    after_all = loaded.probabilities(loaded.to_input(masked))
+    after_all = loaded.probabilities(to_input(masked))
     progress.advance(1, "masked image")
     return MaskResult(
         classes=cls,

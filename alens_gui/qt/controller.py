@@ -42,9 +42,13 @@ class Controller(QObject):
 
     notified = Signal(str, str)
 
-    def __init__(self, session: Session, parent: QObject | None = None, *, autorun: bool = True) -> None:
+    def __init__(self, session: Session, parent: QObject | None = None, *, autorun: bool = True,
+                 cache_dir: str | Path | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._cache = None
+        self._after_explained: list = []  # one-shot callbacks (comparing two gallery images)
         self.runner = TaskRunner(self)
         self.autorun = autorun
         self._want_run = False
@@ -61,6 +65,7 @@ class Controller(QObject):
         for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed):
             sig.connect(self._mark_stale)
         s.window_changed.connect(lambda _w: self.rewindow())
+        s.gallery.thumbnailsWanted.connect(self.load_thumbnails)
         self.runner.error.connect(lambda _slot, msg: self.notify(msg, "error"))
         self.runner.started.connect(self._on_started)
         self.runner.progress.connect(self._on_progress)
@@ -171,11 +176,10 @@ class Controller(QObject):
         except AlensError as exc:
             self.notify(readable_error(exc), "error")
             return None
-        s.model.resize = s.input_policy
         label = f"{method} on {s.image_request.label or 'the image'}"
         return self.runner.run(
             "explain", jobs.explain_job, s.model, s.image, method, options, s.class_request, s.lens,
-            s.view.scale, s.image_request.tiles, label=label, on_yield=self._on_explain_yield,
+            s.view.scale, s.image_request.tiles, s.input_policy, label=label, on_yield=self._on_explain_yield,
             on_return=self._on_explained,
         )
 
@@ -213,6 +217,10 @@ class Controller(QObject):
         if s.mask is not None and s.mask.any():
             self.run_mask()
         self.notify(f"{expl.method_label}: {expl.k} classes explained ({s.image_request.label})")
+        self._cache_current(expl)
+        callbacks, self._after_explained = self._after_explained, []
+        for cb in callbacks:
+            cb()
 
     def _mark_stale(self, *_args) -> None:
         if self.session.explanation is not None:
@@ -442,6 +450,181 @@ class Controller(QObject):
         for w in data.warnings:
             self.notify(w, "warning")
         self.notify(f"session opened ({len(st.get('inputs') or [])} input file(s)); nothing was recomputed")
+
+    # -- folders ----------------------------------------------------------------------------
+    @property
+    def cache(self):
+        from alens_gui.core.resultcache import ResultCache
+
+        if self._cache is None:
+            self._cache = ResultCache(self.cache_dir or Path.home() / ".cache" / "alens-gui")
+        return self._cache
+
+    def _model_id(self) -> str:
+        from alens_gui.core.sessionfile import file_sha256
+
+        m = self.session.model_request
+        ck = file_sha256(m.spec) if m.spec != "default" and Path(m.spec).is_file() else ""
+        return f"{m.spec}|{m.arch}|{m.labels}|{ck}|{getattr(self.session.model, 'name', '')}"
+
+    def _explain_key_fn(self):
+        s = self.session
+        model_id, policy, window = self._model_id(), s.input_policy, s.window
+        method, options, request = s.method, dict(s.options), s.class_request.describe()
+
+        def key(path):
+            return self.cache.explanation_key(path, model_id, policy, window, method, options, request)
+
+        return key
+
+    def open_folder(self, folder: str, recursive: bool = False):
+        """List a folder's images in the gallery (nothing decoded); then classify the ones the cache lacks."""
+        from .gallery import GalleryRow
+
+        s = self.session
+        s.folder = str(folder)
+
+        def listed(result) -> None:
+            root, items = result
+            rows = [GalleryRow(path=p, rel=rel, true_label=label, explained=explained) for p, rel, label, _, explained
+                    in items]
+            for r, (_p, _rel, _lab, pred, _e) in zip(rows, items):
+                if pred:
+                    r.pred, r.pred_name, r.p, r.top5 = pred["top1"], pred["name"], pred["p"], pred.get("top5")
+            s.gallery.set_rows(root, rows)
+            cached = sum(r.pred is not None for r in rows)
+            labelled = sum(r.true_label is not None for r in rows)
+            self.notify(f"{root.name}: {len(rows)} images ({cached} with cached predictions, {labelled} labelled)")
+            self.classify_folder()
+
+        return self.runner.run("folder", jobs.list_folder_job, str(folder), bool(recursive), self.cache,
+                               self._model_id(), s.input_policy, s.window, self._explain_key_fn(),
+                               label=f"listing {Path(folder).name}", on_return=listed)
+
+    def classify_folder(self):
+        s = self.session
+        items = [(i, r.path) for i, r in enumerate(s.gallery.rows) if r.pred is None]
+        if not items or s.model is None:
+            return None
+        return self.runner.run("folder", jobs.classify_job, s.model, items, self.cache, self._model_id(),
+                               s.input_policy, s.window, label=f"classifying {len(items)} images",
+                               on_yield=self._on_folder_yield)
+
+    def explain_all(self):
+        """Explain every image of the gallery with the current settings, in the background; cached."""
+        s = self.session
+        if s.model is None or not s.gallery.rows:
+            self.notify("open a folder (and let the model load) first", "warning")
+            return None
+        try:
+            method, options = self.check_settings()
+        except AlensError as exc:
+            self.notify(readable_error(exc), "error")
+            return None
+        items = [(i, r.path) for i, r in enumerate(s.gallery.rows)]
+
+        def done(result) -> None:
+            ok, failed = result
+            self.notify(f"explained {ok} image(s) of {Path(s.folder).name}" + (f"; {failed} failed" if failed else ""))
+
+        return self.runner.run("folder", jobs.explain_all_job, s.model, items, self.cache, self._model_id(),
+                               s.input_policy, s.window, method, options, s.class_request, s.lens,
+                               self._explain_key_fn(), label=f"explaining {len(items)} images",
+                               on_yield=self._on_folder_yield, on_return=done)
+
+    def _on_folder_yield(self, item) -> None:
+        kind, payload = item
+        if kind == "row":
+            row, record, explained = payload
+            self.session.gallery.update_prediction(row, record, explained)
+        elif kind == "failed":
+            row, message = payload
+            self.notify(message, "error")
+
+    def load_thumbnails(self, rows: list) -> None:
+        g = self.session.gallery
+        items = [(i, g.rows[i].path) for i in rows if 0 <= i < len(g.rows)]
+        if items:
+            self.runner.run(f"thumbs-{items[0][0]}", jobs.thumbnails_job, items, label="thumbnails",
+                            on_yield=lambda item: g.set_thumbnail(*item[1]) if item[0] == "thumb" else None)
+
+    def open_gallery_row(self, row: int) -> None:
+        """Open a gallery image: its cached explanation at once if there is one, else explain it."""
+        s = self.session
+        if not 0 <= row < len(s.gallery.rows):
+            return
+        path = str(s.gallery.rows[row].path)
+        key = self._explain_key_fn()(path)
+        if self.cache.has_explanation(key):
+            self._shown_request = ImageRequest(path=path)
+            s.image_request = self._shown_request
+            self.read_image(explain=False)
+
+            def show(result) -> None:
+                if result is not None:
+                    expl, rendered = result
+                    self._show(expl, rendered)
+                    s.stale = False
+                    callbacks, self._after_explained = self._after_explained, []
+                    for cb in callbacks:
+                        cb()
+
+            self.runner.run("explain", jobs.cached_explanation_job, self.cache, key, s.view.scale,
+                            label="cached explanation", on_return=show)
+        else:
+            s.image_request = ImageRequest(path=path)
+
+    def compare_rows(self, a: int, b: int) -> None:
+        """Explain gallery images ``a`` and ``b`` with one class set and show them side by side."""
+        s = self.session
+        s.pinned = None
+        self._after_explained.append(lambda: (self.pin(), self.open_gallery_row(b)))
+        self.open_gallery_row(a)
+
+    def _cache_current(self, expl) -> None:
+        """Keep what was explained for a gallery image, so reopening it is instant."""
+        s = self.session
+        req = s.image_request
+        if not req.path or expl.partial or s.stale:
+            return
+        row = s.gallery.row_of(req.path)
+        try:
+            self.cache.put_explanation(self._explain_key_fn()(req.path), expl)
+        except OSError:
+            return
+        if row >= 0:
+            s.gallery.update_prediction(row, None, True)
+
+    def export_report(self, path: str, what: str = "current", rows: Sequence[int] = ()):
+        """A PDF report of the current explanation, the comparison, or gallery rows (explained as needed)."""
+        from alens_gui.core.report import Comparison, ReportSettings
+
+        s = self.session
+        items = []
+        if what == "comparison":
+            if s.pinned is None or s.explanation is None:
+                self.notify("pin an explanation and explain another image to report a comparison", "warning")
+                return None
+            items = [Comparison(s.pinned, s.explanation)]
+        elif what == "current":
+            if s.explanation is None:
+                self.notify("nothing to report yet: explain an image first", "warning")
+                return None
+            items = [s.explanation]
+        else:
+            key = self._explain_key_fn()
+            for i in rows:
+                e = self.cache.explanation(key(s.gallery.rows[i].path))
+                if e is None:
+                    self.notify(f"{s.gallery.rows[i].rel} is not explained yet: use Explain all first", "warning")
+                    return None
+                items.append(e)
+        settings = ReportSettings.for_explainer(
+            s.model, scale=s.view.scale, opacity=s.view.opacity, class_request=s.class_request.describe(),
+            window=str(s.window), input_policy=s.input_policy,
+        )
+        return self.runner.run("export", jobs.report_job, str(path), items, settings,
+                               label=f"writing {Path(path).name}", on_return=lambda p: self.notify(f"saved {p}"))
 
     # -- evaluation ---------------------------------------------------------------------
     def run_grid_game(self, n: int = 8):

@@ -27,6 +27,9 @@ SHORTCUTS = (
     ("Run (explain with the current settings)", "Ctrl+R or F5"),
     ("Cancel the running work", "Esc"),
     ("Next / previous class", "] / ["),
+    ("Next / previous image of the gallery", "Page Down / Page Up"),
+    ("Open a folder (gallery)", "Ctrl+Shift+F"),
+    ("Pin for comparison / unpin", "P / Shift+P"),
     ("Toggle the map overlay", "O"),
     ("Toggle the class-territory view", "T"),
     ("Reset zoom", "0"),
@@ -72,6 +75,10 @@ class GridDialog(QDialog):
 def open_file(parent: QWidget, title: str, filt: str) -> str:
     path, _ = QFileDialog.getOpenFileName(parent, title, "", filt)
     return path
+
+
+def open_folder(parent: QWidget, title: str) -> str:
+    return QFileDialog.getExistingDirectory(parent, title, "")
 
 
 def save_file(parent: QWidget, title: str, filt: str, default_suffix: str = "") -> str:

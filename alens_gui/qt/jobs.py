@@ -158,8 +158,8 @@ def tile_classes(loaded, tiles) -> list[int]:
 
 
 def explain_job(
-    progress: Progress, loaded, image: np.ndarray, method: str, options: dict, request, lens,
-    scale: ColorScale, tiles=(),
+    progress: Progress, loaded, image, method: str, options: dict, request, lens,
+    scale: ColorScale, tiles=(), policy: str = "stretch",
 ) -> Generator:
     """Choose the class set, yield it, then compute the explanation and its colour images.
 
@@ -182,6 +182,7 @@ def explain_job(
     else:
         choice = {"top_k": request.k, "with_lowest": request.with_lowest}
     with using_model(loaded.model, progress):
+        loaded.resize = policy  # under the lock: every run on this model sets it the same way
         prepared = ex.prepare(image, **choice)
     yield ("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
     progress.check()
@@ -238,7 +239,8 @@ def mask_job(progress: Progress, loaded, expl, mask: np.ndarray, fill: str):
 
     yield ("status", "running the model on the masked image…")
     with using_model(loaded.model, progress):
-        return probability_shift(loaded, expl.image, mask, expl.classes, fill, progress=progress)
+        return probability_shift(loaded, expl.image, mask, expl.classes, fill, progress=progress,
+                                 geometry=expl.geometry)
 
 
 def export_job(progress: Progress, kind: str, expl, path: str, indices=None, scale: ColorScale | None = None,
@@ -307,3 +309,140 @@ def grid_game_summary(result: dict) -> str:
         metrics = ", ".join(f"{m} {base[m]:.3f} → {al[m]:.3f}" for m in ("ra", "iou", "f1") if m in base)
         lines.append(f"grid game, {entry['label']} on {result['_meta'].get('n', '?')} grids (base → lens): {metrics}")
     return "; ".join(lines)
+
+
+# -- folders ---------------------------------------------------------------------------
+def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, model_id: str, policy: str, window,
+                    explain_key):
+    """List a folder's images with their true labels and whatever the cache already knows.
+
+    ``explain_key(path)`` gives the cache key of an explanation with the current settings.
+    Returns ``(root, [(path, rel, label, prediction or None, explained)])``; nothing is decoded.
+    """
+    from pathlib import Path
+
+    from alens_gui.core.folders import folder_labels, list_images
+
+    progress.add_total(1)
+    yield ("status", f"listing {folder}…")
+    root = Path(folder)
+    files = list_images(root, recursive=recursive)
+    labels = folder_labels(root, files)
+    out = []
+    for i, p in enumerate(files):
+        if i % 200 == 0:
+            progress.check()
+        key = cache.prediction_key(p, model_id, policy, window)
+        out.append((p, str(p.relative_to(root)), labels.get(p), cache.prediction(key), cache.has_explanation(
+            explain_key(p))))
+    progress.advance(1, f"{len(files)} images")
+    return root, out
+
+
+def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window):
+    """The model's prediction for each ``(row, path)``, one forward pass each, cached as it goes."""
+    from alens_gui.core.errors import AlensError
+    from alens_gui.core.images import load_image
+    from alens_gui.core.resultcache import prediction_record
+
+    progress.add_total(len(items))
+    win = None if window in (None, "", "default") else window
+    for n, (row, path) in enumerate(items):
+        try:
+            img = load_image(path, window=win)
+            with using_model(loaded.model, progress):
+                loaded.resize = policy
+                probs = loaded.probabilities(loaded.fit(img.pixels)[2])
+            record = prediction_record(probs, loaded.class_names)
+            cache.put_prediction(cache.prediction_key(path, model_id, policy, window), record, flush=n % 25 == 24)
+            yield ("row", (row, record, None))
+        except AlensError as exc:
+            yield ("failed", (row, str(exc)))
+        progress.advance(1, f"classified {n + 1} of {len(items)}")
+    cache.flush()
+    return len(items)
+
+
+def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window, method: str,
+                    options: dict, request, lens, key_of):
+    """Explain every ``(row, path)`` with the current settings, skipping what the cache has."""
+    from alens_gui.core.api import Explainer
+    from alens_gui.core.errors import AlensError, Cancelled
+    from alens_gui.core.resultcache import prediction_record
+
+    ex = Explainer(loaded)
+    progress.add_total(len(items))
+    win = None if window in (None, "", "default") else window
+    failures = 0
+    for n, (row, path) in enumerate(items):
+        key = key_of(path)
+        if not cache.has_explanation(key):
+            try:
+                choice = _class_choice(request)
+                with using_model(loaded.model, progress):
+                    loaded.resize = policy
+                    prepared = ex.prepare(path, window=win, **choice)
+                sink, progress.on_partial = progress.on_partial, None  # no running estimates in a batch
+                try:
+                    expl = ex.explain_prepared(prepared, method, lens=lens, progress=progress, **options)
+                finally:
+                    progress.on_partial = sink
+                progress.check()
+                cache.put_explanation(key, expl)
+                full = prediction_record(prepared.probs, loaded.class_names)
+                cache.put_prediction(cache.prediction_key(path, model_id, policy, window), full, flush=False)
+                yield ("row", (row, full, True))
+            except Cancelled:
+                raise
+            except AlensError as exc:
+                failures += 1
+                yield ("failed", (row, str(exc)))
+        else:
+            yield ("row", (row, None, True))
+        progress.advance(1, f"explained {n + 1} of {len(items)}")
+    cache.flush()
+    return len(items) - failures, failures
+
+
+def _class_choice(request) -> dict:
+    if request.kind == "picked":
+        return {"classes": list(request.classes)}
+    if request.kind == "best_vs_worst":
+        return {"best_vs_worst": True}
+    return {"top_k": request.k, "with_lowest": request.with_lowest}
+
+
+def thumbnails_job(progress: Progress, items, size: int = 56):
+    """Small RGB thumbnails of ``(row, path)`` items (decoded here, never on the GUI thread)."""
+    from alens_gui.core.errors import AlensError
+    from alens_gui.core.geometry import resize_image
+    from alens_gui.core.images import load_image
+
+    for row, path in items:
+        progress.check()
+        try:
+            px = load_image(path).pixels
+        except AlensError:
+            continue
+        h, w = px.shape[:2]
+        s = size / max(h, w)
+        small = resize_image(px, (max(1, round(h * s)), max(1, round(w * s))))
+        yield ("thumb", (row, np.round(small * 255).astype(np.uint8)))
+    return None
+
+
+def cached_explanation_job(progress: Progress, cache, key, scale: ColorScale):
+    """An explanation from the cache, drawn (no model run)."""
+    progress.add_total(1)
+    yield ("status", "reading the cached explanation…")
+    expl = cache.explanation(key)
+    progress.advance(1)
+    return None if expl is None else (expl, render(expl, scale))
+
+
+def report_job(progress: Progress, path: str, items, settings):
+    """Write a PDF report of explanations and comparisons (``alens_gui.core.report``)."""
+    from alens_gui.core.report import write_report
+
+    yield ("status", f"writing {path}…")
+    return str(write_report(path, items, settings, progress=progress))

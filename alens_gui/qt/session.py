@@ -21,6 +21,8 @@ from PySide6.QtCore import QObject, Signal
 from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import AL
 
+from .gallery import GalleryModel
+
 _MISSING = object()
 #: The photographs scikit-image ships (the offline sample set); decoded only when chosen.
 SAMPLES = ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "cat")
@@ -168,7 +170,8 @@ class Session(QObject):
     read), ``explanation`` (maybe a partial estimate), ``rendered`` (the maps' colour
     images, prepared in a worker), ``mask_result``, ``activity``, ``stale`` (the settings
     changed since the maps were made), ``pinned`` and ``pinned_rendered`` (an explanation kept
-    for comparison, drawn with the current one's colour scale).
+    for comparison, drawn with the current one's colour scale), ``folder`` (the open folder;
+    its rows are :attr:`Session.gallery`).
     """
 
     model_request = Field(ModelRequest)
@@ -196,6 +199,7 @@ class Session(QObject):
     activity = Field(Activity)
     pinned = Field(None)
     pinned_rendered = Field(None)
+    folder = Field("")
 
     model_request_changed = Signal(object)
     model_changed = Signal(object)
@@ -222,11 +226,14 @@ class Session(QObject):
     activity_changed = Signal(object)
     pinned_changed = Signal(object)
     pinned_rendered_changed = Signal(object)
+    folder_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._values: dict[str, Any] = {}
         self._mask_undo: list[np.ndarray] = []
+        #: The open folder's rows (a Qt table model; updated one row at a time by the controller).
+        self.gallery = GalleryModel(self)
 
     @classmethod
     def fields(cls) -> list[str]:

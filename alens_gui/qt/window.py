@@ -46,6 +46,7 @@ from .controls.class_panel import PresetStore
 from .controls.view_panel import HoverRadius
 from .session import SAMPLES, ImageRequest, ModelRequest, Session
 from .views import CompareView, DistributionView, MapsView, ProbabilityView
+from .views.gallery import GalleryView
 from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
 
 MAX_RECENT = 10
@@ -88,7 +89,7 @@ class MainWindow(QMainWindow):
         wheel.install()
 
         self.session = Session(self)
-        self.controller = Controller(self.session, self, autorun=autorun)
+        self.controller = Controller(self.session, self, autorun=autorun, cache_dir=self.config_dir / "cache")
         self.notifications = NotificationArea()
         self.controller.notified.connect(self.notify)
         self._build_panels()
@@ -192,6 +193,16 @@ class MainWindow(QMainWindow):
                                        300)
         self.notes_dock = self._dock("Notifications", "notifications", self.notifications,
                                      Qt.DockWidgetArea.BottomDockWidgetArea, 0)
+        self.gallery = GalleryView(self.session)
+        self.gallery_dock = self._dock("Gallery", "gallery", self.gallery, Qt.DockWidgetArea.BottomDockWidgetArea, 0)
+        self.tabifyDockWidget(self.notes_dock, self.gallery_dock)
+        self.gallery_dock.hide()
+        g, c = self.gallery, self.controller
+        g.openRequested.connect(c.open_gallery_row)
+        g.compareRequested.connect(c.compare_rows)
+        g.explainAllRequested.connect(c.explain_all)
+        g.openFolderRequested.connect(self._open_folder_dialog)
+        g.reportRequested.connect(lambda: self._report_dialog("gallery"))
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
 
     def _show_comparison(self, pinned) -> None:
@@ -230,6 +241,9 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&File")
         self._action(m, "&Open image…", self._open_dialog, QKeySequence.StandardKey.Open)
         self.recent_menu = m.addMenu("Recent images")
+        self._action(m, "Open f&older…", self._open_folder_dialog, "Ctrl+Shift+F",
+                     "a gallery of every image in a folder: predictions, true labels, right and wrong")
+        self._action(m, "Open folder with &sub-folders…", lambda: self._open_folder_dialog(recursive=True))
         samples = m.addMenu("Sample photographs")
         for name in SAMPLES:
             self._action(samples, name, lambda n=name: self.open_sample(n))
@@ -244,6 +258,8 @@ class MainWindow(QMainWindow):
         self._action(m, "Export class &territory…", lambda: self._export_dialog("territory"))
         self._action(m, "Export raw maps (.&npz)…", lambda: self._export_dialog("npz"))
         self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison"))
+        self._action(m, "Export &report (PDF) of this image…", lambda: self._report_dialog("current"))
+        self._action(m, "Export report of the comparison…", lambda: self._report_dialog("comparison"))
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         m = mb.addMenu("&Run")
@@ -252,6 +268,8 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&View")
         self._action(m, "&Next class", lambda: self.step_class(1), "]")
         self._action(m, "&Previous class", lambda: self.step_class(-1), "[")
+        self._action(m, "Next image of the gallery", lambda: self.step_image(1), "PgDown")
+        self._action(m, "Previous image of the gallery", lambda: self.step_image(-1), "PgUp")
         self._action(m, "Toggle map &overlay", self.toggle_overlay, "O")
         self._action(m, "Toggle class &territory", self.toggle_territory, "T")
         self._action(m, "&Reset zoom", self.maps.reset_zoom, "0")
@@ -260,7 +278,7 @@ class MainWindow(QMainWindow):
                      "keep these maps; the next image is explained with the same class set and shown beside them")
         self._action(m, "&Unpin", self.controller.unpin, "Shift+P")
         m.addSeparator()
-        for dock in (self.setup_dock, self.inspect_dock, self.notes_dock):
+        for dock in (self.setup_dock, self.inspect_dock, self.notes_dock, self.gallery_dock):
             m.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Evaluate")
         self._action(m, "&Grid pointing game…", self._grid_game_dialog)
@@ -336,6 +354,40 @@ class MainWindow(QMainWindow):
         expl = self.session.explanation
         if expl is not None:
             self.session.selected = (self.session.selected + step) % expl.k
+
+    def step_image(self, step: int) -> None:
+        row = self.gallery.step(step)
+        if row is not None:
+            self.controller.open_gallery_row(row)
+
+    def open_folder(self, folder, recursive: bool = False):
+        """Show a folder's images in the gallery (listing, then predictions, in the background)."""
+        p = Path(str(folder)).expanduser()
+        if not p.is_dir():
+            self.notify(f"{p}: no such folder", "error")
+            return None
+        self.gallery_dock.show()
+        self.gallery_dock.raise_()
+        return self.controller.open_folder(str(p.resolve()), recursive)
+
+    def export_report(self, path, what: str = "current", rows: Sequence[int] = ()):
+        if self._check_target(str(path), (".pdf",)):
+            return self.controller.export_report(str(path), what, rows)
+        return None
+
+    def _open_folder_dialog(self, recursive: bool = False) -> None:
+        folder = dialogs.open_folder(self, "Open a folder of images")
+        if folder:
+            self.open_folder(folder, recursive)
+
+    def _report_dialog(self, what: str) -> None:
+        rows = self.gallery.selected_rows() if what == "gallery" else ()
+        if what == "gallery" and not rows:
+            self.notify("select the images to report in the gallery first", "warning")
+            return
+        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf")
+        if path:
+            self.export_report(path, what, rows)
 
     def toggle_overlay(self) -> None:
         v = self.session.view

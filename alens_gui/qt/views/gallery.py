@@ -1,0 +1,135 @@
+"""The gallery: a table of the open folder's images (thumbnail, file, true label, prediction, right or wrong).
+
+It sorts by any column (click a header; "right?" puts the wrong ones first) and filters by
+text, by right/wrong and by class. Double-click (or Enter) opens an image in the analysis
+view; two selected rows can be compared. The buttons ask the window for work through
+signals; the rows are the session's :class:`~alens_gui.qt.gallery.GalleryModel`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..gallery import THUMB, GalleryFilter
+from ..session import Session
+
+SHOW = (("all images", "all"), ("wrong only", "wrong"), ("right only", "right"), ("unlabelled", "unlabelled"))
+
+
+class GalleryView(QWidget):
+    """See the module docstring.
+
+    Signals
+    -------
+    openRequested(int)
+        A row (of the session's gallery model) to open in the analysis view.
+    compareRequested(int, int)
+    explainAllRequested()
+    reportRequested()
+    """
+
+    openRequested = Signal(int)
+    compareRequested = Signal(int, int)
+    explainAllRequested = Signal()
+    reportRequested = Signal()
+    openFolderRequested = Signal()
+
+    def __init__(self, session: Session, parent=None) -> None:
+        from PySide6.QtWidgets import QComboBox
+
+        super().__init__(parent)
+        self.session = session
+        self.proxy = GalleryFilter(self)
+        self.proxy.setSourceModel(session.gallery)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(QSize(THUMB, THUMB))
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 4)
+        self.table.verticalHeader().hide()
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
+        self.table.setColumnWidth(0, THUMB + 8)
+        self.table.setColumnWidth(1, 220)
+        self.table.setColumnWidth(2, 120)
+        self.table.setColumnWidth(3, 170)
+        self.table.setColumnWidth(4, 60)
+        self.table.doubleClicked.connect(lambda ix: self.openRequested.emit(self.proxy.mapToSource(ix).row()))
+        self.table.activated.connect(lambda ix: self.openRequested.emit(self.proxy.mapToSource(ix).row()))
+        self.title = QLabel("No folder open: File → Open folder…")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("filter by file or class…")
+        self.search.textChanged.connect(lambda t: self.proxy.set_filter(text=t))
+        self.show_combo = QComboBox()
+        for text, data in SHOW:
+            self.show_combo.addItem(text, data)
+        self.show_combo.currentIndexChanged.connect(lambda _i: self.proxy.set_filter(show=self.show_combo.currentData()))
+        open_button = QPushButton("Open folder…")
+        open_button.clicked.connect(self.openFolderRequested)
+        explain = QPushButton("Explain all")
+        explain.setToolTip("explain every image with the current settings in the background; results are cached")
+        explain.clicked.connect(self.explainAllRequested)
+        compare = QPushButton("Compare the two selected")
+        compare.clicked.connect(self._compare)
+        report = QPushButton("Report the selected…")
+        report.clicked.connect(self.reportRequested)
+        bar = QHBoxLayout()
+        bar.addWidget(open_button)
+        bar.addWidget(self.title, 1)
+        bar.addWidget(self.search)
+        bar.addWidget(self.show_combo)
+        bar.addWidget(explain)
+        bar.addWidget(compare)
+        bar.addWidget(report)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(bar)
+        lay.addWidget(self.table, 1)
+        session.gallery.modelReset.connect(self._on_reset)
+
+    def _on_reset(self) -> None:
+        g = self.session.gallery
+        n = len(g.rows)
+        labelled = sum(r.true_label is not None for r in g.rows)
+        self.title.setText(f"<b>{g.root.name if g.root else ''}</b>: {n} images"
+                           + (f", {labelled} with a true label" if labelled else ""))
+
+    def selected_rows(self) -> list[int]:
+        """Rows (of the session's gallery model) selected in the table, in table order."""
+        return [self.proxy.mapToSource(ix).row() for ix in self.table.selectionModel().selectedRows()]
+
+    def _compare(self) -> None:
+        rows = self.selected_rows()
+        if len(rows) == 2:
+            self.compareRequested.emit(rows[0], rows[1])
+        else:
+            self.title.setText("select exactly two images (Ctrl+click) to compare them")
+
+    def step(self, n: int) -> int | None:
+        """Move the selection ``n`` rows (in table order) and return the gallery row it lands on."""
+        count = self.proxy.rowCount()
+        if not count:
+            return None
+        cur = self.table.currentIndex()
+        r = 0 if not cur.isValid() else min(count - 1, max(0, cur.row() + n))
+        ix = self.proxy.index(r, 1)
+        self.table.setCurrentIndex(ix)
+        self.table.selectRow(r)
+        return self.proxy.mapToSource(ix).row()
+
+    def sort_wrong_first(self) -> None:
+        self.table.sortByColumn(5, Qt.SortOrder.AscendingOrder)
