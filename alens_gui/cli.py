@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--ig-steps", type=int, default=16, help="IG steps for both sides (default: %(default)s)")
     be.add_argument("--extra-ks", default="", help="also time grad_rollout (ViT) and feature_ablation against "
                     "a per-class loop for these class-set sizes, e.g. 1,4 (slow; default: off)")
+    be.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice); 1 gives "
+                    "steadier ratios on a machine shared with other work")
     be.set_defaults(func=cmd_bench)
 
     dr = sub.add_parser("doctor", help="versions, device, Qt platform plugins and a default-model check, "
@@ -260,10 +262,15 @@ def cmd_explain(args) -> int:
                     print(f"{name}: {info.name} {100 * done / total:.0f}% ({done:g}/{total:g})",
                           file=sys.stderr, flush=True)
 
+        def show_classes(prepared, name=Path(image).name):
+            chosen = ", ".join(f"{c} {explainer.class_names[c]} ({prepared.probs[c]:.3f})" for c in prepared.classes)
+            tqdm.write(f"{name}: classes {chosen}", file=sys.stderr)
+
         try:
             expl = explainer.explain(
                 image, info.name, classes=args.classes, top_k=args.top_k, with_lowest=args.with_lowest,
-                best_vs_worst=args.best_vs_worst, lens=lens, progress=Progress(tick), **img_opts, **options,
+                best_vs_worst=args.best_vs_worst, lens=lens, progress=Progress(tick), on_classes=show_classes,
+                **img_opts, **options,
             )
             if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
                 stem = f"{stem}_frame{args.frame}"  # frames of one file explained one by one keep apart
@@ -284,8 +291,14 @@ def cmd_explain(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .core.bench import format_other_rows, format_rows, lens_row, machine_description, run_bench
+    from .core.bench import api_row, format_other_rows, format_rows, lens_row, machine_description, run_bench
 
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise _Usage(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     loaded = load_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
@@ -302,7 +315,7 @@ def cmd_bench(args) -> int:
 
     rows = run_bench(loaded, methods, ks, args.repeats, args.ig_steps, report=show, extra_ks=extra_ks)
     print(format_rows(rows))
-    other = [lens_row(repeats=max(args.repeats, 5), device=loaded.device)]
+    other = [api_row(loaded, 4, args.repeats), lens_row(repeats=max(args.repeats, 5), device=loaded.device)]
     print()
     print(format_other_rows(other))
     return 0

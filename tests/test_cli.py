@@ -29,6 +29,8 @@ def test_explain_writes_npz_and_pngs(photo_files, tmp_path, capsys):
     rc = main(["explain", str(photo_files / "chelsea.png"), str(photo_files / "coffee.jpg"),
                "--method", "ixg", "--classes", "285,967", "--out", str(tmp_path)])
     assert rc == 0
+    err = capsys.readouterr().err
+    assert "chelsea.png: classes 285 Egyptian cat (0.7" in err and "coffee.jpg: classes 285 Egyptian cat" in err
     for stem, top in (("chelsea", 0), ("coffee", 1)):
         with np.load(tmp_path / f"{stem}.npz") as z:
             assert list(z["classes"]) == [285, 967]
@@ -181,6 +183,10 @@ def test_bench_prints_ratios(capsys):
     assert len(lens) == 1
     _, ours, peer, theirs, ratio = lens[0]
     assert "softmax" in peer and float(ratio) == pytest.approx(float(ours) / float(theirs), abs=0.01)
+    api = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| Explainer.explain(ixg, 4 classes)")]
+    assert len(api) == 1
+    _, ours, peer, theirs, ratio = api[0]
+    assert "captum InputXGradient" in peer and float(ratio) == pytest.approx(float(ours) / float(theirs), abs=0.01)
 
 
 class _SqrtNet(__import__("torch").nn.Module):

@@ -165,3 +165,66 @@ def test_explain_hands_out_partial_explanations(explainer, photos):
     assert len(seen) == 1 and seen[0].k == 2 and list(seen[0].classes) == list(e.classes)
     np.testing.assert_allclose(seen[0].distribution.sum(0), 1.0, atol=1e-5)
     assert not np.allclose(seen[0].base, e.base)  # an estimate from half the samples
+
+
+class _CountingForward:
+    """Counts the model's forward passes (and whether gradients were on) through a forward pre-hook."""
+
+    def __init__(self, model):
+        self.calls: list[bool] = []
+        self.handle = model.register_forward_pre_hook(lambda _m, _i: self.calls.append(torch.is_grad_enabled()))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+@pytest.mark.parametrize("method", ["ixg", "saliency", "guided_backprop", "gradcam", "layercam"])
+@pytest.mark.parametrize("request_kind", [{"top_k": 3}, {"classes": list(GRID_CLASSES)}, {"best_vs_worst": True}])
+def test_one_forward_pass_end_to_end(explainer, photos, method, request_kind):
+    """The class set comes from the logits of the method's own forward pass; the classes are
+    reported before the K backward passes run on that graph."""
+    from alens_gui.core.methods.cam import find_cam_layer
+    from alens_gui.core.progress import Progress
+
+    find_cam_layer(explainer.model, explainer.loaded.fit(photos["chelsea"])[2])  # the layer search is cached
+    events = []
+    progress = Progress(lambda done, total, msg: events.append(("backward", done, total)))
+    with _CountingForward(explainer.model) as fwd:
+        e = explainer.explain(photos["chelsea"], method=method, progress=progress,
+                              on_classes=lambda p: events.append(("classes", list(p.classes), p.probs)), **request_kind)
+    assert fwd.calls == [True]  # one forward pass, with gradients
+    assert events[0][0] == "classes" and events[0][1] == list(e.classes)
+    assert [ev[1] for ev in events[1:]] == list(range(1, e.k + 1)) and events[-1][2] == e.k
+    probs = explainer.predict(photos["chelsea"])  # a separate, gradient-free classification agrees
+    np.testing.assert_allclose(events[0][2], probs, atol=1e-5)
+    np.testing.assert_allclose(e.probs, probs[e.classes], atol=1e-5)
+    if "top_k" in request_kind:
+        assert list(e.classes) == list(np.argsort(-probs)[:3])
+
+
+def test_other_methods_classify_once_before_they_start(explainer, photos):
+    """IG runs the model on its path, never at the image: one plain forward pass picks the classes."""
+    seen = []
+    with _CountingForward(explainer.model) as fwd:
+        e = explainer.explain(photos["chelsea"], method="ig", top_k=2, steps=6, batch_size=3,
+                              on_classes=lambda p: seen.append(len(fwd.calls)))
+    assert fwd.calls == [False, True, True]  # the class set, then two batches of three steps
+    assert seen == [1] and e.k == 2
+
+
+def test_one_forward_and_two_calls_give_the_same_explanation(explainer, photos):
+    one = explainer.explain(photos["coffee"], method="ixg", top_k=2)
+    prepared = explainer.prepare(photos["coffee"], top_k=2)
+    two = explainer.explain_prepared(prepared, "ixg")
+    assert list(one.classes) == list(two.classes) == prepared.classes
+    np.testing.assert_allclose(one.probs, two.probs, atol=1e-6)
+    assert_maps_agree(one.base, two.base, max_rel_l2=1e-3, min_corr=0.99999)
+
+
+def test_a_bad_class_request_fails_before_the_model_runs(explainer, photos):
+    with _CountingForward(explainer.model) as fwd, pytest.raises(ClassSetError, match="k >= 2"):
+        explainer.explain(photos["chelsea"], method="ixg", top_k=1)
+    assert fwd.calls == []

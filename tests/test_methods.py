@@ -206,3 +206,15 @@ def test_register_your_own_method(monkeypatch, explainer, chelsea_input):
     torch.testing.assert_close(ours, -2.0 * ref)
     with pytest.raises(ValueError, match="registered twice"):
         register_method("ixg", "again")(negative_ixg)
+
+
+def test_train_flags_are_restored_module_by_module(smooth_cnn):
+    model, x = smooth_cnn
+    model.train()
+    model[0].eval()  # a user's own mix of modes
+    try:
+        maps = compute_base(model, x, [1, 2], "ixg")
+        assert maps.shape == (2, 3, 64, 64)
+        assert model.training and not model[0].training and model[2].training
+    finally:
+        model.eval()

@@ -19,7 +19,7 @@ from .explanation import Explanation
 from .geometry import Geometry
 from .images import load_image
 from .lens import AL, LensParams, preset
-from .methods.base import compute_base, get_method
+from .methods.base import PendingClasses, compute_base, get_method
 from .models import LoadedModel, load_model
 from .progress import Progress, ensure_progress
 
@@ -106,12 +106,21 @@ class Explainer:
         lens: LensParams | str | None = None,
         progress: Progress | None = None,
         on_partial=None,
+        on_classes=None,
         window=None,
         frame: int | None = None,
         include_identifiers: bool = False,
         **method_options,
     ) -> Explanation:
         """Explain an image for a class set with a base method and the lens.
+
+        One forward pass end to end: the model runs once at the image with gradients
+        enabled; the probabilities (and, for ``top_k`` / ``best_vs_worst``, the class set)
+        come from those logits, and the method's K backward passes run on the same graph
+        (methods marked ``shares_forward``: Saliency, Input × Gradient, Guided Backprop,
+        Grad-CAM, LayerCAM, Guided Grad-CAM). Other methods (IG, SmoothGrad, perturbation,
+        attention methods, ...) never run the model at the image itself with gradients, so
+        the class set costs them one plain forward pass first.
 
         Parameters
         ----------
@@ -126,6 +135,11 @@ class Explainer:
         on_partial : callable, optional
             Called with an :class:`Explanation` of the running estimate whenever the
             method has one (Integrated Gradients and SmoothGrad after each batch).
+        on_classes : callable, optional
+            Called once with a :class:`Prepared` (display image, geometry, probabilities
+            over all classes, the chosen classes) as soon as the forward pass has chosen
+            the class set, before the backward passes: a front end shows the classes
+            while the long part runs. Called from the computing thread.
         window : str, (center, width) or Window, optional
             The intensity window for data above 8 bits and DICOM: ``"auto"``, ``"full"``,
             ``"dicom"`` or ``"C,W"`` (see :func:`~alens_gui.core.images.load_image`).
@@ -137,11 +151,24 @@ class Explainer:
         **method_options
             Passed to the method (e.g. ``steps=32`` for IG).
         """
-        get_method(method).resolve_options(method_options)  # fail on bad options before any work
-        prepared = self.prepare(image, classes, top_k, with_lowest, best_vs_worst, window=window, frame=frame,
-                                include_identifiers=include_identifiers)
-        return self.explain_prepared(prepared, method, lens=lens, progress=progress, on_partial=on_partial,
-                                     **method_options)
+        info = get_method(method)
+        opts = info.resolve_options(method_options)  # bad options and class sets fail before any work
+        request = {"classes": classes, "top_k": top_k, "with_lowest": with_lowest, "best_vs_worst": best_vs_worst}
+        self.choose_classes(np.linspace(1.0, 0.0, self.loaded.num_classes), **request)
+        src = load_image(image, window=window, frame=frame)
+        display, geometry, x = self.loaded.fit(src.pixels)
+        source = src.provenance(include_identifiers)
+        found: dict[str, Prepared] = {}
+
+        def choose(logits: torch.Tensor) -> list[int]:
+            probs = self.loaded.softmax(logits)[0].cpu().numpy()
+            chosen = self.choose_classes(probs, **request)
+            found["prepared"] = Prepared(display, x, probs, chosen, geometry, source)
+            if on_classes is not None:
+                on_classes(found["prepared"])
+            return chosen
+
+        return self._run(x, PendingClasses(choose), found, info, opts, resolve_lens(lens), progress, on_partial)
 
     def prepare(
         self,
@@ -155,12 +182,13 @@ class Explainer:
         frame: int | None = None,
         include_identifiers: bool = False,
     ) -> Prepared:
-        """The first half of :meth:`explain`: read and window, resize, classify once, choose the class set.
+        """Read and window, resize, classify (one plain forward pass), choose the class set.
 
-        A front end can show the image and the chosen classes before the (long)
-        attribution run, then call :meth:`explain_prepared` without classifying again.
-        ``image`` may be an :class:`~alens_gui.core.images.ImageInput` the front end already
-        holds (read once, re-windowed without reading again).
+        With :meth:`explain_prepared` this is the two-call form of :meth:`explain`; it
+        costs one forward pass more than ``explain(..., on_classes=...)``, which also
+        shows the classes before the backward passes. ``image`` may be an
+        :class:`~alens_gui.core.images.ImageInput` the front end already holds (read once,
+        re-windowed without reading again).
         """
         src = load_image(image, window=window, frame=frame)
         display, geometry, x = self.loaded.fit(src.pixels)
@@ -178,23 +206,26 @@ class Explainer:
         on_partial=None,
         **method_options,
     ) -> Explanation:
-        """The second half of :meth:`explain`: run the method on a :class:`Prepared` input."""
-        progress = ensure_progress(progress)
+        """Run the method on a :class:`Prepared` input (see :meth:`prepare`)."""
         info = get_method(method)
         opts = info.resolve_options(method_options)
-        params = resolve_lens(lens)
-        x, cls = prepared.x, prepared.classes
+        return self._run(prepared.x, prepared.classes, {"prepared": prepared}, info, opts, resolve_lens(lens),
+                         progress, on_partial)
+
+    def _run(self, x, classes, found: dict, info, opts: dict, params: LensParams, progress, on_partial) -> Explanation:
+        """Run the method (``found["prepared"]`` is there once the class set is known) and lens it."""
+        progress = ensure_progress(progress)
         sink = progress.on_partial
         if on_partial is not None:
             def to_explanation(raw):
-                on_partial(self._build(prepared, raw.cpu().numpy(), params, info, opts, partial=True))
+                on_partial(self._build(found["prepared"], raw.cpu().numpy(), params, info, opts, partial=True))
 
             progress.on_partial = to_explanation
         try:
-            raw = compute_base(self.model, x, cls, info, progress, self.loaded.context(), **opts)
+            raw = compute_base(self.model, x, classes, info, progress, self.loaded.context(), **opts)
         finally:
             progress.on_partial = sink
-        return self._build(prepared, raw.cpu().numpy(), params, info, opts)
+        return self._build(found["prepared"], raw.cpu().numpy(), params, info, opts)
 
     def _build(self, prepared: Prepared, raw, params, info, options: dict, partial: bool = False) -> Explanation:
         all_probs, cls = prepared.probs, prepared.classes

@@ -1,8 +1,9 @@
 """``alens bench``: batched multi-class attribution vs captum called once per class.
 
 Speed is always reported as a ratio measured in the same run on the same input
-(SPEC section 5): median over repeats after a warm-up. Absolute times are printed with
-the machine they came from.
+(SPEC section 5): median over repeats after a warm-up, ours and the peer timed
+alternately so that a shared machine's slow moments fall on both sides. Absolute times
+are printed with the machine they came from.
 """
 
 from __future__ import annotations
@@ -49,16 +50,6 @@ def _captum_runner(name: str, model, x, ctx, ig_steps: int) -> Callable[[list[in
     raise KeyError(name)
 
 
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def run_bench(
     loaded,
     methods: Sequence[str] = ("ixg", "saliency", "gradcam", "ig"),
@@ -90,10 +81,10 @@ def run_bench(
         peer = _captum_runner(info.name, model, x, ctx, ig_steps)
         for k in ks:
             classes = order[:k]
-            ours = _median_time(
-                lambda cl=classes, i=info, o=opts: compute_base(model, x, cl, i, None, ctx, **o), repeats
+            ours, theirs = _paired_medians(
+                lambda cl=classes, i=info, o=opts: compute_base(model, x, cl, i, None, ctx, **o),
+                lambda cl=classes, p=peer: p(cl), repeats,
             )
-            theirs = _median_time(lambda cl=classes, p=peer: p(cl), repeats)
             row = {"method": info.name, "k": k, "ours_s": ours, "captum_s": theirs, "ratio": ours / theirs}
             rows.append(row)
             if report:
@@ -143,8 +134,8 @@ def extra_bench_rows(
         for k in ks:
             classes = order[:k]
             run = functools.partial(compute_base, model, xin, method=name, context=ctx, **opts)
-            ours = _median_time(functools.partial(run, classes), repeats)
-            naive = _median_time(lambda run=run, classes=classes: [run([c]) for c in classes], repeats)
+            ours, naive = _paired_medians(functools.partial(run, classes),
+                                          lambda run=run, classes=classes: [run([c]) for c in classes], repeats)
             row = {"method": label, "k": k, "ours_s": ours, "captum_s": naive, "ratio": ours / naive,
                    "peer": "per-class loop"}
             rows.append(row)
@@ -190,6 +181,31 @@ def lens_row(k: int = 10, size: int = 448, repeats: int = 5, device: torch.devic
                                                                        sync()), repeats)
     return {"what": f"lens refine(), K={k}, {size}x{size}, float32", "ours_s": ours,
             "peer": "3 x torch.softmax of the same tensor", "peer_s": peer, "ratio": ours / peer}
+
+
+def api_row(loaded, k: int = 4, repeats: int = 5, image=None, method: str = "ixg") -> dict:
+    """The whole API call vs captum: ``Explainer.explain(image, method, classes=<k classes>)``
+    against captum's ``InputXGradient`` called once per class on the same model input.
+
+    Ours includes everything a user gets: fitting the image, the one shared forward pass,
+    the K backward passes, the lens and the :class:`~.explanation.Explanation`; the peer
+    gets the already preprocessed input. The K classes are the image's top-k. The issue's
+    goal is a ratio of at most 0.75 for K = 4.
+    """
+    from captum.attr import InputXGradient
+
+    from .api import Explainer
+    from .images import sample_image
+
+    img = image if image is not None else sample_image("chelsea")
+    ex = Explainer(loaded)
+    x = loaded.fit(img)[2]
+    classes = torch.from_numpy(loaded.probabilities(x)).argsort(descending=True)[:k].tolist()
+    peer = InputXGradient(loaded.model.eval())
+    ours_s, peer_s = _paired_medians(lambda: ex.explain(img, method=method, classes=classes),
+                                     lambda: [peer.attribute(x.clone(), target=c) for c in classes], repeats)
+    return {"what": f"Explainer.explain({method}, {k} classes): image to lensed maps", "ours_s": ours_s,
+            "peer": "captum InputXGradient once per class", "peer_s": peer_s, "ratio": ours_s / peer_s}
 
 
 def format_other_rows(rows: Sequence[dict]) -> str:

@@ -134,21 +134,32 @@ class LoadedModel:
         img = self.model_image(image)
         return img, self.to_input(img)
 
-    @torch.no_grad()
-    def batch_probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax over all classes for a (B, 3, H, W) batch, as a (B, num_classes) tensor."""
-        with eval_and_frozen(self.model):
-            out = self.model(x.to(self.device))
-        if out.ndim != 2 or out.shape[-1] != self.num_classes:
+    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities from the model's (B, num_classes) logits, after checking them.
+
+        Raises
+        ------
+        ModelLoadError
+            For logits of the wrong shape, or NaN / infinite logits (broken weights).
+        """
+        if logits.ndim != 2 or logits.shape[-1] != self.num_classes:
             raise ModelLoadError(
-                f"the model returned outputs of shape {tuple(out.shape)}, but it has "
+                f"the model returned outputs of shape {tuple(logits.shape)}, but it has "
                 f"{self.num_classes} class names"
             )
-        if not torch.isfinite(out).all():
+        logits = logits.detach()
+        if not torch.isfinite(logits).all():
             raise ModelLoadError(
                 "the model returned NaN or infinite outputs for this image; its weights may be broken"
             )
-        return torch.softmax(out.float(), dim=-1)
+        return torch.softmax(logits.float(), dim=-1)
+
+    @torch.no_grad()
+    def batch_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax over all classes for a (B, 3, H, W) batch, as a (B, num_classes) tensor."""
+        with self.using(), eval_and_frozen(self.model):
+            out = self.model(x.to(self.device))
+        return self.softmax(out)
 
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
         """Softmax over all classes for a (1, 3, H, W) input, as a NumPy vector."""

@@ -186,11 +186,14 @@ class Controller(QObject):
     def _on_explain_yield(self, item) -> None:
         kind, payload = item
         s = self.session
+        if kind != "partial":
+            return self._on_status(item)
+        kind, payload = payload
         if kind == "classes":
             classes, names = payload
             s.activity = Activity(label=s.activity.label, done=s.activity.done, total=s.activity.total,
                                   message="explaining " + ", ".join(f"{c} {n}" for c, n in zip(classes, names)))
-        elif kind == "partial":
+        elif kind == "estimate":
             expl, rendered = payload
             if self._last_complete is None:
                 self._last_complete = (s.explanation, s.rendered)

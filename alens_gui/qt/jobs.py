@@ -161,9 +161,11 @@ def explain_job(
     progress: Progress, loaded, image, method: str, options: dict, request, lens,
     scale: ColorScale, tiles=(), policy: str = "stretch",
 ) -> Generator:
-    """Choose the class set, yield it, then compute the explanation and its colour images.
+    """Explain in one forward pass: the chosen classes, running estimates and the result reach the GUI.
 
-    Running estimates (IG, SmoothGrad) reach the GUI as ``("partial", (expl, rendered))``.
+    Partial payloads are tagged: ``("classes", (classes, names))`` as soon as the forward
+    pass has chosen them, ``("estimate", (expl, rendered))`` for running estimates (IG,
+    SmoothGrad).
     """
     from alens_gui.core.api import Explainer
     from alens_gui.core.errors import ClassSetError
@@ -175,25 +177,22 @@ def explain_job(
         if len(classes) < 2:
             raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
         choice = {"classes": classes}
-    elif request.kind == "picked":
-        choice = {"classes": list(request.classes)}
-    elif request.kind == "best_vs_worst":
-        choice = {"best_vs_worst": True}
     else:
-        choice = {"top_k": request.k, "with_lowest": request.with_lowest}
-    with using_model(loaded.model, progress):
-        loaded.resize = policy  # under the lock: every run on this model sets it the same way
-        prepared = ex.prepare(image, **choice)
-    yield ("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
-    progress.check()
+        choice = _class_choice(request)
+    yield ("status", "running the model…")
     relay = progress.on_partial
 
-    def partial(expl) -> None:
+    def send(kind, payload) -> None:
         if relay is not None:
-            relay((expl, render(expl, scale)))
+            relay((kind, payload))
+
+    def on_classes(prepared) -> None:
+        send("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
 
     with using_model(loaded.model, progress):
-        expl = ex.explain_prepared(prepared, method, lens=lens, progress=progress, on_partial=partial, **options)
+        loaded.resize = policy  # under the lock: every run on this model sets it the same way
+        expl = ex.explain(image, method, lens=lens, progress=progress, on_classes=on_classes,
+                          on_partial=lambda e: send("estimate", (e, render(e, scale))), **choice, **options)
     return expl, render(expl, scale)
 
 
@@ -405,6 +404,7 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
 
 
 def _class_choice(request) -> dict:
+    """The class-set keywords of ``Explainer.explain`` for a session's class request."""
     if request.kind == "picked":
         return {"classes": list(request.classes)}
     if request.kind == "best_vs_worst":

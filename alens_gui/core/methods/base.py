@@ -100,23 +100,66 @@ def cancellation_points(model: nn.Module, progress: Progress) -> Iterator[None]:
 
 @contextlib.contextmanager
 def eval_and_frozen(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode; restore the model's train/eval state afterwards."""
-    was_training = model.training
-    model.eval()
+    """Run in eval mode; restore every module's train/eval flag afterwards.
+
+    A model already in eval mode (the usual case) is left alone: switching a few hundred
+    modules twice per call is measurable next to one forward pass.
+    """
+    modules = list(model.modules())
+    flags = [m.training for m in modules]
+    if any(flags):
+        model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        if any(flags):
+            for m, flag in zip(modules, flags):
+                m.training = flag
+
+
+class PendingClasses:
+    """A class set chosen from the logits of the run's first forward pass at the input.
+
+    Pass one to :func:`compute_base` instead of a list to run one forward pass end to end:
+    ``choose(logits)`` receives the detached ``(1, N)`` logits of the model at the input
+    and returns the class list (it may also report them, e.g. to show the classes before
+    the backward passes). Methods marked ``shares_forward`` in the registry resolve it
+    from their own gradient-enabled forward pass at the input (in
+    :func:`class_gradients`), and then run their K backward passes on that very graph;
+    for every other method :func:`compute_base` runs one plain forward pass first.
+
+    Attributes
+    ----------
+    classes : list of int or None
+        The chosen classes, once resolved.
+    x : tensor or None
+        The input the logits must come from (set by :func:`compute_base`).
+    """
+
+    def __init__(self, choose: Callable[[torch.Tensor], Sequence[int]]) -> None:
+        self._choose = choose
+        self.classes: list[int] | None = None
+        self.x: torch.Tensor | None = None
+
+    def resolve(self, logits: torch.Tensor) -> list[int]:
+        """Choose the classes from ``logits`` (only the first call chooses)."""
+        if self.classes is None:
+            chosen = [int(c) for c in self._choose(logits.detach())]
+            if not chosen:
+                raise MethodError("no classes to explain")
+            self.classes = chosen
+        return self.classes
 
 
 def class_gradients(
     model: nn.Module,
     inputs: torch.Tensor,
-    classes: Sequence[int],
+    classes: Sequence[int] | PendingClasses,
     progress: Progress,
     *,
     wrt: Callable[[], torch.Tensor] | None = None,
     batch_size: int | None = None,
+    count: bool = False,
 ) -> torch.Tensor:
     """Gradients of K class logits, one forward pass and K backward passes per batch.
 
@@ -125,11 +168,16 @@ def class_gradients(
     inputs : tensor (B, C, H, W)
         A batch of inputs (e.g. IG interpolation steps, SmoothGrad samples); the
         gradient of each class logit summed over the batch is returned per sample.
+    classes : list of int or PendingClasses
+        A :class:`PendingClasses` is resolved from the logits of this forward pass,
+        which must then be at the run's own input.
     wrt : callable, optional
         Returns the tensor to differentiate with respect to, after the forward pass
         (e.g. a hooked activation for Grad-CAM). Defaults to the input.
     batch_size : int, optional
         Internal batching over B so memory stays bounded.
+    count : bool
+        Add the K backward passes to ``progress``'s total once K is known.
 
     Returns
     -------
@@ -143,6 +191,12 @@ def class_gradients(
         out = model(x)
         if out.ndim != 2:
             raise MethodError(f"the model must return logits of shape (batch, classes); got {tuple(out.shape)}")
+        if isinstance(classes, PendingClasses):
+            if inputs is not classes.x:
+                raise MethodError("internal error: a pending class set can only be chosen at the run's input")
+            classes = classes.resolve(out)
+        if count and start == 0:
+            progress.add_total(len(classes))
         target = wrt() if wrt is not None else x
         grads = []
         for i, c in enumerate(classes):
@@ -158,13 +212,17 @@ def class_gradients(
 def compute_base(
     model: nn.Module,
     x: torch.Tensor,
-    classes: Sequence[int],
+    classes: Sequence[int] | PendingClasses,
     method: str | MethodInfo = "ixg",
     progress: Progress | None = None,
     context: MethodContext | None = None,
     **options: Any,
 ) -> torch.Tensor:
     """Run a registered method for K classes on one input; return (K, C, H, W) maps.
+
+    ``classes`` may be a :class:`PendingClasses`, chosen from the logits of the run's
+    first forward pass at ``x`` (one forward pass end to end for ``shares_forward``
+    methods; one extra plain forward pass for the others).
 
     CAM-style maps are upsampled bilinearly to the input size. The model's lock
     (:func:`~..locking.using_model`) is held throughout, so another thread's method on the
@@ -178,9 +236,13 @@ def compute_base(
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[0] != 1:
         raise MethodError(f"expected one input of shape (1, C, H, W); got {tuple(x.shape)}")
-    classes = [int(c) for c in classes]
-    if not classes:
-        raise MethodError("no classes to explain")
+    pending = classes if isinstance(classes, PendingClasses) else None
+    if pending is None:
+        classes = [int(c) for c in classes]
+        if not classes:
+            raise MethodError("no classes to explain")
+    else:
+        pending.x = x
     if context is None:  # ImageNet normalisation unless the caller knows better
         context = MethodContext.for_normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), x.shape[1])
     from .vit import model_architecture
@@ -192,11 +254,18 @@ def compute_base(
                           f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
     with using_model(model, progress), eval_and_frozen(model), cancellation_points(model, progress):
         try:
+            if pending is not None and not info.shares_forward:
+                with torch.no_grad():  # the method needs its class set before it starts
+                    classes = pending.resolve(model(x))
             maps = info.fn(model, x, classes, progress, ctx=context, **opts)
         except (AlensError, Cancelled):
             raise
         except torch.OutOfMemoryError as exc:
             raise MethodError(f"{info.label} ran out of memory: {exc}; try fewer steps or a smaller batch") from exc
+    if pending is not None:
+        if pending.classes is None:
+            raise MethodError(f"internal error: {info.label} never chose its class set")
+        classes = pending.classes
     maps = maps.detach()
     if maps.ndim == 3:
         maps = maps.unsqueeze(1)

@@ -66,7 +66,7 @@ def _cam_gradients(model, x, classes, progress, layer: str):
 
     with hooks() as handles:
         handles.append(modules[name].register_forward_hook(keep))
-        grads = class_gradients(model, x, classes, progress, wrt=lambda: store["a"])[:, 0]
+        grads = class_gradients(model, x, classes, progress, wrt=lambda: store["a"], count=True)[:, 0]
     act = store["a"].detach()[0]
     if act.ndim == 2:  # ViT tokens (N, D): drop class/register tokens, reshape to (D, h, w)
         grads, act = tokens_to_grid(model, x, grads), tokens_to_grid(model, x, act)
@@ -76,7 +76,6 @@ def _cam_gradients(model, x, classes, progress, layer: str):
 
 
 def gradcam(model, x, classes, progress: Progress, ctx=None, layer=""):
-    progress.add_total(len(classes))
     return _gradcam(model, x, classes, progress, layer)
 
 
@@ -87,13 +86,11 @@ def _gradcam(model, x, classes, progress, layer):
 
 
 def layercam(model, x, classes, progress: Progress, ctx=None, layer=""):
-    progress.add_total(len(classes))
     grads, act = _cam_gradients(model, x, classes, progress, layer)
     return torch.relu((grads.clamp(min=0) * act).sum(dim=1, keepdim=True))
 
 
 def guided_gradcam(model, x, classes, progress: Progress, ctx=None, layer=""):
-    progress.add_total(2 * len(classes))
     cam = _gradcam(model, x, classes, progress, layer)
     cam = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return guided_gradients(model, x, classes, progress) * cam

@@ -33,14 +33,12 @@ def baseline_for(x: torch.Tensor, kind: str, ctx) -> torch.Tensor:
 
 
 def saliency(model, x, classes, progress: Progress, ctx=None, abs: bool = True):
-    progress.add_total(len(classes))
-    g = class_gradients(model, x, classes, progress)[:, 0]
+    g = class_gradients(model, x, classes, progress, count=True)[:, 0]
     return g.abs() if abs else g
 
 
 def input_x_gradient(model, x, classes, progress: Progress, ctx=None):
-    progress.add_total(len(classes))
-    g = class_gradients(model, x, classes, progress)[:, 0]
+    g = class_gradients(model, x, classes, progress, count=True)[:, 0]
     return g * x
 
 
@@ -108,11 +106,10 @@ def guided_gradients(model: nn.Module, x: torch.Tensor, classes: Sequence[int], 
             # A forward hook wrapping the output works for reused and in-place modules,
             # where module backward hooks do not.
             handles.append(m.register_forward_hook(lambda _m, _i, out: _GuidedGrad.apply(out)))
-        return class_gradients(model, x, classes, progress)[:, 0]
+        return class_gradients(model, x, classes, progress, count=True)[:, 0]
 
 
 def guided_backprop(model, x, classes, progress: Progress, ctx=None):
-    progress.add_total(len(classes))
     return guided_gradients(model, x, classes, progress)
 
 

@@ -69,6 +69,10 @@ class MethodInfo:
     architectures: tuple[str, ...] = ("cnn", "vit")
     options: dict[str, Option] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    #: The method's work starts with a gradient-enabled forward pass at the input, whose
+    #: logits also choose the class set (:class:`~.base.PendingClasses`): one forward pass
+    #: end to end. Other methods get one plain forward pass for the class set first.
+    shares_forward: bool = False
 
     @property
     def fn(self) -> Callable[..., Any]:
@@ -102,6 +106,7 @@ def _declare(
     architectures: Sequence[str] = ("cnn", "vit"),
     options: dict[str, Option] | None = None,
     aliases: Sequence[str] = (),
+    shares_forward: bool = False,
 ) -> MethodInfo:
     if name in _REGISTRY or name in _ALIASES:
         raise ValueError(f"method {name!r} registered twice (or as another method's alias)")
@@ -109,7 +114,7 @@ def _declare(
     if clash:
         raise ValueError(f"alias {clash[0]!r} of method {name!r} is already taken")
     info = MethodInfo(name, label, impl, description, family, tuple(architectures), dict(options or {}),
-                      tuple(aliases))
+                      tuple(aliases), shares_forward)
     _REGISTRY[name] = info
     for a in aliases:
         _ALIASES[a] = name
@@ -179,12 +184,14 @@ _declare(
     description="Gradient of the class logit w.r.t. the input (Simonyan et al.).",
     options={"abs": Option(True, "take |gradient| (captum's default)")},
     aliases=("gradient", "grad"),
+    shares_forward=True,
 )
 
 _declare(
     "ixg", "Input × Gradient", "gradient:input_x_gradient",
     description="Input times the gradient of the class logit (Shrikumar et al.).",
     aliases=("input_x_gradient", "inputxgradient"),
+    shares_forward=True,
 )
 
 _declare(
@@ -215,6 +222,7 @@ _declare(
     description="Gradient with negative signals zeroed at every ReLU (Springenberg et al.).",
     architectures=("cnn",),
     aliases=("gbp", "guided_backpropagation"),
+    shares_forward=True,
 )
 
 _declare(
@@ -276,18 +284,21 @@ _declare(
     "gradcam", "Grad-CAM", "cam:gradcam",
     description="Feature maps weighted by their spatially averaged gradients, ReLU (Selvaraju et al.).",
     family="cam", architectures=("cnn", "vit"), options=dict(_LAYER_OPT), aliases=("grad_cam",),
+    shares_forward=True,
 )
 
 _declare(
     "layercam", "LayerCAM", "cam:layercam",
     description="Feature maps weighted element-wise by their positive gradients, ReLU (Jiang et al.).",
     family="cam", architectures=("cnn", "vit"), options=dict(_LAYER_OPT), aliases=("layer_cam",),
+    shares_forward=True,
 )
 
 _declare(
     "guided_gradcam", "Guided Grad-CAM", "cam:guided_gradcam",
     description="Guided Backprop multiplied by the upsampled Grad-CAM map.",
     family="gradient", architectures=("cnn",), options=dict(_LAYER_OPT), aliases=("guided_grad_cam",),
+    shares_forward=True,
 )
 
 _declare(
