@@ -60,8 +60,14 @@ def main() -> int:
     pump(app, 1.0)
     print(f"window {win.width()}x{win.height()}, {s.explanation.k} classes explained", flush=True)
 
-    # 1. the wheel over both control columns changes nothing
+    # 1. the wheel over both control columns changes nothing, and the columns scroll instead
+    from PySide6.QtWidgets import QScrollArea
+
     before, expl = settings(s), s.explanation
+    bars = [(d.widget() if isinstance(d.widget(), QScrollArea) else d.widget().findChild(QScrollArea)).verticalScrollBar()
+            for d in (win.setup_dock, win.inspect_dock)]
+    for bar in bars:
+        bar.setValue(0)
     for dock in (win.setup_dock, win.inspect_dock):
         area = dock.widget()
         for fy in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
@@ -78,8 +84,10 @@ def main() -> int:
             pump(app, 0.05)
     pump(app, 1.0)
     assert settings(s) == before, f"the wheel changed the settings: {before} -> {settings(s)}"
+    scrolled = [(b.value(), b.maximum()) for b in bars]
+    assert all(v > 0 for v, m in scrolled if m > 0) and any(m > 0 for _v, m in scrolled), scrolled
     assert s.explanation is expl and not c.runner.busy("lens"), "the wheel re-lensed the maps"
-    print("wheel over every control column: nothing changed", flush=True)
+    print(f"wheel over every control column: nothing changed; the columns scrolled {scrolled}", flush=True)
 
     # 2. hover over a refined map reads the distribution there
     tile = win.maps.map_tiles("refined")[0]

@@ -46,12 +46,7 @@ def test_the_wheel_never_changes_a_control_that_has_no_focus(make_window, qtbot)
         wheel(w, 3)
     assert [value_of(w) for w in controls] == before
     assert win.session.lens == lens and win.session.view == view and win.session.explanation is expl
-    # the column under the mouse scrolls instead
-    setup_scroll = win.setup_dock.widget().findChild(QScrollArea)
-    setup_scroll.verticalScrollBar().setValue(0)
-    if setup_scroll.verticalScrollBar().maximum() > 0:
-        wheel(win.method_panel.combo, -2)
-        assert setup_scroll.verticalScrollBar().value() > 0
+    # (that the column scrolls instead is checked with a real mouse: test_real_window.py)
     # a focused control does take the wheel (the user clicked into it)
     win.lens_panel.tau.setFocus()
     qtbot.waitUntil(win.lens_panel.tau.hasFocus, timeout=2000)
