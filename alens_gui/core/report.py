@@ -26,7 +26,7 @@ import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class Comparison:
         return np.asarray(self.second.probs, dtype=np.float64) - np.asarray(self.first.probs, dtype=np.float64)
 
 
-ReportItem = Union[Explanation, Comparison, Failure]
+ReportItem = Explanation | Comparison | Failure
 
 
 def check_comparable(a: Explanation, b: Explanation) -> None:
@@ -691,7 +691,7 @@ def _fill_summary(rep: _Report, text: _Lines, offset: int) -> None:
         text.heading("Contents")
         text.row([(0.06, "#", 0), (0.1, "input", 0), (0.55, "top class (p) / comparison", 0), (0.9, "page", 0)],
                  bold=True)
-        for n, (kind, name, detail, page) in enumerate(images, 1):
+        for n, (_kind, name, detail, page) in enumerate(images, 1):
             text.row([(0.06, str(n), 0), (0.1, name, 62), (0.55, detail, 48), (0.9, str(page + 1 + offset), 0)])
     if rep.failures:
         text.heading(f"Could not be explained ({len(rep.failures)})")

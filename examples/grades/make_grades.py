@@ -59,13 +59,22 @@ def to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=-1)
 
 
+def _gradenet():
+    """The architecture class from gradenet.py beside this script (as ``--arch`` loads it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gradenet", Path(__file__).resolve().with_name("gradenet.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GradeNet
+
+
 def train(seed: int = 0, per_grade: int = 80, max_epochs: int = 12, log=print):
     """Train a GradeNet on single-grade images until it is right on 98 % of them; returns the model."""
     import torch
     from torch import nn
 
-    from gradenet import GradeNet
-
+    GradeNet = _gradenet()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     x = np.stack([to_rgb(texture(g, SIZE, SIZE, rng)) for g in range(len(PERIODS)) for _ in range(per_grade)])
@@ -152,7 +161,6 @@ def write_all(out: Path, seed: int = 0, log=print) -> dict[str, Path]:
     """Train and write every file the walk-through uses; returns their paths by role."""
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # gradenet.py beside this file
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model = train(seed, log=log)
