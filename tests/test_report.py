@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -229,3 +230,23 @@ def test_cli_report_ctrl_c_leaves_no_file(photo_dir, tmp_path, monkeypatch, caps
                str(tmp_path / "r.pdf")])
     assert rc == 130 and "alens: interrupted" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_written_files_get_ordinary_permissions(tmp_path):
+    """Files are written to a private temporary file and renamed: the result must not stay private."""
+    import os
+
+    from alens_gui.core.explanation import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write(tmp_path / "a.bin", lambda f: f.write(b"x"))
+        assert p.stat().st_mode & 0o777 == 0o644
+        os.chmod(p, 0o640)  # rewriting keeps a file's own permissions
+        atomic_write(p, lambda f: f.write(b"y"))
+        assert p.stat().st_mode & 0o777 == 0o640 and p.read_bytes() == b"y"
+        os.umask(0o077)
+        assert atomic_write(tmp_path / "b.bin", lambda f: f.write(b"x")).stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

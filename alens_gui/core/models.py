@@ -35,6 +35,7 @@ import importlib.util
 import inspect
 import json
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,7 +436,9 @@ def _load_checkpoint(p: Path, arch: str | None, pretrained_names: list[str] | No
         raise ModelLoadError(f"{p.name}: the checkpoint file is empty")
     if _is_torchscript(p):
         try:
-            model = torch.jit.load(str(p), map_location="cpu")
+            with warnings.catch_warnings():  # torch >= 2.10 calls TorchScript deprecated; its files still load
+                warnings.simplefilter("ignore", FutureWarning)
+                model = torch.jit.load(str(p), map_location="cpu")
         except Exception as exc:
             raise ModelLoadError(f"{p.name}: TorchScript file could not be loaded ({exc})") from exc
         meta = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (224, 224)}

@@ -471,6 +471,11 @@ def _class_rows(fig, expls: Sequence[Explanation], drawn: Sequence[dict], idx: S
     per_class = 2 * len(expls)
     ncols = per_class * pairs_per_row
     nrows = math.ceil(len(idx) / pairs_per_row)
+    # rows as high as the maps need (titles included), so that a short class set stays at the top
+    h, w = expls[0].shape
+    panel_w = 0.88 * PAGE_SIZE[0] / ncols * 0.72  # a colour bar and spacing take the rest
+    row_h = (panel_w * h / w + 0.5) / PAGE_SIZE[1]
+    bottom = max(bottom, top - nrows * row_h)
     gs = fig.add_gridspec(max(nrows, 1), ncols, left=0.04, right=0.92, top=top, bottom=bottom,
                           wspace=0.5, hspace=0.4)
     method = expls[0].method_label or expls[0].method
@@ -614,7 +619,7 @@ def _settings_lines(rep: _Report) -> list[tuple[str, str]]:
     lens = s.lens or (first.lens if first is not None else None)
     if lens is not None:
         out.append(("Lens", lens.describe() + f", reduce={lens.reduce}"))
-    out.append(("Intensity window", s.window or "as each page says (auto for >8-bit images, dicom for DICOM)"))
+    out.append(("Intensity window", s.window or "as each page says, where an image has one"))
     sc = s.scale
     out.append(("Colour scale", f"limits per {sc.scope}, {sc.percentile:g}th percentile of |values|, gamma {sc.gamma:g}, "
                                 f"opacity {s.opacity:g}; diverging (blue < 0 < red) for signed maps"))
