@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -145,19 +146,23 @@ def test_torchscript_needs_no_arch_and_gives_the_same_maps(grades, tmp_path, cap
 
 @needs_dicom
 def test_dicom_copies_are_windowed_and_localised(grades, tmp_path):
-    """12-bit DICOM copies (a VOI window in the tags): read through the window, the same grades show."""
+    """12-bit DICOM copies with a VOI window in the tags: read through it, they are the PNGs' pictures."""
     _, files, pngs = grades
     dcms = [p.with_suffix(".dcm") for p in pngs]
-    rc = main(["explain", *map(str, dcms), "--model", str(files["checkpoint"]), "--arch", GRADENET,
-               "--labels", str(files["labels"]), "--classes", CLASSES, "--method", "gradcam",
-               "--out", str(tmp_path), "--no-png"])
-    assert rc == 0
+    model = ["--model", str(files["checkpoint"]), "--arch", GRADENET, "--labels", str(files["labels"]),
+             "--classes", CLASSES, "--method", "gradcam", "--no-png"]
+    assert main(["explain", *map(str, dcms), *model, "--out", str(tmp_path)]) == 0
+    assert main(["explain", str(pngs[0]), *model, "--out", str(tmp_path / "png")]) == 0
     for dcm in dcms:
         left, right = sides(dcm.stem)
         with np.load(tmp_path / f"{dcm.stem}.npz") as z:
-            refined = z["refined"]
-            assert float(np.nanmax(z["image"])) > 0.8  # windowed, not read at 1/16 brightness
-            assert "DOE" not in str(z["source"]) if "source" in z.files else True
+            refined, image, meta = z["refined"], z["image"], json.loads(str(z["meta"]))
+        window = meta["source"]["window"]
+        assert window["mode"] == "dicom" and (window["center"], window["width"]) == (1600, 1600)
+        assert "DOE" not in json.dumps(meta) and "4711" not in json.dumps(meta)
+        if dcm.stem == pngs[0].stem:  # the windowed 12-bit values are the 8-bit PNG's picture
+            with np.load(tmp_path / "png" / f"{pngs[0].stem}.npz") as z:
+                assert np.abs(image - z["image"]).max() < 0.01
         assert half_fraction(refined, left, True) >= 0.85 and half_fraction(refined, right, False) >= 0.85
 
 

@@ -62,7 +62,7 @@ def shared_scale(expls: Sequence[Explanation], scale: ColorScale | None = None) 
     return scale.limits(base, refined), any(e.signed for e in expls)
 
 
-def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool) -> None:
+def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool):
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
 
@@ -71,6 +71,7 @@ def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool) -> None:
     sm = ScalarMappable(norm=Normalize(lo, hi), cmap=ListedColormap(table))
     cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
     cb.ax.tick_params(labelsize=7)
+    return cb
 
 
 def territory_legend(fig, ax, expl: Explanation, **placement) -> None:
