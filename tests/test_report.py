@@ -51,7 +51,7 @@ def test_report_pages_settings_and_failures(tmp_path, explainer, expls):
     assert len(pages) == 3  # summary, the image, the comparison (a failure gets a line, not a page)
     first = pages[0]
     assert "Settings and provenance" in first
-    assert re.search(r"Inputs\s+3 input\(s\): 1 explained, 1 comparison\(s\), 1 failed", first)
+    assert re.search(r"Inputs\s+4 input\(s\): 1 explained, 1 comparison\(s\), 1 failed", first)
     assert "EfficientNet-Lite0" in first and "Input × Gradient" in first and "classes 285,967,281" in first
     assert re.search(r"Lens\s+1/t=\{1, 5, 100\}, tau=0", first) and re.search(r"Intensity window\s+auto", first)
     assert re.search(r"torch \d+\.\d+", first) and re.search(r"Date\s+\d{4}-\d\d-\d\d", first)
@@ -198,6 +198,7 @@ def test_cli_report_compare(photo_dir, tmp_path):
     # the first image's top-2 is the class set of both
     assert "Egyptian cat" in pages[1] and "tiger cat" in pages[1] and "espresso" not in pages[1]
     assert "top-2 of each image; shared by both images" in pages[0]
+    assert re.search(r"Inputs\s+2 input\(s\): 1 comparison\(s\), 0 failed", pages[0])
 
 
 def test_cli_report_usage_errors(photo_dir, tmp_path, capsys):

@@ -39,6 +39,7 @@ from .progress import Progress, ensure_progress
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Explainer
     from .lensparams import LensParams
+    from .models import LoadedModel
 
 #: A4 portrait, inches.
 PAGE_SIZE = (8.27, 11.69)
@@ -155,9 +156,14 @@ class ReportSettings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def for_explainer(cls, explainer: Explainer, **fields) -> ReportSettings:
-        """Settings with the model's provenance, input and device filled in from ``explainer``."""
-        lm = explainer.loaded
+    def for_explainer(cls, explainer: Explainer | LoadedModel, **fields) -> ReportSettings:
+        """Settings with the model's provenance, input and device filled in.
+
+        ``explainer`` is an :class:`~alens_gui.core.api.Explainer` or the
+        :class:`~alens_gui.core.models.LoadedModel` it wraps; ``fields`` set the rest
+        (e.g. the GUI's ``scale`` and ``opacity``, ``class_request``, ``window``).
+        """
+        lm = getattr(explainer, "loaded", explainer)
         h, w = lm.input_size
         fields.setdefault("model", dict(getattr(lm, "provenance", None) or {"name": lm.name}))
         fields.setdefault("model_input", f"{h} x {w}, mean {_nums(lm.mean)}, std {_nums(lm.std)}")
@@ -603,13 +609,12 @@ def _settings_lines(rep: _Report) -> list[tuple[str, str]]:
 
     s, first = rep.s, rep.first
     model = dict(s.model)
-    n_in = s.inputs if s.inputs is not None else len(rep.rows)
     explained = sum(1 for r in rep.rows if r[0] == "image")
     compared = sum(1 for r in rep.rows if r[0] == "compare")
-    counts = f"{n_in} input(s): {explained} explained"
-    if compared:
-        counts += f", {compared} comparison(s)"
-    counts += f", {len(rep.failures)} failed"
+    n_in = s.inputs if s.inputs is not None else explained + 2 * compared + len(rep.failures)
+    parts = ([f"{explained} explained"] if explained or not compared else []) + (
+        [f"{compared} comparison(s)"] if compared else []) + [f"{len(rep.failures)} failed"]
+    counts = f"{n_in} input(s): " + ", ".join(parts)
     out = [("Date", f"{rep.date:%Y-%m-%d %H:%M:%S %Z}"), ("Inputs", counts)]
     name = model.pop("name", None) or (first.model_name if first is not None else "")
     out.append(("Model", name or "(unknown)"))
