@@ -26,8 +26,6 @@ from alens_gui.cli import main
 GRADES = Path(__file__).resolve().parents[1] / "examples" / "grades"
 GRADENET = f"{GRADES / 'gradenet.py'}:GradeNet"
 CLASSES = "grade 1, grade 2, grade 3, grade 4"
-HAS_DICOM = importlib.util.find_spec("alens_gui.core.dicom") is not None
-needs_dicom = pytest.mark.skipif(not HAS_DICOM, reason="this build reads no DICOM yet (alens_gui.core.dicom)")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +142,6 @@ def test_torchscript_needs_no_arch_and_gives_the_same_maps(grades, tmp_path, cap
     assert "TorchScript model" in capsys.readouterr().err
 
 
-@needs_dicom
 def test_dicom_copies_are_windowed_and_localised(grades, tmp_path):
     """12-bit DICOM copies with a VOI window in the tags: read through it, they are the PNGs' pictures."""
     _, files, pngs = grades
@@ -166,7 +163,6 @@ def test_dicom_copies_are_windowed_and_localised(grades, tmp_path):
         assert half_fraction(refined, left, True) >= 0.85 and half_fraction(refined, right, False) >= 0.85
 
 
-@needs_dicom
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) is not installed")
 def test_dicom_identifiers_stay_out_of_the_report_unless_asked(grades, tmp_path):
     mg, files, pngs = grades
