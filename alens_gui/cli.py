@@ -1,4 +1,4 @@
-"""``alens``: the headless front door (explain, methods, bench, evaluate).
+"""``alens``: the headless front door (explain, report, methods, bench, evaluate).
 
 Every user error ends as one line on stderr (``alens: error: ...``) and a non-zero
 exit status; a batch over many images processes every readable image and reports the
@@ -106,13 +106,36 @@ def expand_inputs(items, recursive: bool = False, exclude: Path | None = None) -
     return paths, output_stems(paths, root), errors
 
 
+def _size(text: str) -> tuple[int, int]:
+    vals = _floats(text.lower().replace("x", ","))
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or any(v < 1 or v != int(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected a size like 224 or 256,192 (height,width); got {text!r}")
+    return int(vals[0]), int(vals[1])
+
+
+def _three(text: str) -> tuple[float, ...]:
+    vals = _floats(text)
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3:
+        raise argparse.ArgumentTypeError(f"expected one number or three (R,G,B); got {text!r}")
+    return vals
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The model options shared by every sub-command that loads a model."""
     g = p.add_argument_group("model")
     g.add_argument("--model", default="default",
                    help="default | torchvision:NAME | timm:NAME | PATH to a checkpoint (default: %(default)s)")
-    g.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME or torchvision:NAME)")
+    g.add_argument("--arch", help="architecture of a state-dict checkpoint: timm:NAME, torchvision:NAME, or your own "
+                                  "as FILE.py:NAME or module:NAME (a class or function; it runs, so trust the file)")
     g.add_argument("--labels", help="class names: a text file (one per line) or JSON")
+    g.add_argument("--input-size", type=_size, metavar="H[,W]",
+                   help="the model's input size (default: the model's own, else 224)")
+    g.add_argument("--mean", type=_three, metavar="M[,M,M]", help="input normalisation mean (default: the model's own)")
+    g.add_argument("--std", type=_three, metavar="S[,S,S]", help="input normalisation std (default: the model's own)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     g.add_argument("--no-pretrained", action="store_true", help="random weights for torchvision/timm names")
     g.add_argument("--resize", choices=("stretch", "center-crop"), default="stretch",
@@ -124,7 +147,45 @@ def load_from_args(args):
     from .core.models import load_model
 
     return load_model(args.model, arch=args.arch, labels=args.labels, device=args.device,
-                      pretrained=not args.no_pretrained, resize=getattr(args, "resize", "stretch"))
+                      pretrained=not args.no_pretrained, resize=getattr(args, "resize", "stretch"),
+                      input_size=getattr(args, "input_size", None), mean=getattr(args, "mean", None),
+                      std=getattr(args, "std", None))
+
+
+def add_class_set_arguments(p: argparse.ArgumentParser) -> None:
+    """How the class set is chosen (explain, report)."""
+    g = p.add_argument_group("class set")
+    cs = g.add_mutually_exclusive_group()
+    cs.add_argument("--classes", help="the class set: indices or names, comma-separated (e.g. 285,967)")
+    cs.add_argument("--top-k", type=int, help="the K most probable classes (default 3)")
+    cs.add_argument("--best-vs-worst", action="store_true", help="the most and the least probable class")
+    cs.add_argument("--class-preset", metavar="NAME",
+                    help="a named class set saved in the GUI (or in --class-presets FILE)")
+    g.add_argument("--with-lowest", action="store_true", help="with --top-k: add the least probable class")
+    g.add_argument("--class-presets", metavar="FILE",
+                   help='named class sets as JSON {"name": [indices or names]} (default: the GUI\'s own)')
+
+
+def class_request(args, class_names) -> tuple[dict, str]:
+    """The class-set keywords for :meth:`Explainer.explain` and a description for reports."""
+    from .core.classsets import class_preset
+
+    if args.with_lowest and args.top_k is None:
+        raise _Usage("--with-lowest goes with --top-k")
+    if args.class_presets and not args.class_preset:
+        raise _Usage("--class-presets goes with --class-preset NAME")
+    if args.class_preset:
+        classes = class_preset(args.class_preset, class_names, args.class_presets)
+        names = ", ".join(class_names[c] for c in classes)
+        return {"classes": classes}, f"preset {args.class_preset!r}: {names}"
+    if args.classes:
+        return {"classes": args.classes}, f"classes {args.classes}"
+    if args.best_vs_worst:
+        return {"best_vs_worst": True}, "best vs worst (most and least probable class of each image)"
+    k = args.top_k or 3
+    lowest = " + the least probable" if args.with_lowest else ""
+    return ({"top_k": args.top_k, "with_lowest": args.with_lowest},
+            f"top-{k}{lowest} of each image")
 
 
 def add_lens_arguments(p: argparse.ArgumentParser) -> None:
@@ -162,15 +223,29 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
     ex.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
                     help="a method option, e.g. -O steps=32 -O baseline=blurred (repeatable)")
-    cs = ex.add_mutually_exclusive_group()
-    cs.add_argument("--classes", help="the class set: indices or names, comma-separated (e.g. 285,967)")
-    cs.add_argument("--top-k", type=int, help="the K most probable classes (default 3)")
-    cs.add_argument("--best-vs-worst", action="store_true", help="the most and the least probable class")
-    ex.add_argument("--with-lowest", action="store_true", help="with --top-k: add the least probable class")
+    add_class_set_arguments(ex)
     add_lens_arguments(ex)
     ex.add_argument("--out", required=True, help="output folder")
     ex.add_argument("--no-png", action="store_true", help="write only the .npz maps")
     ex.set_defaults(func=cmd_explain)
+
+    rp = sub.add_parser("report", help="explain images and write one PDF report (settings, then a page per image)")
+    rp.add_argument("images", nargs="+", metavar="INPUT", help="image files or folders of images")
+    add_input_arguments(rp)
+    add_model_arguments(rp)
+    rp.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
+    rp.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                    help="a method option, e.g. -O steps=32 (repeatable)")
+    add_class_set_arguments(rp)
+    add_lens_arguments(rp)
+    rp.add_argument("--compare", action="store_true",
+                    help="two inputs side by side on one page (one class set: --classes/--class-preset, "
+                         "else the first image's top-k)")
+    rp.add_argument("--title", default="Attribution Lens report", help="the report's title")
+    rp.add_argument("--full-resolution", action="store_true",
+                    help="embed images and maps at their own resolution (larger file; default: 150 dpi)")
+    rp.add_argument("--out", required=True, help="the PDF file to write")
+    rp.set_defaults(func=cmd_report)
 
     me = sub.add_parser("methods", help="list the attribution methods")
     me.set_defaults(func=cmd_methods)
@@ -240,6 +315,7 @@ def cmd_explain(args) -> int:
         print(f"wrote 0 of 0 image(s) to {out}", file=sys.stderr)
         return EXIT_ERROR
     explainer = Explainer(load_from_args(args))
+    request, _ = class_request(args, explainer.class_names)
     img_opts = image_options(args)
     bad = 0
     bar = tqdm(list(zip(images, stems)), unit="image", disable=None, file=sys.stderr)
@@ -267,11 +343,8 @@ def cmd_explain(args) -> int:
             tqdm.write(f"{name}: classes {chosen}", file=sys.stderr)
 
         try:
-            expl = explainer.explain(
-                image, info.name, classes=args.classes, top_k=args.top_k, with_lowest=args.with_lowest,
-                best_vs_worst=args.best_vs_worst, lens=lens, progress=Progress(tick), on_classes=show_classes,
-                **img_opts, **options,
-            )
+            expl = explainer.explain(image, info.name, lens=lens, progress=Progress(tick), on_classes=show_classes,
+                                     **request, **img_opts, **options)
             if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
                 stem = f"{stem}_frame{args.frame}"  # frames of one file explained one by one keep apart
             expl.to_npz(out / f"{stem}.npz")
@@ -288,6 +361,112 @@ def cmd_explain(args) -> int:
     done = len(images) - bad
     print(f"wrote {done} of {len(images)} image(s) to {out}", file=sys.stderr)
     return EXIT_ERROR if failures else 0
+
+
+# -- inputs of `report` ---------------------------------------------------------------------
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """How inputs are found and read (report): folders, intensity window, frame, identifiers."""
+    p.add_argument("--recursive", "-r", action="store_true", help="also take the images in sub-folders of a folder")
+    add_image_arguments(p)
+
+
+def report_inputs(args) -> tuple[list[Path], list]:
+    """Files and folders -> (image paths in order, a Failure for each folder that gives none)."""
+    from .core.report import Failure
+
+    paths, _, errors = expand_inputs(args.images, args.recursive)
+    return paths, [Failure(msg.split(": ", 1)[0], msg) for msg in errors]
+
+
+def report_window(args) -> str:
+    """The intensity window asked for, as the report's first page records it."""
+    win = getattr(args, "window", None)
+    if win is None:
+        return "default: auto (0.5-99.5 percentile) above 8 bits, the file's own for DICOM; each page says which"
+    return (win if isinstance(win, str) else win.describe()) + "; each page says which"
+
+
+def cmd_report(args) -> int:
+    import itertools
+
+    from tqdm import tqdm
+
+    from .core.api import Explainer
+    from .core.methods import get_method
+    from .core.progress import Progress
+    from .core.report import Failure, ReportSettings, explain_inputs, write_report
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise _Usage(f"--out {out} is a folder: give the PDF file to write, e.g. {out / 'report.pdf'}")
+    if out.suffix.lower() != ".pdf":
+        raise _Usage(f"--out must name a .pdf file; got {out.name}")
+    info = get_method(args.method)
+    options = dict(args.option)
+    info.resolve_options(options)
+    lens = lens_from_args(args)
+    inputs, failures = report_inputs(args)
+    if args.compare and (len(inputs) != 2 or failures):
+        raise _Usage(f"--compare needs exactly two images; got {len(inputs)}")
+    explainer = Explainer(load_from_args(args))
+    request, described = class_request(args, explainer.class_names)
+    img_opts = image_options(args)
+    settings = ReportSettings.for_explainer(
+        explainer, title=args.title, class_request=described + ("; shared by both images" if args.compare else ""),
+        window=report_window(args), inputs=len(inputs) + len(failures), method=info.name, method_label=info.label,
+        method_options=options, lens=lens, include_identifiers=bool(img_opts.get("include_identifiers")),
+        full_resolution=args.full_resolution,
+    )
+    total = 1 if args.compare else len(inputs) + len(failures)
+    bar = tqdm(total=total, unit="page" if args.compare else "image", disable=None, file=sys.stderr)
+    plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    shown = {"tenth": -1}
+
+    def tick(done, total_, msg):
+        bar.n = done
+        bar.set_postfix_str(msg, refresh=False)
+        bar.refresh()
+        if plain and total_:  # no terminal (a log, a pipe): one line every 10 %
+            tenth = int(10 * done / total_)
+            if tenth > shown["tenth"]:
+                shown["tenth"] = tenth
+                print(f"report: {done:g} of {total_:g} done ({msg})", file=sys.stderr, flush=True)
+
+    progress = Progress(tick)
+    bad = [f.message for f in failures]
+
+    def counted(items):
+        for item in items:
+            if isinstance(item, Failure):
+                bad.append(item.message)
+                tqdm.write(f"alens: error: {item.message}", file=sys.stderr)
+            yield item
+
+    kwargs = dict(image_options=img_opts, lens=lens, progress=progress, **options)
+    if args.compare:
+        items = counted(_compare_items(explainer, inputs, info.name, request, kwargs))
+    else:
+        items = itertools.chain(failures, counted(explain_inputs(explainer, inputs, info.name, **request, **kwargs)))
+    try:
+        write_report(out, items, settings, progress, total=total)
+    finally:
+        bar.close()
+    n_in = len(inputs) + len(failures)
+    print(f"wrote {out}: {n_in - len(bad)} of {n_in} input(s) explained"
+          + (f", {len(bad)} listed as failed" if bad else ""), file=sys.stderr)
+    return EXIT_ERROR if bad else 0
+
+
+def _compare_items(explainer, inputs, method, request, kwargs):
+    """One comparison: the first image chooses the class set (unless given), the second shares it."""
+    from .core.report import Comparison, explain_inputs
+
+    first = next(explain_inputs(explainer, inputs[:1], method, **request, **kwargs))
+    if not hasattr(first, "classes"):
+        yield first
+        return
+    second = next(explain_inputs(explainer, inputs[1:], method, classes=[int(c) for c in first.classes], **kwargs))
+    yield Comparison(first, second) if hasattr(second, "classes") else second
 
 
 def cmd_bench(args) -> int:

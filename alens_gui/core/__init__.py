@@ -30,6 +30,9 @@ _EXPORTS = {
     "MethodError": "errors",
     "ModelLoadError": "errors",
     "WindowError": "errors",
+    "ReportError": "errors",
+    "ReportSettings": "report",
+    "write_report": "report",
 }
 
 __all__ = sorted(_EXPORTS)

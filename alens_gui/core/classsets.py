@@ -1,8 +1,11 @@
-"""Class-set strategies (SPEC section 1): predefined, top-k (+ lowest), best-vs-worst."""
+"""Class-set strategies (SPEC section 1): predefined, top-k (+ lowest), best-vs-worst, named presets."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -72,3 +75,84 @@ def best_vs_worst(probs) -> list[int]:
         raise ClassSetError("best-vs-worst needs a model with at least two classes")
     order = np.argsort(-p, kind="stable")  # same tie-breaking as top_k
     return [int(order[0]), int(order[-1])]
+
+
+# -- named class sets ("presets") ---------------------------------------------------
+#: The file the GUI keeps its named class sets in, inside its config folder.
+PRESETS_FILE = "class_presets.json"
+#: The names the GUI registers with Qt, which decide its config folder.
+APP_ORG, APP_NAME = "alens", "Attribution Lens Studio"
+
+
+def default_presets_path() -> Path:
+    """Where the GUI keeps its named class sets, found without Qt.
+
+    The same folder as Qt's ``QStandardPaths.AppConfigLocation`` for this program:
+    ``$XDG_CONFIG_HOME`` (default ``~/.config``) on Linux, ``~/Library/Preferences`` on
+    macOS, ``%LOCALAPPDATA%`` on Windows, each followed by ``alens/Attribution Lens Studio``.
+    """
+    if sys.platform == "win32":
+        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Preferences"
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME", "")
+        root = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
+    return root / APP_ORG / APP_NAME / PRESETS_FILE
+
+
+def load_class_presets(path: str | os.PathLike | None = None) -> dict[str, list]:
+    """Named class sets from a JSON file ``{"name": [class indices or names]}``.
+
+    Parameters
+    ----------
+    path : path, optional
+        The file; default the GUI's own store (:func:`default_presets_path`), so a set
+        saved in the GUI is at hand on the command line.
+    """
+    import json
+
+    p = Path(path) if path is not None else default_presets_path()
+    if not p.is_file():
+        where = "the GUI has saved none yet" if path is None else "no such file"
+        raise ClassSetError(f"class presets {p.name}: {where} ({p})")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClassSetError(f"class presets {p.name}: cannot be read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ClassSetError(f"class presets {p.name}: invalid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in v)
+        for v in data.values()
+    ):
+        raise ClassSetError(f'class presets {p.name}: expected {{"name": [classes, ...]}} with indices or names')
+    return {str(k): list(v) for k, v in data.items()}
+
+
+def class_preset(
+    name: str, class_names: Sequence[str], path: str | os.PathLike | None = None
+) -> list[int]:
+    """The classes of the preset called ``name`` (exact, else case-insensitive match).
+
+    Entries may be class indices or class names (matched case-insensitively).
+    """
+    presets = load_class_presets(path)
+    if name in presets:
+        items = presets[name]
+    else:
+        folded = {k.casefold(): v for k, v in presets.items()}
+        if name.casefold() not in folded:
+            known = ", ".join(repr(k) for k in sorted(presets)) or "none"
+            raise ClassSetError(f"no class preset named {name!r} (saved presets: {known})")
+        items = folded[name.casefold()]
+    lookup = {n.lower(): i for i, n in enumerate(class_names)}
+    out = []
+    for item in items:
+        if isinstance(item, int):
+            out.append(item)
+        elif item.strip().lower() in lookup:
+            out.append(lookup[item.strip().lower()])
+        else:
+            raise ClassSetError(f"class preset {name!r}: this model has no class named {item!r}")
+    return validate_classes(out, len(class_names))

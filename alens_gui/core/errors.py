@@ -40,6 +40,10 @@ class MethodError(AlensError):
     """An attribution method is unknown, misconfigured or unsupported for a model."""
 
 
+class ReportError(AlensError):
+    """A report cannot be written as asked (nothing to report, unlike explanations compared)."""
+
+
 class Cancelled(AlensError):
     """The user cancelled a running computation."""
 

@@ -324,6 +324,20 @@ class Explanation:
         return buf.getvalue()
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it.
 
@@ -335,6 +349,11 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        # mkstemp's files are private (0600); the result gets what open() would have given it
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+        except OSError:
+            pass
         os.replace(tmp, path)
     except BaseException:
         try:

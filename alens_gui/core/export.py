@@ -20,16 +20,20 @@ from .explanation import Explanation, atomic_write
 FORMATS = ("png", "svg", "pdf")
 
 
-def panels(expl: Explanation, scale: ColorScale | None = None, opacity: float = 0.75) -> dict:
+def panels(expl: Explanation, scale: ColorScale | None = None, opacity: float = 0.75, *,
+           limits: tuple | None = None, signed: bool | None = None) -> dict:
     """The images a view shows for an explanation, as float RGB arrays in [0, 1].
 
     Keys: ``"base"`` and ``"refined"`` (lists of K overlays), ``"limits"`` ((K,), (K,)),
     ``"signed"``, ``"territory"`` (the class-territory overlay). Views and exporters draw
     exactly these (the views through the same lookup tables, see :mod:`.colors`).
+
+    ``limits`` and ``signed`` override the explanation's own (see :func:`shared_scale`:
+    two explanations side by side share one colour scale).
     """
     scale = scale or ColorScale()
-    signed = expl.signed
-    blim, rlim = scale.limits(expl.base, expl.refined)
+    signed = expl.signed if signed is None else bool(signed)
+    blim, rlim = scale.limits(expl.base, expl.refined) if limits is None else limits
     under = backdrop(expl.image)
     labels, strength = expl.territory()
     return {
@@ -41,7 +45,24 @@ def panels(expl: Explanation, scale: ColorScale | None = None, opacity: float = 
     }
 
 
-def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool) -> None:
+def shared_scale(expls: Sequence[Explanation], scale: ColorScale | None = None) -> tuple[tuple, bool]:
+    """``(limits, signed)`` for explanations shown side by side with one colour scale.
+
+    The limits follow ``scale``'s scope and percentile over the maps of *all* the
+    explanations (class by class for ``scope="class"``), so the same colour means the
+    same value in each; pass them to :func:`panels`. The class sets must have one size.
+    """
+    scale = scale or ColorScale()
+    ks = {e.k for e in expls}
+    if len(ks) != 1:
+        raise ValueError(f"explanations shown together need class sets of one size; got {sorted(ks)}")
+    k = ks.pop()
+    base = np.concatenate([e.base.reshape(k, -1) for e in expls], axis=1)
+    refined = np.concatenate([e.refined.reshape(k, -1) for e in expls], axis=1)
+    return scale.limits(base, refined), any(e.signed for e in expls)
+
+
+def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool):
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
 
@@ -50,16 +71,23 @@ def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool) -> None:
     sm = ScalarMappable(norm=Normalize(lo, hi), cmap=ListedColormap(table))
     cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
     cb.ax.tick_params(labelsize=7)
+    return cb
 
 
-def territory_legend(fig, ax, expl: Explanation) -> None:
-    """A legend of the class colours (with probabilities) beside a territory panel."""
+def territory_legend(fig, ax, expl: Explanation, **placement) -> None:
+    """A legend of the class colours (with probabilities) beside a territory panel.
+
+    ``placement`` overrides matplotlib legend keywords (``loc``, ``bbox_to_anchor``,
+    ``ncol``, ...); by default the legend sits to the right of ``ax``.
+    """
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=np.array(class_color(i)) / 255.0, label=f"{expl.class_names[i]} ({expl.probs[i]:.2f})")
                for i in range(expl.k)]
     handles.append(Patch(facecolor=(0.8, 0.8, 0.8), label="no class above chance"))
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+    kwargs = {"loc": "center left", "bbox_to_anchor": (1.02, 0.5), "fontsize": 7, "frameon": False}
+    kwargs.update(placement)
+    ax.legend(handles=handles, **kwargs)
 
 
 def render_figure(

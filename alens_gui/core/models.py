@@ -15,13 +15,27 @@ Specs
     :class:`ModelLoadError` saying what to do (``pretrained=False`` gives random weights).
 ``PATH``
     A TorchScript file, or a state dict (``.pt``, ``.pth``, ``.safetensors``) together
-    with ``arch`` (``timm:NAME``, ``torchvision:NAME`` or a bare timm/torchvision name).
-    Checkpoints are always read with ``torch.load(..., weights_only=True)``.
+    with ``arch``: ``timm:NAME``, ``torchvision:NAME``, a bare timm/torchvision name, or
+    your own architecture as ``FILE.py:NAME`` or ``package.module:NAME`` (a class or a
+    function that returns the module; called with ``num_classes=`` when it takes it).
+    Checkpoints are always read with ``torch.load(..., weights_only=True)``; an
+    architecture file is Python code and runs, so name only files you trust.
+
+A model may declare its own preprocessing as attributes ``input_size`` ((h, w)),
+``mean`` and ``std`` (3 values each); they are used unless the caller gives others.
+Each :class:`LoadedModel` keeps a ``provenance`` record (file names and SHA-256 of the
+checkpoint, architecture file and labels) for reports.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import inspect
 import json
+import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +86,8 @@ class LoadedModel:
     resize: str = "stretch"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     architecture: str = "cnn"
+    #: Where the model came from: spec, checkpoint / architecture / labels file names and SHA-256.
+    provenance: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -289,6 +305,8 @@ def _build_arch(arch: str, pretrained: bool, num_classes: int | None = None):
         return _timm_model(arch[5:], pretrained, num_classes)
     if arch.startswith("torchvision:"):
         return _torchvision_model(arch[12:], pretrained, num_classes)
+    if ":" in arch:
+        return _user_model(arch, num_classes)
     import timm
     import torchvision.models as tvm
 
@@ -296,7 +314,91 @@ def _build_arch(arch: str, pretrained: bool, num_classes: int | None = None):
         return _torchvision_model(arch, pretrained, num_classes)
     if arch in timm.list_models():
         return _timm_model(arch, pretrained, num_classes)
-    raise ModelLoadError(f"unknown architecture {arch!r}: use timm:NAME or torchvision:NAME")
+    raise ModelLoadError(
+        f"unknown architecture {arch!r}: use timm:NAME, torchvision:NAME, FILE.py:NAME or module:NAME"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
+def _user_factory(arch: str):
+    """The class or function named by ``FILE.py:NAME`` or ``package.module:NAME``."""
+    where, _, attr = arch.rpartition(":")  # rpartition: a Windows path has a colon after its drive
+    if not where or not attr.isidentifier():
+        raise ModelLoadError(f"architecture {arch!r}: expected FILE.py:NAME or module:NAME")
+    if where.endswith(".py"):
+        path = Path(where).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"architecture file {path.name}: no such file")
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        modname = f"_alens_arch_{path.stem}_{digest}"
+        module = sys.modules.get(modname)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(modname, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = module  # dataclasses and pickling look the module up by name
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[modname]
+                raise ModelLoadError(f"architecture file {path.name} could not be run: {_first_line(exc)}") from exc
+        label = path.name
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise ModelLoadError(f"architecture module {where!r} could not be imported: {_first_line(exc)}") from exc
+        label = where
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ModelLoadError(f"{label} has no class or function named {attr!r}")
+    return factory, f"{label}:{attr}"
+
+
+def _user_model(arch: str, num_classes: int | None):
+    factory, label = _user_factory(arch)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_n = "num_classes" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    try:
+        model = factory(num_classes=num_classes) if takes_n and num_classes is not None else factory()
+    except Exception as exc:
+        raise ModelLoadError(f"{label} could not build the model: {_first_line(exc)}") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"{label} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model, {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (224, 224)}
+
+
+def declared_preprocessing(model: nn.Module) -> dict:
+    """``input_size``, ``mean`` and ``std`` a model declares as attributes (checked), else ``{}``."""
+    out = {}
+    for key, n in (("input_size", 2), ("mean", 3), ("std", 3)):
+        value = getattr(model, key, None)
+        if value is None:
+            continue
+        try:
+            vals = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ModelLoadError(f"the model's {key} attribute must be {n} numbers; got {value!r}") from None
+        if len(vals) != n or (key == "input_size" and any(v < 1 or v != int(v) for v in vals)) or (
+                key == "std" and any(v <= 0 for v in vals)):
+            raise ModelLoadError(f"the model's {key} attribute must be {n} valid numbers; got {value!r}")
+        out[key] = tuple(int(v) for v in vals) if key == "input_size" else vals
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _is_torchscript(p: Path) -> bool:
@@ -345,10 +447,15 @@ def _load_checkpoint(p: Path, arch: str | None, pretrained_names: list[str] | No
         raise ModelLoadError(f"{p.name}: the checkpoint file is empty")
     if _is_torchscript(p):
         try:
-            model = torch.jit.load(str(p), map_location="cpu")
+            with warnings.catch_warnings():  # torch >= 2.10 calls TorchScript deprecated; its files still load
+                warnings.simplefilter("ignore", FutureWarning)
+                model = torch.jit.load(str(p), map_location="cpu")
         except Exception as exc:
             raise ModelLoadError(f"{p.name}: TorchScript file could not be loaded ({exc})") from exc
-        meta = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": tuple(input_size or (224, 224))}
+        meta = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (224, 224)}
+        meta.update(declared_preprocessing(model))
+        if input_size:
+            meta["input_size"] = tuple(input_size)
         return model, meta, None
     if not arch:
         raise ModelLoadError(
@@ -364,6 +471,7 @@ def _load_checkpoint(p: Path, arch: str | None, pretrained_names: list[str] | No
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = "; ".join(lines[1:3])[:300]
         raise ModelLoadError(f"{p.name} does not fit architecture {arch}: {detail}") from exc
+    meta.update(declared_preprocessing(model))
     if input_size:
         meta["input_size"] = tuple(input_size)
     return model, meta, n
@@ -402,7 +510,7 @@ def load_model(
                 f"unknown model {spec!r}: use default, timm:NAME, torchvision:NAME or a checkpoint file"
             )
         model, meta, _ = _load_checkpoint(p, arch, label_names, input_size)
-        name = p.name + (f" ({arch})" if arch else " (TorchScript)")
+        name = p.name + (f" ({_arch_label(arch)})" if arch else " (TorchScript)")
     model.eval()
     try:
         model.to(dev)
@@ -428,7 +536,37 @@ def load_model(
             f"the labels file has {len(names)} class names but the model has {out_dim} outputs"
         )
     loaded.class_names = list(names)
+    loaded.provenance = _provenance(spec, arch, labels, name, pretrained)
     return loaded
+
+
+def _arch_label(arch: str) -> str:
+    """``arch`` without the folders of an architecture file (a name for captions)."""
+    where, sep, attr = arch.rpartition(":")
+    if sep and where.endswith(".py"):
+        return f"{Path(where).name}:{attr}"
+    return arch
+
+
+def _provenance(spec: str, arch: str | None, labels, name: str, pretrained: bool) -> dict:
+    """File names (never folders) and SHA-256 of what a model was loaded from."""
+    out: dict = {"name": name, "spec": spec if not Path(spec).expanduser().exists() else Path(spec).name}
+    p = Path(spec).expanduser()
+    if p.is_file():
+        out["checkpoint"] = p.name
+        out["checkpoint_sha256"] = file_sha256(p)
+        out["checkpoint_kind"] = "state dict" if arch else "TorchScript"
+    elif spec.startswith(("timm:", "torchvision:")):
+        out["weights"] = "pretrained" if pretrained else "random"
+    if arch:
+        out["arch"] = _arch_label(arch)
+        where = arch.rpartition(":")[0]
+        if where.endswith(".py") and Path(where).expanduser().is_file():
+            out["arch_sha256"] = file_sha256(Path(where).expanduser())
+    if labels:
+        out["labels"] = Path(labels).name
+        out["labels_sha256"] = file_sha256(labels)
+    return out
 
 
 def _architecture_kind(model: nn.Module) -> str:

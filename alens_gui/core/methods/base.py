@@ -262,6 +262,14 @@ def compute_base(
             raise
         except torch.OutOfMemoryError as exc:
             raise MethodError(f"{info.label} ran out of memory: {exc}; try fewer steps or a smaller batch") from exc
+        except RuntimeError as exc:
+            if isinstance(model, torch.jit.ScriptModule) and "ScriptModule" in str(exc):
+                raise MethodError(
+                    f"{info.label} needs hooks on the model's layers, which a TorchScript model does not "
+                    "offer: use a gradient method (saliency, ixg, ig, smoothgrad) or load the state dict "
+                    "with its architecture (--arch)"
+                ) from exc
+            raise
     if pending is not None:
         if pending.classes is None:
             raise MethodError(f"internal error: {info.label} never chose its class set")
