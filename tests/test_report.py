@@ -251,3 +251,25 @@ def test_written_files_get_ordinary_permissions(tmp_path):
         assert atomic_write(tmp_path / "b.bin", lambda f: f.write(b"x")).stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_explain_inputs_lists_failures_and_stops_on_cancel(explainer, photo_dir):
+    import threading
+
+    from alens_gui.core.explanation import Explanation
+    from alens_gui.core.report import explain_inputs
+
+    items = list(explain_inputs(explainer, [photo_dir / "chelsea.png", photo_dir / "broken.png"], "ixg", top_k=2))
+    assert isinstance(items[0], Explanation) and list(items[0].classes) == [285, 282]
+    assert isinstance(items[1], Failure) and items[1].name == "broken.png" and "not an image" in items[1].message
+    progress = Progress()
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        next(explain_inputs(explainer, [photo_dir / "chelsea.png"], "ixg", progress=progress))
+    # a cancel reaches a running explanation (IG with 4000 steps runs for minutes)
+    progress = Progress()
+    timer = threading.Timer(1.0, progress.cancel)
+    timer.start()
+    with pytest.raises(Cancelled):
+        next(explain_inputs(explainer, [photo_dir / "chelsea.png"], "ig", progress=progress, top_k=2, steps=4000))
+    timer.cancel()
