@@ -1,9 +1,11 @@
-"""``alens evaluate grid|insertion|deletion|sanity``: the benchmarks on the command line.
+"""``alens evaluate grid|insertion|deletion|perturbation|sanity|lens-choice``: the benchmarks on the command line.
 
-Prints a Markdown table on stdout, progress bars on stderr, and optionally writes every
+Prints Markdown tables on stdout, progress bars on stderr, and optionally writes every
 number as JSON (``--json``) and the figures as PNGs (``--plots``). Lens options take
 comma-separated lists and are swept (their cartesian product); the first combination is
-the one reported as "AL".
+the one reported as "AL". ``perturbation`` runs insertion and deletion on the same maps
+(one JSON file with both); ``lens-choice`` reads result JSON files and ranks the lens
+variants over all the benchmarks they hold.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PROTOCOLS = ("grid", "insertion", "deletion", "sanity")
+PROTOCOLS = ("grid", "insertion", "deletion", "perturbation", "sanity", "lens-choice")
 
 
 def _list_of(choices):
@@ -52,6 +54,12 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="a method option, e.g. -O ig.steps=16 (repeatable)")
     p.add_argument("--steps", type=int, default=None,
                    help="insertion/deletion: curve steps (default 16); sanity: randomization steps (default 8)")
+    p.add_argument("--class-sets", type=_list_of(("top2", "tiles")), default=("top2", "tiles"),
+                   help="sanity: class sets, first one reported first (default: top2,tiles)")
+    p.add_argument("--paper", action="store_true",
+                   help="print the first paper's ResNet-50 numbers next to ours, with averages over the "
+                        "methods both report")
+    p.add_argument("--inputs", nargs="+", metavar="FILE", help="lens-choice: result JSON files to combine")
     p.add_argument("--json", metavar="FILE", help="write every number to FILE as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the figures as PNGs into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -87,6 +95,32 @@ class _Bar:
         self.bar.close()
 
 
+def _lens_choice(args) -> int:
+    import json
+
+    from .cli import _Usage
+    from .core.evaluation.report import lens_choice_table
+
+    if not args.inputs:
+        raise _Usage("lens-choice needs --inputs FILE ... (JSON files written by alens evaluate --json)")
+    by: dict[str, dict] = {}
+    for name in args.inputs:
+        try:
+            data = json.loads(Path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _Usage(f"{name}: cannot read results: {exc}") from None
+        parts = [data] if "_meta" in data else [v for v in data.values() if isinstance(v, dict) and "_meta" in v]
+        if not parts:
+            raise _Usage(f"{name}: not a results file of alens evaluate")
+        for part in parts:
+            by[part["_meta"]["protocol"]] = part
+    try:
+        print(lens_choice_table(by), flush=True)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .cli import _Usage, load_from_args
     from .core.evaluation import (
@@ -101,6 +135,10 @@ def cmd_evaluate(args) -> int:
     from .core.evaluation.common import resolve_methods, split_options
     from .core.progress import Progress
 
+    if args.protocol == "lens-choice":
+        return _lens_choice(args)
+    if args.inputs:
+        raise _Usage("--inputs applies to lens-choice only")
     n = args.n if args.n is not None else (2 if args.protocol == "sanity" else 8)
     if n < 1:
         raise _Usage(f"--n must be at least 1; got {n}")
@@ -125,17 +163,21 @@ def cmd_evaluate(args) -> int:
         if args.protocol == "grid":
             results = run_grid_game(loaded, names, n, args.seed, **common)
         elif args.protocol == "sanity":
-            results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, **common)
+            results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, class_sets=args.class_sets,
+                                 **common)
         else:
-            results = run_perturbation(loaded, names, n, args.seed, modes=(args.protocol,),
-                                       steps=args.steps or 16, **common)[args.protocol]
+            modes = ("insertion", "deletion") if args.protocol == "perturbation" else (args.protocol,)
+            both = run_perturbation(loaded, names, n, args.seed, modes=modes, steps=args.steps or 16, **common)
+            results = both if args.protocol == "perturbation" else both[args.protocol]
     finally:
         bar.close()
-    print(format_markdown(results), flush=True)
+    parts = list(results.values()) if args.protocol == "perturbation" else [results]
+    print("\n\n".join(format_markdown(r, paper=args.paper) for r in parts), flush=True)
     if args.json:
         path = write_json(results, args.json)
         print(f"wrote {path}", file=sys.stderr)
     if args.plots:
-        for path in save_plots(results, args.plots):
-            print(f"wrote {path}", file=sys.stderr)
+        for r in parts:
+            for path in save_plots(r, args.plots):
+                print(f"wrote {path}", file=sys.stderr)
     return 0
