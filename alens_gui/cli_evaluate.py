@@ -5,7 +5,8 @@ number as JSON (``--json``) and the figures as PNGs (``--plots``). Lens options 
 comma-separated lists and are swept (their cartesian product); the first combination is
 the one reported as "AL". ``perturbation`` runs insertion and deletion on the same maps
 (one JSON file with both); ``lens-choice`` reads result JSON files and ranks the lens
-variants over all the benchmarks they hold.
+variants over all the benchmarks they hold; ``report`` prints the tables of result JSON
+files again, optionally with another lens variant as "AL" (``--al``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PROTOCOLS = ("grid", "insertion", "deletion", "perturbation", "sanity", "lens-choice")
+PROTOCOLS = ("grid", "insertion", "deletion", "perturbation", "sanity", "lens-choice", "report")
 
 
 def _list_of(choices):
@@ -59,7 +60,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true",
                    help="print the first paper's ResNet-50 numbers next to ours, with averages over the "
                         "methods both report")
-    p.add_argument("--inputs", nargs="+", metavar="FILE", help="lens-choice: result JSON files to combine")
+    p.add_argument("--inputs", nargs="+", metavar="FILE", help="lens-choice, report: result JSON files to read")
+    p.add_argument("--al", metavar="VARIANT", help="report: the lens variant shown as AL, e.g. al/none/abs")
     p.add_argument("--json", metavar="FILE", help="write every number to FILE as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the figures as PNGs into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -95,15 +97,15 @@ class _Bar:
         self.bar.close()
 
 
-def _lens_choice(args) -> int:
+def _read_results(args) -> list[dict]:
+    """Every results dict in the ``--inputs`` JSON files (a perturbation file holds two)."""
     import json
 
     from .cli import _Usage
-    from .core.evaluation.report import lens_choice_table
 
     if not args.inputs:
-        raise _Usage("lens-choice needs --inputs FILE ... (JSON files written by alens evaluate --json)")
-    by: dict[str, dict] = {}
+        raise _Usage(f"{args.protocol} needs --inputs FILE ... (JSON files written by alens evaluate --json)")
+    out = []
     for name in args.inputs:
         try:
             data = json.loads(Path(name).read_text(encoding="utf-8"))
@@ -112,12 +114,41 @@ def _lens_choice(args) -> int:
         parts = [data] if "_meta" in data else [v for v in data.values() if isinstance(v, dict) and "_meta" in v]
         if not parts:
             raise _Usage(f"{name}: not a results file of alens evaluate")
-        for part in parts:
-            by[part["_meta"]["protocol"]] = part
+        out.extend(parts)
+    return out
+
+
+def _lens_choice(args) -> int:
+    from .cli import _Usage
+    from .core.evaluation.report import lens_choice_table
+
+    by = {part["_meta"]["protocol"]: part for part in _read_results(args)}
     try:
         print(lens_choice_table(by), flush=True)
     except ValueError as exc:
         raise _Usage(str(exc)) from None
+    return 0
+
+
+def _report(args) -> int:
+    from .cli import _Usage
+    from .core.evaluation import format_markdown, save_plots, write_json
+    from .core.evaluation.report import with_al_variant
+
+    parts = _read_results(args)
+    if args.al:
+        try:
+            parts = [with_al_variant(p, args.al) for p in parts]
+        except ValueError as exc:
+            raise _Usage(str(exc)) from None
+    print("\n\n".join(format_markdown(p, paper=args.paper) for p in parts), flush=True)
+    if args.json:
+        data = parts[0] if len(parts) == 1 else {p["_meta"]["protocol"]: p for p in parts}
+        print(f"wrote {write_json(data, args.json)}", file=sys.stderr)
+    if args.plots:
+        for p in parts:
+            for path in save_plots(p, args.plots):
+                print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -137,8 +168,10 @@ def cmd_evaluate(args) -> int:
 
     if args.protocol == "lens-choice":
         return _lens_choice(args)
-    if args.inputs:
-        raise _Usage("--inputs applies to lens-choice only")
+    if args.protocol == "report":
+        return _report(args)
+    if args.inputs or args.al:
+        raise _Usage("--inputs and --al apply to lens-choice and report only")
     n = args.n if args.n is not None else (2 if args.protocol == "sanity" else 8)
     if n < 1:
         raise _Usage(f"--n must be at least 1; got {n}")

@@ -450,6 +450,11 @@ def test_cli_perturbation_runs_both_tests_and_lens_choice_reads_the_files(tmp_pa
     table = capsys.readouterr().out
     assert "| al/none/abs |" in table or "| **al/none/abs** |" in table
     assert "Best over all benchmarks:" in table
+    # the same numbers with another variant as "AL", without running the model again
+    assert main(["evaluate", "report", "--inputs", str(tmp_path / "g.json"), "--al", "al/none/abs"]) == 0
+    again = capsys.readouterr().out
+    ra_abs = json.loads((tmp_path / "g.json").read_text())["gradcam"]["variants"]["al/none/abs"]["ra"]
+    assert "lens al/none/abs" in again and f"→ {ra_abs:.3f}" in again
     with pytest.raises(SystemExit) as exc:  # a usage error: argparse's exit status 2
         main(["evaluate", "lens-choice"])
     assert exc.value.code == 2 and "needs --inputs" in capsys.readouterr().err

@@ -263,6 +263,29 @@ def _sanity_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def with_al_variant(results: dict, label: str) -> dict:
+    """The same results with lens variant ``label`` reported as "AL" (and listed first).
+
+    Every variant's numbers are already in a results dict, so a table for another lens
+    default needs no new model run.
+    """
+    meta = results["_meta"]
+    lens = meta.get("lens", {})
+    if label not in lens:
+        raise ValueError(f"lens variant {label!r} is not in these results; they have: {', '.join(lens)}")
+    out: dict = {}
+    for m in method_names(results):
+        entry = dict(results[m])
+        entry["al"] = entry["variants"][label]
+        if "class_sets" in entry:
+            entry["class_sets"] = {cs: {**e, "al": e["variants"][label]} for cs, e in entry["class_sets"].items()}
+            entry["al"] = next(iter(entry["class_sets"].values()))["al"]
+        out[m] = entry
+    out["_meta"] = {**meta, "al_variant": label, "lens": {label: lens[label], **{k: v for k, v in lens.items()
+                                                                                if k != label}}}
+    return out
+
+
 # --------------------------------------------------------------------------- lens choice
 #: The metric each benchmark contributes to the lens choice, and whether higher is better.
 CHOICE_METRICS = (
