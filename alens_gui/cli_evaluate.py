@@ -62,6 +62,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                         "methods both report")
     p.add_argument("--inputs", nargs="+", metavar="FILE", help="lens-choice, report: result JSON files to read")
     p.add_argument("--al", metavar="VARIANT", help="report: the lens variant shown as AL, e.g. al/none/abs")
+    p.add_argument("--summary", action="store_true",
+                   help="report: one table, one row per method across all the files, ours beside the paper's")
     p.add_argument("--json", metavar="FILE", help="write every number to FILE as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the figures as PNGs into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -133,7 +135,7 @@ def _lens_choice(args) -> int:
 def _report(args) -> int:
     from .cli import _Usage
     from .core.evaluation import format_markdown, save_plots, write_json
-    from .core.evaluation.report import with_al_variant
+    from .core.evaluation.report import summary_table, with_al_variant
 
     parts = _read_results(args)
     if args.al:
@@ -141,6 +143,9 @@ def _report(args) -> int:
             parts = [with_al_variant(p, args.al) for p in parts]
         except ValueError as exc:
             raise _Usage(str(exc)) from None
+    if args.summary:
+        print(summary_table({p["_meta"]["protocol"]: p for p in parts}), flush=True)
+        return 0
     print("\n\n".join(format_markdown(p, paper=args.paper) for p in parts), flush=True)
     if args.json:
         data = parts[0] if len(parts) == 1 else {p["_meta"]["protocol"]: p for p in parts}

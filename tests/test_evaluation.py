@@ -384,6 +384,16 @@ def test_paper_averages_use_only_the_methods_both_ran():
     assert "| saliency | 0.200 → 0.400 (+100%) | ours only |" in table
 
 
+def test_summary_puts_each_method_beside_the_paper_across_benchmarks():
+    from alens_gui.core.evaluation.report import summary_table
+
+    grid = _fake_grid({"saliency": (0.2, 0.4), "ixg": (0.5, 0.55), "gradcam": (0.4, 0.6)})
+    table = summary_table({"grid": grid})
+    assert "| ixg | +10% | +37% |" in table and "| saliency | +100% | ours only |" in table
+    assert "| Avg., the 2 methods in both | +30.0% | +31.0% |" in table
+    assert "| Avg., all 3 of ours | +53.3% |  |" in table
+
+
 def test_lens_choice_ranks_variants_over_all_benchmarks():
     from alens_gui.core.evaluation.report import lens_choice, lens_choice_table
 

@@ -286,6 +286,77 @@ def with_al_variant(results: dict, label: str) -> dict:
     return out
 
 
+def _first_set(entry: dict) -> dict:
+    """A sanity entry's first class set (the headline), or the entry itself for old files."""
+    return next(iter(entry["class_sets"].values())) if "class_sets" in entry else entry
+
+
+def summary_table(by_protocol: dict[str, dict]) -> str:
+    """One row per method across the benchmarks given: our relative change next to the paper's.
+
+    Grid: RA; insertion and deletion: AUC (relative change base -> AL, %); sanity: mean
+    Spearman over the randomization steps, base -> AL, first class set (the paper gives
+    curves only). The last rows average over the methods that both we and the paper ran,
+    then over all of ours.
+    """
+    order = [p for p in ("grid", "insertion", "deletion", "sanity") if p in by_protocol]
+    if not order:
+        raise ValueError("no grid, insertion, deletion or sanity results given")
+    methods: list[str] = []
+    for p in order:
+        methods += [m for m in method_names(by_protocol[p]) if m not in methods]
+    labels = {m: by_protocol[p][m]["label"] for p in order for m in method_names(by_protocol[p])}
+    cols = {"grid": ("ra", "grid RA"), "insertion": ("auc", "insertion AUC ↑"), "deletion": ("auc", "deletion AUC ↓")}
+    head = ["Method"]
+    for p in order:
+        if p == "sanity":
+            head.append("sanity Spearman ↓, ours base → AL (paper: curves only)")
+        else:
+            head += [f"{cols[p][1]}, ours", f"{cols[p][1]}, paper"]
+    lines = ["Per method, relative change with the lens (ours: EfficientNet-Lite0; paper: ResNet-50)", ""]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|---" * len(head) + "|")
+
+    def ours(p, m):
+        r = by_protocol[p]
+        if m not in r:
+            return "not run"
+        if p == "sanity":
+            e = _first_set(r[m])
+            b, a = _sanity_means(e["base"])["spearman"], _sanity_means(e["al"])["spearman"]
+            return _fmt_diff(b, a)
+        k = cols[p][0]
+        return _pct(_num(r[m]["base"][k]), _num(r[m]["al"][k]))
+
+    for m in methods:
+        cells = [labels[m]]
+        for p in order:
+            cells.append(ours(p, m))
+            if p != "sanity":
+                e = paper_entry(p, cols[p][0], m)
+                cells.append("ours only" if e is None else f"{e[1]:+.0f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    common = [m for m in methods if all(p == "sanity" or paper_entry(p, cols[p][0], m) is not None for p in order)
+              and all(m in by_protocol[p] for p in order)]
+    everywhere = [m for m in methods if all(m in by_protocol[p] for p in order)]
+    for title, ms, with_paper in (
+        (f"Avg., the {len(common)} methods in both", common, True),
+        (f"Avg., all {len(everywhere)} of ours", everywhere, False),
+    ):
+        cells = [title]
+        for p in order:
+            if p == "sanity":
+                entries = [_first_set(by_protocol[p][m]) for m in ms]
+                b = float(np.nanmean([_sanity_means(e["base"])["spearman"] for e in entries])) if entries else math.nan
+                a = float(np.nanmean([_sanity_means(e["al"])["spearman"] for e in entries])) if entries else math.nan
+                cells.append(_fmt_diff(b, a))
+            else:
+                cells.append(_pct_or_blank(average_change(by_protocol[p], cols[p][0], ms)))
+                cells.append(_pct_or_blank(paper_average(p, cols[p][0], ms)) if with_paper else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- lens choice
 #: The metric each benchmark contributes to the lens choice, and whether higher is better.
 CHOICE_METRICS = (
@@ -301,9 +372,7 @@ CHOICE_BENCHMARKS = {"grid": ("grid",), "insertion/deletion": ("insertion", "del
 def _variant_value(results: dict, proto: str, method: str, label: str) -> float:
     entry = results[method]
     if proto == "sanity":
-        if "class_sets" in entry:
-            entry = entry["class_sets"][next(iter(entry["class_sets"]))]
-        return _sanity_means(entry["variants"][label])["spearman"]
+        return _sanity_means(_first_set(entry)["variants"][label])["spearman"]
     metric = "ra" if proto == "grid" else "auc"
     return _num(entry["variants"][label][metric])
 
