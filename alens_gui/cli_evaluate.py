@@ -44,8 +44,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                     "(the scikit-image photographs, or --folder).",
     )
     p.add_argument("protocol", choices=PROTOCOLS, help="which benchmark to run")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated registered methods (default: %(default)s)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated registered methods (default: {','.join(DEFAULT_METHODS)}); "
+                        "report: keep only these methods of the files")
     add_model_arguments(p)
     p.add_argument("--n", type=int, default=None,
                    help="number of grids / composites (default: 8; 2 for sanity)")
@@ -138,6 +139,11 @@ def _report(args) -> int:
     from .core.evaluation.report import summary_table, with_al_variant
 
     parts = _read_results(args)
+    if args.methods:
+        from .core.evaluation.common import resolve_methods
+
+        keep = {i.name for i in resolve_methods(args.methods)}
+        parts = [{k: v for k, v in p.items() if k.startswith("_") or k in keep} for p in parts]
     if args.al:
         try:
             parts = [with_al_variant(p, args.al) for p in parts]
@@ -168,7 +174,7 @@ def cmd_evaluate(args) -> int:
         save_plots,
         write_json,
     )
-    from .core.evaluation.common import resolve_methods, split_options
+    from .core.evaluation.common import DEFAULT_METHODS, resolve_methods, split_options
     from .core.progress import Progress
 
     if args.protocol == "lens-choice":
@@ -188,7 +194,7 @@ def cmd_evaluate(args) -> int:
         raise _Usage(f"--json {args.json} is a folder; give a file name")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise _Usage(f"--plots {args.plots} exists and is not a folder")
-    infos = resolve_methods(args.methods)  # bad names and options fail before the model loads
+    infos = resolve_methods(args.methods or DEFAULT_METHODS)  # bad names and options fail before the model loads
     options = dict(args.option)
     split_options(infos, options)
     variants = lens_variants(args.preset, args.normalize, args.softmax_input, args.temperatures, args.tau)

@@ -339,10 +339,10 @@ def summary_table(by_protocol: dict[str, dict]) -> str:
     common = [m for m in methods if all(p == "sanity" or paper_entry(p, cols[p][0], m) is not None for p in order)
               and all(m in by_protocol[p] for p in order)]
     everywhere = [m for m in methods if all(m in by_protocol[p] for p in order)]
-    for title, ms, with_paper in (
-        (f"Avg., the {len(common)} methods in both", common, True),
-        (f"Avg., all {len(everywhere)} of ours", everywhere, False),
-    ):
+    avg_rows = [(f"Avg., the {len(common)} methods in both", common, True)]
+    if everywhere != common:
+        avg_rows.append((f"Avg., all {len(everywhere)} of ours", everywhere, False))
+    for title, ms, with_paper in avg_rows:
         cells = [title]
         for p in order:
             if p == "sanity":
