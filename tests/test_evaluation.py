@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from alens_gui.core.errors import AlensError
 from alens_gui.core.evaluation import (
     auc,
     cascade,
