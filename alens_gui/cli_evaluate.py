@@ -46,7 +46,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("protocol", choices=PROTOCOLS, help="which benchmark to run")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated registered methods (default: {','.join(DEFAULT_METHODS)}); "
-                        "report: keep only these methods of the files")
+                        "lens-choice, report: keep only these methods of the files")
     add_model_arguments(p)
     p.add_argument("--n", type=int, default=None,
                    help="number of grids / composites (default: 8; 2 for sanity)")
@@ -101,7 +101,8 @@ class _Bar:
 
 
 def _read_results(args) -> list[dict]:
-    """Every results dict in the ``--inputs`` JSON files (a perturbation file holds two)."""
+    """Every results dict in the ``--inputs`` JSON files (a perturbation file holds two), keeping
+    only ``--methods`` when given."""
     import json
 
     from .cli import _Usage
@@ -118,6 +119,11 @@ def _read_results(args) -> list[dict]:
         if not parts:
             raise _Usage(f"{name}: not a results file of alens evaluate")
         out.extend(parts)
+    if args.methods:
+        from .core.evaluation.common import resolve_methods
+
+        keep = {i.name for i in resolve_methods(args.methods)}
+        out = [{k: v for k, v in p.items() if k.startswith("_") or k in keep} for p in out]
     return out
 
 
@@ -139,11 +145,6 @@ def _report(args) -> int:
     from .core.evaluation.report import summary_table, with_al_variant
 
     parts = _read_results(args)
-    if args.methods:
-        from .core.evaluation.common import resolve_methods
-
-        keep = {i.name for i in resolve_methods(args.methods)}
-        parts = [{k: v for k, v in p.items() if k.startswith("_") or k in keep} for p in parts]
     if args.al:
         try:
             parts = [with_al_variant(p, args.al) for p in parts]
