@@ -1,9 +1,12 @@
-"""``alens evaluate grid|insertion|deletion|sanity``: the benchmarks on the command line.
+"""``alens evaluate grid|insertion|deletion|perturbation|sanity|lens-choice``: the benchmarks on the command line.
 
-Prints a Markdown table on stdout, progress bars on stderr, and optionally writes every
+Prints Markdown tables on stdout, progress bars on stderr, and optionally writes every
 number as JSON (``--json``) and the figures as PNGs (``--plots``). Lens options take
 comma-separated lists and are swept (their cartesian product); the first combination is
-the one reported as "AL".
+the one reported as "AL". ``perturbation`` runs insertion and deletion on the same maps
+(one JSON file with both); ``lens-choice`` reads result JSON files and ranks the lens
+variants over all the benchmarks they hold; ``report`` prints the tables of result JSON
+files again, optionally with another lens variant as "AL" (``--al``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-PROTOCOLS = ("grid", "insertion", "deletion", "sanity")
+PROTOCOLS = ("grid", "insertion", "deletion", "perturbation", "sanity", "lens-choice", "report")
 
 
 def _list_of(choices):
@@ -41,8 +44,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                     "(the scikit-image photographs, or --folder).",
     )
     p.add_argument("protocol", choices=PROTOCOLS, help="which benchmark to run")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated registered methods (default: %(default)s)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated registered methods (default: {','.join(DEFAULT_METHODS)}); "
+                        "lens-choice, report: keep only these methods of the files")
     add_model_arguments(p)
     p.add_argument("--n", type=int, default=None,
                    help="number of grids / composites (default: 8; 2 for sanity)")
@@ -52,6 +56,15 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="a method option, e.g. -O ig.steps=16 (repeatable)")
     p.add_argument("--steps", type=int, default=None,
                    help="insertion/deletion: curve steps (default 16); sanity: randomization steps (default 8)")
+    p.add_argument("--class-sets", type=_list_of(("top2", "tiles")), default=("top2", "tiles"),
+                   help="sanity: class sets, first one reported first (default: top2,tiles)")
+    p.add_argument("--paper", action="store_true",
+                   help="print the first paper's ResNet-50 numbers next to ours, with averages over the "
+                        "methods both report")
+    p.add_argument("--inputs", nargs="+", metavar="FILE", help="lens-choice, report: result JSON files to read")
+    p.add_argument("--al", metavar="VARIANT", help="report: the lens variant shown as AL, e.g. al/none/abs")
+    p.add_argument("--summary", action="store_true",
+                   help="report: one table, one row per method across all the files, ours beside the paper's")
     p.add_argument("--json", metavar="FILE", help="write every number to FILE as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the figures as PNGs into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -87,6 +100,70 @@ class _Bar:
         self.bar.close()
 
 
+def _read_results(args) -> list[dict]:
+    """Every results dict in the ``--inputs`` JSON files (a perturbation file holds two), keeping
+    only ``--methods`` when given."""
+    import json
+
+    from .cli import _Usage
+
+    if not args.inputs:
+        raise _Usage(f"{args.protocol} needs --inputs FILE ... (JSON files written by alens evaluate --json)")
+    out = []
+    for name in args.inputs:
+        try:
+            data = json.loads(Path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _Usage(f"{name}: cannot read results: {exc}") from None
+        parts = [data] if "_meta" in data else [v for v in data.values() if isinstance(v, dict) and "_meta" in v]
+        if not parts:
+            raise _Usage(f"{name}: not a results file of alens evaluate")
+        out.extend(parts)
+    if args.methods:
+        from .core.evaluation.common import resolve_methods
+
+        keep = {i.name for i in resolve_methods(args.methods)}
+        out = [{k: v for k, v in p.items() if k.startswith("_") or k in keep} for p in out]
+    return out
+
+
+def _lens_choice(args) -> int:
+    from .cli import _Usage
+    from .core.evaluation.report import lens_choice_table
+
+    by = {part["_meta"]["protocol"]: part for part in _read_results(args)}
+    try:
+        print(lens_choice_table(by), flush=True)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    return 0
+
+
+def _report(args) -> int:
+    from .cli import _Usage
+    from .core.evaluation import format_markdown, save_plots, write_json
+    from .core.evaluation.report import summary_table, with_al_variant
+
+    parts = _read_results(args)
+    if args.al:
+        try:
+            parts = [with_al_variant(p, args.al) for p in parts]
+        except ValueError as exc:
+            raise _Usage(str(exc)) from None
+    if args.summary:
+        print(summary_table({p["_meta"]["protocol"]: p for p in parts}), flush=True)
+        return 0
+    print("\n\n".join(format_markdown(p, paper=args.paper) for p in parts), flush=True)
+    if args.json:
+        data = parts[0] if len(parts) == 1 else {p["_meta"]["protocol"]: p for p in parts}
+        print(f"wrote {write_json(data, args.json)}", file=sys.stderr)
+    if args.plots:
+        for p in parts:
+            for path in save_plots(p, args.plots):
+                print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .cli import _Usage, load_from_args
     from .core.evaluation import (
@@ -98,9 +175,15 @@ def cmd_evaluate(args) -> int:
         save_plots,
         write_json,
     )
-    from .core.evaluation.common import resolve_methods, split_options
+    from .core.evaluation.common import DEFAULT_METHODS, resolve_methods, split_options
     from .core.progress import Progress
 
+    if args.protocol == "lens-choice":
+        return _lens_choice(args)
+    if args.protocol == "report":
+        return _report(args)
+    if args.inputs or args.al:
+        raise _Usage("--inputs and --al apply to lens-choice and report only")
     n = args.n if args.n is not None else (2 if args.protocol == "sanity" else 8)
     if n < 1:
         raise _Usage(f"--n must be at least 1; got {n}")
@@ -112,7 +195,7 @@ def cmd_evaluate(args) -> int:
         raise _Usage(f"--json {args.json} is a folder; give a file name")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise _Usage(f"--plots {args.plots} exists and is not a folder")
-    infos = resolve_methods(args.methods)  # bad names and options fail before the model loads
+    infos = resolve_methods(args.methods or DEFAULT_METHODS)  # bad names and options fail before the model loads
     options = dict(args.option)
     split_options(infos, options)
     variants = lens_variants(args.preset, args.normalize, args.softmax_input, args.temperatures, args.tau)
@@ -125,17 +208,21 @@ def cmd_evaluate(args) -> int:
         if args.protocol == "grid":
             results = run_grid_game(loaded, names, n, args.seed, **common)
         elif args.protocol == "sanity":
-            results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, **common)
+            results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, class_sets=args.class_sets,
+                                 **common)
         else:
-            results = run_perturbation(loaded, names, n, args.seed, modes=(args.protocol,),
-                                       steps=args.steps or 16, **common)[args.protocol]
+            modes = ("insertion", "deletion") if args.protocol == "perturbation" else (args.protocol,)
+            both = run_perturbation(loaded, names, n, args.seed, modes=modes, steps=args.steps or 16, **common)
+            results = both if args.protocol == "perturbation" else both[args.protocol]
     finally:
         bar.close()
-    print(format_markdown(results), flush=True)
+    parts = list(results.values()) if args.protocol == "perturbation" else [results]
+    print("\n\n".join(format_markdown(r, paper=args.paper) for r in parts), flush=True)
     if args.json:
         path = write_json(results, args.json)
         print(f"wrote {path}", file=sys.stderr)
     if args.plots:
-        for path in save_plots(results, args.plots):
-            print(f"wrote {path}", file=sys.stderr)
+        for r in parts:
+            for path in save_plots(r, args.plots):
+                print(f"wrote {path}", file=sys.stderr)
     return 0

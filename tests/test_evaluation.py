@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from alens_gui.core.errors import AlensError
 from alens_gui.core.evaluation import (
     auc,
     cascade,
@@ -112,9 +113,34 @@ def test_similarities():
     assert spearman(a, np.exp(3 * a)) == pytest.approx(1.0)  # monotone: ranks identical
     assert pearson(a, np.exp(3 * a)) < 0.999  # but not linear
     assert spearman(a, -a) == pytest.approx(-1.0)
-    assert spearman(a, np.zeros_like(a)) == 0.0
     assert cosine(np.eye(4)[0], np.eye(4)[1]) == 0.0
     assert cosine(a, 2 * a) == pytest.approx(1.0)
+
+
+def test_a_constant_map_has_no_similarity_not_zero():
+    from alens_gui.core.evaluation.metrics import similarity
+
+    a = np.random.default_rng(1).random((16, 16))
+    for const in (np.zeros_like(a), np.full_like(a, 0.3)):
+        assert np.isnan(spearman(a, const)) and np.isnan(pearson(const, a))
+        assert all(np.isnan(v) for v in similarity(a, const).values())
+        assert all(np.isnan(v) for v in similarity(const, a).values())
+    assert np.isnan(cosine(a, np.zeros_like(a)))
+
+
+def test_sanity_summary_leaves_constant_maps_out_and_counts_them():
+    from alens_gui.core.evaluation.metrics import similarity
+    from alens_gui.core.evaluation.sanity import _summary
+
+    rng = np.random.default_rng(2)
+    a, b = rng.random((8, 8)), rng.random((8, 8))
+    pairs = [similarity(a, a), similarity(a, b), similarity(a, np.zeros_like(a))]  # the last is undefined
+    step1 = _summary([pairs])
+    assert step1["n"] == 3 and step1["undefined"] == [0, 1]
+    assert step1["spearman"][0] == 1.0
+    assert step1["spearman"][1] == pytest.approx((1.0 + spearman(a, b)) / 2)  # mean of the two defined pairs
+    all_out = _summary([[similarity(np.ones_like(a), b)]])
+    assert np.isnan(all_out["pearson"][1]) and all_out["undefined"] == [0, 1]
 
 
 def test_lens_variants_sweep_order_and_labels():
@@ -300,11 +326,114 @@ def test_sanity_run_similarity_drops_and_model_is_restored(loaded, grids, tmp_pa
         assert torch.equal(loaded.model(x), out_before)
     sal = res["saliency"]
     assert res["_meta"]["fractions"][0] == 0.0 and res["_meta"]["fractions"][-1] == pytest.approx(1.0)
+    assert sal["base"]["spearman"][-1] < 0.9  # a fully random network gives another map
     for key in ("base", "al"):
         assert len(sal[key]["spearman"]) == 4 and sal[key]["spearman"][0] == 1.0
-        assert sal[key]["spearman"][-1] < 0.9  # a fully random network gives another map
+        assert len(sal[key]["undefined"]) == 4
+        last, left_out = sal[key]["spearman"][-1], sal[key]["undefined"][-1]
+        # the lensed map of a random network may keep nothing (its maps are near-ties): then the
+        # pair is left out and counted, and there is no mean to compare
+        assert last < 0.9 or (np.isnan(last) and left_out == sal[key]["n"])
     paths = save_plots(res, tmp_path)
-    assert sorted(p.name for p in paths) == ["sanity_cosine.png", "sanity_pearson.png", "sanity_spearman.png"]
+    assert sorted(p.name for p in paths) == sorted(
+        f"sanity_{s}{k}.png" for s in ("", "tiles_") for k in ("cosine", "pearson", "spearman"))
+
+
+def test_sanity_top2_is_the_models_two_best_classes_and_scores_the_top1_map(loaded, grids):
+    res = run_sanity(loaded, ["gradcam"], grids=grids[:2], steps=1, class_sets=("top2", "tiles"))
+    meta = res["_meta"]
+    for g, top in zip(grids[:2], meta["top2"]):
+        probs = loaded.probabilities(loaded.to_input(g.image))
+        assert top["classes"] == [int(c) for c in np.argsort(-probs)[:2]]
+        assert probs[top["classes"][0]] >= probs[top["classes"][1]] >= np.sort(probs)[-2]
+    by_set = res["gradcam"]["class_sets"]
+    assert by_set["top2"]["base"]["n"] == 2  # one scored map (the top-1 class) per grid
+    assert by_set["tiles"]["base"]["n"] == 8  # four tile classes per grid
+    assert res["gradcam"]["base"] == by_set["top2"]["base"]  # the first class set is the headline
+    # Grad-CAM's base map depends on the class only through the gradient, so it is never constant
+    # on the unrandomized model; the counts of left-out pairs stay within the pairs scored.
+    for cs, entry in by_set.items():
+        for key in ("base", "al"):
+            assert all(0 <= u <= entry[key]["n"] for u in entry[key]["undefined"]), cs
+    with pytest.raises(AlensError, match="unknown class set"):
+        run_sanity(loaded, ["gradcam"], grids=grids[:1], steps=1, class_sets=("best",))
+
+
+# --------------------------------------------------------------------------- report: paper comparison
+def _fake_grid(values: dict) -> dict:
+    """A grid results dict with given (base RA, AL RA) per method; other metrics equal to RA."""
+    from alens_gui.core.evaluation.metrics import LOCALISATION_KEYS
+
+    out = {}
+    for m, (b, a) in values.items():
+        out[m] = {"label": m, "base": {k: b for k in LOCALISATION_KEYS}, "al": {k: a for k in LOCALISATION_KEYS},
+                  "variants": {"al/none/signed": {k: a for k in LOCALISATION_KEYS}}}
+    out["_meta"] = {"protocol": "grid", "model": "m", "n": 1, "seed": 0, "al_variant": "al/none/signed",
+                    "lens": {"al/none/signed": {}}}
+    return out
+
+
+def test_paper_averages_use_only_the_methods_both_ran():
+    from alens_gui.core.evaluation.report import average_change, common_methods, paper_average
+
+    res = _fake_grid({"saliency": (0.2, 0.4), "ixg": (0.5, 0.55), "gradcam": (0.4, 0.6)})
+    common = common_methods(res, "grid", "ra")
+    assert common == ["ixg", "gradcam"]  # Saliency is not in the paper's table
+    assert average_change(res, "ra", common) == pytest.approx((10 + 50) / 2)
+    assert paper_average("grid", "ra", common) == pytest.approx((37 + 25) / 2)  # the paper's IxG and Grad-CAM
+    table = format_markdown(res, paper=True)
+    row = next(line for line in table.splitlines() if line.startswith("| Avg. change, the 2 methods in both"))
+    assert "+30.0% | +31.0%" in row  # ours and the paper's over the same two methods
+    ours_all = next(line for line in table.splitlines() if line.startswith("| Avg. change, all 3"))
+    assert f"{(100 + 10 + 50) / 3:+.1f}%" in ours_all and "saliency" in ours_all
+    assert "| saliency | 0.200 → 0.400 (+100%) | ours only |" in table
+
+
+def test_summary_puts_each_method_beside_the_paper_across_benchmarks():
+    from alens_gui.core.evaluation.report import summary_table
+
+    grid = _fake_grid({"saliency": (0.2, 0.4), "ixg": (0.5, 0.55), "gradcam": (0.4, 0.6)})
+    table = summary_table({"grid": grid})
+    assert "| ixg | +10% | +37% |" in table and "| saliency | +100% | ours only |" in table
+    assert "| Avg., the 2 methods in both | +30.0% | +31.0% |" in table
+    assert "| Avg., all 3 of ours | +53.3% |  |" in table
+
+
+def test_lens_choice_ranks_variants_over_all_benchmarks():
+    from alens_gui.core.evaluation.report import lens_choice, lens_choice_table
+
+    labels = ("al/none/signed", "al/none/abs")
+
+    def fake(proto, per_method):  # per_method: {method: {label: value}}
+        key = {"grid": "ra", "insertion": "auc", "deletion": "auc"}.get(proto)
+        res = {"_meta": {"protocol": proto, "lens": {lab: {} for lab in labels}}}
+        for m, vals in per_method.items():
+            if proto == "sanity":
+                var = {lab: {"spearman": [1.0, v, v], "pearson": [1.0, v, v], "cosine": [1.0, v, v]}
+                       for lab, v in vals.items()}
+            else:
+                var = {lab: {key: v} for lab, v in vals.items()}
+            res[m] = {"label": m, "variants": var}
+        return res
+
+    signed, absv = labels
+    by = {
+        "grid": fake("grid", {"ixg": {signed: 0.4, absv: 0.5}, "gbp": {signed: 0.8, absv: 0.8}}),  # abs better
+        "insertion": fake("insertion", {"ixg": {signed: 0.10, absv: 0.09}, "gbp": {signed: 0.20, absv: 0.05}}),
+        "deletion": fake("deletion", {"ixg": {signed: 0.02, absv: 0.01}, "gbp": {signed: 0.03, absv: 0.09}}),
+        "sanity": fake("sanity", {"ixg": {signed: 0.0, absv: 0.1}, "gbp": {signed: 0.0, absv: 0.2}}),
+    }
+    c = lens_choice(by)
+    # grid: abs wins ixg, tie on gbp -> signed 1.75, abs 1.25; perturbation: signed wins 3 of 4 -> 1.25 / 1.75;
+    # sanity: signed wins both -> 1.0 / 2.0
+    assert c["scores"][signed] == pytest.approx({"grid": 1.75, "insertion/deletion": 1.25, "sanity": 1.0,
+                                                 "combined": 4.0 / 3})
+    assert c["scores"][absv]["combined"] == pytest.approx(5.0 / 3)
+    assert c["best"] == signed
+    assert c["means"][absv]["grid"] == pytest.approx(0.65)
+    assert f"**{signed}**" in lens_choice_table(by)
+    only_grid = lens_choice({"grid": by["grid"]})
+    assert only_grid["best"] == absv
 
 
 # --------------------------------------------------------------------------- CLI
@@ -318,6 +447,32 @@ def test_cli_evaluate_writes_json_and_table(tmp_path, capsys):
     assert set(data["gradcam"]) >= {"base", "al", "variants"}
     assert len(data["gradcam"]["variants"]) == 2
     assert "| Grad-CAM |" in capsys.readouterr().out
+
+
+def test_cli_perturbation_runs_both_tests_and_lens_choice_reads_the_files(tmp_path, capsys):
+    from alens_gui.cli import main
+
+    common = ["--methods", "gradcam,ixg", "--n", "1", "--device", "cpu", "--no-progress",
+              "--softmax-input", "signed,abs", "--paper"]
+    assert main(["evaluate", "perturbation", "--steps", "2", "--json", str(tmp_path / "p.json"), *common]) == 0
+    out = capsys.readouterr().out
+    assert "Insertion AUC" in out and "Deletion AUC" in out and "0.61 (+0%)" in out  # the paper's Grad-CAM
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert set(data) == {"insertion", "deletion"}
+    assert main(["evaluate", "grid", "--json", str(tmp_path / "g.json"), *common]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "lens-choice", "--inputs", str(tmp_path / "g.json"), str(tmp_path / "p.json")]) == 0
+    table = capsys.readouterr().out
+    assert "| al/none/abs |" in table or "| **al/none/abs** |" in table
+    assert "Best over all benchmarks:" in table
+    # the same numbers with another variant as "AL", without running the model again
+    assert main(["evaluate", "report", "--inputs", str(tmp_path / "g.json"), "--al", "al/none/abs"]) == 0
+    again = capsys.readouterr().out
+    ra_abs = json.loads((tmp_path / "g.json").read_text())["gradcam"]["variants"]["al/none/abs"]["ra"]
+    assert "lens al/none/abs" in again and f"→ {ra_abs:.3f}" in again
+    with pytest.raises(SystemExit) as exc:  # a usage error: argparse's exit status 2
+        main(["evaluate", "lens-choice"])
+    assert exc.value.code == 2 and "needs --inputs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def test_default_model_classifies_the_photographs(explainer, photos):
 
 
 @pytest.mark.parametrize("name", ["saliency", "ixg", "ig", "smoothgrad", "guided_backprop", "deeplift",
-                                  "gradcam", "layercam", "guided_gradcam"])
+                                  "gradcam", "layercam", "guided_gradcam", "lrp"])
 def test_batched_equals_one_class_at_a_time(explainer, chelsea_input, name):
     model, ctx = explainer.model, explainer.loaded.context()
     opts = FAST.get(name, {})

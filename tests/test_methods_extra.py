@@ -29,7 +29,7 @@ FAST = {
     "ig": {"steps": 4, "batch_size": 4},
     "smoothgrad": {"samples": 3, "batch_size": 3},
     "tattn": {"steps": 3, "batch_size": 3},
-    "biattn": {"steps": 3, "batch_size": 3},
+    "biattn": {"steps": 3, "batch_size": 3, "start_layer": 0},
     "occlusion": {"window": 24, "stride": 24, "batch_size": 64},
     "feature_ablation": {"segments": 12, "batch_size": 64},
     "shapley_sampling": {"segments": 8, "samples": 1, "batch_size": 64},
@@ -136,14 +136,10 @@ def test_every_cnn_method_on_the_default_model(explainer, chelsea_input, name):
     with torch.no_grad():
         before = model(chelsea_input).clone()
     state = model_state(model)
-    if name == "lrp":  # EfficientNet-Lite0 has layers captum's LRP has no rules for
-        with pytest.raises(MethodError, match=r"conv_stem.*Conv2dSame"):
-            compute_base(model, chelsea_input, [285, 967], name, context=ctx)
-    else:
-        maps = compute_base(model, chelsea_input, [285, 967], name, context=ctx, **fast_options(name, 224))
-        assert maps.shape[0] == 2 and maps.shape[-2:] == chelsea_input.shape[-2:]
-        assert torch.isfinite(maps).all()
-        assert maps.abs().sum() > 0
+    maps = compute_base(model, chelsea_input, [285, 967], name, context=ctx, **fast_options(name, 224))
+    assert maps.shape[0] == 2 and maps.shape[-2:] == chelsea_input.shape[-2:]
+    assert torch.isfinite(maps).all()
+    assert maps.abs().sum() > 0
     assert model_state(model) == state
     with torch.no_grad():
         after = model(chelsea_input)
@@ -182,6 +178,43 @@ def test_cnn_only_methods_refuse_a_vit(vits, name):
     model, x, classes = vits["timm_reg4_p8_nonsquare"]
     with pytest.raises(MethodError, match="does not support Vision Transformers"):
         compute_base(model, x, classes, name)
+
+
+def test_biattn_follows_chen_et_al_one_class_at_a_time(vits):
+    # Written out for one class at a time, from the paper's head-wise definition, and
+    # compared with the batched method: head weights mean |A_h^T dy/dA_h| (normalised per
+    # block), R <- R + A R from start_layer, feedback = positive mean gradient of the last
+    # attention along 0 -> x (both ends), head mean; the class token's row of feedback * R.
+    import copy
+
+    from alens_gui.core.methods.vit import capture_attention, vit_info
+
+    model, x, classes = vits["timm_reg4_p8_nonsquare"]
+    model = copy.deepcopy(model)
+    with torch.no_grad():  # random weights give almost uniform attention, where A and A^T agree: sharpen it
+        for blk in model.blocks:
+            blk.attn.qkv.weight.mul_(4.0)
+    info = vit_info(model)
+    steps, start = 3, 1
+    got = get_method("biattn").fn(model, x, classes, Progress(), steps=steps, batch_size=2, start_layer=start)
+    for k, c in enumerate(classes):
+        with capture_attention(info) as store:
+            out = model(x.clone().requires_grad_(True))
+            attns = [a[0] for a in store]
+            grads = torch.autograd.grad(out[0, c], list(store))
+            rel = torch.eye(attns[0].shape[-1])
+            for layer in range(start, len(attns)):
+                a, g = attns[layer].detach(), grads[layer][0]
+                w = torch.stack([(a[h].T @ g[h]).abs().mean() for h in range(a.shape[0])])
+                fused = (w[:, None, None] * a).sum(0) / w.sum()
+                rel = rel + fused @ rel
+            feedback = 0
+            for alpha in torch.linspace(0, 1, steps):
+                store.clear()
+                out = model((alpha * x).requires_grad_(True))
+                feedback = feedback + torch.autograd.grad(out[0, c], store[-1])[0][0] / steps
+        expected = (feedback.clamp(min=0).mean(0) * rel)[0, 5:].reshape(7, 11)
+        torch.testing.assert_close(got[k, 0], expected, rtol=1e-4, atol=1e-7)
 
 
 def test_vit_gradcam_uses_the_last_block_and_the_patch_grid(vits):
@@ -375,6 +408,92 @@ def test_lrp_conserves_relevance_on_a_vgg_style_cnn(photos):
     assert model_state(model) == state
     assert all(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
     assert not any(hasattr(m, "rule") for m in model.modules())
+
+
+class BiasedVGG(nn.Module):
+    """Biases, batch norm in eval mode, max pooling, dropout: every layer captum's LRP has a rule for."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Linear(64, 20), nn.ReLU(), nn.Dropout(), nn.Linear(20, 5))
+        with torch.no_grad():  # batch-norm statistics that are not the identity
+            bn = self.features[1]
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.normal_()
+            bn.bias.normal_()
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def test_lrp_matches_captums_epsilon_rule_where_captum_applies(photos):
+    from captum.attr import LRP
+
+    torch.manual_seed(0)
+    model = BiasedVGG().eval()
+    x = _photo_input(photos, 32, 32)
+    ours = compute_base(model, x, [0, 3], "lrp")
+    theirs = torch.cat([LRP(model).attribute(x.clone().requires_grad_(True), target=c).detach() for c in [0, 3]])
+    assert ((ours - theirs).norm() / theirs.norm()).item() < 1e-4
+
+
+class TinyResNet(nn.Module):
+    """Two residual ReLU blocks with biases: additions written in forward, as in ResNet and EfficientNet."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)  # one module used several times, as torchvision's blocks do
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = self.relu(self.stem(x))
+        h = self.relu(h + self.conv1(h))
+        h = self.relu(h + self.conv2(h))
+        return self.head(h.mean(dim=(2, 3)))
+
+
+def test_lrp_on_a_relu_network_with_additions_is_input_x_gradient(photos):
+    # Ancona et al. 2018: the epsilon rule (epsilon -> 0) on a ReLU network equals input x
+    # gradient, residual additions included (each summand gets its share of the relevance).
+    torch.manual_seed(0)
+    model = TinyResNet().eval()
+    x = _photo_input(photos, 24, 24)
+    lrp_maps = compute_base(model, x, [0, 2], "lrp")
+    ixg_maps = compute_base(model, x, [0, 2], "ixg")
+    assert ((lrp_maps - ixg_maps).norm() / ixg_maps.norm()).item() < 1e-5
+    assert all(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
+
+
+def test_lrp_passes_relevance_through_a_saturated_relu6():
+    # y_c = v_c * relu6(2 x + 1) + u_c at x = 5: z = 11 saturates, so the gradient is 0, but
+    # LRP's relevance ratio at the activation is relu6(z) / z = 6 / 11: R_x = x * 2 * (6 / 11) * v_c.
+    model = nn.Sequential(nn.Flatten(), nn.Linear(1, 1), nn.ReLU6(), nn.Linear(1, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.fill_(2.0)
+        model[1].bias.fill_(1.0)
+        model[3].weight.copy_(torch.tensor([[3.0], [-0.5]]))
+        model[3].bias.fill_(0.25)
+    x = torch.full((1, 1, 1, 1), 5.0)
+    maps = compute_base(model, x, [0, 1], "lrp")
+    expected = torch.tensor([5 * 2 * 6 / 11 * 3.0, 5 * 2 * 6 / 11 * -0.5])
+    torch.testing.assert_close(maps.flatten(), expected)
+    assert compute_base(model, x, [0, 1], "ixg").abs().max() == 0  # the plain gradient sees nothing
+
+
+def test_lrp_on_the_default_model_differs_from_ixg_where_relu6_saturates(explainer, chelsea_input):
+    ctx = explainer.loaded.context()
+    lrp_maps = compute_base(explainer.model, chelsea_input, [285, 281], "lrp", context=ctx).sum(1)
+    ixg_maps = compute_base(explainer.model, chelsea_input, [285, 281], "ixg", context=ctx).sum(1)
+    corr = np.corrcoef(lrp_maps.flatten().numpy(), ixg_maps.flatten().numpy())[0, 1]
+    assert 0.3 < corr < 0.99  # related (same linear paths) but not the same map
 
 
 def test_lrp_names_the_unsupported_layer():

@@ -15,12 +15,13 @@ from .data import EvaluationDataError, Sample, make_composites, make_grids, map_
 from .grid import lens_ranking, run_grid_game
 from .metrics import auc, blur_positive, cosine, localisation, localisation_batch, pearson, spearman
 from .perturbation import run_perturbation
-from .report import format_markdown, save_plots, write_json
-from .sanity import cascade, cascade_groups, randomization_layers, run_sanity
+from .report import format_markdown, lens_choice, lens_choice_table, save_plots, write_json
+from .sanity import CLASS_SETS, cascade, cascade_groups, randomization_layers, run_sanity
 
 __all__ = [
-    "DEFAULT_METHODS", "EvaluationDataError", "LensVariant", "Sample", "auc", "blur_positive", "cascade",
-    "cascade_groups", "cosine", "format_markdown", "lens_ranking", "lens_variants", "localisation",
+    "CLASS_SETS", "DEFAULT_METHODS", "EvaluationDataError", "LensVariant", "Sample", "auc", "blur_positive", "cascade",
+    "cascade_groups", "cosine", "format_markdown", "lens_choice", "lens_choice_table", "lens_ranking",
+    "lens_variants", "localisation",
     "localisation_batch", "make_composites", "make_grids", "map_folder_classes", "pearson",
     "randomization_layers", "run_grid_game", "run_perturbation", "run_sanity", "save_plots", "spearman",
     "write_json",

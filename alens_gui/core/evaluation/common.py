@@ -13,8 +13,8 @@ from ..lens import LensParams, preset, refine
 from ..methods.base import MethodInfo, compute_base, get_method
 from ..progress import Progress, ensure_progress
 
-#: The methods the results page reports (the first paper's CNN set, without LRP).
-DEFAULT_METHODS = ("saliency", "ixg", "ig", "guided_backprop", "gradcam", "guided_gradcam")
+#: The methods the results page reports: the first paper's six CNN methods and Saliency (ours only).
+DEFAULT_METHODS = ("saliency", "ixg", "ig", "guided_backprop", "gradcam", "guided_gradcam", "lrp")
 
 
 @dataclass(frozen=True)

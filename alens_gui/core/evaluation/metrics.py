@@ -107,32 +107,48 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     return rankdata(v, method="average")
 
 
+def _constant(v: np.ndarray) -> bool:
+    return v.size == 0 or bool(v.max() == v.min())
+
+
 def pearson(a, b) -> float:
-    """Pearson correlation of two maps (flattened); 0 when either is constant."""
+    """Pearson correlation of two maps (flattened); NaN (undefined) when either is constant."""
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
+    if _constant(x) or _constant(y):
+        return float("nan")
     x = x - x.mean()
     y = y - y.mean()
     den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / den) if den > 0 else 0.0
+    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 def spearman(a, b) -> float:
-    """Spearman rank correlation (ties get average ranks); 0 when either map is constant."""
+    """Spearman rank correlation (ties get average ranks); NaN when either map is constant."""
     return pearson(_ranks(np.asarray(a).ravel()), _ranks(np.asarray(b).ravel()))
 
 
 def cosine(a, b) -> float:
-    """Cosine similarity of two maps (flattened); 0 when either is all zero."""
+    """Cosine similarity of two maps (flattened); NaN when either is all zero."""
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
     den = float(np.linalg.norm(x) * np.linalg.norm(y))
-    return float(x @ y / den) if den > 0 else 0.0
+    return float(x @ y / den) if den > 0 else float("nan")
 
 
 def similarity(a, b) -> dict[str, float]:
-    """Spearman, Pearson and cosine similarity between two maps."""
-    return {"spearman": spearman(a, b), "pearson": pearson(a, b), "cosine": cosine(a, b)}
+    """Spearman, Pearson and cosine similarity between two maps.
+
+    A constant map (for example a lensed map in which the class wins no pixel) has no
+    ranking and no direction to compare: all three similarities are NaN (undefined),
+    never 0, so a caller can leave the pair out and count it instead of scoring an
+    empty map as "perfectly decorrelated".
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if _constant(x) or _constant(y):
+        return {k: float("nan") for k in SIMILARITY_KEYS}
+    return {"spearman": spearman(x, y), "pearson": pearson(x, y), "cosine": cosine(x, y)}
 
 
 def relative_change(base: float, refined: float) -> float:

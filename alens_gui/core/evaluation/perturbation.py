@@ -16,6 +16,7 @@ Choices (SPEC section 3 leaves them open):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,14 +117,18 @@ def run_perturbation(
         for info in infos:
             raw = base_maps(loaded, x, comp.classes, info, options[info.name], progress)
             base, refined = lensed(raw, variants)
+            # Lens variants often give the very same map (signed and abs softmax input agree
+            # on non-negative maps): such a curve is computed once.
+            done: dict[tuple, np.ndarray] = {}
             for key, maps in zip(keys, [base, *refined]):
                 for j, cls in enumerate(comp.classes):
                     for mode in modes:
-                        # The same tie-break for base and every variant: one seed per (composite, class).
-                        rng = np.random.default_rng([seed, ci, j])
-                        curves[mode][info.name][key].append(
-                            perturbation_curve(loaded, comp.image, baseline, maps[j], cls, mode, steps, rng)
-                        )
+                        tag = (j, mode, hashlib.blake2b(np.ascontiguousarray(maps[j]).tobytes()).digest())
+                        if tag not in done:
+                            # The same tie-break for base and every variant: one seed per (composite, class).
+                            rng = np.random.default_rng([seed, ci, j])
+                            done[tag] = perturbation_curve(loaded, comp.image, baseline, maps[j], cls, mode, steps, rng)
+                        curves[mode][info.name][key].append(done[tag])
             progress.advance(1, f"composite {ci + 1}/{len(composites)} {info.label}")
     fractions = np.linspace(0.0, 1.0, steps + 1)
     out: dict[str, dict] = {}

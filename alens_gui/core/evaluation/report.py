@@ -11,6 +11,7 @@ import numpy as np
 
 from ..explanation import atomic_write
 from .metrics import LOCALISATION_KEYS, SIMILARITY_KEYS, relative_change
+from .paper import PAPER_LABELS, SOURCES, paper_entry
 
 _NAMES = {"ra": "RA", "iou": "IoU", "precision": "Precision", "recall": "Recall", "f1": "F1",
           "spearman": "Spearman", "pearson": "Pearson", "cosine": "Cosine", "auc": "AUC"}
@@ -33,14 +34,23 @@ def _diff(base: float, al: float) -> str:
     return f"{base:.3f} → {al:.3f} ({al - base:+.3f})"
 
 
-def format_markdown(results: dict) -> str:
-    """A Markdown table of any results dict made by this package (grid, insertion, deletion, sanity)."""
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def format_markdown(results: dict, paper: bool = False) -> str:
+    """A Markdown table of any results dict made by this package (grid, insertion, deletion, sanity).
+
+    ``paper=True`` prints the first paper's ResNet-50 numbers next to ours where it has
+    the method (:mod:`.paper`), and averages the relative changes twice: over the methods
+    both ran (comparable) and over all of ours (ours only).
+    """
     meta = results.get("_meta", {})
     proto = meta.get("protocol", "grid")
     if proto == "grid":
-        return _grid_table(results)
+        return _grid_table(results, paper)
     if proto in ("insertion", "deletion"):
-        return _perturbation_table(results)
+        return _perturbation_table(results, paper)
     if proto == "sanity":
         return _sanity_table(results)
     raise ValueError(f"unknown protocol {proto!r}")
@@ -51,18 +61,85 @@ def _header(meta: dict, what: str) -> str:
             f"lens {meta.get('al_variant', '?')}; cells: base → AL (relative change)")
 
 
-def _grid_table(results: dict) -> str:
+def common_methods(results: dict, protocol: str, metric: str) -> list[str]:
+    """Our methods that the paper also reports for ``protocol`` / ``metric`` (in our order)."""
+    return [m for m in method_names(results) if paper_entry(protocol, metric, m) is not None]
+
+
+def average_change(results: dict, metric: str, methods) -> float:
+    """Mean relative change (%) base -> AL of ``metric`` over ``methods`` (NaN-safe)."""
+    vals = [relative_change(_num(results[m]["base"][metric]), _num(results[m]["al"][metric])) for m in methods]
+    vals = [v for v in vals if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def paper_average(protocol: str, metric: str, methods) -> float:
+    """The paper's mean relative change (%) over ``methods`` (those it reports)."""
+    vals = [paper_entry(protocol, metric, m)[1] for m in methods if paper_entry(protocol, metric, m) is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _paper_cell(protocol: str, metric: str, method: str, digits: int = 2) -> str:
+    e = paper_entry(protocol, metric, method)
+    return "ours only" if e is None else f"{e[0]:.{digits}f} ({e[1]:+.0f}%)"
+
+
+def _pct_or_blank(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:+.1f}%"
+
+
+def _average_rows(results: dict, protocol: str, metrics, paper: bool, blank_before: int = 0) -> list[str]:
+    """Average-change rows: over the methods in both (ours | paper), then over all of ours."""
+    names = method_names(results)
+    pad = " |" * blank_before
+    lines = []
+    if paper:
+        common = common_methods(results, protocol, metrics[0])
+        label = (f"Avg. change, the {len(common)} methods in both ({', '.join(PAPER_LABELS[m] for m in common)})"
+                 if common else "Avg. change, methods in both: none")
+        cells = "".join(f" {_pct_or_blank(average_change(results, k, common))} | "
+                        f"{_pct_or_blank(paper_average(protocol, k, common))} |" for k in metrics)
+        lines.append(f"| {label} |{pad}{cells}")
+        only = [m for m in names if m not in common]
+        if only:
+            cells = "".join(f" {_pct_or_blank(average_change(results, k, names))} | |" for k in metrics)
+            lines.append(f"| Avg. change, all {len(names)} of ours (with ours-only "
+                         f"{', '.join(results[m]['label'] for m in only)}) |{pad}{cells}")
+    else:
+        cells = "".join(f" {_pct_or_blank(average_change(results, k, names))} |" for k in metrics)
+        lines.append(f"| Avg. change |{pad}{cells}")
+    return lines
+
+
+def _grid_table(results: dict, paper: bool = False) -> str:
     meta = results["_meta"]
     lines = [_header(meta, "Grid pointing game"), ""]
-    lines.append("| Method | " + " | ".join(_NAMES[k] for k in LOCALISATION_KEYS) + " |")
-    lines.append("|---" * (len(LOCALISATION_KEYS) + 1) + "|")
-    changes = {k: [] for k in LOCALISATION_KEYS}
-    for m in method_names(results):
-        b, a = results[m]["base"], results[m]["al"]
-        lines.append(f"| {results[m]['label']} | " + " | ".join(_cell(b[k], a[k]) for k in LOCALISATION_KEYS) + " |")
-        for k in LOCALISATION_KEYS:
-            changes[k].append(relative_change(b[k], a[k]))
-    lines.append("| Avg. change | " + " | ".join(f"{np.nanmean(changes[k]):+.1f}%" for k in LOCALISATION_KEYS) + " |")
+    names = method_names(results)
+    if paper:
+        keys = ("ra", "iou", "f1")
+        lines[0] += f"; paper: its {SOURCES['grid']}, value with AL (relative change)"
+        lines.append("| Method | " + " | ".join(f"{_NAMES[k]} ours | {_NAMES[k]} paper" for k in keys) + " |")
+        lines.append("|---" * (2 * len(keys) + 1) + "|")
+        for m in names:
+            b, a = results[m]["base"], results[m]["al"]
+            cells = " | ".join(f"{_cell(b[k], a[k])} | {_paper_cell('grid', k, m)}" for k in keys)
+            lines.append(f"| {results[m]['label']} | {cells} |")
+        lines += _average_rows(results, "grid", keys, paper=True)
+        lines += ["", "Precision and recall of the same masks (the paper's Table 1 does not report them):", ""]
+        lines.append("| Method | Precision | Recall |")
+        lines.append("|---|---|---|")
+        for m in names:
+            b, a = results[m]["base"], results[m]["al"]
+            lines.append(f"| {results[m]['label']} | {_cell(b['precision'], a['precision'])} | "
+                         f"{_cell(b['recall'], a['recall'])} |")
+    else:
+        lines.append("| Method | " + " | ".join(_NAMES[k] for k in LOCALISATION_KEYS) + " |")
+        lines.append("|---" * (len(LOCALISATION_KEYS) + 1) + "|")
+        for m in names:
+            b, a = results[m]["base"], results[m]["al"]
+            lines.append(f"| {results[m]['label']} | " + " | ".join(_cell(b[k], a[k]) for k in LOCALISATION_KEYS)
+                         + " |")
+        lines += _average_rows(results, "grid", LOCALISATION_KEYS, paper=False)
     if len(meta.get("lens", {})) > 1:
         lines += ["", lens_sweep_table(results)]
     return "\n".join(lines)
@@ -96,23 +173,56 @@ def lens_sweep_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _perturbation_table(results: dict) -> str:
+def _perturbation_table(results: dict, paper: bool = False) -> str:
     meta = results["_meta"]
-    what = f"{meta['protocol'].capitalize()} AUC ({meta.get('better', '')} is better)"
-    lines = [_header(meta, what), ""]
+    proto = meta["protocol"]
+    what = f"{proto.capitalize()} AUC ({meta.get('better', '')} is better)"
+    lines = [_header(meta, what)]
+    if paper:
+        lines[0] += f"; paper: its {SOURCES[proto]}, AUC with AL (relative change)"
+    lines.append("")
     labels = list(meta.get("lens", {}))
     extra = labels[1:]
-    lines.append("| Method | base AUC | AL AUC (change) |" + "".join(f" {lab} |" for lab in extra))
-    lines.append("|---|---|---|" + "---|" * len(extra))
-    changes = []
+    pcol = " paper AL AUC (change) |" if paper else ""
+    lines.append("| Method | base AUC | AL AUC (change) |" + pcol + "".join(f" {lab} |" for lab in extra))
+    lines.append("|---|---|---|" + ("---|" if paper else "") + "---|" * len(extra))
     for m in method_names(results):
         b, a = results[m]["base"]["auc"], results[m]["al"]["auc"]
-        changes.append(relative_change(b, a))
         cells = "".join(f" {results[m]['variants'][lab]['auc']:.3f} ({_pct(b, results[m]['variants'][lab]['auc'])}) |"
                         for lab in extra)
-        lines.append(f"| {results[m]['label']} | {b:.3f} | {a:.3f} ({_pct(b, a)}) |{cells}")
-    lines.append(f"| Avg. change | | {np.nanmean(changes):+.1f}% |" + " |" * len(extra))
+        pc = f" {_paper_cell(proto, 'auc', m)} |" if paper else ""
+        lines.append(f"| {results[m]['label']} | {b:.3f} | {a:.3f} ({_pct(b, a)}) |{pc}{cells}")
+    for row in _average_rows(results, proto, ("auc",), paper=paper, blank_before=1):
+        lines.append(row + " |" * len(extra))
     return "\n".join(lines)
+
+
+def _sanity_means(summary: dict) -> dict[str, float]:
+    """Mean over the randomization steps (entry 0, the unrandomized model, excluded)."""
+    out = {}
+    for k in SIMILARITY_KEYS:
+        vals = [_num(v) for v in summary[k][1:]]
+        vals = [v for v in vals if not math.isnan(v)]
+        out[k] = float(np.mean(vals)) if vals else float("nan")
+    out["after_logits"] = _num(summary["spearman"][1]) if len(summary["spearman"]) > 1 else float("nan")
+    return out
+
+
+def _left_out(summary: dict) -> str:
+    und = summary.get("undefined")
+    if und is None:
+        return "?"
+    steps = len(und) - 1
+    return f"{sum(und[1:])}/{summary.get('n', 0) * steps}"
+
+
+def _fmt_diff(b: float, a: float) -> str:
+    if math.isnan(b) or math.isnan(a):
+        return f"{b:.3f} → {a:.3f}"
+    return _diff(b, a)
+
+
+_SET_NAMES = {"top2": "top-2 (as the paper)", "tiles": "4 tiles"}
 
 
 def _sanity_table(results: dict) -> str:
@@ -120,17 +230,233 @@ def _sanity_table(results: dict) -> str:
     head = _header(meta, f"Cascading randomization, mean similarity over {len(meta['fractions']) - 1} steps "
                          "(lower is better)").replace("(relative change)", "(difference)")
     lines = [head, ""]
-    lines.append("| Method | " + " | ".join(_NAMES[k] for k in SIMILARITY_KEYS)
-                 + " | Spearman after the logits layer group |")
-    lines.append("|---" * (len(SIMILARITY_KEYS) + 2) + "|")
+    sets = list(meta.get("class_sets", {})) or [None]
+    lines.append("| Method | Class set | " + " | ".join(_NAMES[k] for k in SIMILARITY_KEYS)
+                 + " | Spearman after the logits layer group | Left out (constant map): base, AL |")
+    lines.append("|---" * (len(SIMILARITY_KEYS) + 4) + "|")
     for m in method_names(results):
-        b, a = results[m]["base"], results[m]["al"]
-        # Similarities hover around 0, where relative changes mean nothing: show differences.
-        cells = [_diff(float(np.mean(b[k][1:])), float(np.mean(a[k][1:]))) for k in SIMILARITY_KEYS]
-        cells.append(_diff(b["spearman"][1], a["spearman"][1]))
-        lines.append(f"| {results[m]['label']} | " + " | ".join(cells) + " |")
+        for cs in sets:
+            entry = results[m]["class_sets"][cs] if cs else results[m]
+            b, a = _sanity_means(entry["base"]), _sanity_means(entry["al"])
+            # Similarities hover around 0, where relative changes mean nothing: show differences.
+            cells = [_fmt_diff(b[k], a[k]) for k in (*SIMILARITY_KEYS, "after_logits")]
+            cells.append(f"{_left_out(entry['base'])}, {_left_out(entry['al'])}")
+            lines.append(f"| {results[m]['label']} | {_SET_NAMES.get(cs, cs or 'all')} | " + " | ".join(cells) + " |")
     fr = ", ".join(f"{100 * f:.0f}%" for f in meta["fractions"][1:])
     lines += ["", f"Steps randomize cumulatively {fr} of the {meta['layers']} weight layers, logits first."]
+    for cs in sets:
+        if cs:
+            lines.append(f"Class set {_SET_NAMES.get(cs, cs)}: {meta['class_sets'][cs]}.")
+    lines.append("A pair whose original or randomized map is constant has no defined similarity; it is left out "
+                 "of the means and counted in the last column (pairs left out / pairs over all steps).")
+    labels = list(meta.get("lens", {}))
+    if len(labels) > 1:
+        for cs in sets:
+            lines += ["", f"Lens sweep, mean Spearman over the steps, class set {_SET_NAMES.get(cs, cs or 'all')}:", ""]
+            lines.append("| Method | base | " + " | ".join(labels) + " |")
+            lines.append("|---" * (len(labels) + 2) + "|")
+            for m in method_names(results):
+                entry = results[m]["class_sets"][cs] if cs else results[m]
+                cells = [f"{_sanity_means(entry['variants'][lab])['spearman']:.3f}" for lab in labels]
+                lines.append(f"| {results[m]['label']} | {_sanity_means(entry['base'])['spearman']:.3f} | "
+                             + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def with_al_variant(results: dict, label: str) -> dict:
+    """The same results with lens variant ``label`` reported as "AL" (and listed first).
+
+    Every variant's numbers are already in a results dict, so a table for another lens
+    default needs no new model run.
+    """
+    meta = results["_meta"]
+    lens = meta.get("lens", {})
+    if label not in lens:
+        raise ValueError(f"lens variant {label!r} is not in these results; they have: {', '.join(lens)}")
+    out: dict = {}
+    for m in method_names(results):
+        entry = dict(results[m])
+        entry["al"] = entry["variants"][label]
+        if "class_sets" in entry:
+            entry["class_sets"] = {cs: {**e, "al": e["variants"][label]} for cs, e in entry["class_sets"].items()}
+            entry["al"] = next(iter(entry["class_sets"].values()))["al"]
+        out[m] = entry
+    out["_meta"] = {**meta, "al_variant": label, "lens": {label: lens[label], **{k: v for k, v in lens.items()
+                                                                                if k != label}}}
+    return out
+
+
+def _first_set(entry: dict) -> dict:
+    """A sanity entry's first class set (the headline), or the entry itself for old files."""
+    return next(iter(entry["class_sets"].values())) if "class_sets" in entry else entry
+
+
+def summary_table(by_protocol: dict[str, dict]) -> str:
+    """One row per method across the benchmarks given: our relative change next to the paper's.
+
+    Grid: RA; insertion and deletion: AUC (relative change base -> AL, %); sanity: mean
+    Spearman over the randomization steps, base -> AL, first class set (the paper gives
+    curves only). The last rows average over the methods that both we and the paper ran,
+    then over all of ours.
+    """
+    order = [p for p in ("grid", "insertion", "deletion", "sanity") if p in by_protocol]
+    if not order:
+        raise ValueError("no grid, insertion, deletion or sanity results given")
+    methods: list[str] = []
+    for p in order:
+        methods += [m for m in method_names(by_protocol[p]) if m not in methods]
+    labels = {m: by_protocol[p][m]["label"] for p in order for m in method_names(by_protocol[p])}
+    cols = {"grid": ("ra", "grid RA"), "insertion": ("auc", "insertion AUC ↑"), "deletion": ("auc", "deletion AUC ↓")}
+    head = ["Method"]
+    for p in order:
+        if p == "sanity":
+            head.append("sanity Spearman ↓, ours base → AL (paper: curves only)")
+        else:
+            head += [f"{cols[p][1]}, ours", f"{cols[p][1]}, paper"]
+    lines = ["Per method, relative change with the lens (ours: EfficientNet-Lite0; paper: ResNet-50)", ""]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|---" * len(head) + "|")
+
+    def ours(p, m):
+        r = by_protocol[p]
+        if m not in r:
+            return "not run"
+        if p == "sanity":
+            e = _first_set(r[m])
+            b, a = _sanity_means(e["base"])["spearman"], _sanity_means(e["al"])["spearman"]
+            return _fmt_diff(b, a)
+        k = cols[p][0]
+        return _pct(_num(r[m]["base"][k]), _num(r[m]["al"][k]))
+
+    for m in methods:
+        cells = [labels[m]]
+        for p in order:
+            cells.append(ours(p, m))
+            if p != "sanity":
+                e = paper_entry(p, cols[p][0], m)
+                cells.append("ours only" if e is None else f"{e[1]:+.0f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    common = [m for m in methods if all(p == "sanity" or paper_entry(p, cols[p][0], m) is not None for p in order)
+              and all(m in by_protocol[p] for p in order)]
+    everywhere = [m for m in methods if all(m in by_protocol[p] for p in order)]
+    avg_rows = [(f"Avg., the {len(common)} methods in both", common, True)]
+    if everywhere != common:
+        avg_rows.append((f"Avg., all {len(everywhere)} of ours", everywhere, False))
+    for title, ms, with_paper in avg_rows:
+        cells = [title]
+        for p in order:
+            if p == "sanity":
+                entries = [_first_set(by_protocol[p][m]) for m in ms]
+                b = float(np.nanmean([_sanity_means(e["base"])["spearman"] for e in entries])) if entries else math.nan
+                a = float(np.nanmean([_sanity_means(e["al"])["spearman"] for e in entries])) if entries else math.nan
+                cells.append(_fmt_diff(b, a))
+            else:
+                cells.append(_pct_or_blank(average_change(by_protocol[p], cols[p][0], ms)))
+                cells.append(_pct_or_blank(paper_average(p, cols[p][0], ms)) if with_paper else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- lens choice
+#: The metric each benchmark contributes to the lens choice, and whether higher is better.
+CHOICE_METRICS = (
+    ("grid", "ra", True),
+    ("insertion", "auc", True),
+    ("deletion", "auc", False),
+    ("sanity", "spearman", False),
+)
+#: Benchmarks weigh equally; insertion and deletion together are one benchmark.
+CHOICE_BENCHMARKS = {"grid": ("grid",), "insertion/deletion": ("insertion", "deletion"), "sanity": ("sanity",)}
+
+
+def _variant_value(results: dict, proto: str, method: str, label: str) -> float:
+    entry = results[method]
+    if proto == "sanity":
+        return _sanity_means(_first_set(entry)["variants"][label])["spearman"]
+    metric = "ra" if proto == "grid" else "auc"
+    return _num(entry["variants"][label][metric])
+
+
+def lens_choice(by_protocol: dict[str, dict]) -> dict:
+    """Rank lens variants over all benchmarks together (SPEC section 1.2).
+
+    The rule: for each benchmark metric (grid RA; insertion AUC; deletion AUC; sanity
+    Spearman, mean over the randomization steps, first class set) and each method, the
+    variants are ranked (1 = best, ties share the mean rank, values compared at 4
+    decimals); a benchmark's score is the mean rank over its metrics and methods
+    (insertion and deletion together form one benchmark); the variant with the lowest
+    mean of the three benchmark scores wins. Only variants and methods present in every
+    given result count.
+
+    Returns
+    -------
+    dict
+        ``{"variants": [...], "methods": [...], "means": {variant: {proto: mean value}},
+        "scores": {variant: {benchmark: mean rank, "combined": ...}}, "best": variant}``
+    """
+    from scipy.stats import rankdata
+
+    protos = [p for p, _, _ in CHOICE_METRICS if p in by_protocol]
+    if not protos:
+        raise ValueError("no grid, insertion, deletion or sanity results given")
+    variants = None
+    methods = None
+    for p in protos:
+        r = by_protocol[p]
+        labs = list(r["_meta"]["lens"])
+        variants = labs if variants is None else [v for v in variants if v in labs]
+        ms = method_names(r)
+        methods = ms if methods is None else [m for m in methods if m in ms]
+    if not variants or not methods:
+        raise ValueError("the results share no lens variant or no method")
+    ranks: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    means: dict[str, dict[str, float]] = {v: {} for v in variants}
+    for proto, _metric, higher in CHOICE_METRICS:
+        if proto not in by_protocol:
+            continue
+        r = by_protocol[proto]
+        table = np.array([[_variant_value(r, proto, m, v) for v in variants] for m in methods])
+        for j, v in enumerate(variants):
+            means[v][proto] = float(np.nanmean(table[:, j]))
+        for row in table:
+            if np.isnan(row).any():
+                continue
+            score = -np.round(row, 4) if higher else np.round(row, 4)
+            for v, rk in zip(variants, rankdata(score, method="average")):
+                ranks[v].setdefault(proto, []).append(float(rk))
+    scores: dict[str, dict[str, float]] = {}
+    for v in variants:
+        sc = {}
+        for bench, members in CHOICE_BENCHMARKS.items():
+            vals = [x for p in members for x in ranks[v].get(p, [])]
+            if vals:
+                sc[bench] = float(np.mean(vals))
+        sc["combined"] = float(np.mean(list(sc.values())))
+        scores[v] = sc
+    best = min(variants, key=lambda v: (scores[v]["combined"], variants.index(v)))
+    return {"variants": variants, "methods": methods, "means": means, "scores": scores, "best": best}
+
+
+def lens_choice_table(by_protocol: dict[str, dict]) -> str:
+    """Markdown of :func:`lens_choice`: the mean value per benchmark and the mean ranks."""
+    c = lens_choice(by_protocol)
+    protos = [p for p, _, _ in CHOICE_METRICS if p in by_protocol]
+    benches = [b for b in CHOICE_BENCHMARKS if b in c["scores"][c["variants"][0]]]
+    names = {"grid": "grid RA ↑", "insertion": "insertion AUC ↑", "deletion": "deletion AUC ↓",
+             "sanity": "sanity Spearman ↓"}
+    first = next(iter(by_protocol.values()))
+    labels = {m: first[m]["label"] for m in c["methods"]}
+    lines = [f"Lens choice over {len(protos)} benchmark metrics and {len(c['methods'])} methods "
+             f"({', '.join(labels.values())}); means over methods, then mean rank per benchmark "
+             "(1 = best of the variants) and their mean", ""]
+    lines.append("| Lens variant | " + " | ".join(names[p] for p in protos) + " | "
+                 + " | ".join(f"rank: {b}" for b in benches) + " | combined rank |")
+    lines.append("|---" * (len(protos) + len(benches) + 2) + "|")
+    for v in c["variants"]:
+        name = f"**{v}**" if v == c["best"] else v
+        cells = [f"{c['means'][v][p]:.3f}" for p in protos] + [f"{c['scores'][v][b]:.2f}" for b in benches]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {c['scores'][v]['combined']:.2f} |")
+    lines += ["", f"Best over all benchmarks: {c['best']}."]
     return "\n".join(lines)
 
 
@@ -173,7 +499,9 @@ def save_plots(results: dict, folder: str | os.PathLike, prefix: str = "") -> li
     """Write the figures of a results dict as PNGs into ``folder``; return their paths.
 
     Grid: bar chart of RA / IoU / F1, base vs AL. Insertion / deletion: mean curves,
-    base dashed, AL solid. Sanity: one plot per similarity, base dashed, AL solid.
+    base dashed, AL solid. Sanity: one plot per similarity and class set, base dashed,
+    AL solid (``sanity_<similarity>.png`` for the first class set,
+    ``sanity_<set>_<similarity>.png`` for the others).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -214,20 +542,25 @@ def save_plots(results: dict, folder: str | os.PathLike, prefix: str = "") -> li
         paths.append(_save(fig, folder / f"{prefix}{proto}.png"))
     elif proto == "sanity":
         fr = 100 * np.asarray(meta["fractions"])
-        for k in SIMILARITY_KEYS:
-            fig = Figure(figsize=(6, 4.2))
-            ax = fig.subplots()
-            for i, m in enumerate(names):
-                c = colours[i % len(colours)]
-                ax.plot(fr, results[m]["base"][k], "--", color=c, alpha=0.8)
-                ax.plot(fr, results[m]["al"][k], "-", color=c, marker=".", label=results[m]["label"])
-            ax.set_xlabel("% of weight layers randomized (logits first)")
-            ax.set_ylabel(f"{_NAMES[k]} similarity to the original map")
-            ax.set_title(f"Cascading randomization, {meta['model']}: base dashed, AL solid (lower is better)",
-                         fontsize=8)
-            ax.axhline(0, color="#cccccc", lw=0.8)
-            ax.legend(fontsize=7)
-            paths.append(_save(fig, folder / f"{prefix}sanity_{k}.png"))
+        sets = list(meta.get("class_sets", {})) or [None]
+        for si, cs in enumerate(sets):
+            for k in SIMILARITY_KEYS:
+                fig = Figure(figsize=(6, 4.2))
+                ax = fig.subplots()
+                for i, m in enumerate(names):
+                    entry = results[m]["class_sets"][cs] if cs else results[m]
+                    c = colours[i % len(colours)]
+                    ax.plot(fr, [_num(v) for v in entry["base"][k]], "--", color=c, alpha=0.8)
+                    ax.plot(fr, [_num(v) for v in entry["al"][k]], "-", color=c, marker=".", label=results[m]["label"])
+                ax.set_xlabel("% of weight layers randomized (logits first)")
+                ax.set_ylabel(f"{_NAMES[k]} similarity to the original map")
+                what = f", class set {_SET_NAMES.get(cs, cs)}" if cs else ""
+                ax.set_title(f"Cascading randomization, {meta['model']}{what}:\nbase dashed, AL solid "
+                             "(lower is better)", fontsize=8)
+                ax.axhline(0, color="#cccccc", lw=0.8)
+                ax.legend(fontsize=7)
+                stem = f"sanity_{k}" if si == 0 else f"sanity_{cs}_{k}"
+                paths.append(_save(fig, folder / f"{prefix}{stem}.png"))
     else:
         raise ValueError(f"unknown protocol {proto!r}")
     return paths

@@ -260,9 +260,14 @@ _declare(
 
 _declare(
     "biattn", "Bi-Attn", "vit:bidirectional_attention",
-    description="Forward attention perception (rollout with gradient-weighted heads) times backward "
-                "reasoning feedback (integrated gradient x attention of the last block) (Chen et al. 2023).",
-    family="attention", architectures=_VIT, options={**_IG_OPTS, **_QUERY}, aliases=("bi_attn",),
+    description="Chen et al. 2023 (head-wise): attention perception R <- R + (sum_h w_h A_h) R from block "
+                "start_layer on, head weights w_h from |A_h^T dy/dA_h| at the input, times the reasoning feedback "
+                "(integrated gradient of the last block's attention from a zero input, positive part, head mean).",
+    family="attention", architectures=_VIT,
+    options={**_IG_OPTS,
+             "start_layer": Option(3, "first block (0-based) of the perception rollout", minimum=0),
+             **_QUERY},
+    aliases=("bi_attn",),
 )
 
 _declare(
@@ -302,9 +307,11 @@ _declare(
 )
 
 _declare(
-    "lrp", "LRP (epsilon rule)", "lrp:lrp",
-    description="Layer-wise Relevance Propagation (Bach et al. 2015) via captum, classes batched along the "
-                "batch axis; only for networks made of layers captum has rules for (e.g. VGG).",
+    "lrp", "LRP (ε-rule)", "lrp:lrp",
+    description="Layer-wise Relevance Propagation, epsilon rule with epsilon -> 0 (Bach et al. 2015), as input x "
+                "modified gradient (Ancona et al. 2018); residual additions split relevance in proportion. "
+                "CNNs of convolutions, linear, batch-norm, pooling and ReLU/ReLU6/LeakyReLU layers, "
+                "including the default EfficientNet-Lite0 and ResNets.",
     family="gradient", architectures=("cnn",),
     aliases=("layerwise_relevance_propagation",),
 )

@@ -25,9 +25,12 @@ Written from the papers' definitions (no code taken from their repositories):
 * ``grad_rollout``: R <- R + mean_h[(dy/dA_l * A_l)+] R, from R = I (gradient-weighted rollout).
 * ``tattn``: Markov-chain state s = A_L[q], s <- s + s A_l for earlier blocks, times the
   positive integrated gradient (from the black image) of the last attention (Yuan et al.).
-* ``biattn``: perception = rollout with heads weighted by their positive integrated
-  gradient x attention; feedback = integrated gradient x attention of the last block;
-  map = perception * feedback (our reading of Chen et al. 2023).
+* ``biattn``: Chen et al. 2023, head-wise form, following the structure of the
+  authors' reference code: perception R <- R + (sum_h w_h A_h) R over blocks
+  ``start_layer``..L (default 3, i.e. the reference's ``start_layer=4``), with
+  w_h = mean |A_h^T dy/dA_h| at the input, normalised to sum 1 per block; feedback = the
+  positive part of the last block's attention gradient averaged over ``steps`` inputs
+  from zero to x (both ends included), head mean; map = feedback * perception.
 * ``inflow``: per block, the skip and attention paths are mixed in proportion to the
   token norms they carry (the MLP path is token-wise), rolled out, and multiplied by the
   positive gradient x patch embedding entering the first block (our reading of the
@@ -424,23 +427,30 @@ def transition_attention(model, x, classes, progress: Progress, ctx=None, steps=
     return _query_row(info, x, state.unsqueeze(0) * weight, query)
 
 
-def bidirectional_attention(model, x, classes, progress: Progress, ctx=None, steps=20, batch_size=10, query="auto"):
+def bidirectional_attention(model, x, classes, progress: Progress, ctx=None, steps=20, batch_size=10,
+                            start_layer=3, query="auto"):
     info = require_vit(model, "Bi-Attn")
-    progress.add_total(len(classes) * -(-steps // batch_size))
-    attns = attention_maps(model, info, x)  # (L, H, N, N)
-    grads, _ = attention_gradients(model, info, _ig_path(x, steps, ctx), classes, progress, batch_size=batch_size)
-    contrib = (grads * attns.unsqueeze(0)).clamp(min=0)  # (K, L, H, N, N)
-    heads = contrib.mean(dim=(-2, -1))  # (K, L, H): each head's positive contribution per class
-    total = heads.sum(dim=-1, keepdim=True)
-    n_heads = heads.shape[-1]
-    heads = torch.where(total > 0, heads / total.clamp(min=1e-30), torch.full_like(heads, 1.0 / n_heads))
-    mixed = torch.einsum("klh,lhij->klij", heads, attns)  # row-stochastic per block
-    eye = _eye_like(mixed[:, 0])
+    n_layers = len(info.blocks)
+    if start_layer >= n_layers:
+        raise MethodError(f"start_layer must be below the number of blocks ({n_layers})")
+    progress.add_total(len(classes) * (1 + -(-steps // batch_size)))
+    grads, attns = attention_gradients(model, info, x, classes, progress)  # (K, L, H, N, N), (L, H, N, N)
+    # Attention perception: each head weighted by the mean magnitude of A_h^T dy/dA_h,
+    # the weights summing to 1 per block; the fused attention accumulates as R <- R + A R.
+    heads = (attns.transpose(-2, -1).unsqueeze(0) @ grads).abs().mean(dim=(-2, -1))  # (K, L, H)
+    heads = heads / heads.sum(dim=-1, keepdim=True).clamp(min=1e-30)
+    fused = torch.einsum("klh,lhij->klij", heads, attns)
+    eye = _eye_like(fused[:, 0])
     perception = eye.clone()
-    for layer in range(mixed.shape[1]):
-        perception = _rows_normalized(eye + mixed[:, layer]) @ perception
-    feedback = contrib[:, -1].mean(dim=1)  # (K, N, N)
-    return _query_row(info, x, perception * feedback, query)
+    for layer in range(start_layer, n_layers):
+        perception = perception + fused[:, layer] @ perception
+    # Reasoning feedback: the last block's attention gradients averaged along the straight
+    # path from the zero input (steps points from 0 to 1, both ends included), positive part, head mean.
+    alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype, device=x.device)
+    path = alphas.view(-1, 1, 1, 1) * x
+    path_grads, _ = attention_gradients(model, info, path, classes, progress, batch_size=batch_size)
+    feedback = path_grads[:, -1].clamp(min=0).mean(dim=1)  # (K, N, N)
+    return _query_row(info, x, feedback * perception, query)
 
 
 def inflow(model, x, classes, progress: Progress, ctx=None, query="auto"):
