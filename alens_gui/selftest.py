@@ -248,6 +248,41 @@ def step_dicom(state: SelfTest) -> str:
     return "; ".join(done)
 
 
+#: Libraries CUDA's optional parts open that come with the GPU driver or a cluster's RDMA/MPI stack,
+#: never with the program: a library that fails to load for want of one of these is fine.
+SYSTEM_CUDA_DEPS = ("libcuda.so", "libmlx5.so", "libibverbs.so", "librdmacm.so", "libmpi.so", "libpmix.so",
+                    "liboshmem.so", "libfabric.so", "libucs.so", "libucp.so")
+
+
+def step_cuda(state: SelfTest) -> str:
+    """Every CUDA library of this torch build loads (a GPU, if any, ran the explain step)."""
+    import re
+
+    import torch
+
+    from alens_gui.qt.platform_check import load_library
+
+    if torch.version.cuda is None:
+        return f"CPU build of torch {torch.__version__}: no CUDA libraries to check"
+    site = Path(torch.__file__).resolve().parent.parent
+    libs = sorted((site / "nvidia").glob("*/lib/*.so*")) + sorted((site / "torch" / "lib").glob("*.so*"))
+    check(bool(libs), f"no CUDA libraries beside torch in {site}")
+    failed = []
+    for lib in libs:
+        try:
+            load_library(str(lib))
+        except OSError as exc:
+            missing = re.findall(r"([\w.+-]+\.so[\w.]*): cannot open shared object file", str(exc))
+            if not (missing and all(m.startswith(SYSTEM_CUDA_DEPS) for m in missing)):
+                failed.append(f"{lib.name} ({exc})")
+    check(not failed, "CUDA libraries that do not load: " + "; ".join(failed))
+    if torch.cuda.is_available():
+        device = state.explainer.loaded.device if state.explainer is not None else None
+        check(device is not None and device.type == "cuda", "a GPU is here but the model did not run on it")
+        return f"CUDA {torch.version.cuda}: {len(libs)} libraries load; explained on {torch.cuda.get_device_name(0)}"
+    return f"CUDA {torch.version.cuda}: {len(libs)} libraries load (no GPU here, so the steps ran on the CPU)"
+
+
 STEPS: list[tuple[str, Callable[[SelfTest], str]]] = [
     ("model", step_model),
     ("samples", step_samples),
@@ -258,7 +293,20 @@ STEPS: list[tuple[str, Callable[[SelfTest], str]]] = [
     ("png", step_png),
     ("session", step_session),
     ("dicom", step_dicom),
+    ("cuda", step_cuda),
 ]
+
+
+def _utf8_locale() -> None:
+    # Qt wants a UTF-8 locale and complains on stderr without one (e.g. under `env -i`)
+    import locale
+
+    try:
+        codeset = locale.nl_langinfo(locale.CODESET)  # the C library's, whatever Python's UTF-8 mode says
+    except (AttributeError, ValueError):  # pragma: no cover - not on Windows
+        return
+    if "utf" not in codeset.lower():
+        os.environ["LC_ALL"] = "C.UTF-8"
 
 
 def run(
@@ -277,6 +325,7 @@ def run(
         Where the lines go (default stdout); a failing step's traceback goes to stderr.
     """
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    _utf8_locale()
     out = out or sys.stdout
     width = max((len(name) for name, _ in steps), default=0)
     frozen = "desktop bundle" if getattr(sys, "frozen", False) else f"Python {sys.version.split()[0]}"

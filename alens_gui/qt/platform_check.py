@@ -8,7 +8,7 @@ and, when that fails, names the missing libraries and the apt packages that prov
 
 from __future__ import annotations
 
-import ctypes
+import _ctypes
 import os
 import re
 import shutil
@@ -59,8 +59,11 @@ _LDD_NOT_FOUND_RE = re.compile(r"^\s*(\S+)\s*=>\s*not found", re.MULTILINE)
 Loader = Callable[[str], object]
 
 
-def _dlopen(path: str) -> object:
-    return ctypes.CDLL(path, mode=getattr(os, "RTLD_LOCAL", 0) | getattr(os, "RTLD_LAZY", 1))
+def load_library(path: str) -> object:
+    """dlopen ``path`` (lazily, locally); OSError with the loader's message when it cannot."""
+    # _ctypes.dlopen rather than ctypes.CDLL: in a PyInstaller bundle CDLL's error replaces the
+    # loader's message (which names the missing library) with a generic one
+    return _ctypes.dlopen(path, getattr(os, "RTLD_LOCAL", 0) | getattr(os, "RTLD_LAZY", 1))
 
 
 def platform_will_be_xcb(env: Mapping[str, str] | None = None) -> bool:
@@ -124,7 +127,7 @@ def missing_libraries(plugin: Path, loader: Loader | None = None) -> tuple[list[
     library; ``ldd`` supplies the rest when it is there.
     """
     try:
-        (loader or _dlopen)(str(plugin))
+        (loader or load_library)(str(plugin))
     except OSError as exc:
         error = str(exc)
         names = _MISSING_RE.findall(error)

@@ -84,15 +84,16 @@ def test_no_display_at_all_gets_its_own_message():
 @linux_only
 def test_the_check_agrees_with_qt_itself():
     """Our verdict on the installed xcb plugin matches whether Qt can load it (no X server needed:
-    Qt loads the plugin before it connects, and says which of the two failed)."""
+    Qt loads the plugin before it connects to the display)."""
     plugin = pc.xcb_plugin_path()
     assert plugin is not None and plugin.is_file(), "PySide6's Linux wheels ship platforms/libqxcb.so"
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
     env["DISPLAY"] = ":97"  # no server there
     r = subprocess.run([sys.executable, "-c", "from PySide6.QtGui import QGuiApplication; QGuiApplication([])"],
                        env=env, capture_output=True, text=True, timeout=120)
-    qt_cannot_load = 'Could not load the Qt platform plugin "xcb"' in r.stderr
     assert r.returncode != 0, "Qt must fail here one way or the other: there is no X server on :97"
+    # Qt says it could not load the plugin in both cases; it only tries to connect once it has loaded
+    qt_cannot_load = "could not connect to display" not in r.stderr
     ours = pc.check_platform({"DISPLAY": ":97"})
     if qt_cannot_load:
         assert ours is not None and "sudo apt-get install" in ours, r.stderr
@@ -109,7 +110,7 @@ def test_main_prints_the_message_instead_of_starting_qt(tmp_path, monkeypatch, c
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(pc, "_dlopen", missing("libxcb-icccm.so.4"))
+    monkeypatch.setattr(pc, "load_library", missing("libxcb-icccm.so.4"))
     monkeypatch.setattr(pc, "DIALOG_TOOLS", ())  # no dialog on a developer's desktop
     assert app.main([]) == 1
     err = capsys.readouterr().err
