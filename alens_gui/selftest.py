@@ -47,6 +47,7 @@ class SelfTest:
     explainer: object = None
     image: np.ndarray | None = None
     explanations: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None
 
 
 def _first(state: SelfTest):
@@ -125,6 +126,7 @@ def step_mask(state: SelfTest) -> str:
     mask = top_fraction_mask(expl.refined[0], 0.2)
     check(bool(mask.any()), "the top-20% mask is empty")
     res = probability_shift(state.explainer.loaded, expl.image, mask, expl.classes, "blur")
+    state.mask = mask
     check(bool(np.allclose(res.before, expl.probs, rtol=1e-3, atol=1e-5)),
           "the unmasked probabilities differ from the explanation's")
     check(bool(np.isfinite(res.after).all()), "the masked probabilities are not finite")
@@ -175,6 +177,54 @@ def step_qt(state: SelfTest) -> str:
     return f"{app.platformName()} platform, Qt {pg.Qt.QtCore.qVersion()}, pyqtgraph {pg.__version__}, render r = {r:.4f}"
 
 
+def step_window(state: SelfTest) -> str:
+    """Open the real main window offscreen, let its start-up work (the model) finish, draw it."""
+    from PySide6.QtCore import QThreadPool, qInstallMessageHandler
+
+    from alens_gui.qt.app import make_app
+    from alens_gui.qt.window import MainWindow
+
+    app = make_app([sys.argv[0]])
+    pool = QThreadPool.globalInstance()
+
+    def model_ready(win) -> bool:
+        session = getattr(win, "session", None)
+        return not hasattr(session, "model") or session.model is not None
+
+    def quiet(mode, context, message):  # the offscreen platform's one harmless complaint
+        if "propagateSizeHints" not in message:
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(quiet)
+    with tempfile.TemporaryDirectory(prefix="alens-selftest-config-") as cfg:
+        win = MainWindow(config_dir=cfg, autorun=False)
+        try:
+            win.resize(1200, 800)
+            win.show()
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 300:
+                app.processEvents()
+                if time.perf_counter() - t0 > 0.5 and pool.activeThreadCount() == 0 and model_ready(win):
+                    break
+                time.sleep(0.01)
+            check(pool.activeThreadCount() == 0 and model_ready(win),
+                  "the window did not load its model within 300 s")
+            for _ in range(10):
+                app.processEvents()
+            image = win.grab().toImage()
+            title = win.windowTitle()
+        finally:
+            win.close()
+            pool.waitForDone(60_000)
+            app.processEvents()
+            qInstallMessageHandler(previous)
+    check(not image.isNull() and image.width() >= 600, "the window could not be drawn")
+    grey = np.array([[image.pixelColor(x, y).value() for x in range(0, image.width(), 7)]
+                     for y in range(0, image.height(), 7)], dtype=np.float64)
+    check(float(grey.std()) > 5, "the drawn window is blank")
+    return f"{title!r}, {image.width()} x {image.height()} px"
+
+
 def step_png(state: SelfTest) -> str:
     """Write the annotated figure of the first explanation as PNG and read it back."""
     from alens_gui.core.export import render_figure
@@ -188,17 +238,25 @@ def step_png(state: SelfTest) -> str:
 
 
 def step_session(state: SelfTest) -> str:
-    """Save the explanation to a file and read it back.
+    """Save a session file (``.alens``: state, maps, mask), reopen it and re-lens what it holds."""
+    from alens_gui.core.lens import preset
+    from alens_gui.core.sessionfile import load_session, save_session
 
-    Written against the npz export until the ``.alens`` session format lands in the core;
-    then this step should save and reopen a session file through that module instead.
-    """
     expl = _first(state)
-    path = expl.to_npz(state.folder / f"{SAMPLE}-{METHODS[0]}.npz")
-    with np.load(path, allow_pickle=False) as z:
-        check(bool(np.array_equal(z["refined"], expl.refined)), "the saved refined maps differ")
-        check(list(z["class_names"]) == list(expl.class_names), "the saved class names differ")
-    return f"{path.name}, {path.stat().st_size // 1024} KiB, read back identical"
+    saved_state = {"image": f"sample:{SAMPLE}", "method": METHODS[0], "classes": [int(c) for c in expl.classes]}
+    path = save_session(state.folder / f"{SAMPLE}-{METHODS[0]}.alens", saved_state, expl, state.mask)
+    data = load_session(path)
+    back = data.explanation
+    check(back is not None, "the session file holds no explanation")
+    check(data.state.get("classes") == saved_state["classes"], "the saved state differs")
+    check(bool(np.array_equal(back.refined, expl.refined)), "the saved refined maps differ")
+    check(list(back.class_names) == list(expl.class_names), "the saved class names differ")
+    if state.mask is not None:
+        check(data.mask is not None and bool(np.array_equal(data.mask, state.mask)), "the saved mask differs")
+    var = back.relens(preset("var"))
+    check(bool(np.allclose(var.refined, expl.relens(preset("var")).refined, atol=1e-6)),
+          "the reopened session re-lenses differently")
+    return f"{path.name}, {path.stat().st_size // 1024} KiB, reopened and re-lensed identically"
 
 
 def step_dicom(state: SelfTest) -> str:
@@ -290,6 +348,7 @@ STEPS: list[tuple[str, Callable[[SelfTest], str]]] = [
     ("relens", step_relens),
     ("mask", step_mask),
     ("qt", step_qt),
+    ("window", step_window),
     ("png", step_png),
     ("session", step_session),
     ("dicom", step_dicom),

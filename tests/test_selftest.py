@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_self_test_covers_what_the_issue_asks_for():
     names = [n for n, _ in selftest.STEPS]
-    for needed in ("model", "explain", "relens", "mask", "qt", "png", "session"):
+    for needed in ("model", "explain", "relens", "mask", "qt", "window", "png", "session"):
         assert needed in names
     assert len(set(names)) == len(names)
     assert len(selftest.METHODS) == 2
@@ -65,6 +65,7 @@ def test_a_failing_step_is_named_and_stops_the_run(tmp_path):
 def test_the_files_are_written_where_asked(tmp_path, explainer, photos):
     state = selftest.SelfTest(tmp_path, explainer=explainer, image=photos["chelsea"])
     selftest.step_explain(state)
+    selftest.step_mask(state)
     selftest.step_png(state)
     selftest.step_session(state)
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".npz", ".png"]
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".alens", ".png"]

@@ -17,44 +17,10 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-#: Debian/Ubuntu packages that provide the libraries Qt 6's xcb plugin links (``ldd libqxcb.so``).
-APT_PACKAGES = {
-    "libxcb-cursor.so.0": "libxcb-cursor0",
-    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
-    "libxkbcommon.so.0": "libxkbcommon0",
-    "libxcb-icccm.so.4": "libxcb-icccm4",
-    "libxcb-keysyms.so.1": "libxcb-keysyms1",
-    "libxcb-shape.so.0": "libxcb-shape0",
-    "libxcb-render-util.so.0": "libxcb-render-util0",
-    "libxcb-image.so.0": "libxcb-image0",
-    "libxcb-util.so.1": "libxcb-util1",
-    "libxcb-randr.so.0": "libxcb-randr0",
-    "libxcb-render.so.0": "libxcb-render0",
-    "libxcb-shm.so.0": "libxcb-shm0",
-    "libxcb-sync.so.1": "libxcb-sync1",
-    "libxcb-xfixes.so.0": "libxcb-xfixes0",
-    "libxcb-xkb.so.1": "libxcb-xkb1",
-    "libxcb-xinerama.so.0": "libxcb-xinerama0",
-    "libxcb-xinput.so.0": "libxcb-xinput0",
-    "libxcb-glx.so.0": "libxcb-glx0",
-    "libxcb.so.1": "libxcb1",
-    "libX11-xcb.so.1": "libx11-xcb1",
-    "libX11.so.6": "libx11-6",
-    "libSM.so.6": "libsm6",
-    "libICE.so.6": "libice6",
-    "libGL.so.1": "libgl1",
-    "libGLX.so.0": "libglx0",
-    "libOpenGL.so.0": "libopengl0",
-    "libEGL.so.1": "libegl1",
-    "libfontconfig.so.1": "libfontconfig1",
-    "libfreetype.so.6": "libfreetype6",
-    "libdbus-1.so.3": "libdbus-1-3",
-    "libglib-2.0.so.0": "libglib2.0-0",
-    "libgthread-2.0.so.0": "libglib2.0-0",
-}
+from alens_gui.doctor import debian_package
+from alens_gui.doctor import missing_libraries as doctor_missing
 
 _MISSING_RE = re.compile(r"([\w.+-]+\.so[\w.]*): cannot open shared object file")
-_LDD_NOT_FOUND_RE = re.compile(r"^\s*(\S+)\s*=>\s*not found", re.MULTILINE)
 
 Loader = Callable[[str], object]
 
@@ -116,7 +82,7 @@ def ldd_missing(path: Path) -> list[str]:
         out = subprocess.run([ldd, str(path)], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return list(dict.fromkeys(_LDD_NOT_FOUND_RE.findall(out)))
+    return doctor_missing(out)
 
 
 def missing_libraries(plugin: Path, loader: Loader | None = None) -> tuple[list[str], str] | None:
@@ -145,12 +111,9 @@ def xcb_message(missing: list[str], error: str) -> str:
     if not missing:
         return (f"{APP_NAME} cannot open its window: Qt's X11 (xcb) platform plugin does not load ({error}). "
                 "Reinstall the program, or run it with QT_QPA_PLATFORM=wayland on a Wayland desktop.")
-    packages = list(dict.fromkeys(APT_PACKAGES.get(n, n) for n in missing))
-    unknown = [n for n in missing if n not in APT_PACKAGES]
-    hint = f" (and whichever packages provide {', '.join(unknown)})" if unknown else ""
+    packages = " ".join(dict.fromkeys(debian_package(n) for n in missing))
     return (f"{APP_NAME} cannot open its window: Qt's X11 (xcb) platform plugin needs system libraries "
-            f"that are not installed: {', '.join(missing)}. Install them with:  "
-            f"sudo apt-get install {' '.join(n for n in packages if n not in unknown)}{hint}")
+            f"that are not installed: {', '.join(missing)}. Install them with:  sudo apt-get install {packages}")
 
 
 def check_platform(

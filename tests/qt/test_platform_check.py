@@ -54,9 +54,9 @@ def test_a_simulated_missing_library_names_its_apt_package(tmp_path):
 
 
 @linux_only
-def test_an_unknown_library_is_named_as_a_file(tmp_path):
+def test_an_unknown_library_gets_debians_package_name(tmp_path):
     msg = pc.check_platform({"DISPLAY": ":0"}, plugin=not_elf(tmp_path), loader=missing("libfoo-bar.so.7"))
-    assert "libfoo-bar.so.7" in msg and "whichever packages provide libfoo-bar.so.7" in msg
+    assert "libfoo-bar.so.7" in msg and "sudo apt-get install libfoo-bar7" in msg
 
 
 @linux_only
