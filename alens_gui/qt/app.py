@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME or torchvision:NAME)")
     p.add_argument("--labels", help="class names file (.txt, one per line, or .json)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--self-test", action="store_true", help="check this installation offscreen and exit")
+    p.add_argument("--install-desktop", action="store_true", help="add the menu entry and icon (Linux)")
+    p.add_argument("--uninstall-desktop", action="store_true", help="remove the menu entry and icon")
     return p
 
 
@@ -34,12 +37,22 @@ def make_app(argv: Sequence[str] | None = None):
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORG_NAME)
     app.setApplicationDisplayName(APP_NAME)
+    app.setDesktopFileName("alens-gui")  # the window manager matches the window to alens-gui.desktop
     return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the GUI; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.self_test or args.install_desktop or args.uninstall_desktop:
+        from alens_gui import desktop, selftest
+
+        return selftest.run() if args.self_test else desktop.main(["uninstall" if args.uninstall_desktop else "install"])
+    from .platform_check import check_platform, report
+
+    if (problem := check_platform()) is not None:
+        report(problem)
+        return 1
     app = make_app(sys.argv[:1])
     from PySide6.QtGui import QIcon
 
