@@ -13,6 +13,17 @@ warnings.filterwarnings("ignore", message="Input Tensor 0 did not already requir
 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
 
 
+@pytest.fixture(autouse=True)
+def collection_back_to_python():
+    """A GUI turns Python's automatic garbage collection off and collects on its own thread
+    (``qt.tasks.MainThreadCollector``); after each test, collect here and turn it back on."""
+    yield
+    import sys
+
+    tasks = sys.modules.get("alens_gui.qt.tasks")
+    if tasks is not None:
+        tasks.MainThreadCollector.release()
+
 
 @pytest.fixture(scope="session")
 def explainer():

@@ -329,9 +329,12 @@ class _Report:
             fig.clear()
             self.pages += 1
         # a figure, its canvas and its artists form reference cycles holding tens of MB of
-        # render buffers; collect them now rather than at the next full collection
+        # render buffers; collect them now rather than at the next full collection. Not when
+        # automatic collection is off: the GUI turns it off and collects on its own thread,
+        # because a collection in a worker thread may delete Qt objects there (a deadlock).
         figures.clear()
-        gc.collect()
+        if gc.isenabled():
+            gc.collect()
 
     def _footer(self) -> str:
         from .. import __version__

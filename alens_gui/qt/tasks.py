@@ -10,11 +10,12 @@ methods) and asks the generator worker to quit between yields.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from superqt.utils import GeneratorWorker, create_worker
 
 from alens_gui.core.errors import AlensError, Cancelled
@@ -28,6 +29,54 @@ def readable_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+class MainThreadCollector:
+    """Python's cyclic garbage collection, run on the GUI thread only.
+
+    Automatic collection runs in whichever thread happens to allocate. When that is a
+    worker (a matplotlib export, a report) and the garbage holds wrappers of Qt objects
+    from the GUI, Qt destroys those objects in the worker while the GUI thread is inside
+    Qt too: the two wait on each other's locks and the program freezes (seen as a hang in
+    the window tests). So while the GUI runs, automatic collection is off and a timer on
+    the GUI thread collects by the same generation thresholds.
+    """
+
+    _instance: MainThreadCollector | None = None
+
+    def __init__(self, interval_ms: int = 500) -> None:
+        self.thresholds = gc.get_threshold()
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.collect)
+
+    @classmethod
+    def install(cls) -> MainThreadCollector:
+        """Turn automatic collection off and start collecting on this (the GUI) thread."""
+        if cls._instance is None:
+            cls._instance = cls()
+        gc.disable()
+        cls._instance.timer.start()
+        return cls._instance
+
+    @classmethod
+    def release(cls) -> None:
+        """Collect once here and give collection back to Python (tests, or after the GUI quits)."""
+        if cls._instance is not None:
+            cls._instance.timer.stop()
+            gc.collect()
+        gc.enable()
+
+    def collect(self) -> None:
+        counts = gc.get_count()
+        generation = -1
+        for g in range(3):
+            if counts[g] > self.thresholds[g]:
+                generation = g
+            else:
+                break
+        if generation >= 0:
+            gc.collect(generation)
 
 
 @dataclass
@@ -77,6 +126,7 @@ class TaskRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        MainThreadCollector.install()
         self._ids = itertools.count(1)
         self._tasks: dict[str, Task] = {}
         self._live: dict[int, Task] = {}

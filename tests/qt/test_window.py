@@ -299,6 +299,34 @@ def test_export_png_svg_pdf_and_npz(make_window, qtbot, tmp_path):
     assert ".png" in win.notifications.errors()[-1]
 
 
+def test_garbage_is_collected_on_the_gui_thread_only(make_window, qtbot, tmp_path):
+    """Automatic collection in a worker deleted Qt objects there and froze the window (a deadlock
+    between Qt's object lock and the GIL, seen as a hung export); workers must never collect."""
+    import gc
+    import threading
+
+    main = threading.get_ident()
+    where = []
+
+    def seen(phase, info):
+        if phase == "start":
+            where.append(threading.get_ident())
+
+    win = make_window()
+    assert not gc.isenabled()  # the window's task runner took collection over
+    gc.callbacks.append(seen)
+    try:
+        run(qtbot, win, "gradcam")
+        for name in ("a.png", "b.pdf", "c.svg"):  # matplotlib makes plenty of cyclic garbage
+            win.export_figure(str(tmp_path / name))
+            wait_idle(qtbot, win)
+        qtbot.wait(1200)  # at least two ticks of the collector's timer
+    finally:
+        gc.callbacks.remove(seen)
+    assert where, "nothing was collected at all"
+    assert set(where) == {main}, f"{sum(t != main for t in where)} collections ran in worker threads"
+
+
 def test_unreadable_image_file_keeps_the_window_usable(make_window, qtbot, tmp_path):
     win = make_window()
     expl = run(qtbot, win, "gradcam")
