@@ -599,7 +599,7 @@ class Controller(QObject):
             s.gallery.update_prediction(row, None, True)
 
     def export_report(self, path: str, what: str = "current", rows: Sequence[int] = ()):
-        """A PDF report of the current explanation, the comparison, or gallery rows (explained as needed)."""
+        """A PDF report of the current explanation, the comparison, or gallery rows (explained by Explain all)."""
         from alens_gui.core.report import Comparison, ReportSettings
 
         s = self.session

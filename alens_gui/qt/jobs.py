@@ -126,6 +126,9 @@ def read_image_job(progress: Progress, request, window="auto", previous=None):
             image = load_image(request.path, window=win, frame=request.frame or None)
     else:
         image = load_image(sample_image(request.sample or "chelsea"), window=win)
+    if not image.info.get("file"):  # a sample or a grid: named so in captions, reports and sessions
+        image.info["file"] = f"{request.sample or 'chelsea'} (sample photograph)" if not request.tiles \
+            else request.label
     progress.advance(1, "image read")
     return image
 

@@ -8,7 +8,9 @@ signals; the rows are the session's :class:`~alens_gui.qt.gallery.GalleryModel`.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from collections.abc import Sequence
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -110,7 +112,18 @@ class GalleryView(QWidget):
 
     def selected_rows(self) -> list[int]:
         """Rows (of the session's gallery model) selected in the table, in table order."""
-        return [self.proxy.mapToSource(ix).row() for ix in self.table.selectionModel().selectedRows()]
+        picked = sorted(self.table.selectionModel().selectedRows(), key=lambda ix: ix.row())
+        return [self.proxy.mapToSource(ix).row() for ix in picked]
+
+    def select_rows(self, rows: Sequence[int]) -> None:
+        """Select these rows (of the session's gallery model) in the table, as a click would."""
+        sel = QItemSelection()
+        for r in rows:
+            ix = self.proxy.mapFromSource(self.session.gallery.index(r, 0))
+            if ix.isValid():
+                sel.select(ix, ix)
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().select(sel, flags)
 
     def _compare(self) -> None:
         rows = self.selected_rows()
