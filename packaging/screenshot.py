@@ -1,8 +1,14 @@
-"""Render the real main window offscreen on a real photograph to ``resources/screenshot.png``.
+"""Render the real main window offscreen on real photographs: the README's screenshots.
 
-Run from the repository root (the README embeds the result, so re-run it when the GUI changes)::
+Run from the repository root (the README embeds the results, so re-run it when the GUI changes)::
 
-    QT_QPA_PLATFORM=offscreen python packaging/screenshot.py [--out resources/screenshot.png]
+    QT_QPA_PLATFORM=offscreen python packaging/screenshot.py            # all three scenes
+    QT_QPA_PLATFORM=offscreen python packaging/screenshot.py --scene gallery --out /tmp/g.png
+
+Scenes: ``main`` (a 2 x 2 grid, Grad-CAM + the lens, class territory, hover, a masked
+rectangle) -> ``resources/screenshot.png``; ``gallery`` (a labelled folder of photographs,
+explained, one wrong) -> ``resources/screenshot_gallery.png``; ``compare`` (one image pinned
+beside another under one class set and colour scale) -> ``resources/screenshot_compare.png``.
 """
 
 from __future__ import annotations
@@ -19,11 +25,42 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def main(argv=None) -> int:
     root = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(root / "resources" / "screenshot.png"))
+    p.add_argument("--scene", choices=("main", "gallery", "compare", "all"), default="all")
+    p.add_argument("--out", default=None, help="the file to write (one scene only)")
     p.add_argument("--method", default="gradcam")
     p.add_argument("--size", default="1600x950")
     args = p.parse_args(argv)
+    scenes = ("main", "gallery", "compare") if args.scene == "all" else (args.scene,)
+    rc = 0
+    for scene in scenes:
+        name = "screenshot.png" if scene == "main" else f"screenshot_{scene}.png"
+        out = Path(args.out) if args.out and len(scenes) == 1 else root / "resources" / name
+        rc |= shoot(scene, out, args)
+    return rc
 
+
+def _labelled_folder(root: Path) -> Path:
+    """Real photographs in class sub-folders, one of them filed under the wrong class."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    def save(img, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(img)).save(path)
+
+    cat, cup, rocket = data.chelsea(), data.coffee(), data.rocket()
+    save(cat, root / "Egyptian cat" / "chelsea.png")
+    save(cat[:, 60:400], root / "Egyptian cat" / "chelsea_crop.png")
+    save(cat[:, ::-1], root / "Egyptian cat" / "chelsea_mirrored.png")
+    save(cup, root / "Egyptian cat" / "filed_wrongly.png")
+    save(cup, root / "espresso" / "coffee.png")
+    save(cup[50:350, 100:500], root / "espresso" / "coffee_crop.png")
+    save(rocket, root / "space shuttle" / "rocket.png")
+    return root
+
+
+def shoot(scene: str, out: Path, args) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
 
     from alens_gui.core.images import GRID_PHOTOS
@@ -58,6 +95,10 @@ def main(argv=None) -> int:
         if not wait(lambda: s.model is not None and not c.runner.busy()):
             print("the model did not load", file=sys.stderr)
             return 1
+        if scene == "gallery":
+            return _gallery(win, wait, app, out, cfg)
+        if scene == "compare":
+            return _compare(win, wait, app, out)
         # the grid pointing game, hands-on: four photographs, their four classes, Grad-CAM + the lens
         s.method = args.method
         c.autorun = True
@@ -69,7 +110,7 @@ def main(argv=None) -> int:
         # what a user would see next: the distribution under the cursor (on the cup), and a
         # rectangle masked over the cat, with the model run on the masked image
         s.hover = (60, 170)
-        s.view = s.view.with_(hover_radius=3)
+        s.view = s.view.with_(hover_radius=3, territory=True)
         s.tool = "rectangle"
         vb = win.maps.map_tiles("base")[0].vb
         win.maps.tool_drag(vb, (20, 20), (90, 95), True, False)
@@ -78,11 +119,60 @@ def main(argv=None) -> int:
         wait(lambda: s.mask_result is not None and not c.runner.busy())
         for _ in range(5):
             app.processEvents()
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        ok = win.grab().save(str(out), "PNG")
-        win.close()
+        ok = _save(win, app, out)
     print(f"{'wrote' if ok else 'FAILED to write'} {out} ({expl.method_label}, classes {list(expl.classes)})")
+    return 0 if ok else 1
+
+
+def _save(win, app, out: Path) -> bool:
+    for _ in range(5):
+        app.processEvents()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok = win.grab().save(str(out), "PNG")
+    win.close()
+    return ok
+
+
+def _gallery(first, wait, app, out: Path, cfg) -> int:
+    """A labelled folder: explained, sorted wrong first, one image open in the analysis view."""
+    from PySide6.QtCore import Qt
+
+    win = first
+    folder = _labelled_folder(Path(cfg) / "cases")
+    win.resize(1600, 1000)
+    s, c = win.session, win.controller
+    s.method = "gradcam"
+    win.open_folder(folder, recursive=True)
+    wait(lambda: not c.runner.busy() and s.gallery.rows and all(r.pred is not None for r in s.gallery.rows))
+    c.explain_all()
+    wait(lambda: not c.runner.busy())
+    win.gallery.sort_wrong_first()
+    wait(lambda: all(r.thumb is not None for r in s.gallery.rows), 60)
+    wrong = next(i for i, r in enumerate(s.gallery.rows) if r.correct() is False)
+    c.open_gallery_row(wrong)
+    wait(lambda: not c.runner.busy())
+    win.gallery.select_rows([wrong])
+    win.resizeDocks([win.gallery_dock], [330], Qt.Orientation.Vertical)
+    ok = _save(win, app, out)
+    print(f"{'wrote' if ok else 'FAILED to write'} {out} (gallery of {len(s.gallery.rows)} images)")
+    return 0 if ok else 1
+
+
+def _compare(win, wait, app, out: Path) -> int:
+    """Chelsea pinned beside the coffee photograph: one class set, one colour scale, the differences."""
+    s, c = win.session, win.controller
+    s.method = "gradcam"
+    c.autorun = True
+    win.open_sample("chelsea")
+    wait(lambda: s.explanation is not None and not c.runner.busy())
+    c.pin()
+    win.open_sample("coffee")
+    wait(lambda: s.explanation is not None and s.explanation.source.get("file", "").startswith("coffee")
+         and not c.runner.busy())
+    s.hover = (200, 300)
+    wait(lambda: not c.runner.busy())
+    ok = _save(win, app, out)
+    print(f"{'wrote' if ok else 'FAILED to write'} {out} (comparison)")
     return 0 if ok else 1
 
 

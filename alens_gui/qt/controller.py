@@ -15,6 +15,7 @@ Every worker error reaches :attr:`Controller.notified`, the window's one notific
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class Controller(QObject):
         self.runner.started.connect(self._on_started)
         self.runner.progress.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
+        self._thumb_batch = itertools.count(1)
+        self._thumb_rows: dict[str, list[int]] = {}
 
     def notify(self, text: str, level: str = "info") -> None:
         self.notified.emit(text, level)
@@ -548,7 +551,11 @@ class Controller(QObject):
         g = self.session.gallery
         items = [(i, g.rows[i].path) for i in rows if 0 <= i < len(g.rows)]
         if items:
-            self.runner.run(f"thumbs-{items[0][0]}", jobs.thumbnails_job, items, label="thumbnails",
+            # every batch its own slot: a batch never replaces another; rows of a batch that was
+            # cancelled (Esc, a new folder) are asked for again when they are next drawn
+            slot = f"thumbs-{next(self._thumb_batch)}"
+            self._thumb_rows[slot] = [i for i, _p in items]
+            self.runner.run(slot, jobs.thumbnails_job, items, label="thumbnails",
                             on_yield=lambda item: g.set_thumbnail(*item[1]) if item[0] == "thumb" else None)
 
     def open_gallery_row(self, row: int) -> None:
@@ -670,6 +677,10 @@ class Controller(QObject):
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         s = self.session
+        if slot in self._thumb_rows:
+            rows = self._thumb_rows.pop(slot)
+            if outcome != "done":  # (an unreadable file in a finished batch is not asked for again)
+                s.gallery.forget_unloaded(rows)
         if slot == "explain" and outcome != "done" and self._last_complete is not None:
             # a cancelled or failed run must not leave its partial estimate looking like a result
             expl, rendered = self._last_complete

@@ -97,6 +97,12 @@ class GalleryModel(QAbstractTableModel):
             self.rows[i].thumb = thumbnail_image(rgb)
             self.dataChanged.emit(self.index(i, 0), self.index(i, 0))
 
+    def forget_unloaded(self, rows) -> None:
+        """Rows whose thumbnail never came (a cancelled or failed batch) are asked for again."""
+        for i in rows:
+            if 0 <= i < len(self.rows) and self.rows[i].thumb is None:
+                self.rows[i].asked = False
+
     def _ask(self) -> None:
         wanted, self._wanted = self._wanted, []
         if wanted:

@@ -234,5 +234,8 @@ class TaskRunner(QObject):
         task.done = True
         self._live.pop(task.id, None)
         outcome = task.extra.get("outcome", "cancelled" if task.cancelled else "done")
-        if self._tasks.get(task.slot) is task or outcome == "cancelled":
+        current = self._tasks.get(task.slot) is task
+        if current:
+            del self._tasks[task.slot]  # (slots may be one-off names: nothing is kept per slot)
+        if current or outcome == "cancelled":
             self.finished.emit(task.slot, outcome)

@@ -147,3 +147,20 @@ def test_a_thousand_images_stay_responsive(make_window, qtbot, tmp_path, photos)
     wait_idle(qtbot, win)
     classified = sum(r.pred is not None for r in win.session.gallery.rows)
     assert classified < 1000
+
+
+def test_thumbnails_of_a_cancelled_batch_are_asked_for_again(make_window, qtbot, labelled_folder):
+    win = make_window()
+    wait_idle(qtbot, win)
+    g = win.session.gallery
+    with qtbot.waitSignal(g.thumbnailsWanted, timeout=30_000):
+        win.open_folder(labelled_folder, recursive=True)
+    win.controller.cancel()  # Esc while the first thumbnails are decoded
+    wait_idle(qtbot, win)
+    # no row is left "asked for" without its thumbnail: the next paint asks again
+    assert all(r.thumb is not None or not r.asked for r in g.rows)
+    view = win.gallery
+    for i in range(view.proxy.rowCount()):  # scroll every row into view: each is drawn again
+        view.table.scrollTo(view.proxy.index(i, 0))
+        qtbot.wait(50)
+    qtbot.waitUntil(lambda: all(r.thumb is not None for r in g.rows), timeout=30_000)
