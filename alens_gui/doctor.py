@@ -82,8 +82,21 @@ def versions_section() -> list[str]:
 
     lines = [f"Python {platform.python_version()} ({sys.executable})",
              f"OS {platform.platform()} ({platform.machine()})"]
-    lines += [f"{name} {version}" for name, version in package_versions().items()]
+    versions = package_versions()
+    lines += [f"{name} {version}" for name, version in versions.items()]
+    note = binding_warning(versions.get("PySide6") or versions.get("PySide6-Essentials"))
+    if note:
+        lines.append(note)
     return lines
+
+
+def binding_warning(pyside: str | None, python: tuple[int, int] | None = None) -> str | None:
+    """A known crash of the installed Qt binding with this Python, or None."""
+    python = python or sys.version_info[:2]
+    if pyside and pyside.startswith("6.12.") and python < (3, 12):
+        return (f"WARNING: PySide6 {pyside} on Python {python[0]}.{python[1]} drops references to None and "
+                "crashes the window after a while ('deallocating None'): pip install 'PySide6-Essentials<6.12'")
+    return None
 
 
 def device_section() -> list[str]:

@@ -77,3 +77,10 @@ def test_xcb_starts_under_a_virtual_x_server():
     r = subprocess.run(["xvfb-run", "-a", sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(True, [])"
+
+
+def test_doctor_names_the_binding_that_crashes_on_this_python():
+    from alens_gui.doctor import binding_warning
+
+    assert "PySide6-Essentials<6.12" in binding_warning("6.12.0", (3, 11))
+    assert binding_warning("6.12.0", (3, 12)) is None and binding_warning("6.11.3", (3, 11)) is None
