@@ -138,9 +138,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--std", type=_three, metavar="S[,S,S]", help="input normalisation std (default: the model's own)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     g.add_argument("--no-pretrained", action="store_true", help="random weights for torchvision/timm names")
-    g.add_argument("--resize", choices=("stretch", "center-crop"), default="stretch",
-                   help="fit images to the model's input: stretch the whole image (default; grids stay whole) "
-                        "or scale the short side and crop the centre")
+    g.add_argument("--resize", choices=("stretch", "center-crop", "pad"), default="stretch",
+                   help="fit images to the model's input: stretch the whole image (default; grids stay whole), "
+                        "scale the short side and crop the centre (maps are NaN outside the crop), or scale the "
+                        "long side and pad (the padding is cut from the maps)")
 
 
 def load_from_args(args):

@@ -93,6 +93,18 @@ def test_center_crop_resize(photo_files, tmp_path):
         assert json.loads(str(z["meta"]))["geometry"]["policy"] == "center-crop"
 
 
+
+def test_pad_resize_keeps_every_pixel(photo_files, tmp_path):
+    rc = main(["explain", str(photo_files / "coffee.jpg"), "--resize", "pad", "--top-k", "2",
+               "--out", str(tmp_path), "--no-png"])
+    assert rc == 0
+    with np.load(tmp_path / "coffee.npz") as z:
+        # the image fits inside the input with padding: the padding is cut from the maps
+        assert z["image"].shape == (400, 600, 3) and z["refined"].shape[1:] == (400, 600)
+        assert np.isfinite(z["base"]).all() and np.abs(z["base"][:, :20]).sum() > 0
+        assert json.loads(str(z["meta"]))["geometry"]["policy"] == "pad"
+
+
 def test_bad_image_in_a_batch_does_not_lose_the_others(photo_files, tmp_path, capsys):
     rc = main(["explain", str(photo_files / "broken.png"), str(photo_files / "chelsea.png"),
                "--top-k", "2", "--out", str(tmp_path), "--no-png"])
