@@ -26,7 +26,7 @@ from alens_gui.core.errors import AlensError
 
 from . import jobs
 from .session import Activity, ClassRequest, ImageRequest, ModelRequest, Session
-from .tasks import TaskRunner, readable_error
+from .tasks import MainThreadCollector, TaskRunner, readable_error
 
 #: Slots whose tasks show in the status bar's progress.
 VISIBLE_SLOTS = ("model", "image", "explain", "mask", "export", "session", "evaluate")
@@ -91,6 +91,7 @@ class Controller(QObject):
 
     def _on_model(self, loaded) -> None:
         s = self.session
+        MainThreadCollector.freeze()  # torch and the model are in: keep them out of collections
         s.model = loaded
         s.model_status = f"{loaded.name} on {loaded.device_label()}"
         if s.image is not None and (self.autorun or self._want_run):

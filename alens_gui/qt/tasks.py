@@ -60,10 +60,23 @@ class MainThreadCollector:
         return cls._instance
 
     @classmethod
+    def freeze(cls) -> None:
+        """Leave everything alive now out of later collections (call once the model is loaded).
+
+        With torch, a model and the GUI loaded, the heap holds about half a million objects
+        and a full collection takes 0.2-0.4 s on the GUI thread, a stall the user feels.
+        Frozen, the start-up objects are never scanned again (refcounting still frees them).
+        """
+        if cls._instance is not None:
+            gc.collect(1)
+            gc.freeze()
+
+    @classmethod
     def release(cls) -> None:
         """Collect once here and give collection back to Python (tests, or after the GUI quits)."""
         if cls._instance is not None:
             cls._instance.timer.stop()
+            gc.unfreeze()
             gc.collect()
         gc.enable()
 
