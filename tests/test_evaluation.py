@@ -192,6 +192,17 @@ def test_folder_classes_by_index_and_by_name(loaded, tmp_path):
             assert mapping[c][0].as_posix() == src.replace("\\", "/")
 
 
+def test_folder_classes_list_dicom_files_without_a_suffix(loaded, tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    root = _folder(tmp_path, ["285", "espresso"])
+    shutil.copy(get_testdata_file("CT_small.dcm"), root / "285" / "IM0001")  # as scanners name them
+    mapping = map_folder_classes(root, loaded.class_names)
+    assert [p.name for p in mapping[285]] == ["a.png", "IM0001"]
+
+
 @pytest.mark.parametrize(
     ("names", "message"),
     [

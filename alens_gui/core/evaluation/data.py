@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import AlensError, ImageReadError
-from ..images import SUFFIXES, read_image, tile_masks, to_float_rgb
+from ..folders import list_images
+from ..images import read_image, tile_masks, to_float_rgb
 
 #: The scikit-image photographs used when no folder is given.
 PHOTOGRAPHS = ("chelsea", "coffee", "rocket", "astronaut", "stereo_motorcycle", "camera")
@@ -155,7 +156,7 @@ def map_folder_classes(folder: str | os.PathLike, class_names: list[str]) -> dic
             idx = by_name[key]
         if idx in out:
             raise EvaluationDataError(f"folder {name!r}: a second folder for class {idx} ({class_names[idx]})")
-        files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+        files = list_images(d)  # every image the program reads, DICOM without a suffix included
         if files:
             out[idx] = files
     return out
