@@ -266,10 +266,10 @@ def test_explain_inputs_lists_failures_and_stops_on_cancel(explainer, photo_dir)
     progress.cancel()
     with pytest.raises(Cancelled):
         next(explain_inputs(explainer, [photo_dir / "chelsea.png"], "ixg", progress=progress))
-    # a cancel reaches a running explanation (IG with 4000 steps runs for minutes)
+    # a cancel reaches a running explanation (IG with 1000 steps runs for a minute)
     progress = Progress()
     timer = threading.Timer(1.0, progress.cancel)
     timer.start()
     with pytest.raises(Cancelled):
-        next(explain_inputs(explainer, [photo_dir / "chelsea.png"], "ig", progress=progress, top_k=2, steps=4000))
+        next(explain_inputs(explainer, [photo_dir / "chelsea.png"], "ig", progress=progress, top_k=2, steps=1000))
     timer.cancel()
