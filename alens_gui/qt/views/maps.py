@@ -156,17 +156,35 @@ class ColorBars(pg.GraphicsLayoutWidget):
         self.setBackground("w")
         self.setFixedWidth(92)
         self.bars: list[pg.ColorBarItem] = []
+        self._labels: list[str] | None = None
+        self._lut_id = None
         self.limits: list[tuple[float, float]] = []
 
     def show_limits(self, pairs: list[tuple[str, float, float]], lut: np.ndarray) -> None:
-        self.clear()
-        self.bars, self.limits = [], []
-        cmap = pg.ColorMap(pos=np.linspace(0.0, 1.0, lut.shape[0]), color=lut[:, :3])
-        for row, (label, lo, hi) in enumerate(pairs):
-            bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, label=label, width=12)
-            bar.getAxis("right").enableAutoSIPrefix(False) if hasattr(bar, "getAxis") else None
-            self.addItem(bar, row=row, col=0)
-            self.bars.append(bar)
+        """Show one bar per ``(label, lo, hi)`` in the colours of ``lut``.
+
+        The bars are made once per set of labels and then only re-levelled: building a
+        ColorBarItem costs ~30 ms on the GUI thread, and limits change with every partial
+        estimate of a running method.
+        """
+        labels = [label for label, _lo, _hi in pairs]
+        if labels != self._labels:
+            self.clear()
+            self.bars, self._labels, self._lut_id = [], labels, None
+            for row, label in enumerate(labels):
+                bar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, label=label, width=12)
+                bar.getAxis("right").enableAutoSIPrefix(False) if hasattr(bar, "getAxis") else None
+                self.addItem(bar, row=row, col=0)
+                self.bars.append(bar)
+        key = (lut.shape, lut.tobytes())
+        if key != self._lut_id:
+            self._lut_id = key
+            cmap = pg.ColorMap(pos=np.linspace(0.0, 1.0, lut.shape[0]), color=lut[:, :3])
+            for bar in self.bars:
+                bar.setColorMap(cmap)
+        self.limits = []
+        for bar, (_label, lo, hi) in zip(self.bars, pairs):
+            bar.setLevels(values=(lo, hi))
             self.limits.append((lo, hi))
 
 
