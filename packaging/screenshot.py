@@ -159,17 +159,34 @@ def _gallery(first, wait, app, out: Path, cfg) -> int:
 
 
 def _compare(win, wait, app, out: Path) -> int:
-    """Chelsea pinned beside the coffee photograph: one class set, one colour scale, the differences."""
+    """Two 2 x 2 grids of the same four photographs in other places, one pinned beside the other.
+
+    One class set (the four tiles' classes), one method, one lens and one colour scale: each
+    class's refined map and the class territory move with its photograph.
+    """
+    from alens_gui.core.images import GRID_PHOTOS
+    from alens_gui.qt.session import ImageRequest
+
     s, c = win.session, win.controller
     s.method = "gradcam"
     c.autorun = True
-    win.open_sample("chelsea")
-    wait(lambda: s.explanation is not None and not c.runner.busy())
-    c.pin()
-    win.open_sample("coffee")
-    wait(lambda: s.explanation is not None and s.explanation.source.get("file", "").startswith("coffee")
-         and not c.runner.busy())
-    s.hover = (200, 300)
+    s.image_request = ImageRequest(tiles=GRID_PHOTOS)
+    if not wait(lambda: s.explanation is not None and not s.explanation.partial and not c.runner.busy()):
+        print("the first grid was not explained", file=sys.stderr)
+        return 1
+    if not c.pin():
+        print("the explanation could not be pinned", file=sys.stderr)
+        return 1
+    s.view = s.view.with_(territory=True)
+    moved = tuple(GRID_PHOTOS[i] for i in (3, 2, 1, 0))
+    s.image_request = ImageRequest(tiles=moved)
+    wait(lambda: s.explanation is not None and s.image_request.tiles == moved and not c.runner.busy()
+         and s.explanation is not s.pinned)
+    if s.pinned is None or s.explanation is None or list(s.pinned.classes) != list(s.explanation.classes):
+        print("no comparison on screen: the second image was not explained with the pinned class set",
+              file=sys.stderr)
+        return 1
+    s.hover = (60, 170)
     wait(lambda: not c.runner.busy())
     ok = _save(win, app, out)
     print(f"{'wrote' if ok else 'FAILED to write'} {out} (comparison)")

@@ -117,7 +117,9 @@ class Controller(QObject):
         req = self.session.image_request
         if req.empty:
             return None
-        if req.tiles:
+        if self.session.pinned is not None:
+            pass  # a comparison keeps the pinned explanation's class set, a grid's included
+        elif req.tiles:
             self.session.class_request = ClassRequest(kind="tiles")
         elif self.session.class_request.kind == "tiles":
             self.session.class_request = ClassRequest()

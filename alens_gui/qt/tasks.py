@@ -14,12 +14,15 @@ import gc
 import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
-from superqt.utils import GeneratorWorker, create_worker
 
 from alens_gui.core.errors import AlensError, Cancelled
 from alens_gui.core.progress import Progress
+
+if TYPE_CHECKING:  # superqt is imported at the first task: importing it costs ~80 ms before the window shows
+    from superqt.utils import GeneratorWorker
 
 
 def readable_error(exc: BaseException) -> str:
@@ -166,6 +169,8 @@ class TaskRunner(QObject):
             on_partial=lambda payload, tid=tid: self._partial_relay.emit(tid, payload),
         )
         task = Task(tid, slot, label or slot, progress, on_yield=on_yield, on_return=on_return, on_error=on_error)
+        from superqt.utils import GeneratorWorker, create_worker
+
         worker = create_worker(fn, progress, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         if not isinstance(worker, GeneratorWorker):
             raise TypeError("TaskRunner.run needs a generator function")

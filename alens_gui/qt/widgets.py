@@ -1,13 +1,14 @@
-"""Small widgets shared by panels and views: bar plots, the notification list, a collapsible section."""
+"""Small widgets shared by panels and views: a bar chart, the notification list, a collapsible section."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QToolButton,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -28,48 +30,181 @@ BAR_BRUSH = QColor(70, 120, 200)
 AFTER_BRUSH = QColor(230, 120, 40)
 
 
+class Throttled(QObject):
+    """Call ``fn`` at most once per ``ms``: the first call at once, the last of a burst when the time is up.
+
+    Mouse moves arrive faster than a map can be redrawn; the latest position always wins.
+    """
+
+    def __init__(self, fn: Callable, ms: int, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self.pending: tuple | None = None
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(ms)
+        self.timer.timeout.connect(self._flush)
+
+    def __call__(self, *args) -> None:
+        if self.timer.isActive():
+            self.pending = args
+            return
+        self.fn(*args)
+        self.timer.start()
+
+    def _flush(self) -> None:
+        if self.pending is not None:
+            args, self.pending = self.pending, None
+            self.fn(*args)
+            self.timer.start()
+
+
 def short(name: str, n: int = 14) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
-class BarPlot(pg.PlotWidget):
-    """A small, non-interactive bar chart with class names on the x axis."""
+class BarPlot(QWidget):
+    """A small, non-interactive bar chart with class names on the x axis, painted directly.
+
+    One or more series side by side (blue, then orange), an optional dashed reference line
+    (e.g. chance, 1/K + τ), the y axis from 0 to ``ymax``. It is drawn with QPainter rather
+    than as a pyqtgraph plot: it is redrawn on every hover move, and a pyqtgraph plot cost
+    about 15 ms to build at start-up, four of them before the window could show.
+    Hovering a bar shows the class's full name and values as a tooltip.
+    """
 
     def __init__(self, title: str, ylabel: str, parent=None, min_height: int = 140) -> None:
-        super().__init__(parent, title=title)
-        self.setBackground("w")
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.setLabel("left", ylabel)
-        self.getAxis("left").enableAutoSIPrefix(False)
-        self.getPlotItem().titleLabel.setMaximumHeight(18)
+        super().__init__(parent)
+        self.title, self.ylabel = title, ylabel
+        self.names: list[str] = []
+        self.values: list[np.ndarray] = []
+        self.colors: tuple = (BAR_BRUSH, AFTER_BRUSH)
+        self.ymax = 1.0
+        self.reference: float | None = None
         self.setMinimumHeight(min_height)
         self.setMaximumHeight(int(min_height * 1.4))
+        self.setMinimumWidth(160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.series: list[pg.BarGraphItem] = []
+        self.setMouseTracking(True)
 
+    # -- data -------------------------------------------------------------------------------
     def set_bars(self, names, *series, colors=(BAR_BRUSH, AFTER_BRUSH), ymax: float | None = None) -> None:
         """Draw one or more series of bars (side by side) for ``names``."""
-        while len(self.series) < len(series):
-            item = pg.BarGraphItem(x=[], height=[], width=0.5, brush=colors[len(self.series) % len(colors)])
-            self.addItem(item)
-            self.series.append(item)
-        n = max(1, len(series))
-        width = 0.7 / n
-        for j, item in enumerate(self.series):
-            if j < len(series):
-                x = np.arange(len(names)) + (j - (n - 1) / 2) * width
-                item.setOpts(x=x, height=np.asarray(series[j], dtype=float), width=width, brush=colors[j % len(colors)])
-            else:
-                item.setOpts(x=[], height=[])
-        self.getAxis("bottom").setTicks([[(i, short(str(nm))) for i, nm in enumerate(names)]])
-        top = ymax if ymax is not None else max([1e-3] + [float(np.nanmax(s)) for s in series if len(s)]) * 1.1
-        self.setYRange(0, top, padding=0)
-        self.setXRange(-0.6, max(0.6, len(names) - 0.4), padding=0)
+        self.names = [str(n) for n in names]
+        self.values = [np.asarray(v, dtype=float).reshape(-1) for v in series]
+        self.colors = tuple(colors)
+        finite = [float(np.nanmax(v)) for v in self.values if v.size and np.isfinite(v).any()]
+        self.ymax = float(ymax) if ymax is not None else max([1e-3] + finite) * 1.1
+        self.update()
+
+    def set_reference(self, y: float | None) -> None:
+        """A dashed horizontal line at ``y`` (None: none)."""
+        self.reference = None if y is None else float(y)
+        self.update()
 
     def heights(self, j: int = 0) -> np.ndarray:
-        return np.asarray(self.series[j].opts["height"]) if j < len(self.series) else np.array([])
+        return self.values[j].copy() if j < len(self.values) else np.array([])
+
+    # -- geometry -----------------------------------------------------------------------------
+    def _frame(self) -> tuple[QRect, bool]:
+        """The plot area and whether the class names are drawn slanted (they do not fit flat)."""
+        fm = self.fontMetrics()
+        n = max(1, len(self.names))
+        left = fm.horizontalAdvance("0.00") + fm.height() + 8
+        top = fm.height() + 6
+        width = max(10, self.width() - left - 8)
+        widest = max([fm.horizontalAdvance(short(nm)) for nm in self.names] + [0])
+        slanted = widest > width / n - 4
+        bottom = fm.height() + 6 if not slanted else int(widest * 0.72) + fm.height() // 2 + 6
+        bottom = min(bottom, max(fm.height() + 6, self.height() // 2))
+        return QRect(left, top, width, max(10, self.height() - top - bottom)), slanted
+
+    def _bar_at(self, x: float) -> int:
+        area, _ = self._frame()
+        if not self.names or not area.left() <= x <= area.right():
+            return -1
+        return min(len(self.names) - 1, int((x - area.left()) / area.width() * len(self.names)))
+
+    # -- drawing ----------------------------------------------------------------------------
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt naming
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.fillRect(self.rect(), QColor("white"))
+        fm = p.fontMetrics()
+        area, slanted = self._frame()
+        p.setPen(QColor(40, 40, 40))
+        p.drawText(QRect(0, 0, self.width(), area.top()), int(Qt.AlignmentFlag.AlignCenter), self.title)
+        ymax = self.ymax if self.ymax > 0 else 1.0
+
+        def ypix(v: float) -> float:
+            return area.bottom() - max(0.0, min(1.0, v / ymax)) * area.height()
+
+        # axis, ticks, grid
+        p.setPen(QPen(QColor(225, 225, 225)))
+        for t in (0.5, 1.0):
+            y = ypix(t * ymax)
+            p.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
+        p.setPen(QColor(90, 90, 90))
+        p.drawLine(area.bottomLeft(), area.topLeft())
+        p.drawLine(area.bottomLeft(), area.bottomRight())
+        for t in (0.0, 0.5, 1.0):
+            y = ypix(t * ymax)
+            label = f"{t * ymax:.2f}" if 0.1 <= ymax < 10 else f"{t * ymax:.2g}"
+            p.drawText(QRectF(0, y - fm.height() / 2, area.left() - 4, fm.height()),
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), label)
+        p.save()
+        p.translate(fm.height() * 0.2, area.center().y())
+        p.rotate(-90)
+        p.drawText(QRectF(-area.height() / 2, 0, area.height(), fm.height()), int(Qt.AlignmentFlag.AlignCenter),
+                   self.ylabel)
+        p.restore()
+        # bars
+        n, m = len(self.names), max(1, len(self.values))
+        slot = area.width() / max(1, n)
+        bar = slot * 0.7 / m
+        for j, vals in enumerate(self.values):
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(self.colors[j % len(self.colors)]))
+            for i in range(min(n, vals.size)):
+                v = vals[i]
+                if not np.isfinite(v):
+                    continue
+                x0 = area.left() + slot * (i + 0.15) + j * bar
+                y = ypix(v)
+                p.drawRect(QRectF(x0, y, bar, area.bottom() - y))
+        if self.reference is not None and 0 <= self.reference <= ymax:
+            p.setPen(QPen(QColor(220, 0, 0), 1.2, Qt.PenStyle.DashLine))
+            y = ypix(self.reference)
+            p.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
+        # class names
+        p.setPen(QColor(40, 40, 40))
+        for i, name in enumerate(self.names):
+            cx = area.left() + slot * (i + 0.5)
+            text = short(name)
+            if not slanted:
+                p.drawText(QRectF(cx - slot / 2, area.bottom() + 3, slot, fm.height()),
+                           int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
+                           fm.elidedText(text, Qt.TextElideMode.ElideRight, int(slot)))
+            else:
+                p.save()
+                p.translate(cx + fm.height() * 0.3, area.bottom() + 4)
+                p.rotate(-45)
+                room = int((self.height() - area.bottom() - 4) * 1.41)
+                p.drawText(QPointF(-fm.horizontalAdvance(fm.elidedText(text, Qt.TextElideMode.ElideRight, room)), 0),
+                           fm.elidedText(text, Qt.TextElideMode.ElideRight, room))
+                p.restore()
+        p.end()
+
+    def event(self, e) -> bool:
+        if e.type() == QEvent.Type.ToolTip:
+            i = self._bar_at(e.position().x() if hasattr(e, "position") else e.pos().x())
+            if i >= 0:
+                vals = ", ".join(f"{v[i]:.3f}" for v in self.values if i < v.size)
+                QToolTip.showText(e.globalPos(), f"{self.names[i]}: {vals}", self)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().event(e)
 
 
 class NotificationArea(QListWidget):

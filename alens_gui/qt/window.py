@@ -312,6 +312,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ start-up
     def start(self) -> None:
         """Load the model and the first image in the background (the window is already showing)."""
+        if self.isVisible():
+            self.repaint()  # the first frame is on screen before the loading work starts
         image, request, loaded = self._first
         self.session.model_request = request
         if loaded is not None:

@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import qthrottled
 
 from alens_gui.core.colors import class_color
 from alens_gui.core.masking import brush_mask, rectangle_mask
 
 from ..session import Session
+from ..widgets import Throttled
 
 MASK_RGBA = (0, 230, 255, 120)
 TITLE_HEIGHT = 18
@@ -229,7 +229,7 @@ class MapsView(QWidget):
         self._stroke: list[tuple[float, float]] = []
         self._stroke_mask: np.ndarray | None = None
         self._rect_item: QGraphicsRectItem | None = None
-        self._hover = qthrottled(self._set_hover, timeout=25, leading=True)
+        self._hover = Throttled(self._set_hover, 25, self)
         s = session
         (s.pinned_rendered_changed if role == "pinned" else s.rendered_changed).connect(self._on_rendered)
         s.view_changed.connect(self._on_view)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -30,9 +29,6 @@ class DistributionView(QWidget):
         self.base_values: np.ndarray | None = None
         self.pinned_values: np.ndarray | None = None
         self.plot = BarPlot("class distribution S", "S")
-        self.plot.setYRange(0, 1, padding=0)
-        self.chance = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("r", style=Qt.PenStyle.DashLine))
-        self.plot.addItem(self.chance)
         self.text = QLabel("Move the mouse over a map.")
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setWordWrap(True)
@@ -70,7 +66,7 @@ class DistributionView(QWidget):
             self.plot.set_bars(expl.class_names, self.pinned_values, d, ymax=1.0)
         else:
             self.plot.set_bars(expl.class_names, d, ymax=1.0)
-        self.chance.setPos(1.0 / expl.k + expl.lens.tau)
+        self.plot.set_reference(1.0 / expl.k + expl.lens.tau)
         where = f"pixel (row {y}, col {x})" if r <= 0 else f"disc of radius {r} around (row {y}, col {x})"
         rows = [[f"{int(c)} {n}", f"{sv:.3f}", f"{b:.3g}", f"{rf + 0.0:.3g}"]
                 for c, n, sv, b, rf in zip(expl.classes, expl.class_names, d, base, refined)]
