@@ -51,3 +51,33 @@ def test_pin_then_compare_with_another_image(make_window, qtbot, tmp_path):
     c.unpin()
     wait_idle(qtbot, win)
     assert not win.pinned_maps.isVisible() and s.pinned is None
+
+
+def test_a_grid_opened_while_pinned_keeps_the_pinned_class_set(make_window, qtbot):
+    """A 2 x 2 grid usually brings its tiles' classes; beside a pinned grid it must not reorder them."""
+    from alens_gui.core.images import GRID_PHOTOS
+    from alens_gui.qt.session import ImageRequest
+
+    win = make_window()
+    s, c = win.session, win.controller
+    c.autorun = True
+    s.method = "gradcam"
+    s.image_request = ImageRequest(tiles=GRID_PHOTOS)
+    wait_idle(qtbot, win)
+    first = s.explanation
+    assert first is not None and s.class_request.kind == "tiles"
+    assert c.pin()
+    moved = tuple(reversed(GRID_PHOTOS))
+    s.image_request = ImageRequest(tiles=moved)
+    wait_idle(qtbot, win)
+    second = s.explanation
+    assert second is not first and s.image_request.tiles == moved
+    assert list(second.classes) == list(first.classes)  # the pinned order, not the new tiles' order
+    np.testing.assert_allclose(win.compare_view.differences, second.probs - first.probs)
+    # the cat's class holds more of the bottom-right tile, where the cat now is, than it did before
+    h, w = second.shape
+    cat = list(second.classes).index(285)
+    (won_first, _), (won_second, _) = first.territory(), second.territory()
+    now = (won_second[h // 2:, w // 2:] == cat).mean()
+    before = (won_first[h // 2:, w // 2:] == cat).mean()
+    assert now > before + 0.2, (now, before)

@@ -161,3 +161,37 @@ def test_a_session_restores_the_screen_without_running_the_model(make_window, qt
     again.open_session(tmp_path / "work.alens")
     wait_idle(qtbot, again)
     assert any("coffee.png" in t and "changed" in t for lvl, t in again.notifications.messages if lvl == "warning")
+
+
+def test_bar_chart_paints_its_bars_and_reference_line(qtbot):
+    """The painted bar chart of the read-outs: bar heights in proportion, the dashed chance line."""
+    from PySide6.QtGui import QColor
+
+    from alens_gui.qt.widgets import BAR_BRUSH, BarPlot
+
+    chart = BarPlot("class distribution S", "S")
+    qtbot.addWidget(chart)
+    chart.resize(320, 160)
+    chart.set_bars(["Egyptian cat", "tiger cat", "tabby"], [0.6, 0.3, 0.1], ymax=1.0)
+    chart.set_reference(1 / 3)
+    np.testing.assert_allclose(chart.heights(0), [0.6, 0.3, 0.1])
+    assert chart.heights(1).size == 0
+    img = chart.grab().toImage()
+    area, _ = chart._frame()
+
+    def bar_height(i: int) -> int:
+        x = int(area.left() + area.width() / 3 * (i + 0.5)) - 5  # inside the bar, left of the centre
+        blue = [y for y in range(img.height()) if QColor(img.pixel(x, y)) == QColor(BAR_BRUSH)]
+        return len(blue)
+
+    heights = [bar_height(i) for i in range(3)]
+    assert heights[0] > heights[1] > heights[2] > 0
+    assert heights[0] == pytest.approx(2 * heights[1], rel=0.1)
+    # the chance line: red pixels on the row of 1/3
+    y = int(round(area.bottom() - area.height() / 3))
+    def reddish(x: int) -> bool:
+        cs = [QColor(img.pixel(x, y + dy)) for dy in (-1, 0, 1)]
+        return any(c.red() > 150 and c.red() - max(c.green(), c.blue()) > 50 for c in cs)
+
+    reds = [x for x in range(area.left(), area.right()) if reddish(x)]
+    assert len(reds) > area.width() * 0.25  # a dashed line across the plot
