@@ -195,3 +195,21 @@ def test_bar_chart_paints_its_bars_and_reference_line(qtbot):
 
     reds = [x for x in range(area.left(), area.right()) if reddish(x)]
     assert len(reds) > area.width() * 0.25  # a dashed line across the plot
+
+
+def test_tiles_are_built_while_idle_and_used_by_the_first_result(make_window, qtbot):
+    """The maps of the next run are built ahead (one per event-loop turn), not when its result arrives."""
+    from alens_gui.qt.session import ClassRequest
+
+    win = make_window()
+    want = {("image", -1), ("territory", -1)} | {(kind, i) for i in range(3) for kind in ("base", "refined")}
+    qtbot.waitUntil(lambda: want <= win.maps.prepared().keys(), timeout=10_000)
+    built = win.maps.prepared()
+    assert ("base", 3) not in built
+    win.session.class_request = ClassRequest(kind="topk", k=5)
+    qtbot.waitUntil(lambda: {("base", 4), ("refined", 4)} <= win.maps.prepared().keys(), timeout=10_000)
+    expl = run(qtbot, win, "gradcam")
+    assert expl.k == 5
+    # the tiles on screen are the ones built ahead
+    assert win.maps.map_tiles("base")[0] is built[("base", 0)]
+    assert win.maps.map_tiles("refined")[2] is built[("refined", 2)]

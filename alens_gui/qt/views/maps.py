@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
@@ -103,6 +103,11 @@ class MapTile(QWidget):
         self.setMinimumSize(60, 60)
         self.size_hw = (0, 0)
         self._title = ("", False, None)
+        if kind == "blank":  # keeps base/refined pairs in columns; drawn as empty space, not an empty frame
+            policy = self.view.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            self.view.setSizePolicy(policy)
+            self.view.hide()
         self.vb.sigRangeChangedManually.connect(lambda _m: grid.sync_range(self.vb))
         self.view.scene().sigMouseMoved.connect(self._moved)
 
@@ -239,6 +244,54 @@ class MapsView(QWidget):
             s.mask_changed.connect(self._draw_mask)
             s.stale_changed.connect(lambda _v: self._update_banner())
             s.image_changed.connect(self._on_image)
+            s.model_changed.connect(lambda m: self.prewarm() if m is not None else None)
+            s.class_request_changed.connect(lambda _r: self.prewarm() if s.model is not None else None)
+        self._warm: list[tuple] = []
+        self._warm_timer = QTimer(self)
+        self._warm_timer.setInterval(0)
+        self._warm_timer.timeout.connect(self._warm_one)
+
+    # -- building ahead -------------------------------------------------------------------
+    def expected_k(self) -> int:
+        """How many classes the next run will have, from the class set asked for."""
+        req = self.session.class_request
+        if req.kind == "topk":
+            return int(req.k) + int(bool(req.with_lowest))
+        if req.kind == "picked":
+            return len(req.classes)
+        return 4 if req.kind == "tiles" else 2
+
+    def prewarm(self, k: int | None = None) -> None:
+        """Build the tiles and colour bars the next result needs while the window is idle.
+
+        A map tile costs ~5 ms and a colour bar ~25 ms to build on the GUI thread; built
+        when the first partial estimate arrives, they were one stall of over 100 ms. Here
+        they are built one per event-loop turn instead, so no turn takes long.
+        """
+        k = min(10, max(2, self.expected_k() if k is None else int(k)))
+        keys = [("image", -1), ("territory", -1), ("blank", -1)]
+        keys += [(kind, i) for i in range(k) for kind in ("base", "refined")]
+        self._warm = [key for key in keys if key not in self._pool]
+        if self.colorbars._labels is None:
+            self._warm.append(("colorbars", -1))
+        if self._warm:
+            self._warm_timer.start()
+
+    def prepared(self) -> dict[tuple, MapTile]:
+        """Every tile built so far, shown or not, by ``(kind, index)``."""
+        return dict(self._pool)
+
+    def _warm_one(self) -> None:
+        if not self._warm:
+            self._warm_timer.stop()
+            return
+        key = self._warm.pop(0)
+        if key[0] == "colorbars":
+            if self.colorbars._labels is None:
+                grey = np.repeat(np.linspace(0, 255, 256)[:, None], 4, axis=1).astype(np.uint8)
+                self.colorbars.show_limits([("base", 0.0, 1.0), ("refined", 0.0, 1.0)], grey)
+        else:
+            self._tile(key)
 
     # -- what this view draws -------------------------------------------------------------
     @property
@@ -426,7 +479,7 @@ class MapsView(QWidget):
             elif kind == "territory":
                 tile.set_title("class territory (winner per pixel)")
             elif kind == "blank":
-                tile.set_title("")
+                tile.set_title("class territory: off (T shows it)")
             elif expl is not None and i < expl.k:
                 sel = i == s.selected
                 tile.set_title(f"{kind}: {int(expl.classes[i])} {expl.class_names[i]} (p={expl.probs[i]:.2f})",
