@@ -106,7 +106,7 @@ class BarPlot(QWidget):
         return self.values[j].copy() if j < len(self.values) else np.array([])
 
     # -- geometry -----------------------------------------------------------------------------
-    def _frame(self) -> tuple[QRect, bool]:
+    def plot_area(self) -> tuple[QRect, bool]:
         """The plot area and whether the class names are drawn slanted (they do not fit flat)."""
         fm = self.fontMetrics()
         n = max(1, len(self.names))
@@ -120,7 +120,7 @@ class BarPlot(QWidget):
         return QRect(left, top, width, max(10, self.height() - top - bottom)), slanted
 
     def _bar_at(self, x: float) -> int:
-        area, _ = self._frame()
+        area, _ = self.plot_area()
         if not self.names or not area.left() <= x <= area.right():
             return -1
         return min(len(self.names) - 1, int((x - area.left()) / area.width() * len(self.names)))
@@ -131,7 +131,7 @@ class BarPlot(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.fillRect(self.rect(), QColor("white"))
         fm = p.fontMetrics()
-        area, slanted = self._frame()
+        area, slanted = self.plot_area()
         p.setPen(QColor(40, 40, 40))
         p.drawText(QRect(0, 0, self.width(), area.top()), int(Qt.AlignmentFlag.AlignCenter), self.title)
         ymax = self.ymax if self.ymax > 0 else 1.0

@@ -177,7 +177,7 @@ def test_bar_chart_paints_its_bars_and_reference_line(qtbot):
     np.testing.assert_allclose(chart.heights(0), [0.6, 0.3, 0.1])
     assert chart.heights(1).size == 0
     img = chart.grab().toImage()
-    area, _ = chart._frame()
+    area, _ = chart.plot_area()
 
     def bar_height(i: int) -> int:
         x = int(area.left() + area.width() / 3 * (i + 0.5)) - 5  # inside the bar, left of the centre
