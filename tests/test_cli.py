@@ -256,6 +256,10 @@ def test_ctrl_c_cancels_a_long_run_cleanly(photo_files, tmp_path):
         [sys.executable, "-m", "alens_gui.cli", "explain", str(photo_files / "chelsea.png"), "--method", "ig",
          "-O", "steps=1000", "--top-k", "2", "--out", str(tmp_path)],
         stderr=subprocess.PIPE, text=True,
+        # Ctrl+C in a terminal: SIGINT at its default. A suite started in the background by a
+        # non-interactive shell inherits SIGINT ignored, and then Python never raises
+        # KeyboardInterrupt (seen: the run went on and the test timed out).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stderr] + [lines.put(None)], daemon=True)
