@@ -117,12 +117,11 @@ class Controller(QObject):
         req = self.session.image_request
         if req.empty:
             return None
-        if self.session.pinned is not None:
-            pass  # a comparison keeps the pinned explanation's class set, a grid's included
-        elif req.tiles:
-            self.session.class_request = ClassRequest(kind="tiles")
-        elif self.session.class_request.kind == "tiles":
-            self.session.class_request = ClassRequest()
+        if self.session.pinned is None:  # a comparison keeps the pinned class set, a grid's included
+            if req.tiles:
+                self.session.class_request = ClassRequest(kind="tiles")
+            elif self.session.class_request.kind == "tiles":
+                self.session.class_request = ClassRequest()
         return self.runner.run("image", jobs.read_image_job, req, self.session.window, self.session.image,
                                label=f"reading {req.label}",
                                on_return=lambda image, req=req: self._on_image(req, image, explain),

@@ -116,6 +116,14 @@ class ClassRequest:
     with_lowest: bool = False
     classes: tuple[int, ...] = ()
 
+    def size(self) -> int:
+        """How many classes the set will hold (a grid has four tiles)."""
+        if self.kind == "topk":
+            return int(self.k) + int(bool(self.with_lowest))
+        if self.kind == "picked":
+            return len(self.classes)
+        return 4 if self.kind == "tiles" else 2
+
     def describe(self) -> str:
         if self.kind == "topk":
             return f"top-{self.k}" + (" + lowest" if self.with_lowest else "")

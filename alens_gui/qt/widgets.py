@@ -190,14 +190,14 @@ class BarPlot(QWidget):
                 p.translate(cx + fm.height() * 0.3, area.bottom() + 4)
                 p.rotate(-45)
                 room = int((self.height() - area.bottom() - 4) * 1.41)
-                p.drawText(QPointF(-fm.horizontalAdvance(fm.elidedText(text, Qt.TextElideMode.ElideRight, room)), 0),
-                           fm.elidedText(text, Qt.TextElideMode.ElideRight, room))
+                shown = fm.elidedText(text, Qt.TextElideMode.ElideRight, room)
+                p.drawText(QPointF(-fm.horizontalAdvance(shown), 0), shown)
                 p.restore()
         p.end()
 
     def event(self, e) -> bool:
         if e.type() == QEvent.Type.ToolTip:
-            i = self._bar_at(e.position().x() if hasattr(e, "position") else e.pos().x())
+            i = self._bar_at(e.pos().x())
             if i >= 0:
                 vals = ", ".join(f"{v[i]:.3f}" for v in self.values if i < v.size)
                 QToolTip.showText(e.globalPos(), f"{self.names[i]}: {vals}", self)

@@ -36,6 +36,11 @@ MASK_RGBA = (0, 230, 255, 120)
 TITLE_HEIGHT = 18
 
 
+def bar_labels(mode: str) -> list[str]:
+    """The colour bars a view mode shows: one per kind of map on screen."""
+    return [kind for kind in ("base", "refined") if mode in ("both", kind)]
+
+
 class MapViewBox(pg.ViewBox):
     """Hands left-button drags to the masking tool unless the tool is ``navigate``."""
 
@@ -165,6 +170,22 @@ class ColorBars(pg.GraphicsLayoutWidget):
         self._lut_id = None
         self.limits: list[tuple[float, float]] = []
 
+    def prepared(self, labels: list[str]) -> bool:
+        """Whether the bars for ``labels`` are built."""
+        return labels == self._labels
+
+    def prepare(self, labels: list[str]) -> None:
+        """Build one bar per label (nothing when they are built already)."""
+        if self.prepared(labels):
+            return
+        self.clear()
+        self.bars, self._labels, self._lut_id = [], list(labels), None
+        for row, label in enumerate(labels):
+            bar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, label=label, width=12)
+            bar.getAxis("right").enableAutoSIPrefix(False) if hasattr(bar, "getAxis") else None
+            self.addItem(bar, row=row, col=0)
+            self.bars.append(bar)
+
     def show_limits(self, pairs: list[tuple[str, float, float]], lut: np.ndarray) -> None:
         """Show one bar per ``(label, lo, hi)`` in the colours of ``lut``.
 
@@ -172,15 +193,7 @@ class ColorBars(pg.GraphicsLayoutWidget):
         ColorBarItem costs ~30 ms on the GUI thread, and limits change with every partial
         estimate of a running method.
         """
-        labels = [label for label, _lo, _hi in pairs]
-        if labels != self._labels:
-            self.clear()
-            self.bars, self._labels, self._lut_id = [], labels, None
-            for row, label in enumerate(labels):
-                bar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, label=label, width=12)
-                bar.getAxis("right").enableAutoSIPrefix(False) if hasattr(bar, "getAxis") else None
-                self.addItem(bar, row=row, col=0)
-                self.bars.append(bar)
+        self.prepare([label for label, _lo, _hi in pairs])
         key = (lut.shape, lut.tobytes())
         if key != self._lut_id:
             self._lut_id = key
@@ -252,15 +265,6 @@ class MapsView(QWidget):
         self._warm_timer.timeout.connect(self._warm_one)
 
     # -- building ahead -------------------------------------------------------------------
-    def expected_k(self) -> int:
-        """How many classes the next run will have, from the class set asked for."""
-        req = self.session.class_request
-        if req.kind == "topk":
-            return int(req.k) + int(bool(req.with_lowest))
-        if req.kind == "picked":
-            return len(req.classes)
-        return 4 if req.kind == "tiles" else 2
-
     def prewarm(self, k: int | None = None) -> None:
         """Build the tiles and colour bars the next result needs while the window is idle.
 
@@ -268,11 +272,11 @@ class MapsView(QWidget):
         when the first partial estimate arrives, they were one stall of over 100 ms. Here
         they are built one per event-loop turn instead, so no turn takes long.
         """
-        k = min(10, max(2, self.expected_k() if k is None else int(k)))
+        k = min(10, max(2, self.session.class_request.size() if k is None else int(k)))
         keys = [("image", -1), ("territory", -1), ("blank", -1)]
         keys += [(kind, i) for i in range(k) for kind in ("base", "refined")]
         self._warm = [key for key in keys if key not in self._pool]
-        if self.colorbars._labels is None:
+        if not self.colorbars.prepared(bar_labels(self.session.view.mode)):
             self._warm.append(("colorbars", -1))
         if self._warm:
             self._warm_timer.start()
@@ -287,9 +291,7 @@ class MapsView(QWidget):
             return
         key = self._warm.pop(0)
         if key[0] == "colorbars":
-            if self.colorbars._labels is None:
-                grey = np.repeat(np.linspace(0, 255, 256)[:, None], 4, axis=1).astype(np.uint8)
-                self.colorbars.show_limits([("base", 0.0, 1.0), ("refined", 0.0, 1.0)], grey)
+            self.colorbars.prepare(bar_labels(self.session.view.mode))
         else:
             self._tile(key)
 
@@ -458,12 +460,8 @@ class MapsView(QWidget):
         i = min(max(0, self.session.selected), r.explanation.k - 1)
         scale = r.scale
         blim, rlim = r.limits
-        pairs = []
-        mode = self.session.view.mode
-        if mode in ("both", "base"):
-            pairs.append(("base", *scale.levels(blim[i], r.signed)))
-        if mode in ("both", "refined"):
-            pairs.append(("refined", *scale.levels(rlim[i], r.signed)))
+        lims = {"base": blim[i], "refined": rlim[i]}
+        pairs = [(label, *scale.levels(lims[label], r.signed)) for label in bar_labels(self.session.view.mode)]
         key = (tuple(pairs), r.signed, scale.gamma)
         if key != getattr(self, "_bar_key", None):
             self._bar_key = key
