@@ -94,7 +94,8 @@ class BarPlot(QWidget):
         self.values = [np.asarray(v, dtype=float).reshape(-1) for v in series]
         self.colors = tuple(colors)
         finite = [float(np.nanmax(v)) for v in self.values if v.size and np.isfinite(v).any()]
-        self.ymax = float(ymax) if ymax is not None else max([1e-3] + finite) * 1.1
+        # nothing to show (e.g. a cleared mask): a plain 0-1 axis, not one scaled to nothing
+        self.ymax = float(ymax) if ymax is not None else (max([1e-3] + finite) * 1.1 if finite else 1.0)
         self.update()
 
     def set_reference(self, y: float | None) -> None:
@@ -110,7 +111,7 @@ class BarPlot(QWidget):
         """The plot area and whether the class names are drawn slanted (they do not fit flat)."""
         fm = self.fontMetrics()
         n = max(1, len(self.names))
-        left = fm.horizontalAdvance("0.00") + fm.height() + 8
+        left = max(fm.horizontalAdvance(label) for _t, label in self.ticks()) + fm.height() + 8
         top = fm.height() + 6
         width = max(10, self.width() - left - 8)
         widest = max([fm.horizontalAdvance(short(nm)) for nm in self.names] + [0])
@@ -118,6 +119,12 @@ class BarPlot(QWidget):
         bottom = fm.height() + 6 if not slanted else int(widest * 0.72) + fm.height() // 2 + 6
         bottom = min(bottom, max(fm.height() + 6, self.height() // 2))
         return QRect(left, top, width, max(10, self.height() - top - bottom)), slanted
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """The y-axis ticks: 0, half and the top, as values and labels."""
+        ymax = self.ymax if self.ymax > 0 else 1.0
+        fmt = "{:.2f}" if 0.1 <= ymax < 10 else "{:.2g}"
+        return [(t * ymax, fmt.format(t * ymax)) for t in (0.0, 0.5, 1.0)]
 
     def _bar_at(self, x: float) -> int:
         area, _ = self.plot_area()
@@ -147,9 +154,8 @@ class BarPlot(QWidget):
         p.setPen(QColor(90, 90, 90))
         p.drawLine(area.bottomLeft(), area.topLeft())
         p.drawLine(area.bottomLeft(), area.bottomRight())
-        for t in (0.0, 0.5, 1.0):
-            y = ypix(t * ymax)
-            label = f"{t * ymax:.2f}" if 0.1 <= ymax < 10 else f"{t * ymax:.2g}"
+        for value, label in self.ticks():
+            y = ypix(value)
             p.drawText(QRectF(0, y - fm.height() / 2, area.left() - 4, fm.height()),
                        int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), label)
         p.save()

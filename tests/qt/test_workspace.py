@@ -213,3 +213,20 @@ def test_tiles_are_built_while_idle_and_used_by_the_first_result(make_window, qt
     # the tiles on screen are the ones built ahead
     assert win.maps.map_tiles("base")[0] is built[("base", 0)]
     assert win.maps.map_tiles("refined")[2] is built[("refined", 2)]
+
+
+def test_bar_chart_axis_without_bars_and_with_tiny_values(qtbot):
+    """A cleared chart keeps a plain 0-1 axis; tiny values get tick labels that fit left of the plot."""
+    from alens_gui.qt.widgets import BarPlot
+
+    chart = BarPlot("p before (blue) / after (orange)", "p")
+    qtbot.addWidget(chart)
+    chart.resize(300, 160)
+    chart.set_bars([], [], [])  # the masking result after Clear
+    assert chart.ymax == 1.0
+    chart.set_bars(["a", "b"], [0.0004, 0.0005])
+    area, _ = chart.plot_area()
+    fm = chart.fontMetrics()
+    widest = max(fm.horizontalAdvance(label) for _v, label in chart.ticks())
+    assert widest > fm.horizontalAdvance("0.00")  # "0.00055" is wider than the usual labels
+    assert area.left() >= widest + 4  # and still fits left of the axis
