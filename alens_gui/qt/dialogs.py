@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -81,16 +82,24 @@ def open_folder(parent: QWidget, title: str) -> str:
     return QFileDialog.getExistingDirectory(parent, title, "")
 
 
-def save_file(parent: QWidget, title: str, filt: str, default_suffix: str = "") -> str:
+def save_file(parent: QWidget, title: str, filt: str, default_suffix: str = "", suggested: str = "") -> str:
     """A target file name; the suffix of the chosen filter is added when the name has none.
 
-    The dialog does not ask about overwriting: the window asks once, for every way a
-    file is written (dialog, API, tests).
+    ``suggested`` is the name the dialog offers (e.g. ``chelsea-gradcam.png``). The dialog
+    does not ask about overwriting: the window asks once, for every way a file is written
+    (dialog, API, tests).
     """
-    path, chosen = QFileDialog.getSaveFileName(parent, title, "", filt, options=QFileDialog.Option.DontConfirmOverwrite)
+    path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filt,
+                                               options=QFileDialog.Option.DontConfirmOverwrite)
     if path and not Path(path).suffix:
         path += "." + (chosen.split("*.")[-1].rstrip(")") if "*." in chosen else default_suffix)
     return path
+
+
+def file_stem(text: str) -> str:
+    """``text`` as a safe file-name stem: ``"coffee.png"`` -> ``"coffee"``,
+    ``"chelsea (sample photograph)"`` -> ``"chelsea_sample_photograph"``."""
+    return re.sub(r"[^\w.-]+", "_", Path(text).stem).strip("._") or "explanation"
 
 
 def ask_overwrite(parent: QWidget, path: str) -> bool:

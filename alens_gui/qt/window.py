@@ -387,7 +387,7 @@ class MainWindow(QMainWindow):
         if what == "gallery" and not rows:
             self.notify("select the images to report in the gallery first", "warning")
             return
-        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf")
+        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf", self.suggested_name("report", "pdf"))
         if path:
             self.export_report(path, what, rows)
 
@@ -449,7 +449,8 @@ class MainWindow(QMainWindow):
             self.compose_grid(dlg.sources())
 
     def _save_session_dialog(self) -> None:
-        path = dialogs.save_file(self, "Save session", dialogs.SESSION_FILTER, "alens")
+        path = dialogs.save_file(self, "Save session", dialogs.SESSION_FILTER, "alens",
+                                 self.suggested_name("", "alens"))
         if path:
             self.save_session(path)
 
@@ -458,12 +459,26 @@ class MainWindow(QMainWindow):
         if path:
             self.open_session(path)
 
+    def suggested_name(self, what: str, suffix: str) -> str:
+        """The file name a save dialog offers: the image, the method and what is saved."""
+        s = self.session
+        expl = s.explanation
+        image = (expl.source.get("file") if expl is not None else None) or s.image_request.label or "explanation"
+        parts = [dialogs.file_stem(str(image))]
+        if expl is not None:
+            parts.append(expl.method)
+        if what:
+            parts.append(what)
+        return "-".join(parts) + "." + suffix
+
     def _export_dialog(self, kind: str, selected: bool = False) -> None:
         if self.session.explanation is None:
             self.notify("nothing to export yet: explain an image first", "warning")
             return
         filt = "NumPy maps (*.npz)" if kind == "npz" else dialogs.FIGURE_FILTER
-        path = dialogs.save_file(self, "Export", filt, "npz" if kind == "npz" else "png")
+        suffix = "npz" if kind == "npz" else "png"
+        path = dialogs.save_file(self, "Export", filt, suffix,
+                                 self.suggested_name(kind if kind in ("territory", "comparison") else "", suffix))
         if not path:
             return
         if kind == "npz":

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, QThreadPool
+from PySide6.QtGui import QAction
 
 from alens_gui.core.images import GRID_CLASSES, GRID_PHOTOS
 from alens_gui.qt.session import ClassRequest, ImageRequest, ModelRequest
@@ -518,3 +519,27 @@ def test_command_line_arguments():
     assert (args.image, args.model, args.arch, args.labels, args.device) == (
         "cat.png", "ck.pt", "timm:resnet18", "l.txt", "cpu")
     assert build_parser().parse_args([]).model == "default"
+
+
+def test_save_dialogs_suggest_a_file_name(make_window, qtbot, tmp_path, monkeypatch):
+    """File → Export offers '<image>-<method>.png' instead of an empty name, and writes where the user says."""
+    from PySide6.QtWidgets import QFileDialog
+
+    win = make_window()
+    run(qtbot, win, "gradcam")  # chelsea
+    asked = []
+
+    def fake_dialog(parent, title, suggested, filt, options=None):
+        asked.append(suggested)
+        return str(tmp_path / suggested), filt.split(";;")[0]
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
+    action = next(a for a in win.findChildren(QAction) if a.text().replace("&", "").startswith("Export figure (all classes)"))
+    action.trigger()
+    wait_idle(qtbot, win)
+    assert asked == ["chelsea_sample_photograph-gradcam.png"]
+    qtbot.waitUntil(lambda: (tmp_path / asked[0]).exists(), timeout=60_000)
+    action = next(a for a in win.findChildren(QAction) if a.text().replace("&", "").startswith("Export class territory"))
+    action.trigger()
+    wait_idle(qtbot, win)
+    assert asked[-1] == "chelsea_sample_photograph-gradcam-territory.png"
