@@ -131,6 +131,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="default | torchvision:NAME | timm:NAME | PATH to a checkpoint (default: %(default)s)")
     g.add_argument("--arch", help="architecture of a state-dict checkpoint: timm:NAME, torchvision:NAME, or your own "
                                   "as FILE.py:NAME or module:NAME (a class or function; it runs, so trust the file)")
+    g.add_argument("--torchscript", action="store_true",
+                   help="the checkpoint is a TorchScript program: load it as one (it runs the code inside it, "
+                        "so trust its author); without this flag a TorchScript file is refused")
     g.add_argument("--labels", help="class names: a text file (one per line) or JSON")
     g.add_argument("--input-size", type=_size, metavar="H[,W]",
                    help="the model's input size (default: the model's own, else 224)")
@@ -150,7 +153,7 @@ def load_from_args(args):
     return load_model(args.model, arch=args.arch, labels=args.labels, device=args.device,
                       pretrained=not args.no_pretrained, resize=getattr(args, "resize", "stretch"),
                       input_size=getattr(args, "input_size", None), mean=getattr(args, "mean", None),
-                      std=getattr(args, "std", None))
+                      std=getattr(args, "std", None), torchscript=getattr(args, "torchscript", False))
 
 
 def add_class_set_arguments(p: argparse.ArgumentParser) -> None:

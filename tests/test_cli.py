@@ -245,7 +245,7 @@ def test_nan_maps_from_a_broken_model(tmp_path, photo_files, capsys):
     import torch
 
     torch.jit.trace(_SqrtNet().eval(), torch.rand(1, 3, 224, 224)).save(str(tmp_path / "sqrt.pt"))
-    rc = main(["explain", str(photo_files / "chelsea.png"), "--model", str(tmp_path / "sqrt.pt"),
+    rc = main(["explain", str(photo_files / "chelsea.png"), "--model", str(tmp_path / "sqrt.pt"), "--torchscript",
                "--classes", "0,1", "--out", str(tmp_path / "o")])
     assert rc == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("alens: error")]

@@ -61,9 +61,10 @@ def test_json_labels_and_no_labels(small_ckpt):
 def test_torchscript(small_ckpt):
     d, net, x, ref = small_ckpt
     torch.jit.trace(net, x).save(str(d / "scripted.pt"))
-    m = load_model(str(d / "scripted.pt"), labels=d / "labels.txt")
+    m = load_model(str(d / "scripted.pt"), labels=d / "labels.txt", torchscript=True)
     with torch.no_grad():
         torch.testing.assert_close(m.model(x), ref)
+    assert m.name == "scripted.pt (TorchScript)"
 
 
 def test_user_checkpoint_explains(small_ckpt):
@@ -141,7 +142,7 @@ def test_random_weight_models_load_offline():
 
 def test_labels_file_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ModelLoadError, match="invalid JSON"):
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
         read_labels(tmp_path / "bad.json")
     (tmp_path / "one.txt").write_text("only\n")
     with pytest.raises(ModelLoadError, match="at least two"):

@@ -126,7 +126,7 @@ def test_torchscript_needs_no_arch_and_gives_the_same_maps(grades, tmp_path, cap
     _, files, pngs = grades
     common = ["--labels", str(files["labels"]), "--class-preset", "grades 1-4", "--class-presets",
               str(files["presets"]), "--out", str(tmp_path), "--no-png"]
-    rc = main(["explain", str(pngs[0]), "--model", str(files["torchscript"]), "--input-size", "64",
+    rc = main(["explain", str(pngs[0]), "--model", str(files["torchscript"]), "--torchscript", "--input-size", "64",
                "--mean", "0.5", "--std", "0.5", "--method", "ixg", *common])
     assert rc == 0
     ref = Explainer(load_model(str(files["checkpoint"]), arch=GRADENET, labels=files["labels"]))
@@ -136,7 +136,7 @@ def test_torchscript_needs_no_arch_and_gives_the_same_maps(grades, tmp_path, cap
         err = np.linalg.norm(z["refined"] - expected.refined) / np.linalg.norm(expected.refined)
         assert err < 1e-4
     # Grad-CAM hooks layers, which a TorchScript model has not: one clear line
-    rc = main(["explain", str(pngs[0]), "--model", str(files["torchscript"]), "--input-size", "64",
+    rc = main(["explain", str(pngs[0]), "--model", str(files["torchscript"]), "--torchscript", "--input-size", "64",
                "--method", "gradcam", *common])
     assert rc == 1
     assert "TorchScript model" in capsys.readouterr().err

@@ -28,6 +28,16 @@ class ModelLoadError(AlensError):
     """A model, checkpoint or labels file could not be loaded or does not fit."""
 
 
+class CodeRefused(ModelLoadError):
+    """Loading a model would run code (an architecture file, a ``module:callable`` or a
+    TorchScript program) and the caller did not allow it (e.g. the model named in a session
+    file someone else made). ``what`` says which code, in words."""
+
+    def __init__(self, message: str, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
+
+
 class ClassSetError(AlensError):
     """A class set is invalid (K < 2, out of range, duplicated, unknown name)."""
 

@@ -20,6 +20,16 @@ Specs
     function that returns the module; called with ``num_classes=`` when it takes it).
     Checkpoints are always read with ``torch.load(..., weights_only=True)``; an
     architecture file is Python code and runs, so name only files you trust.
+    A TorchScript file is a program: it is loaded only with ``torchscript=True`` (CLI
+    ``--torchscript``); given as a state dict it is refused with a message saying so.
+
+What runs code
+--------------
+Loading runs code from outside this program in exactly three cases, which
+:func:`code_needed` names: an architecture file (``FILE.py:NAME``), an importable
+``module:NAME`` other than timm's and torchvision's, and a TorchScript file. Callers that
+load a model named by someone else (a session file) pass ``allow_code=False``; such a model
+is then refused with :class:`~.errors.CodeRefused` unless the user said yes.
 
 A model may declare its own preprocessing as attributes ``input_size`` ((h, w)),
 ``mean`` and ``std`` (3 values each); they are used unless the caller gives others.
@@ -33,7 +43,6 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import json
 import sys
 import warnings
 import zipfile
@@ -44,7 +53,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelLoadError
+from . import safeio
+from .errors import CodeRefused, ModelLoadError
 from .geometry import RESIZE_POLICIES, Geometry
 from .images import as_image
 from .methods.base import MethodContext, eval_and_frozen
@@ -187,20 +197,21 @@ class LoadedModel:
 
 
 # ---------------------------------------------------------------------------------
+#: Largest labels file read (a 22k-class list is ~0.5 MB).
+MAX_LABELS_BYTES = 16 * 1024 * 1024
+
+
 def read_labels(path: str | Path) -> list[str]:
     """Class names from a text file (one per line) or JSON (a list, or {index: name})."""
     p = Path(path)
-    if not p.is_file():
-        raise ModelLoadError(f"labels file {p.name}: no such file")
+    label = f"labels file {p.name}"
+    raw = safeio.read_bytes(p, MAX_LABELS_BYTES, label, ModelLoadError, what="labels file")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"labels file {p.name}: cannot be read as text ({exc})") from exc
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"{label}: cannot be read as text ({exc})") from exc
     if p.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelLoadError(f"labels file {p.name}: invalid JSON ({exc.msg}, line {exc.lineno})") from exc
+        data = safeio.loads_json(text, label, ModelLoadError, max_bytes=MAX_LABELS_BYTES)
         if isinstance(data, dict):
             try:
                 items = sorted((int(k), str(v)) for k, v in data.items())
@@ -393,19 +404,48 @@ def declared_preprocessing(model: nn.Module) -> dict:
 
 
 def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The SHA-256 of a regular file ("" when it is not one or is too large to hash)."""
+    return safeio.sha256_file(path) or ""
 
 
 def _is_torchscript(p: Path) -> bool:
-    if not zipfile.is_zipfile(p):
+    """Whether a file is a TorchScript archive: a zip with a ``code/`` folder (its program)
+    or pickled constants, whatever its suffix."""
+    try:
+        if not zipfile.is_zipfile(p):
+            return False
+        with zipfile.ZipFile(p) as z:
+            return any(n.split("/", 2)[1:2] == ["code"] or n.endswith("/constants.pkl") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
         return False
-    with zipfile.ZipFile(p) as z:
-        return any(n.split("/", 2)[1:2] == ["code"] or n.endswith("/constants.pkl") for n in z.namelist())
+
+
+def _is_library_arch(arch: str) -> bool:
+    """timm/torchvision architectures (by prefix or bare name): library code, no user code."""
+    return arch.startswith(("timm:", "torchvision:")) or ":" not in arch
+
+
+def code_needed(spec: str = "default", arch: str | None = None, torchscript: bool = False) -> str | None:
+    """What code loading this model would run, in words, or ``None`` when it runs none.
+
+    ``None`` for the default model, timm/torchvision names and state dicts with a timm or
+    torchvision architecture. Otherwise e.g. ``"the architecture file evil.py (Python code)"``,
+    ``"the Python callable os:abort"`` or ``"the TorchScript program in model.pt"``.
+    Never imports, opens for long or runs anything: it reads the spec and, for a file,
+    whether it is a TorchScript archive.
+    """
+    spec = (spec or "default").strip()
+    if spec in ("default", "efficientnet-lite0") or spec.startswith(("timm:", "torchvision:")):
+        return None
+    if arch and not _is_library_arch(arch):
+        where, _, attr = arch.rpartition(":")
+        if where.endswith(".py"):
+            return f"the architecture file {Path(where).name} (Python code, {attr})"
+        return f"the Python callable {arch}"
+    p = Path(spec).expanduser()
+    if torchscript or (safeio.is_regular_file(p) and _is_torchscript(p)):
+        return f"the TorchScript program in {p.name}"
+    return None
 
 
 def _read_state_dict(p: Path) -> dict[str, torch.Tensor]:
@@ -440,12 +480,24 @@ def _infer_num_classes(sd: dict[str, torch.Tensor]) -> int | None:
     return None
 
 
-def _load_checkpoint(p: Path, arch: str | None, pretrained_names: list[str] | None, input_size):
-    if not p.is_file():
+def _load_checkpoint(p: Path, arch: str | None, pretrained_names: list[str] | None, input_size,
+                     torchscript: bool = False):
+    kind = safeio.special_kind(p)
+    if kind == "missing":
         raise ModelLoadError(f"{p.name}: no such checkpoint file")
+    if kind is not None:
+        raise ModelLoadError(f"{p.name}: is {kind}, not a checkpoint file")
     if p.stat().st_size == 0:
         raise ModelLoadError(f"{p.name}: the checkpoint file is empty")
-    if _is_torchscript(p):
+    is_script = _is_torchscript(p)
+    if torchscript and not is_script:
+        raise ModelLoadError(f"{p.name}: not a TorchScript file (leave out --torchscript for a state dict)")
+    if is_script and not torchscript:
+        raise ModelLoadError(
+            f"{p.name} is a TorchScript program, not a state dict: loading it runs the code inside it. "
+            "If you trust its author, load it on purpose with --torchscript (API torchscript=True)"
+        )
+    if is_script:
         try:
             with warnings.catch_warnings():  # torch >= 2.10 calls TorchScript deprecated; its files still load
                 warnings.simplefilter("ignore", FutureWarning)
@@ -488,8 +540,25 @@ def load_model(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     resize: str = "stretch",
+    torchscript: bool = False,
+    allow_code: bool = True,
 ) -> LoadedModel:
-    """Load a classifier with its preprocessing and class names (see module docstring)."""
+    """Load a classifier with its preprocessing and class names (see module docstring).
+
+    Parameters
+    ----------
+    torchscript : bool
+        ``spec`` is a TorchScript file, loaded as the program it is (it runs code). Without
+        it, a TorchScript file is refused.
+    allow_code : bool
+        ``False`` refuses, with :class:`~.errors.CodeRefused`, any model whose loading runs
+        code from outside this program (see :func:`code_needed`); use it for a model named
+        by a file someone else made, and ask the user before passing ``True``.
+    """
+    if not allow_code:
+        what = code_needed(spec, arch, torchscript)
+        if what is not None:
+            raise CodeRefused(f"loading this model would run {what}; it was not loaded", what)
     if resize not in RESIZE_POLICIES:
         raise ModelLoadError(f"resize must be one of {', '.join(RESIZE_POLICIES)}; got {resize!r}")
     dev = pick_device(device)
@@ -509,8 +578,8 @@ def load_model(
             raise ModelLoadError(
                 f"unknown model {spec!r}: use default, timm:NAME, torchvision:NAME or a checkpoint file"
             )
-        model, meta, _ = _load_checkpoint(p, arch, label_names, input_size)
-        name = p.name + (f" ({_arch_label(arch)})" if arch else " (TorchScript)")
+        model, meta, _ = _load_checkpoint(p, arch, label_names, input_size, torchscript=torchscript)
+        name = p.name + (" (TorchScript)" if torchscript else f" ({_arch_label(arch)})")
     model.eval()
     try:
         model.to(dev)
