@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from . import classsets
 from .errors import ClassSetError
 from .explanation import Explanation
 from .geometry import Geometry
@@ -22,6 +21,7 @@ from .lens import AL, LensParams, preset
 from .methods.base import PendingClasses, compute_base, get_method
 from .models import LoadedModel, load_model
 from .progress import Progress, ensure_progress
+from .settings import ClassSet, RunSettings
 
 
 def resolve_lens(lens: LensParams | str | None) -> LensParams:
@@ -81,23 +81,14 @@ class Explainer:
         with_lowest: bool = False,
         best_vs_worst: bool = False,
     ) -> list[int]:
-        """Resolve a class-set request; default is the top-3 classes."""
-        chosen = [x for x in (classes is not None, top_k is not None, best_vs_worst) if x]
-        if len(chosen) > 1:
-            raise ClassSetError("choose one class set: classes, top_k or best_vs_worst")
-        n = self.loaded.num_classes
-        if classes is not None:
-            if isinstance(classes, str):
-                classes = classsets.parse_classes(classes, self.class_names)
-            return classsets.validate_classes(classes, n)
-        if best_vs_worst:
-            return classsets.best_vs_worst(probs)
-        return classsets.validate_classes(classsets.top_k(probs, top_k or 3, with_lowest), n)
+        """Resolve a class-set request (a :class:`ClassSet` or the keyword form); default top-3."""
+        request = ClassSet.from_request(classes, top_k, with_lowest, best_vs_worst, self.class_names)
+        return request.resolve(probs, self.loaded.num_classes)
 
     def explain(
         self,
         image,
-        method: str = "ixg",
+        method: str | RunSettings = "ixg",
         *,
         classes: Sequence[int] | str | None = None,
         top_k: int | None = None,
@@ -125,8 +116,10 @@ class Explainer:
         Parameters
         ----------
         image : path, ImageInput, array, PIL image or tensor
-        method : str
-            A registered method name (see ``alens methods``).
+        method : str or RunSettings
+            A registered method name (see ``alens methods``), or a whole
+            :class:`~alens_gui.core.settings.RunSettings` (method, options, class set, lens,
+            window, frame and input policy in one value; then give none of those keywords).
         classes, top_k, with_lowest, best_vs_worst
             The class set (one of them; default top-3).
         lens : LensParams or "al" / "var"
@@ -151,18 +144,33 @@ class Explainer:
         **method_options
             Passed to the method (e.g. ``steps=32`` for IG).
         """
+        loaded = self.loaded
+        if isinstance(method, RunSettings):
+            given = [k for k, v in (("classes", classes), ("top_k", top_k), ("lens", lens), ("window", window),
+                                    ("frame", frame)) if v is not None]
+            given += [k for k, v in (("with_lowest", with_lowest), ("best_vs_worst", best_vs_worst)) if v]
+            if given or method_options:
+                raise ClassSetError(f"give either RunSettings or {', '.join(given or sorted(method_options))}, "
+                                    "not both")
+            settings = method
+            method, method_options = settings.method, settings.option_dict
+            lens, window, frame = settings.lens, settings.window, settings.frame
+            request = settings.classes
+            if settings.resize and settings.resize != loaded.resize:
+                loaded = replace(loaded, resize=settings.resize)
+        else:
+            request = ClassSet.from_request(classes, top_k, with_lowest, best_vs_worst, self.class_names)
         info = get_method(method)
         opts = info.resolve_options(method_options)  # bad options and class sets fail before any work
-        request = {"classes": classes, "top_k": top_k, "with_lowest": with_lowest, "best_vs_worst": best_vs_worst}
-        self.choose_classes(np.linspace(1.0, 0.0, self.loaded.num_classes), **request)
+        request.check(loaded.num_classes)
         src = load_image(image, window=window, frame=frame)
-        display, geometry, x = self.loaded.fit(src.pixels)
+        display, geometry, x = loaded.fit(src.pixels)
         source = src.provenance(include_identifiers)
         found: dict[str, Prepared] = {}
 
         def choose(logits: torch.Tensor) -> list[int]:
             probs = self.loaded.softmax(logits)[0].cpu().numpy()
-            chosen = self.choose_classes(probs, **request)
+            chosen = request.resolve(probs, loaded.num_classes)
             found["prepared"] = Prepared(display, x, probs, chosen, geometry, source)
             if on_classes is not None:
                 on_classes(found["prepared"])
