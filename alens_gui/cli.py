@@ -283,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--no-qt", action="store_true", help="skip probing the Qt platform plugins")
     dr.set_defaults(func=cmd_doctor)
 
+    ca = sub.add_parser("cache", help="where the result cache is, its size and cap; clear it")
+    ca_sub = ca.add_subparsers(dest="action", metavar="ACTION")
+    ca_sub.required = True
+    ca_sub.add_parser("info", help="folder, size, entries, cap, and caches of earlier versions")
+    cl = ca_sub.add_parser("clear", help="remove every cached prediction and explanation")
+    cl.add_argument("--old", action="store_true", help="also remove the caches earlier versions left "
+                                                       "(in the config folder or ~/.cache/alens-gui)")
+    li = ca_sub.add_parser("limit", help="set the size cap (least recently used entries go first)")
+    li.add_argument("mb", type=_megabytes, metavar="MB", help="the cap in MB; 0 turns the cache off")
+    px = ca_sub.add_parser("pixels", help="keep image pixels in explanation entries (default: off, the image "
+                                          "is read again from its file)")
+    px.add_argument("state", choices=("on", "off"))
+    ca.set_defaults(func=cmd_cache)
+
     try:
         from .cli_evaluate import add_evaluate_parser
     except ImportError:
@@ -299,6 +313,51 @@ def add_output_arguments(p: argparse.ArgumentParser, skip_help: str) -> None:
     x.add_argument("--overwrite", action="store_true",
                    help="replace outputs that exist (each file is replaced whole, in one step)")
     x.add_argument("--skip-existing", action="store_true", help="keep outputs that exist: " + skip_help)
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MB, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the cap is a size in MB from 0, got {text!r}")
+    return value
+
+
+def cmd_cache(args) -> int:
+    from .core.resultcache import MB, ResultCache, clear_old_caches
+
+    cache = ResultCache()
+    if args.action == "info":
+        print("\n".join(cache.info().lines()))
+    elif args.action == "clear":
+        n, size = cache.clear()
+        print(f"removed {n} file(s), {size / MB:.1f} MB, from {cache.root}")
+        if args.old:
+            cleared = clear_old_caches()
+            for folder, n_old, size_old in cleared:
+                print(f"removed {n_old} file(s), {size_old / MB:.1f} MB, from {folder} (an earlier version's cache)")
+            if not cleared:
+                print("no cache of an earlier version found")
+    elif args.action == "limit":
+        try:
+            cache.set_limit(args.mb)
+        except OSError as exc:
+            raise _Failed(f"{cache.root}: the setting cannot be saved ({exc.strerror or exc})") from None
+        info = cache.info()
+        print(f"cache limit {'off (nothing is stored)' if args.mb == 0 else f'{args.mb:g} MB'}; now "
+              f"{info.size / MB:.1f} MB in {info.root}")
+        if info.limit_from != "alens cache limit":
+            print(f"note: {info.limit_from} sets the limit while it is set")
+    elif args.action == "pixels":
+        try:
+            cache.set_keep_pixels(args.state == "on")
+        except OSError as exc:
+            raise _Failed(f"{cache.root}: the setting cannot be saved ({exc.strerror or exc})") from None
+        print("new explanation entries " + ("keep image pixels" if args.state == "on" else
+                                            "keep no image pixels (images are read again from their files)"))
+    return 0
 
 
 def cmd_methods(args) -> int:
