@@ -381,3 +381,36 @@ def test_report_replaces_nothing_unless_told(small, tmp_path, capsys, monkeypatc
     assert main(["report", str(src), *FAST, "--out", str(pdf), "--overwrite"]) == 0
     assert pdf.read_bytes().startswith(b"%PDF")
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+# -- TorchScript only when asked, in every command that loads a model ---------------------------------
+class _TinyNet(__import__("torch").nn.Module):
+    def __init__(self):
+        import torch
+
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().mean(dim=(2, 3)))
+
+
+def test_report_and_evaluate_load_torchscript_only_when_asked(small, tmp_path, capsys):
+    import torch
+
+    ts = tmp_path / "tiny.pt"
+    torch.jit.trace(_TinyNet().eval(), torch.rand(1, 3, 64, 64)).save(str(ts))
+    src = _save(small["cat"], tmp_path / "cat.png")
+    model = ["--model", str(ts), "--input-size", "64", "--classes", "0,1", "--method", "ixg"]
+    assert main(["report", str(src), *model, "--out", str(tmp_path / "r.pdf")]) == 1
+    errors = _errors(capsys.readouterr().err)
+    assert len(errors) == 1 and "is a TorchScript program, not a state dict" in errors[0] and "--torchscript" in errors[0]
+    assert not (tmp_path / "r.pdf").exists()
+    assert main(["report", str(src), *model, "--torchscript", "--out", str(tmp_path / "r.pdf")]) == 0
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    # evaluate and bench take the same model options (one shared helper loads the model)
+    for command in (["evaluate", "grid"], ["bench"]):
+        args = cli.build_parser().parse_args([*command, "--model", str(ts), "--torchscript"])
+        assert args.torchscript is True

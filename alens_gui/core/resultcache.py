@@ -184,19 +184,27 @@ class ResultCache:
         self._lock = threading.RLock()
         self._index: dict[str, dict] | None = None
         self._made = False
+        self._settings_read: tuple | None = None
 
     # -- settings -------------------------------------------------------------------------
     def _settings(self) -> dict:
         from .safeio import read_json
 
         p = self.root / SETTINGS
-        if not p.is_file():
+        try:
+            st = p.stat()
+        except OSError:
             return {}
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._settings_read is not None and self._settings_read[0] == stamp:
+            return dict(self._settings_read[1])  # read once per change: every put asks for the cap
         try:
             data = read_json(p, max_bytes=64 * 1024, max_depth=4)
         except Exception:  # a damaged settings file is no settings
-            return {}
-        return data if isinstance(data, dict) else {}
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        self._settings_read = (stamp, data)
+        return dict(data)
 
     def _limit(self) -> tuple[int, str, list[str]]:
         notes = []

@@ -602,11 +602,8 @@ class Controller(QObject):
         if not req.path or req.frame or expl.partial or s.stale:  # (a gallery row is a file's first frame)
             return
         row = s.gallery.row_of(req.path)
-        try:
-            self.cache.put_explanation(self._explain_key_fn()(req.path), expl)
-        except OSError:
-            return
-        if row >= 0:
+        # (a cache that cannot be written, or is turned off, keeps nothing: the row is not marked)
+        if self.cache.put_explanation(self._explain_key_fn()(req.path), expl) and row >= 0:
             s.gallery.update_prediction(row, None, True)
 
     def export_report(self, path: str, what: str = "current", rows: Sequence[int] = ()):
