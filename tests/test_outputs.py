@@ -334,6 +334,11 @@ def test_a_really_full_disk_stops_cleanly(small, tmp_path, full_disk, capsys):
     errors = _errors(err)
     assert len(errors) == 1 and "no space left on the device" in errors[0] and "Traceback" not in err
     assert list(full_disk.iterdir()) == []  # no partial figure, no temporary file
+    assert main(["report", str(src / "cat.png"), *FAST, "--out", str(full_disk / "r.pdf")]) == 1
+    err = capsys.readouterr().err
+    assert _errors(err) == [f"alens: error: {full_disk}: no space left on the device while writing r.pdf; nothing "
+                            "partial was left"] and "Traceback" not in err
+    assert list(full_disk.iterdir()) == []
 
 
 @pytest.fixture
