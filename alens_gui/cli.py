@@ -71,15 +71,19 @@ def image_options(args) -> dict:
             "include_identifiers": bool(getattr(args, "include_identifiers", False))}
 
 
-def expand_inputs(items, recursive: bool = False, exclude: Path | None = None) -> tuple[list[Path], list[str], list[str]]:
-    """Files and folders -> (image paths in order, their unique output stems, folder errors).
+def expand_inputs(items, recursive: bool = False, exclude: Path | None = None,
+                  unique: bool = False) -> tuple[list[Path], list[str], list[str]]:
+    """Files and folders -> (image paths in order, their output names, folder errors).
 
     Images found under ``exclude`` (the output folder) are skipped, so that a second run over a
-    folder does not explain the figures the first one wrote."""
+    folder does not explain the figures the first one wrote. With ``unique`` a file given (or
+    found) twice is taken once. The output names follow :mod:`alens_gui.core.outputs`: stable
+    for each input path whatever the other inputs are, and unique in the run."""
     from .core.errors import FolderError
-    from .core.folders import list_images, output_stems
+    from .core.folders import list_images
+    from .core.outputs import output_names
 
-    paths: list[Path] = []
+    entries: list[tuple[Path, Path | None]] = []
     errors: list[str] = []
     for item in items:
         p = Path(item)
@@ -94,16 +98,19 @@ def expand_inputs(items, recursive: bool = False, exclude: Path | None = None) -
             if not found:
                 hint = "" if recursive else " (use --recursive for sub-folders)"
                 errors.append(f"{p}: no images in this folder{hint}")
-            paths.extend(found)
+            entries.extend((q, p) for q in found)
         else:
-            paths.append(p)
-    root = None
-    if len(paths) > 1:
-        try:
-            root = os.path.commonpath([str(q.parent.resolve()) for q in paths])
-        except ValueError:  # different drives
-            root = None
-    return paths, output_stems(paths, root), errors
+            entries.append((p, None))
+    if unique:
+        seen: set[str] = set()
+        kept = []
+        for path, folder in entries:
+            ident = os.path.normcase(os.path.realpath(path))
+            if ident not in seen:
+                seen.add(ident)
+                kept.append((path, folder))
+        entries = kept
+    return [p for p, _ in entries], output_names(entries), errors
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -231,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_lens_arguments(ex)
     ex.add_argument("--out", required=True, help="output folder")
     ex.add_argument("--no-png", action="store_true", help="write only the .npz maps")
+    add_output_arguments(ex, "images whose .npz exists in --out are skipped without any model work, so a stopped "
+                             "batch resumes where it stopped")
     ex.set_defaults(func=cmd_explain)
 
     rp = sub.add_parser("report", help="explain images and write one PDF report (settings, then a page per image)")
@@ -249,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--full-resolution", action="store_true",
                     help="embed images and maps at their own resolution (larger file; default: 150 dpi)")
     rp.add_argument("--out", required=True, help="the PDF file to write")
+    add_output_arguments(rp, "if the PDF exists, nothing is done")
     rp.set_defaults(func=cmd_report)
 
     me = sub.add_parser("methods", help="list the attribution methods")
@@ -273,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--no-qt", action="store_true", help="skip probing the Qt platform plugins")
     dr.set_defaults(func=cmd_doctor)
 
+    ca = sub.add_parser("cache", help="where the result cache is, its size and cap; clear it")
+    ca_sub = ca.add_subparsers(dest="action", metavar="ACTION")
+    ca_sub.required = True
+    ca_sub.add_parser("info", help="folder, size, entries, cap, and caches of earlier versions")
+    cl = ca_sub.add_parser("clear", help="remove every cached prediction and explanation")
+    cl.add_argument("--old", action="store_true", help="also remove the caches earlier versions left "
+                                                       "(in the config folder or ~/.cache/alens-gui)")
+    li = ca_sub.add_parser("limit", help="set the size cap (least recently used entries go first)")
+    li.add_argument("mb", type=_megabytes, metavar="MB", help="the cap in MB; 0 turns the cache off")
+    px = ca_sub.add_parser("pixels", help="keep image pixels in explanation entries (default: off, the image "
+                                          "is read again from its file)")
+    px.add_argument("state", choices=("on", "off"))
+    ca.set_defaults(func=cmd_cache)
+
     try:
         from .cli_evaluate import add_evaluate_parser
     except ImportError:
@@ -280,6 +304,60 @@ def build_parser() -> argparse.ArgumentParser:
     if add_evaluate_parser is not None:
         add_evaluate_parser(sub)
     return parser
+
+
+def add_output_arguments(p: argparse.ArgumentParser, skip_help: str) -> None:
+    """``--overwrite`` / ``--skip-existing``: what to do with outputs that exist (default: refuse)."""
+    g = p.add_argument_group("existing outputs (default: refuse, nothing is replaced)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that exist (each file is replaced whole, in one step)")
+    x.add_argument("--skip-existing", action="store_true", help="keep outputs that exist: " + skip_help)
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MB, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the cap is a size in MB from 0, got {text!r}")
+    return value
+
+
+def cmd_cache(args) -> int:
+    from .core.resultcache import MB, ResultCache, clear_old_caches
+
+    cache = ResultCache()
+    if args.action == "info":
+        print("\n".join(cache.info().lines()))
+    elif args.action == "clear":
+        n, size = cache.clear()
+        print(f"removed {n} file(s), {size / MB:.1f} MB, from {cache.root}")
+        if args.old:
+            cleared = clear_old_caches()
+            for folder, n_old, size_old in cleared:
+                print(f"removed {n_old} file(s), {size_old / MB:.1f} MB, from {folder} (an earlier version's cache)")
+            if not cleared:
+                print("no cache of an earlier version found")
+    elif args.action == "limit":
+        try:
+            cache.set_limit(args.mb)
+        except OSError as exc:
+            raise _Failed(f"{cache.root}: the setting cannot be saved ({exc.strerror or exc})") from None
+        info = cache.info()
+        print(f"cache limit {'off (nothing is stored)' if args.mb == 0 else f'{args.mb:g} MB'}; now "
+              f"{info.size / MB:.1f} MB in {info.root}")
+        if info.limit_from != "alens cache limit":
+            print(f"note: {info.limit_from} sets the limit while it is set")
+    elif args.action == "pixels":
+        try:
+            cache.set_keep_pixels(args.state == "on")
+        except OSError as exc:
+            raise _Failed(f"{cache.root}: the setting cannot be saved ({exc.strerror or exc})") from None
+        print("new explanation entries " + ("keep image pixels" if args.state == "on" else
+                                            "keep no image pixels (images are read again from their files)"))
+    return 0
 
 
 def cmd_methods(args) -> int:
@@ -294,13 +372,24 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def _npz_names(stem: str, frame: int | None) -> list[str]:
+    """The .npz names an image's finished run may have left (its frame suffix depends on the file)."""
+    if frame is None:
+        return [f"{stem}.npz"]
+    if frame == 0:
+        return [f"{stem}.npz", f"{stem}_frame0.npz"]
+    return [f"{stem}_frame{frame}.npz"]
+
+
 def cmd_explain(args) -> int:
     from tqdm import tqdm
 
     from .core.api import Explainer
     from .core.errors import AlensError
+    from .core.explanation import atomic_write
     from .core.export import render_figure, safe_name
     from .core.methods import get_method
+    from .core.outputs import check_writable, is_fatal, write_error
     from .core.progress import Progress
 
     if args.with_lowest and args.top_k is None:
@@ -312,21 +401,40 @@ def cmd_explain(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise _Usage(f"--out {out} exists and is not a folder")
-    images, stems, failures = expand_inputs(args.images, args.recursive, exclude=out.resolve())
+    images, stems, failures = expand_inputs(args.images, args.recursive, exclude=out.resolve(), unique=True)
     for msg in failures:
         print(f"alens: error: {msg}", file=sys.stderr)
     if not images:
         print(f"wrote 0 of 0 image(s) to {out}", file=sys.stderr)
         return EXIT_ERROR
+    problem = check_writable(out)  # before any model work
+    if problem:
+        raise _Failed(f"{problem}; nothing was written")
+    todo = list(zip(images, stems))
+    # an image is done when its .npz is there (written last, after its figures)
+    present = set(os.listdir(out))
+    done = [(im, st) for im, st in todo if any(n in present for n in _npz_names(st, args.frame))]
+    if done and not args.overwrite:
+        if not args.skip_existing:
+            example = next(n for n in _npz_names(done[0][1], args.frame) if n in present)
+            raise _Failed(f"{len(done)} of {len(images)} image(s) already have outputs in {out} (e.g. {example}); "
+                          "nothing was replaced: --skip-existing explains only the others, --overwrite replaces them")
+        todo = [x for x in todo if x not in done]
+        print(f"skipping {len(done)} image(s) already explained in {out} (--skip-existing)", file=sys.stderr)
+    if not todo:
+        print(f"all {len(images)} image(s) are already explained in {out}; nothing to do", file=sys.stderr)
+        return EXIT_ERROR if failures else 0
     explainer = Explainer(load_from_args(args))
     request, _ = class_request(args, explainer.class_names)
     img_opts = image_options(args)
-    bad = 0
-    bar = tqdm(list(zip(images, stems)), unit="image", disable=None, file=sys.stderr)
+    bad = written = kept_now = 0
+    written_now: set[str] = set()  # names this run wrote (case-folded): one input never replaces another's
+    stopped = None
+    bar = tqdm(todo, unit="image", disable=None, file=sys.stderr)
     plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    for image, stem in bar:
+    for n_image, (image, stem) in enumerate(bar):
         bar.set_postfix_str(image.name)
-        inner = tqdm(total=0, leave=False, unit="step", disable=None if len(images) == 1 else True,
+        inner = tqdm(total=0, leave=False, unit="step", disable=None if len(todo) == 1 else True,
                      file=sys.stderr)
 
         shown = {"tenth": -1}
@@ -346,25 +454,77 @@ def cmd_explain(args) -> int:
             chosen = ", ".join(f"{c} {explainer.class_names[c]} ({prepared.probs[c]:.3f})" for c in prepared.classes)
             tqdm.write(f"{name}: classes {chosen}", file=sys.stderr)
 
+        created: list[Path] = []  # this image's files published so far: removed if the image fails
+        target = out / f"{stem}.npz"
         try:
             expl = explainer.explain(image, info.name, lens=lens, progress=Progress(tick), on_classes=show_classes,
                                      **request, **img_opts, **options)
             if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
                 stem = f"{stem}_frame{args.frame}"  # frames of one file explained one by one keep apart
-            expl.to_npz(out / f"{stem}.npz")
-            if not args.no_png:
-                for i in range(expl.k):
-                    name = f"{stem}_{int(expl.classes[i])}_{safe_name(expl.class_names[i])}.png"
-                    render_figure(expl, out / name, [i])
-        except AlensError as exc:
+            figures = [] if args.no_png else [
+                out / f"{stem}_{int(expl.classes[i])}_{safe_name(expl.class_names[i])}.png" for i in range(expl.k)]
+            for i, target in enumerate(figures + [out / f"{stem}.npz"]):
+                if target.name.casefold() in written_now:
+                    raise _SameName(target.name)
+                if target.suffix == ".npz":  # last: its presence says the image is done
+                    expl.to_npz(target, overwrite=args.overwrite)
+                else:
+                    data = render_figure(expl, None, [i])
+                    # --skip-existing redoes an image whose .npz is missing: its figures are leftovers
+                    atomic_write(target, lambda f, data=data: f.write(data),
+                                 overwrite=args.overwrite or args.skip_existing)
+                created.append(target)
+                written_now.add(target.name.casefold())
+            written += 1
+        except (AlensError, _SameName) as exc:
+            _remove(created)
             bad += 1
-            failures.append(str(exc) if image.name in str(exc) else f"{image}: {exc}")
+            if isinstance(exc, _SameName):
+                msg = f"{image}: its output {exc} was written by this run from another input; not replaced"
+            else:
+                msg = str(exc) if image.name in str(exc) else f"{image}: {exc}"
+            failures.append(msg)
+            tqdm.write(f"alens: error: {msg}", file=sys.stderr)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) and args.skip_existing and target.suffix == ".npz":
+                kept_now += 1  # another run finished this image meanwhile; its figures are as good as ours
+                tqdm.write(f"{image.name}: explained by another run meanwhile; kept", file=sys.stderr)
+                continue
+            _remove(created)
+            msg = write_error(exc, target)
+            if isinstance(exc, FileExistsError):
+                msg += " (another run wrote it meanwhile?): --overwrite replaces, --skip-existing keeps it"
+            if is_fatal(exc):
+                stopped = f"{msg}; stopped: {len(todo) - n_image} image(s) not written"
+                break
+            bad += 1
+            failures.append(msg if image.name in msg else f"{image}: {msg}")
             tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
+        except BaseException:  # Ctrl-C: leave no image half-written
+            _remove(created)
+            raise
         finally:
             inner.close()
-    done = len(images) - bad
-    print(f"wrote {done} of {len(images)} image(s) to {out}", file=sys.stderr)
+    bar.close()
+    if stopped:
+        failures.append(stopped)
+        print(f"alens: error: {stopped}", file=sys.stderr)
+    kept = 0 if args.overwrite else len(done) + kept_now
+    print(f"wrote {written} of {len(images)} image(s) to {out}" + (f"; {kept} already there, kept" if kept else ""),
+          file=sys.stderr)
     return EXIT_ERROR if failures else 0
+
+
+class _SameName(Exception):
+    """Two inputs of one run would write one file (a name that differs only in case, a frame suffix)."""
+
+
+def _remove(paths) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
 
 
 # -- inputs of `report` ---------------------------------------------------------------------
@@ -405,6 +565,16 @@ def cmd_report(args) -> int:
         raise _Usage(f"--out {out} is a folder: give the PDF file to write, e.g. {out / 'report.pdf'}")
     if out.suffix.lower() != ".pdf":
         raise _Usage(f"--out must name a .pdf file; got {out.name}")
+    from .core.outputs import check_writable, write_error
+
+    if os.path.lexists(out) and not args.overwrite:
+        if args.skip_existing:
+            print(f"{out} exists; kept (--skip-existing), nothing to do", file=sys.stderr)
+            return 0
+        raise _Failed(f"{out} already exists; not replaced: --overwrite replaces it")
+    problem = check_writable(out.parent)  # before any model work
+    if problem:
+        raise _Failed(f"{problem}; nothing was written")
     info = get_method(args.method)
     options = dict(args.option)
     info.resolve_options(options)
@@ -452,7 +622,12 @@ def cmd_report(args) -> int:
     else:
         items = itertools.chain(failures, counted(explain_inputs(explainer, inputs, info.name, **request, **kwargs)))
     try:
-        write_report(out, items, settings, progress, total=total)
+        write_report(out, items, settings, progress, total=total, overwrite=args.overwrite)
+    except OSError as exc:
+        msg = write_error(exc, out)
+        if isinstance(exc, FileExistsError):
+            msg += " (another run wrote it meanwhile?): --overwrite replaces it"
+        raise _Failed(msg) from None
     finally:
         bar.close()
     n_in = len(inputs) + len(failures)
@@ -516,6 +691,10 @@ class _Usage(Exception):
     pass
 
 
+class _Failed(Exception):
+    """One line for stderr (``alens: error: ...``) and exit status 1."""
+
+
 def main(argv=None) -> int:
     import warnings
 
@@ -529,8 +708,12 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except _Usage as exc:
         parser.error(str(exc))
-    except AlensError as exc:
+    except (AlensError, _Failed) as exc:
         print(f"alens: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a file the command had to read or write, in one line (no traceback)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"alens: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("alens: interrupted", file=sys.stderr)

@@ -4,7 +4,8 @@ Versions of the key packages, the compute device, which Qt platform plugins can 
 (each one tried in a child process, so a plugin that crashes cannot take the doctor
 with it; for a plugin whose system libraries are missing, the libraries and the
 ``apt-get`` line that installs them), and whether the default model loads and calls
-``skimage.data.chelsea()`` an Egyptian cat (class 285), as it must.
+``skimage.data.chelsea()`` an Egyptian cat (class 285), as it must; and where the result cache
+is, how large, and its cap.
 
 Nothing here imports Qt: the plugins are probed by ``python -c`` children.
 """
@@ -279,6 +280,16 @@ def model_section(device: str | None = "auto") -> tuple[list[str], bool]:
     return lines, top == 285
 
 
+def cache_section() -> list[str]:
+    """Where the result cache is, its size, cap and what it keeps (``alens cache info``)."""
+    from .core.resultcache import ResultCache
+
+    try:
+        return ResultCache().info().lines()
+    except Exception as exc:  # the doctor reports; it never fails on a cache it cannot read
+        return [f"cannot be read: {exc}"]
+
+
 # ---------------------------------------------------------------------------------
 def run_doctor(device: str | None = "auto", model: bool = True, plugins: bool = True) -> tuple[str, bool]:
     """The whole report as text, and whether everything a run needs works.
@@ -286,7 +297,7 @@ def run_doctor(device: str | None = "auto", model: bool = True, plugins: bool = 
     ``ok`` is False when the default model does not load or misclassifies chelsea. A Qt
     plugin that cannot start (a server without a display) is reported, not a failure.
     """
-    sections = [("versions", versions_section()), ("device", device_section())]
+    sections = [("versions", versions_section()), ("device", device_section()), ("result cache", cache_section())]
     ok = True
     if plugins:
         sections.append(("Qt platform plugins", plugin_section(probe_plugins())))

@@ -25,6 +25,14 @@ def collection_back_to_python():
         tasks.MainThreadCollector.release()
 
 
+@pytest.fixture(autouse=True)
+def private_result_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own result cache (``ALENS_CACHE_DIR``), never the user's: windows,
+    the CLI and child processes all read the variable."""
+    monkeypatch.setenv("ALENS_CACHE_DIR", str(tmp_path_factory.mktemp("alens-cache")))
+    monkeypatch.delenv("ALENS_CACHE_MAX_MB", raising=False)
+
+
 @pytest.fixture(scope="session")
 def explainer():
     from alens_gui.core.api import Explainer

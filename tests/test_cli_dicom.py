@@ -103,10 +103,17 @@ def test_cli_folder_recursive(tmp_path, capsys):
     assert main(["explain", str(src), "--top-k", "2", "--out", str(out), "--no-png"]) == 0
     assert sorted(p.name for p in out.glob("*.npz")) == ["cat.npz"]
     assert "wrote 1 of 1 image(s)" in capsys.readouterr().err
-    assert main(["explain", str(src), "--recursive", "--top-k", "2", "--out", str(out), "--no-png"]) == 0
-    assert sorted(p.name for p in out.glob("*.npz")) == ["IM0001.npz", "cat.npz", "sub1_scan.npz", "sub2_scan.npz"]
-    assert _source(out / "sub1_scan.npz")["modality"] == "MR" and _source(out / "sub2_scan.npz")["modality"] == "CT"
-    assert "wrote 4 of 4 image(s)" in capsys.readouterr().err
+    # the second run into the same folder replaces nothing unless told; --skip-existing adds the others
+    assert main(["explain", str(src), "--recursive", "--top-k", "2", "--out", str(out), "--no-png"]) == 1
+    assert "1 of 4 image(s) already have outputs" in capsys.readouterr().err
+    assert main(["explain", str(src), "--recursive", "--top-k", "2", "--out", str(out), "--no-png",
+                 "--skip-existing"]) == 0
+    # images found in a folder are named by their path in it: sub-folders joined by "__"
+    assert sorted(p.name for p in out.glob("*.npz")) == ["cat.npz", "sub1__scan.npz", "sub2__IM0001.npz",
+                                                         "sub2__scan.npz"]
+    assert _source(out / "sub1__scan.npz")["modality"] == "MR" and _source(out / "sub2__scan.npz")["modality"] == "CT"
+    err = capsys.readouterr().err
+    assert "wrote 3 of 4 image(s)" in err and "1 already there, kept" in err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["explain", str(empty), "--out", str(tmp_path / "o2")]) == 1

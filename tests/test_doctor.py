@@ -40,6 +40,16 @@ def test_doctor_reports_versions_device_plugins_and_the_model(capsys):
     assert out.rstrip().endswith("all checks passed")
 
 
+def test_doctor_says_where_the_result_cache_is(capsys):
+    import os
+
+    assert main(["doctor", "--no-model", "--no-qt"]) == 0
+    out = capsys.readouterr().out
+    cache = out.split("## result cache\n", 1)[1].split("\n## ", 1)[0]
+    assert f"folder: {os.environ['ALENS_CACHE_DIR']}" in cache
+    assert "MB of 300 MB (limit from default)" in cache and "image pixels: not kept" in cache
+
+
 def test_a_crashing_plugin_does_not_take_the_doctor_down(monkeypatch):
     from alens_gui import doctor
 

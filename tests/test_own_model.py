@@ -135,9 +135,10 @@ def test_torchscript_needs_no_arch_and_gives_the_same_maps(grades, tmp_path, cap
         np.testing.assert_allclose(z["probs"], expected.probs, rtol=1e-4, atol=1e-6)
         err = np.linalg.norm(z["refined"] - expected.refined) / np.linalg.norm(expected.refined)
         assert err < 1e-4
-    # Grad-CAM hooks layers, which a TorchScript model has not: one clear line
+    # Grad-CAM hooks layers, which a TorchScript model has not: one clear line (--overwrite: the same
+    # output name as the run above, which would otherwise be refused before any model work)
     rc = main(["explain", str(pngs[0]), "--model", str(files["torchscript"]), "--torchscript", "--input-size", "64",
-               "--method", "gradcam", *common])
+               "--method", "gradcam", "--overwrite", *common])
     assert rc == 1
     assert "TorchScript model" in capsys.readouterr().err
 

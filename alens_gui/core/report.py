@@ -220,6 +220,7 @@ def write_report(
     progress: Progress | None = None,
     *,
     total: int | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write a multi-page PDF report (see the module docstring).
 
@@ -237,6 +238,9 @@ def write_report(
         ``items`` if it is a generator that uses the same object).
     total : int, optional
         Number of items, for progress (default ``len(items)`` when it has one).
+    overwrite : bool
+        Replace an existing ``path`` (default). False: refuse before any work if it exists, and
+        never replace a file another process creates meanwhile (:class:`FileExistsError`).
 
     Returns
     -------
@@ -249,6 +253,9 @@ def write_report(
         The user cancelled; no file is written.
     ReportError
         Nothing to report, or a comparison of unlike explanations.
+    OSError
+        The file cannot be written (exists with ``overwrite=False``, read-only folder, disk
+        full); nothing partial is left.
     """
     progress = ensure_progress(progress)
     settings = settings or ReportSettings()
@@ -256,7 +263,7 @@ def write_report(
         total = len(items)  # type: ignore[arg-type]
     if total:
         progress.add_total(total)
-    return atomic_write(path, lambda f: _Report(settings, progress, total).write(f, items))
+    return atomic_write(path, lambda f: _Report(settings, progress, total).write(f, items), overwrite=overwrite)
 
 
 class _Report:

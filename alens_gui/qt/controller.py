@@ -464,8 +464,8 @@ class Controller(QObject):
     def cache(self):
         from alens_gui.core.resultcache import ResultCache
 
-        if self._cache is None:
-            self._cache = ResultCache(self.cache_dir or Path.home() / ".cache" / "alens-gui")
+        if self._cache is None:  # the platform's cache folder unless the window names one
+            self._cache = ResultCache(self.cache_dir)
         return self._cache
 
     def _model_id(self) -> str:
@@ -573,15 +573,17 @@ class Controller(QObject):
             self.read_image(explain=False)
 
             def show(result) -> None:
-                if result is not None:
-                    expl, rendered = result
-                    self._show(expl, rendered)
-                    s.stale = False
-                    callbacks, self._after_explained = self._after_explained, []
-                    for cb in callbacks:
-                        cb()
+                if result is None:  # a damaged entry, or the image cannot be read again: explain it
+                    self.read_image()
+                    return
+                expl, rendered = result
+                self._show(expl, rendered)
+                s.stale = False
+                callbacks, self._after_explained = self._after_explained, []
+                for cb in callbacks:
+                    cb()
 
-            self.runner.run("explain", jobs.cached_explanation_job, self.cache, key, s.view.scale,
+            self.runner.run("explain", jobs.cached_explanation_job, self.cache, key, s.view.scale, path, s.window,
                             label="cached explanation", on_return=show)
         else:
             s.image_request = ImageRequest(path=path)
@@ -597,14 +599,11 @@ class Controller(QObject):
         """Keep what was explained for a gallery image, so reopening it is instant."""
         s = self.session
         req = s.image_request
-        if not req.path or expl.partial or s.stale:
+        if not req.path or req.frame or expl.partial or s.stale:  # (a gallery row is a file's first frame)
             return
         row = s.gallery.row_of(req.path)
-        try:
-            self.cache.put_explanation(self._explain_key_fn()(req.path), expl)
-        except OSError:
-            return
-        if row >= 0:
+        # (a cache that cannot be written, or is turned off, keeps nothing: the row is not marked)
+        if self.cache.put_explanation(self._explain_key_fn()(req.path), expl) and row >= 0:
             s.gallery.update_prediction(row, None, True)
 
     def export_report(self, path: str, what: str = "current", rows: Sequence[int] = ()):
@@ -625,17 +624,19 @@ class Controller(QObject):
             items = [s.explanation]
         else:
             key = self._explain_key_fn()
-            for i in rows:
-                e = self.cache.explanation(key(s.gallery.rows[i].path))
-                if e is None:
-                    self.notify(f"{s.gallery.rows[i].rel} is not explained yet: use Explain all first", "warning")
+            chosen = [(s.gallery.rows[i].rel, str(s.gallery.rows[i].path), key(s.gallery.rows[i].path))
+                      for i in rows]
+            for rel, _path, k in chosen:
+                if not self.cache.has_explanation(k):
+                    self.notify(f"{rel} is not explained yet: use Explain all first", "warning")
                     return None
-                items.append(e)
+            items = _cached_items(self.cache, chosen, s.window)  # read (images too) in the worker
+        total = len(items) if isinstance(items, list) else len(chosen)
         settings = ReportSettings.for_explainer(
             s.model, scale=s.view.scale, opacity=s.view.opacity, class_request=s.class_request.describe(),
             window=str(s.window), input_policy=s.input_policy,
         )
-        return self.runner.run("export", jobs.report_job, str(path), items, settings,
+        return self.runner.run("export", jobs.report_job, str(path), items, settings, total,
                                label=f"writing {Path(path).name}", on_return=lambda p: self.notify(f"saved {p}"))
 
     # -- evaluation ---------------------------------------------------------------------
@@ -694,6 +695,17 @@ class Controller(QObject):
     def shutdown(self) -> bool:
         return self.runner.shutdown()
 
+
+
+def _cached_items(cache, chosen, window):
+    """Cached explanations of gallery rows for a report, read one at a time (in the worker); an
+    entry that cannot be read any more is listed as a failure."""
+    from alens_gui.core.report import Failure
+
+    for rel, path, key in chosen:
+        expl = cache.explanation(key, path, window)
+        yield expl if expl is not None else Failure(rel, f"{rel}: its cached explanation cannot be read any more "
+                                                         "(damaged, or the image changed): explain it again")
 
 
 def _saved_mask_result(saved: dict | None, image, mask):

@@ -434,18 +434,20 @@ def thumbnails_job(progress: Progress, items, size: int = 56):
     return None
 
 
-def cached_explanation_job(progress: Progress, cache, key, scale: ColorScale):
-    """An explanation from the cache, drawn (no model run)."""
+def cached_explanation_job(progress: Progress, cache, key, scale: ColorScale, path=None, window=None):
+    """An explanation from the cache, drawn (no model run); its image is read again from
+    ``path`` under ``window`` unless the cache keeps pixels. None if it cannot be read."""
     progress.add_total(1)
     yield ("status", "reading the cached explanation…")
-    expl = cache.explanation(key)
+    expl = cache.explanation(key, path, window)
     progress.advance(1)
     return None if expl is None else (expl, render(expl, scale))
 
 
-def report_job(progress: Progress, path: str, items, settings):
-    """Write a PDF report of explanations and comparisons (``alens_gui.core.report``)."""
+def report_job(progress: Progress, path: str, items, settings, total: int | None = None):
+    """Write a PDF report of explanations and comparisons (``alens_gui.core.report``); ``items``
+    may be a generator (``total`` then says how many, for progress)."""
     from alens_gui.core.report import write_report
 
     yield ("status", f"writing {path}…")
-    return str(write_report(path, items, settings, progress=progress))
+    return str(write_report(path, items, settings, progress=progress, total=total))

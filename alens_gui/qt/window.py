@@ -86,10 +86,13 @@ class MainWindow(QMainWindow):
         self.settings = QSettings(str(self.config_dir / "settings.ini"), QSettings.Format.IniFormat)
         #: Asked before a file is overwritten; replaceable (tests inject an answer).
         self.confirm_overwrite: Callable[[str], bool] = self._ask_overwrite
+        #: Asked before the result cache is cleared (the question names its size); replaceable.
+        self.confirm_clear_cache: Callable[[str], bool] = self._ask_clear_cache
         wheel.install()
 
         self.session = Session(self)
-        self.controller = Controller(self.session, self, autorun=autorun, cache_dir=self.config_dir / "cache")
+        # the result cache lives in the platform's cache folder (ALENS_CACHE_DIR overrides), not here
+        self.controller = Controller(self.session, self, autorun=autorun)
         self.notifications = NotificationArea()
         self.controller.notified.connect(self.notify)
         self._build_panels()
@@ -260,6 +263,15 @@ class MainWindow(QMainWindow):
         self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison"))
         self._action(m, "Export &report (PDF) of this image…", lambda: self._report_dialog("current"))
         self._action(m, "Export report of the comparison…", lambda: self._report_dialog("comparison"))
+        m.addSeparator()
+        self._action(m, "Clear the cac&he…", self.clear_cache,
+                     tip="remove every cached prediction and explanation of the gallery")
+        self.keep_pixels_action = self._action(
+            m, "Keep image pixels in the cache", lambda: self.controller.cache.set_keep_pixels(
+                self.keep_pixels_action.isChecked()),
+            tip="off: cached explanations hold maps only, and images are read again from their files")
+        self.keep_pixels_action.setCheckable(True)
+        self.keep_pixels_action.setChecked(self.controller.cache.keep_pixels)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         m = mb.addMenu("&Run")
@@ -497,6 +509,38 @@ class MainWindow(QMainWindow):
 
     def _ask_overwrite(self, path: str) -> bool:
         return dialogs.ask_overwrite(self, path)
+
+    def clear_cache(self) -> bool:
+        """Remove the cached predictions and explanations (and earlier versions' caches), once the
+        user said yes to a question that names their size."""
+        from alens_gui.core.resultcache import MB, clear_old_caches
+
+        cache = self.controller.cache
+        info = cache.info()
+        old = f"\n\nAlso removed: the caches of earlier versions in {', '.join(map(str, info.old))}." if info.old \
+            else ""
+        question = (f"Remove every cached prediction and explanation from {cache.root}?\n\n"
+                    f"{info.explanations} explanation(s) and {info.predictions} prediction(s), "
+                    f"{info.size / MB:.1f} MB.{old}\n\nImages, sessions and exported files are not touched; "
+                    "a folder is classified again when it is next opened.")
+        if not self.confirm_clear_cache(question):
+            self.notify("the cache was not cleared")
+            return False
+        n, size = cache.clear()
+        for _folder, n_old, size_old in clear_old_caches():
+            n, size = n + n_old, size + size_old
+        g = self.session.gallery
+        for i in range(len(g.rows)):
+            g.update_prediction(i, None, False)
+        self.notify(f"cache cleared: {n} file(s), {size / MB:.1f} MB removed")
+        return True
+
+    def _ask_clear_cache(self, question: str) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        answer = QMessageBox.question(self, "Clear the cache", question, buttons, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _check_target(self, path: str, suffixes: Sequence[str]) -> bool:
         if Path(path).suffix.lower() not in suffixes:

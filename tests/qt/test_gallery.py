@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
 
 from .conftest import wait_idle
@@ -89,6 +95,75 @@ def test_explain_all_caches_and_reopening_is_instant(make_window, qtbot, labelle
     assert e is not None and e.source["file"] == "cup1.png" and int(e.classes[0]) == 967
     assert again.session.image_request.path.endswith("cup1.png")
     assert not again.session.stale
+    # the cache is the user's cache folder (here ALENS_CACHE_DIR), not the config folder, and its
+    # entries keep no pixels: the image on screen was read again from the file
+    root = again.controller.cache.root
+    assert root == Path(os.environ["ALENS_CACHE_DIR"]) and not (cfg / "cache").exists()
+    entries = sorted((root / "explanations").glob("*.npz"))
+    assert len(entries) == 5
+    for entry in entries:
+        with zipfile.ZipFile(entry) as z:
+            assert "image.npy" not in z.namelist()
+    assert e.image.shape[:2] == e.shape
+
+
+def _menu_action(win, text: str) -> QAction:
+    return next(a for a in win.findChildren(QAction) if a.text().replace("&", "").startswith(text))
+
+
+def test_clear_the_cache_asks_with_its_size_and_clears(make_window, qtbot, labelled_folder):
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.session.method = "gradcam"
+    win.open_folder(labelled_folder, recursive=True)
+    wait_idle(qtbot, win)
+    win.controller.explain_all()
+    wait_idle(qtbot, win)
+    root = win.controller.cache.root
+    assert len(list((root / "explanations").glob("*.npz"))) == 5
+    asked = []
+    win.confirm_clear_cache = lambda question: asked.append(question) or False
+    _menu_action(win, "Clear the cache").trigger()
+    assert "5 explanation(s) and 5 prediction(s)" in asked[0] and " MB." in asked[0] and str(root) in asked[0]
+    assert len(list((root / "explanations").glob("*.npz"))) == 5  # the default answer keeps it
+    win.confirm_clear_cache = lambda question: True
+    _menu_action(win, "Clear the cache").trigger()
+    assert not list((root / "explanations").glob("*.npz")) and not (root / "predictions.json").exists()
+    assert not any(r.explained for r in win.session.gallery.rows)
+    assert "cache cleared" in win.notifications.messages[-1][1]
+    # the pixel setting: off by default, and the menu turns it on for new entries
+    pixels = _menu_action(win, "Keep image pixels in the cache")
+    assert pixels.isCheckable() and not pixels.isChecked()
+    pixels.trigger()
+    assert win.controller.cache.keep_pixels
+
+
+def test_a_tampered_cache_never_keeps_a_folder_from_opening(make_window, qtbot, labelled_folder):
+    win = make_window()
+    wait_idle(qtbot, win)
+    c, s = win.controller, win.session
+    files = sorted(labelled_folder.rglob("*.png"))
+    # an index whose records under the folder's own keys have other shapes, and a damaged
+    # explanation under the key of the current settings
+    model_id = c._model_id()
+    keys = [c.cache.prediction_key(p, model_id, s.input_policy, s.window) for p in files]
+    bad = {k: {"top1": "x", "name": 5} for k in keys}
+    bad[keys[0]] = [1, 2]
+    (c.cache.root / "explanations").mkdir(parents=True, exist_ok=True)
+    (c.cache.root / "predictions.json").write_text(json.dumps(bad))
+    damaged = c.cache.root / "explanations" / f"{c._explain_key_fn()(files[0])}.npz"
+    damaged.write_bytes(b"PK\x03\x04 damaged")
+    c.autorun = True
+    win.open_folder(labelled_folder, recursive=True)
+    wait_idle(qtbot, win)
+    rows = s.gallery.rows
+    assert len(rows) == 5 and all(isinstance(r.pred, int) for r in rows)  # classified again
+    assert not win.notifications.errors(), win.notifications.errors()
+    row = next(i for i, r in enumerate(rows) if Path(r.path).name == files[0].name and r.explained)
+    c.open_gallery_row(row)  # the damaged entry is a miss: the image is explained again
+    wait_idle(qtbot, win)
+    assert s.explanation is not None and s.explanation.source["file"] == files[0].name
+    assert not damaged.exists() or damaged.read_bytes() != b"PK\x03\x04 damaged"
 
 
 def test_next_and_previous_move_through_the_gallery(make_window, qtbot, labelled_folder):
