@@ -77,7 +77,7 @@ def expand_inputs(items, recursive: bool = False, exclude: Path | None = None) -
     Images found under ``exclude`` (the output folder) are skipped, so that a second run over a
     folder does not explain the figures the first one wrote."""
     from .core.errors import FolderError
-    from .core.folders import list_images, output_stems
+    from .core.folders import output_stems, scan_images
 
     paths: list[Path] = []
     errors: list[str] = []
@@ -85,10 +85,13 @@ def expand_inputs(items, recursive: bool = False, exclude: Path | None = None) -
         p = Path(item)
         if p.is_dir():
             try:
-                found = list_images(p, recursive=recursive)
+                listing = scan_images(p, recursive=recursive)
             except FolderError as exc:
                 errors.append(str(exc))
                 continue
+            for note in listing.skipped:  # FIFOs, devices, link loops: said, not opened
+                print(f"alens: note: {p / note}", file=sys.stderr)
+            found = listing.images
             if exclude is not None:
                 found = [q for q in found if not q.resolve().is_relative_to(exclude)]
             if not found:

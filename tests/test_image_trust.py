@@ -4,6 +4,7 @@ within bounded time and memory, and a bad file in a batch does not stop the othe
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import struct
 import threading
@@ -403,3 +404,30 @@ def test_a_bomb_fifo_and_broken_dicom_in_a_batch_are_one_line_each(tmp_path, cap
     assert "bits.dcm: the DICOM file is corrupt (Bits Stored is 65535" in errors[2]
     assert sorted(p.name for p in out.glob("*.npz")) == ["a.npz", "c.npz", "voi.npz"]
     assert "wrote 3 of 6 image(s)" in err
+
+
+def test_a_folder_with_special_files_lists_the_images_and_says_what_it_skipped(tmp_path, capsys):
+    from skimage import data
+
+    from alens_gui.cli import main
+
+    root = tmp_path / "study"
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(data.chelsea()[::2, ::2]).save(root / "a.png")
+    shutil.copy(crafted.PYDICOM_FILES / "CT_small.dcm", root / "sub" / "IM0001")
+    os.mkfifo(root / "IM0002")  # suffix-less: the listing used to open it to look for DICOM, and block
+    os.mkfifo(root / "sub" / "pipe.png")
+    (root / "sub" / "loop.png").symlink_to(root / "sub" / "loop.png")
+    (root / "sub" / "up").symlink_to(root)
+    out = tmp_path / "out"
+    rc = finishes(lambda: main(["explain", str(root), "--recursive", "--method", "gradcam", "--top-k", "2",
+                                "--no-png", "--out", str(out)]), 600)
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("alens: note")]
+    assert notes == [f"alens: note: {root}/IM0002: skipped, is a FIFO (named pipe), not a file",
+                     f"alens: note: {root}/sub/loop.png: skipped, a symbolic-link loop",
+                     f"alens: note: {root}/sub/pipe.png: skipped, is a FIFO (named pipe), not a file",
+                     f"alens: note: {root}/sub/up: skipped, a link to a folder (links are not followed into "
+                     "sub-folders)"]
+    assert rc == 0 and not [line for line in err.splitlines() if line.startswith("alens: error")]
+    assert sorted(p.name for p in out.glob("*.npz")) == ["IM0001.npz", "a.npz"]
