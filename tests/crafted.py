@@ -1,12 +1,15 @@
 """Crafted files an attacker or a careless colleague could pass on: bombs, lies in headers, odd values.
 
 Each helper writes a small file whose header says one thing and whose data says another, so that
-the tests can check that reading it is one clear error line within bounded time and memory.
+the tests can check that reading it is one clear error line within bounded time and memory
+(:func:`finishes` and :func:`peak_bytes` are those bounds).
 """
 
 from __future__ import annotations
 
 import struct
+import threading
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -14,6 +17,40 @@ import pydicom
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 GiB = 1024**3
+MiB = 1024**2
+
+
+def finishes(fn, seconds: float = 120.0):
+    """``fn()`` in a thread: its result, or its exception raised here. A call that never returns
+    (a read blocked on a FIFO) fails the test instead of hanging the suite."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # raised again in the calling thread
+            box["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{fn} never returned: it blocks"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def peak_bytes(fn) -> tuple[object, int]:
+    """``(fn()'s result or exception, peak bytes Python and NumPy allocated meanwhile)``."""
+    tracemalloc.start()
+    try:
+        try:
+            out = fn()
+        except Exception as exc:  # returned: the caller checks it is the expected one
+            out = exc
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def zlib_zeros(total: int, block: int = 1 << 20, raw: bool = False) -> bytes:

@@ -128,7 +128,7 @@ def test_special_entries_are_skipped_with_a_note_and_never_opened(tmp_path):
 
     from alens_gui.core.folders import scan_images
 
-    from .test_image_trust import finishes
+    from .crafted import finishes
 
     _png(tmp_path / "a.png")
     _png(tmp_path / "sub" / "b.png")
@@ -178,7 +178,7 @@ def test_special_folder_arguments(tmp_path):
 def test_labels_csv_that_is_not_a_regular_file_or_too_deep_to_matter(tmp_path):
     import os
 
-    from .test_image_trust import finishes
+    from .crafted import finishes
 
     _png(tmp_path / "a" / "x.png")
     _png(tmp_path / "b" / "y.png")

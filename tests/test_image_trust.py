@@ -7,8 +7,6 @@ import os
 import shutil
 import socket
 import struct
-import threading
-import tracemalloc
 import zlib
 
 import numpy as np
@@ -22,41 +20,9 @@ from alens_gui.core.errors import ImageReadError
 from alens_gui.core.images import load_image
 
 from . import crafted
+from .crafted import finishes, peak_bytes
 
-MiB = 1024 * 1024
-
-
-def finishes(fn, seconds: float = 120.0):
-    """``fn()`` in a thread: its result, or its exception raised here. A call that never returns
-    (a read blocked on a FIFO) fails the test instead of hanging the suite."""
-    box: dict = {}
-
-    def run():
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the test below
-            box["error"] = exc
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"{fn} never returned: it blocks"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def peak_bytes(fn) -> tuple[object, int]:
-    """``(fn()'s result or exception, peak bytes Python and NumPy allocated meanwhile)``."""
-    tracemalloc.start()
-    try:
-        try:
-            out = fn()
-        except Exception as exc:  # returned: the caller checks it is the expected one
-            out = exc
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+MiB = crafted.MiB
 
 
 # -- special files: never opened ----------------------------------------------------------------
@@ -431,3 +397,34 @@ def test_a_folder_with_special_files_lists_the_images_and_says_what_it_skipped(t
                      "sub-folders)"]
     assert rc == 0 and not [line for line in err.splitlines() if line.startswith("alens: error")]
     assert sorted(p.name for p in out.glob("*.npz")) == ["IM0001.npz", "a.npz"]
+
+
+def test_a_png_header_its_data_cannot_fill_is_refused_before_decoding(tmp_path, monkeypatch):
+    # 10000 x 10000 RGBA from a few bytes of image data: deflate cannot expand data more than
+    # 1032 times, so this is refused before Pillow allocates the 400 MB image
+    from PIL import ImageFile
+
+    def never(*_a, **_k):
+        raise AssertionError("Pillow was asked to decode it")
+
+    p = crafted.png(tmp_path / "huge.png", 10000, 10000, 8, 6, zlib.compress(bytes(1000)))
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    with pytest.raises(ImageReadError, match=r"huge.png: the PNG file is truncated \(\d+ bytes of compressed data "
+                                             r"cannot hold the 381.5 MiB its header says\)"):
+        load_image(p)
+
+
+def test_decoded_size_limits_follow_the_memory_available(tmp_path, monkeypatch):
+    from alens_gui.core import images, safeio
+
+    Image.new("RGB", (600, 400), (10, 20, 30)).save(tmp_path / "ok.png")
+    assert load_image(tmp_path / "ok.png").raw.shape == (400, 600, 3)
+    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 512 * 1024)
+    with pytest.raises(ImageReadError, match=r"ok.png: the image would take 703.1 KiB decoded, more than the "
+                                             r"512.0 KiB limit"):
+        load_image(tmp_path / "ok.png")
+    # a DICOM file larger than half the memory available is not read into memory
+    monkeypatch.setattr(safeio, "memory_budget", lambda fraction=0.5, **_k: 4096)
+    with pytest.raises(ImageReadError, match=r"CT_small.dcm: the DICOM file is 38.\d KiB, more than the 4.0 KiB "
+                                             r"that can be read into memory now"):
+        load_image(crafted.PYDICOM_FILES / "CT_small.dcm")

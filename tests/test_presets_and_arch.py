@@ -50,7 +50,7 @@ def test_bad_preset_files(tmp_path, text, message):
 def test_preset_files_from_someone_else_are_read_within_limits(tmp_path):
     import os
 
-    from .test_image_trust import finishes
+    from .crafted import finishes
 
     deep = tmp_path / "deep.json"
     deep.write_text('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")  # was a RecursionError

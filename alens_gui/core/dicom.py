@@ -18,6 +18,7 @@ copies the identifiers on purpose.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -174,8 +175,17 @@ def _dcmread(f: IO[bytes], name: str):
     if size > limit:
         raise ImageReadError(f"{name}: the DICOM file is {safeio.fmt_bytes(size)}, more than the "
                              f"{safeio.fmt_bytes(limit)} that can be read into memory now")
-    f = _Clamped(f, size)
-    _check_deflated(f, name, min(MAX_DEFLATED_BYTES, limit - size))
+    if size <= _IN_MEMORY_BYTES:
+        # one read, and a memory file never gives read(n) more than it holds (nor allocates it)
+        f.seek(0)
+        data = f.read(size + 1)
+        f = io.BytesIO(data)
+        maybe_deflated = _DEFLATED_UID in data  # its transfer syntax UID is in the file, or it is not deflated
+    else:
+        f = _Clamped(f, size)
+        maybe_deflated = True
+    if maybe_deflated:
+        _check_deflated(f, name, min(MAX_DEFLATED_BYTES, limit - size))
     try:
         try:
             f.seek(0)
@@ -191,6 +201,11 @@ def _dcmread(f: IO[bytes], name: str):
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError,
             struct.error, IndexError, OverflowError) as exc:
         raise ImageReadError(f"{name}: the DICOM file is truncated or corrupt ({_one_line(exc)})") from exc
+
+
+#: Files up to this size are read into memory at once (pydicom reads them whole anyway).
+_IN_MEMORY_BYTES = 64 * 1024 * 1024
+_DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
 
 
 class _Clamped:
@@ -574,7 +589,6 @@ def _check_encapsulated(ds, name: str, ts, index: int, geo: _Geometry) -> None:
     """Before a decoder sees a compressed frame: the file holds as many frames as it says, and
     the frame's own header does not ask for more pixels than Rows x Columns (decoders size
     their output by the codestream, so a 64 x 64 file could otherwise ask for 60000 x 60000)."""
-    import io
 
     from pydicom.encaps import get_frame, parse_fragments
     from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes, RLELossless
