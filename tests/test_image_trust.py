@@ -428,3 +428,11 @@ def test_decoded_size_limits_follow_the_memory_available(tmp_path, monkeypatch):
     with pytest.raises(ImageReadError, match=r"CT_small.dcm: the DICOM file is 38.\d KiB, more than the 4.0 KiB "
                                              r"that can be read into memory now"):
         load_image(crafted.PYDICOM_FILES / "CT_small.dcm")
+
+
+def test_a_damaged_tiff_is_one_line_without_the_librarys_own_complaints(tmp_path, caplog):
+    tif = tmp_path / "empty.tif"
+    tif.write_bytes(b"II*\0" + struct.pack("<I", 0))  # a header and no page
+    with pytest.raises(ImageReadError, match="^empty.tif: the TIFF file holds no image$"):
+        load_image(tif)
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")]  # tifffile logs "contains no pages"

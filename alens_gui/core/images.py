@@ -20,7 +20,9 @@ decompression bomb before it is expanded. Whatever the file holds, the only erro
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -352,18 +354,44 @@ def _bound_tiff_codecs(tifffile) -> None:
             codecs[key] = bounded
 
 
+_reading = threading.local()
+
+
+class _QuietWhileReading(logging.Filter):
+    """Drops tifffile's log records from the thread that is reading a file here: a damaged file
+    is already one error line, not that line plus the library's own complaints on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_reading, "tiff", False)
+
+
+_TIFF_LOG_FILTER = _QuietWhileReading()
+
+
 def _read_tiff(f: IO[bytes], name: str) -> np.ndarray:
     try:
         import tifffile
     except ImportError:  # pragma: no cover - scikit-image brings tifffile
         return _read_pil(f, name)
     _bound_tiff_codecs(tifffile)
+    log = logging.getLogger("tifffile")
+    if _TIFF_LOG_FILTER not in log.filters:
+        log.addFilter(_TIFF_LOG_FILTER)
+    _reading.tiff = True
+    try:
+        return _read_tiff_quietly(tifffile, f, name)
+    finally:
+        _reading.tiff = False
+
+
+def _read_tiff_quietly(tifffile, f: IO[bytes], name: str) -> np.ndarray:
     try:
         f.seek(0)
         with tifffile.TiffFile(f, name=name, offset=0) as tif:
-            if not len(tif.pages):
-                raise ImageReadError(f"{name}: the TIFF file holds no image")
-            page = tif.pages[0]
+            try:  # the first page only: len(tif.pages) would walk every IFD of the file
+                page = tif.pages.first
+            except IndexError:
+                raise ImageReadError(f"{name}: the TIFF file holds no image") from None
             shape = tuple(int(n) for n in page.shape)
             if len(shape) >= 2:
                 hw = shape[:2] if len(shape) == 2 or shape[-1] <= 4 else shape[-2:]
