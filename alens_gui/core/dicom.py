@@ -732,7 +732,10 @@ def _read_dicom(f: IO[bytes], name: str, frame: int | None) -> DicomImage:
     else:
         _check_native(ds, name, geo)
     try:
-        arr = pixel_array(ds, index=index if n_frames > 1 else None)
+        # RLE: pydicom's own decoder (tried first anyway) and no fallback to pylibjpeg-rle, whose
+        # Rust code panics on some crafted frames and prints a backtrace besides our one line
+        plugin = {"decoding_plugin": "pydicom"} if str(ts) == "1.2.840.10008.1.2.5" else {}
+        arr = pixel_array(ds, index=index if n_frames > 1 else None, **plugin)
     except MemoryError as exc:
         raise ImageReadError(f"{name}: the image is too large to decode") from exc
     except BaseException as exc:  # decoders raise RuntimeError, ValueError, struct.error, panics, ...
