@@ -80,7 +80,7 @@ def expand_inputs(items, recursive: bool = False, exclude: Path | None = None,
     found) twice is taken once. The output names follow :mod:`alens_gui.core.outputs`: stable
     for each input path whatever the other inputs are, and unique in the run."""
     from .core.errors import FolderError
-    from .core.folders import list_images
+    from .core.folders import scan_images
     from .core.outputs import output_names
 
     entries: list[tuple[Path, Path | None]] = []
@@ -89,10 +89,13 @@ def expand_inputs(items, recursive: bool = False, exclude: Path | None = None,
         p = Path(item)
         if p.is_dir():
             try:
-                found = list_images(p, recursive=recursive)
+                listing = scan_images(p, recursive=recursive)
             except FolderError as exc:
                 errors.append(str(exc))
                 continue
+            for note in listing.skipped:  # FIFOs, devices, link loops: said, not opened
+                print(f"alens: note: {p / note}", file=sys.stderr)
+            found = listing.images
             if exclude is not None:
                 found = [q for q in found if not q.resolve().is_relative_to(exclude)]
             if not found:

@@ -103,20 +103,23 @@ class _Bar:
 def _read_results(args) -> list[dict]:
     """Every results dict in the ``--inputs`` JSON files (a perturbation file holds two), keeping
     only ``--methods`` when given."""
-    import json
-
     from .cli import _Usage
+    from .core import safeio
+    from .core.errors import AlensError
 
     if not args.inputs:
         raise _Usage(f"{args.protocol} needs --inputs FILE ... (JSON files written by alens evaluate --json)")
     out = []
     for name in args.inputs:
-        try:
-            data = json.loads(Path(name).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise _Usage(f"{name}: cannot read results: {exc}") from None
+        try:  # results files are passed around: size and nesting limits, regular files only
+            data = safeio.read_json(name, str(name), what="results file")
+        except AlensError as exc:
+            raise _Usage(f"cannot read results: {exc}") from None
+        if not isinstance(data, dict):
+            raise _Usage(f"{name}: not a results file of alens evaluate")
         parts = [data] if "_meta" in data else [v for v in data.values() if isinstance(v, dict) and "_meta" in v]
-        if not parts:
+        if not parts or not all(isinstance(p["_meta"], dict) and isinstance(p["_meta"].get("protocol"), str)
+                                for p in parts):
             raise _Usage(f"{name}: not a results file of alens evaluate")
         out.extend(parts)
     if args.methods:

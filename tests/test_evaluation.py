@@ -502,3 +502,20 @@ def test_cli_errors_are_one_line(argv, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("alens: error:") and "\n" not in err
 
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),  # was a RecursionError traceback
+    ("[1, 2]", "not a results file of alens evaluate"),
+    ('{"_meta": 3}', "not a results file of alens evaluate"),
+    ('{"_meta": {"protocol": NaN}}', "not valid JSON"),
+])
+def test_results_files_from_someone_else_are_one_line(tmp_path, capsys, text, message):
+    from alens_gui.cli import main
+
+    f = tmp_path / "r.json"
+    f.write_text(text)
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "lens-choice", "--inputs", str(f)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and message in err[-1] and "r.json" in err[-1], err

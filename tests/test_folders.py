@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from alens_gui.core.errors import FolderError
-from alens_gui.core.folders import folder_labels, list_images, output_stems
+from alens_gui.core.folders import folder_labels, list_images
 
 MR = Path(pydicom.__file__).parent / "data" / "test_files" / "MR_small.dcm"
 
@@ -111,11 +111,70 @@ def test_labels_csv(tmp_path):
         folder_labels(tmp_path)
 
 
-def test_output_stems_unique(tmp_path):
-    paths = [tmp_path / "a" / "img.dcm", tmp_path / "b" / "img.dcm", tmp_path / "c.png",
-             tmp_path / "1.2.840.5.11", tmp_path / "1.2.840.5.12", tmp_path / "c.png",
-             tmp_path / "a" / "x y.png"]
-    assert output_stems(paths, tmp_path) == ["a_img", "b_img", "c", "1.2.840.5.11", "1.2.840.5.12", "c-2", "x_y"]
-    # without a root, the parent folder's name tells them apart
-    assert output_stems(paths[:2]) == ["a_img", "b_img"]
-    assert len(set(output_stems([tmp_path / "x" / "s.png", tmp_path / "x" / "s.dcm"]))) == 2
+def test_special_entries_are_skipped_with_a_note_and_never_opened(tmp_path):
+    import os
+    import socket
+
+    from alens_gui.core.folders import scan_images
+
+    from .crafted import finishes
+
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "sub" / "b.png")
+    shutil.copy(MR, tmp_path / "sub" / "IM0001")
+    os.mkfifo(tmp_path / "IM0002")  # no suffix: the listing used to open it to look for DICOM, and block
+    os.mkfifo(tmp_path / "sub" / "pipe.png")
+    (tmp_path / "loop.dcm").symlink_to(tmp_path / "loop.dcm")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)  # a link loop through a folder
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")  # a link to an image is an image
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "sub" / "s.sock"))
+    try:
+        flat = finishes(lambda: scan_images(tmp_path))
+        deep = finishes(lambda: scan_images(tmp_path, recursive=True))
+    finally:
+        sock.close()
+    assert [p.relative_to(tmp_path).as_posix() for p in flat.images] == ["a.png", "link.png"]
+    assert flat.skipped == ("gone.png: skipped, a broken symbolic link",
+                            "IM0002: skipped, is a FIFO (named pipe), not a file",
+                            "loop.dcm: skipped, a symbolic-link loop",
+                            "zero: skipped, is a device, not a file")
+    assert [p.relative_to(tmp_path).as_posix() for p in deep.images] == ["a.png", "link.png", "sub/b.png",
+                                                                         "sub/IM0001"]
+    assert deep.skipped == flat.skipped[:3] + (  # in natural order of the path
+        "sub/pipe.png: skipped, is a FIFO (named pipe), not a file",
+        "sub/s.sock: skipped, is a socket, not a file",
+        "sub/up: skipped, a link to a folder (links are not followed into sub-folders)",
+        "zero: skipped, is a device, not a file")
+    assert list_images(tmp_path, recursive=True) == deep.images  # the old call, same images
+    # labels of a listing with loops in it: no RuntimeError from resolving them
+    assert folder_labels(tmp_path, deep.images + [tmp_path / "loop.dcm"]) == {}
+
+
+def test_special_folder_arguments(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(FolderError, match="pipe: is a FIFO \\(named pipe\\), not a folder"):
+        list_images(tmp_path / "pipe")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(FolderError, match="loop: is a symbolic-link loop, not a folder"):
+        list_images(tmp_path / "loop")
+
+
+def test_labels_csv_that_is_not_a_regular_file_or_too_deep_to_matter(tmp_path):
+    import os
+
+    from .crafted import finishes
+
+    _png(tmp_path / "a" / "x.png")
+    _png(tmp_path / "b" / "y.png")
+    os.mkfifo(tmp_path / "labels.csv")  # never read: the sub-folder labels apply
+    labels = finishes(lambda: folder_labels(tmp_path))
+    assert {p.name: v for p, v in labels.items()} == {"x.png": "a", "y.png": "b"}
+    os.unlink(tmp_path / "labels.csv")
+    (tmp_path / "labels.csv").write_text("x.png," + "y" * 200_000 + "\n")  # a field past csv's limit
+    with pytest.raises(FolderError, match="labels.csv: cannot be read as CSV"):
+        folder_labels(tmp_path)

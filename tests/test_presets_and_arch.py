@@ -33,7 +33,7 @@ def test_presets_by_index_or_name(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{", "invalid JSON"),
+    ("{", "not valid JSON"),  # the wording every JSON reader shares (core.safeio); was "invalid JSON"
     ('["a"]', "expected"),
     ('{"x": [true, false]}', "expected"),
     ('{"x": "grade 1"}', "expected"),
@@ -45,6 +45,24 @@ def test_bad_preset_files(tmp_path, text, message):
         load_class_presets(f)
     with pytest.raises(ClassSetError, match="no such file"):
         load_class_presets(tmp_path / "none.json")
+
+
+def test_preset_files_from_someone_else_are_read_within_limits(tmp_path):
+    import os
+
+    from .crafted import finishes
+
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")  # was a RecursionError
+    with pytest.raises(ClassSetError, match="^class presets deep.json: the presets file is nested deeper than 64"):
+        load_class_presets(deep)
+    big = tmp_path / "big.json"
+    big.write_text('{"x": [' + "1, " * 2_000_000 + "1]}")
+    with pytest.raises(ClassSetError, match="big.json: the presets file is 5.7 MiB, more than the 4.0 MiB limit"):
+        load_class_presets(big)
+    os.mkfifo(tmp_path / "pipe.json")
+    with pytest.raises(ClassSetError, match=r"pipe.json: is a FIFO \(named pipe\), not a file that can be read"):
+        finishes(lambda: load_class_presets(tmp_path / "pipe.json"))
 
 
 def test_default_store_is_the_guis(tmp_path, monkeypatch):

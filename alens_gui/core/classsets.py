@@ -80,6 +80,8 @@ def best_vs_worst(probs) -> list[int]:
 # -- named class sets ("presets") ---------------------------------------------------
 #: The file the GUI keeps its named class sets in, inside its config folder.
 PRESETS_FILE = "class_presets.json"
+#: Largest class-presets file read (a thousand presets of a hundred classes take under 1 MB).
+MAX_PRESETS_BYTES = 4 * 1024 * 1024
 #: The names the GUI registers with Qt, which decide its config folder.
 APP_ORG, APP_NAME = "alens", "Attribution Lens Studio"
 
@@ -110,18 +112,16 @@ def load_class_presets(path: str | os.PathLike | None = None) -> dict[str, list]
         The file; default the GUI's own store (:func:`default_presets_path`), so a set
         saved in the GUI is at hand on the command line.
     """
-    import json
+    from . import safeio
 
     p = Path(path) if path is not None else default_presets_path()
-    if not p.is_file():
+    kind = safeio.special_kind(p)
+    if kind == "missing":
         where = "the GUI has saved none yet" if path is None else "no such file"
         raise ClassSetError(f"class presets {p.name}: {where} ({p})")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClassSetError(f"class presets {p.name}: cannot be read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise ClassSetError(f"class presets {p.name}: invalid JSON ({exc.msg}, line {exc.lineno})") from exc
+    # a presets file may come from someone else: size and nesting limits, regular files only
+    data = safeio.read_json(p, f"class presets {p.name}", ClassSetError, max_bytes=MAX_PRESETS_BYTES,
+                            what="presets file")
     if not isinstance(data, dict) or not all(
         isinstance(v, list) and all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in v)
         for v in data.values()

@@ -18,14 +18,19 @@ copies the identifiers on purpose.
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from .errors import ImageReadError
+from . import safeio
+from .errors import AlensError, ImageReadError
 from .windowing import VoiLut, Window
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -136,35 +141,106 @@ def looks_like_dicom(path: str | os.PathLike) -> bool:
     datasets without preamble (as some older modalities write them).
     """
     try:
-        with open(path, "rb") as f:
+        with safeio.open_regular(path) as f:  # a FIFO or a device is not opened for reading
             head = f.read(132)
-    except OSError:
+    except (AlensError, OSError):
         return False
+    return is_dicom_head(head)
+
+
+def is_dicom_head(head: bytes) -> bool:
+    """:func:`looks_like_dicom` for the first 132 bytes of a file."""
     return has_dicom_magic(head) or _looks_like_raw_dataset(head)
 
 
-def _one_line(exc: BaseException, limit: int = 240) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_one_line = safeio.one_line
+printable = safeio.printable
 
 
-def _dcmread(p: Path, name: str):
+#: Largest data set a deflated file (Deflated Explicit VR Little Endian) may expand to. pydicom
+#: inflates it whole and then parses every element in Python, so a few MB of deflated zeros
+#: would otherwise cost gigabytes or minutes; files above this are converted first (e.g. with
+#: dcmtk's ``dcmconv +te`` or ``gdcmconv --raw``).
+MAX_DEFLATED_BYTES = 64 * 1024 * 1024
+
+
+def _dcmread(f: IO[bytes], name: str):
+    """The dataset of an open file, read within bounds: pydicom reads a whole file into memory
+    and inflates a deflated one without limit, so both sizes are checked before it does."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    limit = safeio.memory_budget(0.5)
+    size = os.fstat(f.fileno()).st_size
+    if size > limit:
+        raise ImageReadError(f"{name}: the DICOM file is {safeio.fmt_bytes(size)}, more than the "
+                             f"{safeio.fmt_bytes(limit)} that can be read into memory now")
+    if size <= _IN_MEMORY_BYTES:
+        # one read, and a memory file never gives read(n) more than it holds (nor allocates it)
+        f.seek(0)
+        data = f.read(size + 1)
+        f = io.BytesIO(data)
+        maybe_deflated = _DEFLATED_UID in data  # its transfer syntax UID is in the file, or it is not deflated
+    else:
+        f = _Clamped(f, size)
+        maybe_deflated = True
+    if maybe_deflated:
+        _check_deflated(f, name, min(MAX_DEFLATED_BYTES, limit - size))
     try:
         try:
-            return pydicom.dcmread(p)
+            f.seek(0)
+            return pydicom.dcmread(f)
         except InvalidDicomError:
-            with open(p, "rb") as f:
-                head = f.read(132)
-            if not _looks_like_raw_dataset(head):
+            f.seek(0)
+            if not _looks_like_raw_dataset(f.read(132)):
                 raise
-            return pydicom.dcmread(p, force=True)
+            f.seek(0)
+            return pydicom.dcmread(f, force=True)
     except InvalidDicomError as exc:
         raise ImageReadError(f"{name}: not a DICOM file (no DICM header and no readable dataset)") from exc
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError,
+            struct.error, IndexError, OverflowError) as exc:
         raise ImageReadError(f"{name}: the DICOM file is truncated or corrupt ({_one_line(exc)})") from exc
+
+
+#: Files up to this size are read into memory at once (pydicom reads them whole anyway).
+_IN_MEMORY_BYTES = 64 * 1024 * 1024
+_DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
+
+
+class _Clamped:
+    """A file that never allocates more for ``read(n)`` than it has left: pydicom reads each
+    element's declared length at once, and a crafted length of 4 GB in a 10 KB file would
+    otherwise allocate 4 GB before finding the file short."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f, self._size = f, size
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return self._f.read()
+        return self._f.read(max(0, min(n, self._size - self._f.tell())))
+
+    def __getattr__(self, attr: str):
+        return getattr(self._f, attr)
+
+
+def _check_deflated(f, name: str, limit: int) -> None:
+    """Refuse a deflated data set that would expand past ``limit`` bytes (counted, not kept)."""
+    from pydicom.filereader import read_dataset, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    f.seek(0)
+    try:
+        read_preamble(f, False)
+        meta = read_dataset(f, is_implicit_VR=False, is_little_endian=True,
+                            stop_when=lambda tag, _vr, _length: tag.group != 2)
+        deflated = str(meta.get("TransferSyntaxUID", "") or "").strip("\0 ") == DeflatedExplicitVRLittleEndian
+    except Exception:  # not Part 10, or a broken meta header: pydicom says which when it reads the file
+        return
+    if deflated:
+        safeio.expanded_size(iter(lambda: f.read(1 << 20), b""), limit, name, ImageReadError,
+                             "deflated DICOM data set", wbits=-zlib.MAX_WBITS)
 
 
 def _transfer_syntax(ds):
@@ -237,68 +313,210 @@ def _strings(value) -> list[str]:
     return [str(value)]
 
 
-def _tag_windows(item) -> list[Window]:
-    """Windows from Window Center/Width (+ VOI LUT Function, + explanations) on ``item``."""
-    centers, widths = _floats(item.get("WindowCenter")), _floats(item.get("WindowWidth"))
-    labels = _strings(item.get("WindowCenterWidthExplanation"))
-    function = str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().lower()
+# -- values from the tags, checked --------------------------------------------------------------
+def _label(keyword: str) -> str:
+    from pydicom.datadict import dictionary_description, tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    return dictionary_description(tag) if tag is not None else keyword
+
+
+def _get(ds, keyword: str, name: str):
+    """``ds.get(keyword)``; pydicom converts a value when it is first read, so a malformed one
+    raises here, as one line."""
+    try:
+        return ds.get(keyword)
+    except Exception as exc:
+        raise ImageReadError(f"{name}: the DICOM file is corrupt ({_label(keyword)}: {_one_line(exc)})") from exc
+
+
+def _int_tag(ds, keyword: str, name: str, default: int | None, allowed: range | tuple[int, ...]) -> int:
+    """An integer element, checked against ``allowed``; missing: ``default`` (``None``: required)."""
+    value = _get(ds, keyword, name)
+    if value is None or value == "":
+        if default is None:
+            raise ImageReadError(f"{name}: the DICOM file has no {_label(keyword)}")
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ImageReadError(f"{name}: the DICOM file is corrupt ({_label(keyword)} is {str(value)[:40]!r})") from None
+    if number not in allowed:
+        expected = (f"{allowed.start} to {allowed.stop - 1}" if isinstance(allowed, range)
+                    else ", ".join(str(a) for a in allowed))
+        raise ImageReadError(f"{name}: the DICOM file is corrupt ({_label(keyword)} is {number}; expected {expected})")
+    return number
+
+
+def _finite_tag(value, keyword: str, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if not np.isfinite(number):
+        raise ImageReadError(f"{name}: the DICOM file is corrupt ({_label(keyword)} is {str(value)[:40]!r})")
+    return number
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """The image-pixel elements every decoder sizes its output by, checked before decoding."""
+
+    rows: int
+    columns: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    frames: int
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.rows * self.columns * self.samples * max(self.bits_allocated, 8) // 8
+
+
+def _geometry(ds, name: str) -> _Geometry:
+    from .images import _check_pixels, check_decoded
+
+    rows = _int_tag(ds, "Rows", name, None, range(1, 65536))
+    columns = _int_tag(ds, "Columns", name, None, range(1, 65536))
+    _check_pixels(name, columns, rows)
+    samples = _int_tag(ds, "SamplesPerPixel", name, 1, (1, 3, 4))
+    allocated = _int_tag(ds, "BitsAllocated", name, 8, (1, 8, 16, 32, 64))
+    stored = _int_tag(ds, "BitsStored", name, allocated, range(1, allocated + 1))
+    signed = _int_tag(ds, "PixelRepresentation", name, 0, (0, 1)) == 1
+    frames = _int_tag(ds, "NumberOfFrames", name, 1, range(-2**31, 2**31))
+    geo = _Geometry(rows, columns, samples, allocated, stored, signed, max(frames, 1))
+    check_decoded(name, geo.frame_bytes, "one frame")
+    return geo
+
+
+# -- windows --------------------------------------------------------------------------------------
+def _tag_windows(item, ignored: list[str]) -> list[Window]:
+    """Windows from Window Center/Width (+ VOI LUT Function, + explanations) on ``item``.
+
+    A window that cannot be used (not a number, width <= 0) is left out and said in ``ignored``:
+    the image is still read, with the next window or the fallback."""
+    try:
+        centers, widths = _floats(item.get("WindowCenter")), _floats(item.get("WindowWidth"))
+        labels = _strings(item.get("WindowCenterWidthExplanation"))
+        function = str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().lower()
+    except Exception as exc:  # values pydicom cannot convert (e.g. a Window Center of "abc")
+        ignored.append(f"Window Center/Width: {_one_line(exc, 120)}")
+        return []
     function = function if function in ("linear", "linear_exact", "sigmoid") else "linear"
     out = []
     for i, (c, w) in enumerate(zip(centers, widths)):
         if not (np.isfinite(c) and np.isfinite(w)) or w <= 0 or (function == "linear" and w < 1):
-            continue  # a broken window in the tags: skip it rather than refuse the image
+            ignored.append(f"Window Center/Width {c:g}/{w:g}: not a usable window")
+            continue
         label = labels[i] if i < len(labels) else ""
         out.append(Window(c, w, "dicom", function, label.strip()))
     return out
 
 
-def _lut_windows(ds) -> list[Window]:
+#: VOI LUTs read from one file at most (each can hold 65536 entries).
+MAX_VOI_LUTS = 16
+
+
+def _lut_windows(ds, ignored: list[str]) -> list[Window]:
+    """Windows from the VOI LUT Sequence; a table that cannot be used is left out and said in
+    ``ignored``."""
     out = []
-    for item in ds.get("VOILUTSequence") or []:
-        desc = item.get("LUTDescriptor")
-        data = item.get("LUTData")
-        if desc is None or data is None:
+    try:
+        items = list(ds.get("VOILUTSequence") or [])
+    except Exception as exc:
+        ignored.append(f"VOI LUT Sequence: {_one_line(exc, 120)}")
+        return out
+    for i, item in enumerate(items):
+        if i == MAX_VOI_LUTS:
+            ignored.append(f"VOI LUT Sequence: {len(items)} tables, only the first {MAX_VOI_LUTS} read")
+            break
+        try:
+            lut, label = _voi_lut(item, ds, ignored, i + 1)
+        except (ValueError, TypeError, IndexError, OverflowError, KeyError) as exc:
+            ignored.append(f"VOI LUT {i + 1}: {_one_line(exc, 120)}")
             continue
-        n, first, bits = int(desc[0]) or 65536, int(desc[1]), int(desc[2])
-        if isinstance(data, bytes):
-            order = "<" if ds.original_encoding[1] is not False else ">"
-            values = np.frombuffer(data, dtype=f"{order}u2" if len(data) >= 2 * n else "u1")[:n]
-        else:
-            values = np.asarray(_floats(data), dtype=np.float64)[:n]
-        if values.size == 0:
-            continue
-        lut = VoiLut(float(first), np.asarray(values, dtype=np.float64), bits)
-        label = str(item.get("LUTExplanation", "") or "").strip()
-        out.append(Window(first + (values.size - 1) / 2.0, float(max(values.size - 1, 1)), "dicom", "lut", label, lut))
+        if lut is not None:
+            size = lut.values.size
+            out.append(Window(lut.first + (size - 1) / 2.0, float(max(size - 1, 1)), "dicom", "lut", label, lut))
     return out
 
 
-def _stored_range(ds) -> tuple[float, float]:
-    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8)
-    if int(ds.get("PixelRepresentation") or 0) == 1:
+def _voi_lut(item, ds, ignored: list[str], number: int) -> tuple[VoiLut | None, str]:
+    desc, data = item.get("LUTDescriptor"), item.get("LUTData")
+    if desc is None or data is None:
+        return None, ""
+    desc = list(desc) if not isinstance(desc, (int, float)) else [desc]
+    if len(desc) != 3:
+        raise ValueError(f"the LUT Descriptor has {len(desc)} values, not 3")
+    n, first, bits = int(desc[0]) or 65536, int(desc[1]), int(desc[2])
+    if not 1 <= n <= 65536:
+        raise ValueError(f"the LUT Descriptor says {n} entries")
+    if not -32768 <= first <= 65535:
+        raise ValueError(f"the LUT Descriptor says the table starts at {first}")
+    if isinstance(data, bytes):
+        order = "<" if ds.original_encoding[1] is not False else ">"
+        wide = len(data) >= 2 * n
+        values = np.frombuffer(data[: 2 * n if wide else n], dtype=f"{order}u2" if wide else "u1")
+    else:
+        values = np.asarray(_floats(data)[:n], dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return None, ""
+    if values.size < n:
+        raise ValueError(f"the LUT Data holds {values.size} of the {n} entries its descriptor says")
+    if not np.isfinite(values).all() or values.min() < 0:
+        raise ValueError("the LUT Data holds values that are not entries of a table")
+    if not 8 <= bits <= 16:  # PS3.3 C.11.2.1.1: 8 to 16; wrong depths are common, the data tells
+        found = 16 if values.max() > 255 else 8
+        ignored.append(f"VOI LUT {number}: the LUT Descriptor says {bits} bits per entry; {found} used")
+        bits = found
+    return VoiLut(float(first), values, bits), str(item.get("LUTExplanation", "") or "").strip()
+
+
+def _stored_range(geo: _Geometry) -> tuple[float, float]:
+    bits = geo.bits_stored
+    if geo.signed:
         return -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
     return 0.0, 2.0 ** bits - 1
 
 
-def _monochrome(arr: np.ndarray, ds, frame: int) -> tuple[np.ndarray, tuple[float, float], dict]:
+def _monochrome(arr: np.ndarray, ds, frame: int, geo: _Geometry,
+                name: str) -> tuple[np.ndarray, tuple[float, float], dict]:
     from pydicom.pixels import apply_modality_lut
 
-    lo, hi = _stored_range(ds)
+    lo, hi = _stored_range(geo)
     rescale: dict = {}
     if arr.dtype.kind == "f":  # float pixel data is already in physical units
-        finite = arr[np.isfinite(arr)]
-        return arr.astype(np.float32), (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0), {}
-    if ds.get("ModalityLUTSequence"):
-        out = apply_modality_lut(arr, ds)
-        top = float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
-        return out.astype(np.float32), (0.0, top), {"modality_lut": True}
+        if not np.isfinite(arr).all():
+            raise ImageReadError(f"{name}: the DICOM pixel data holds NaN or infinite values")
+        return arr.astype(np.float32), (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0), {}
+    mlut = _get(ds, "ModalityLUTSequence", name)
+    if mlut:
+        # the modality LUT defines the units: a broken one is refused, not guessed around
+        try:
+            desc = [int(v) for v in mlut[0].LUTDescriptor]
+        except Exception as exc:
+            raise ImageReadError(f"{name}: the Modality LUT is broken ({_one_line(exc)})") from exc
+        if len(desc) != 3 or not 0 <= desc[0] <= 65535 or not 1 <= desc[2] <= 16:
+            raise ImageReadError(f"{name}: the Modality LUT is broken (its LUT Descriptor is {desc[:3]})")
+        try:
+            out = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
+        except Exception as exc:
+            raise ImageReadError(f"{name}: the Modality LUT is broken ({_one_line(exc)})") from exc
+        return out, (0.0, float(2 ** desc[2] - 1)), {"modality_lut": True}
     item = _functional_item(ds, frame, "PixelValueTransformationSequence") or ds
-    slope, intercept = item.get("RescaleSlope"), item.get("RescaleIntercept")
+    slope, intercept = _get(item, "RescaleSlope", name), _get(item, "RescaleIntercept", name)
     out = arr.astype(np.float32)
     if slope is not None and intercept is not None:
-        slope, intercept = float(slope), float(intercept)
-        out = (arr.astype(np.float64) * slope + intercept).astype(np.float32)
+        slope, intercept = _finite_tag(slope, "RescaleSlope", name), _finite_tag(intercept, "RescaleIntercept", name)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (arr.astype(np.float64) * slope + intercept).astype(np.float32)
         lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+        if not (np.isfinite(out).all() and np.isfinite(lo) and np.isfinite(hi)):
+            raise ImageReadError(f"{name}: the DICOM file is corrupt (Rescale Slope {slope:g} and Intercept "
+                                 f"{intercept:g} give values out of range)")
         rescale = {"rescale_slope": slope, "rescale_intercept": intercept}
         if item.get("RescaleType"):
             rescale["units"] = str(item.RescaleType)
@@ -307,59 +525,222 @@ def _monochrome(arr: np.ndarray, ds, frame: int) -> tuple[np.ndarray, tuple[floa
     return out, (float(lo), float(hi)), rescale
 
 
-def read_dicom(path: str | os.PathLike, frame: int | None = None) -> DicomImage:
+# -- compressed frames: their own headers say how large they decode -------------------------------
+_JPEG_SIZE_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xDE, 0xF7}  # SOFn, DHP, SOF55
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) of a JPEG / JPEG-LS codestream, the largest of its frame
+    headers (SOFn, SOF55, and DHP for hierarchical JPEG) before the first scan; None if none."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    found: tuple[int, int, int] | None = None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:  # decoders skip stray bytes between segments, and so does this
+            i = data.find(b"\xff", i)
+            if i < 0:
+                break
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # segments without a length
+            i += 2
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan, end of image
+            break
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in _JPEG_SIZE_MARKERS and i + 10 <= n:
+            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            comps = data[i + 9]
+            found = (width, height, comps) if found is None else (
+                max(found[0], width), max(found[1], height), max(found[2], comps))
+        if length < 2:
+            break
+        i += 2 + length
+    return found
+
+
+def _j2k_size(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) of a JPEG 2000 codestream (its SIZ segment), in a JP2 file or bare."""
+    i = 0
+    if data[4:8] == b"jP  ":  # a JP2 file: the codestream is in the jp2c box
+        while i + 8 <= len(data):
+            length, kind, head = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8], 8
+            if length == 1:
+                length, head = int.from_bytes(data[i + 8:i + 16], "big"), 16
+            if kind == b"jp2c":
+                i += head
+                break
+            if length < head:
+                return None
+            i += length
+        else:
+            return None
+    if data[i:i + 4] != b"\xff\x4f\xff\x51" or len(data) < i + 42:
+        return None
+    xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", data[i + 8:i + 24])
+    return max(xsiz - xosiz, 0), max(ysiz - yosiz, 0), int.from_bytes(data[i + 40:i + 42], "big")
+
+
+def _check_encapsulated(ds, name: str, ts, index: int, geo: _Geometry) -> None:
+    """Before a decoder sees a compressed frame: the file holds as many frames as it says, and
+    the frame's own header does not ask for more pixels than Rows x Columns (decoders size
+    their output by the codestream, so a 64 x 64 file could otherwise ask for 60000 x 60000)."""
+
+    from pydicom.encaps import get_frame, parse_fragments
+    from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes, RLELossless
+
+    data = ds.PixelData
+    if len(data) < 8 or data[:4] != b"\xfe\xff\x00\xe0":
+        raise ImageReadError(f"{name}: the compressed DICOM pixel data is corrupt (no Basic Offset Table item)")
+    buf = io.BytesIO(data)
+    buf.seek(8 + int.from_bytes(data[4:8], "little"))
+    try:
+        fragments, _ = parse_fragments(buf)
+    except ValueError as exc:
+        raise ImageReadError(f"{name}: the compressed DICOM pixel data is corrupt ({_one_line(exc)})") from exc
+    if geo.frames > max(fragments, 1):
+        raise ImageReadError(f"{name}: the DICOM file says it has {geo.frames} frames, but its pixel data "
+                             f"holds {fragments} compressed fragment(s)")
+    offsets = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    try:
+        frame = get_frame(data, index, number_of_frames=geo.frames, extended_offsets=offsets)
+    except Exception as exc:
+        raise ImageReadError(f"{name}: the compressed DICOM pixel data is corrupt ({_one_line(exc)})") from exc
+    uid = str(ts)
+    if uid == RLELossless:
+        # RLE never grows data by more than 1/128 (plus a 64-byte header): a longer frame can
+        # only be one that decodes to more than the header says
+        if len(frame) > 2 * geo.frame_bytes + 1024:
+            raise ImageReadError(f"{name}: the RLE frame is {len(frame)} bytes, more than a {geo.columns} x "
+                                 f"{geo.rows} image can take (possible decompression bomb)")
+        return
+    if uid in JPEGTransferSyntaxes or uid in JPEGLSTransferSyntaxes:
+        size, what = _jpeg_size(frame), "JPEG"
+    elif uid in JPEG2000TransferSyntaxes:
+        size, what = _j2k_size(frame), "JPEG 2000"
+    else:
+        return
+    if size is None:
+        raise ImageReadError(f"{name}: the compressed frame has no {what} frame header; the file may be corrupt")
+    width, height, comps = size
+    if width > geo.columns or height > geo.rows or comps > 4:
+        raise ImageReadError(f"{name}: the {what} frame says {width} x {height} pixels ({comps} components), "
+                             f"more than the {geo.columns} x {geo.rows} of the DICOM header "
+                             "(possible decompression bomb)")
+
+
+def _check_native(ds, name: str, geo: _Geometry) -> None:
+    """Uncompressed pixel data holds every frame the header says it has (a header that says
+    2**31 frames is refused here, in words, before anything is sized by it)."""
+    key = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
+    held = len(ds[key].value or b"")
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    per_pixel = 2 if photometric.startswith("YBR_FULL_422") and geo.samples == 3 else geo.samples
+    frame_bits = geo.rows * geo.columns * per_pixel * geo.bits_allocated
+    if held * 8 < frame_bits * geo.frames:
+        have = held * 8 // frame_bits
+        raise ImageReadError(f"{name}: the DICOM pixel data is truncated (the header says {geo.frames} frame(s) of "
+                             f"{geo.columns} x {geo.rows}, the data holds {held} bytes: "
+                             f"{'not even one frame' if have == 0 else f'{have} frame(s)'})")
+
+
+def read_dicom(source: str | os.PathLike | IO[bytes], frame: int | None = None, name: str | None = None) -> DicomImage:
     """Decode one frame of a DICOM file into native values, its windows and safe metadata.
 
     Parameters
     ----------
-    path : path
+    source : path or binary file
+        A path (only a regular file is opened) or a file open for reading.
     frame : int, optional
         Which frame of a multi-frame file (from 0); default the first.
+    name : str, optional
+        The file's name in messages (default: the path's name).
 
     Raises
     ------
     ImageReadError
         Not DICOM, truncated or corrupt, no pixel data, a transfer syntax with no decoder
-        installed (naming the package that decodes it), or a frame out of range; one line
-        naming the file.
+        installed (naming the package that decodes it), a frame out of range, or a file whose
+        header asks for more than the limits allow (pixels, decoded bytes, a deflated data set
+        or a compressed frame that expands past its size); one line naming the file. Nothing
+        else escapes, whatever the file holds.
     """
     # pydicom warns about odd values as it parses them lazily; the errors that matter are raised
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _read_dicom(Path(path), frame)
+        if isinstance(source, (str, os.PathLike)):
+            p = Path(source)
+            label = name or printable(p.name or str(p))
+            with safeio.open_regular(p, label, ImageReadError) as f:
+                return _read_guarded(f, label, frame)
+        return _read_guarded(source, name or "DICOM file", frame)
 
 
-def _read_dicom(p: Path, frame: int | None) -> DicomImage:
+def _read_guarded(f: IO[bytes], name: str, frame: int | None) -> DicomImage:
+    try:
+        return _read_dicom(f, name, frame)
+    except ImageReadError:
+        raise
+    except MemoryError as exc:
+        raise ImageReadError(f"{name}: the image is too large to decode in the memory available") from exc
+    except RecursionError as exc:
+        raise ImageReadError(f"{name}: the DICOM file nests sequences too deeply to be read") from exc
+    except BaseException as exc:  # pydicom and its decoders raise many kinds for crafted values
+        if not is_decoder_failure(exc):
+            raise
+        raise ImageReadError(f"{name}: the DICOM file is corrupt ({_one_line(exc)})") from exc
+
+
+def is_decoder_failure(exc: BaseException) -> bool:
+    """Whether a decoder's exception is a failure to read the file (one error line) rather than
+    the user or the interpreter stopping the program. Decoders written in Rust (pylibjpeg-rle)
+    raise ``PanicException``, a ``BaseException``, for some crafted input."""
+    return not isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
+def _read_dicom(f: IO[bytes], name: str, frame: int | None) -> DicomImage:
     from pydicom.pixels import apply_color_lut, pixel_array
 
-    name = p.name or str(p)
-    ds = _dcmread(p, name)
+    ds = _dcmread(f, name)
     pixel_keys = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     if not any(k in ds for k in pixel_keys):
-        sop = ds.get("SOPClassUID")
-        what = f"a DICOM {sop.name}" if sop is not None and hasattr(sop, "name") else "a DICOM file"
+        try:  # the class's registered name only, never the element's own text (it could be anything)
+            sop = ds.get("SOPClassUID")
+            known = sop is not None and getattr(sop, "name", str(sop)) != str(sop)
+        except Exception:
+            known = False
+        what = f"a DICOM {sop.name}" if known else "a DICOM file"
         raise ImageReadError(f"{name}: {what} with no image (no pixel data)")
     ts = _transfer_syntax(ds)
-    from .images import _check_pixels
-
-    _check_pixels(name, int(ds.get("Columns") or 0), int(ds.get("Rows") or 0))
+    geo = _geometry(ds, name)
     problem = decoder_problem(ts)
     if problem:
         raise ImageReadError(f"{name}: {problem}")
-    try:
-        n_frames = int(ds.get("NumberOfFrames") or 1)
-    except (TypeError, ValueError) as exc:
-        raise ImageReadError(f"{name}: the DICOM file is corrupt (Number of Frames is {ds.get('NumberOfFrames')!r})") from exc
-    n_frames = max(n_frames, 1)
+    n_frames = geo.frames
     index = 0 if frame is None else int(frame)
     if not 0 <= index < n_frames:
         have = "one frame (0)" if n_frames == 1 else f"{n_frames} frames (0 to {n_frames - 1})"
         raise ImageReadError(f"{name}: no frame {index}; the file has {have}")
+    if ts.is_encapsulated and "PixelData" in ds:
+        _check_encapsulated(ds, name, ts, index, geo)
+    else:
+        _check_native(ds, name, geo)
     try:
-        arr = pixel_array(ds, index=index if n_frames > 1 else None)
+        # RLE: pydicom's own decoder (tried first anyway) and no fallback to pylibjpeg-rle, whose
+        # Rust code panics on some crafted frames and prints a backtrace besides our one line
+        plugin = {"decoding_plugin": "pydicom"} if str(ts) == "1.2.840.10008.1.2.5" else {}
+        arr = pixel_array(ds, index=index if n_frames > 1 else None, **plugin)
     except MemoryError as exc:
         raise ImageReadError(f"{name}: the image is too large to decode") from exc
-    except Exception as exc:  # decoders raise RuntimeError, ValueError, struct.error, ... for bad data
+    except BaseException as exc:  # decoders raise RuntimeError, ValueError, struct.error, panics, ...
+        if not is_decoder_failure(exc):
+            raise
         msg = _one_line(exc)
         if "less than expected" in msg or "shorter than" in msg:
             raise ImageReadError(f"{name}: the DICOM pixel data is truncated ({msg})") from exc
@@ -371,12 +752,13 @@ def _read_dicom(p: Path, frame: int | None) -> DicomImage:
         "format": "DICOM",
         "modality": str(ds.get("Modality", "") or ""),
         "photometric": photometric,
-        "bits_stored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
-        "bits_allocated": int(ds.get("BitsAllocated") or 0),
-        "signed": bool(int(ds.get("PixelRepresentation") or 0)),
+        "bits_stored": geo.bits_stored,
+        "bits_allocated": geo.bits_allocated,
+        "signed": geo.signed,
         "transfer_syntax": ts.name,
         "sop_class": getattr(ds.get("SOPClassUID"), "name", ""),
     }
+    ignored: list[str] = []
     windows: tuple[Window, ...] = ()
     invert = False
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
@@ -395,20 +777,24 @@ def _read_dicom(p: Path, frame: int | None) -> DicomImage:
         else:
             if photometric not in ("MONOCHROME1", "MONOCHROME2", ""):
                 raise ImageReadError(f"{name}: unsupported photometric interpretation {photometric!r} for one sample")
-            raw, full, rescale = _monochrome(arr, ds, index)
+            raw, full, rescale = _monochrome(arr, ds, index, geo, name)
             info.update(rescale)
             invert = photometric == "MONOCHROME1"
             voi = _functional_item(ds, index, "FrameVOILUTSequence")
-            windows = tuple(_tag_windows(voi if voi is not None else ds) + _lut_windows(ds))
+            windows = tuple(_tag_windows(voi if voi is not None else ds, ignored) + _lut_windows(ds, ignored))
     elif arr.ndim == 3 and arr.shape[-1] == 3:
         raw = arr
         if raw.dtype.kind == "f":
-            full = (float(np.nanmin(raw)), float(np.nanmax(raw)))
+            if not np.isfinite(raw).all():
+                raise ImageReadError(f"{name}: the DICOM pixel data holds NaN or infinite values")
+            full = (float(raw.min()), float(raw.max()))
         else:
-            full = (0.0, 2.0 ** info["bits_stored"] - 1)
+            full = (0.0, 2.0 ** geo.bits_stored - 1)
     else:
         raise ImageReadError(f"{name}: unsupported DICOM pixel layout {arr.shape} ({photometric})")
     info["shape"] = [int(raw.shape[0]), int(raw.shape[1])]
+    if ignored:
+        info["ignored"] = ignored
     return DicomImage(
         raw=np.ascontiguousarray(raw), full_range=(float(full[0]), float(full[1])), windows=windows,
         invert=invert, frame=index, n_frames=n_frames, info=info, identifiers=_identifiers(ds),
@@ -418,7 +804,11 @@ def _read_dicom(p: Path, frame: int | None) -> DicomImage:
 def _identifiers(ds) -> dict:
     out = {}
     for key in IDENTIFIER_KEYWORDS:
-        value = ds.get(key)
-        if value is not None and str(value).strip():
-            out[key] = str(value)
+        try:
+            value = ds.get(key)
+            text = "" if value is None else str(value)
+        except Exception:  # a value pydicom cannot convert is not an identifier worth keeping
+            continue
+        if text.strip():
+            out[key] = text[:1024]
     return out

@@ -3,16 +3,24 @@
 Listing never decodes an image: a file counts by its suffix, and a file without a known
 image suffix only has its first 132 bytes read to recognise DICOM (``DICM`` at offset 128,
 or a bare dataset without preamble). A folder of 1,000 files lists in milliseconds.
+
+Only regular files are listed. A FIFO, a device or a socket is never opened (reading one
+could block forever), a symbolic-link loop or a broken link is never followed, and each is
+reported as one line in :attr:`FolderListing.skipped`, as is a sub-folder that cannot be read.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import safeio
 from .dicom import DICOM_SUFFIXES, looks_like_dicom
 from .errors import FolderError
 from .images import SUFFIXES
@@ -48,14 +56,128 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return looks_like_dicom(p)
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """The image files in a folder, in natural order of their path relative to it.
+@dataclass(frozen=True)
+class FolderListing:
+    """What :func:`scan_images` found in a folder.
+
+    Attributes
+    ----------
+    images : list of Path
+        The image files, in natural order of their path relative to the folder.
+    skipped : tuple of str
+        One line for each entry that was left out and why (``sub/pipe: skipped, is a FIFO
+        (named pipe), not a file``), in the order met; hidden files and files that are not
+        images are left out without a word.
+    """
+
+    images: list[Path]
+    skipped: tuple[str, ...] = ()
+
+
+def _skip_note(rel: str, kind: str) -> str:
+    if kind == "a symbolic-link loop":
+        return f"{rel}: skipped, a symbolic-link loop"
+    if kind == "a broken symbolic link":
+        return f"{rel}: skipped, a broken symbolic link"
+    if kind == "a link to a folder":
+        return f"{rel}: skipped, a link to a folder (links are not followed into sub-folders)"
+    return f"{rel}: skipped, is {kind}, not a file"
+
+
+def scan_images(folder: str | os.PathLike, recursive: bool = False) -> FolderListing:
+    """The image files in a folder, and a line for each entry skipped on the way.
 
     Parameters
     ----------
     folder : path
     recursive : bool
-        Also look in sub-folders (hidden folders and symbolic-link loops are skipped).
+        Also look in sub-folders. Hidden folders are not entered; links to folders are not
+        followed (so a link loop cannot make the listing endless) and are reported.
+
+    Returns
+    -------
+    FolderListing
+        ``images`` includes ``.dcm`` files and DICOM files without a suffix and skips hidden
+        files, ``DICOMDIR`` and ``labels.csv``; nothing is decoded, and only regular files are
+        opened (at most 132 bytes, to recognise DICOM). ``skipped`` names FIFOs, devices,
+        sockets, link loops, broken links and unreadable sub-folders.
+
+    Raises
+    ------
+    FolderError
+        The folder does not exist, is not a folder, or cannot be listed.
+    """
+    root = Path(folder)
+    kind = safeio.special_kind(root)
+    if kind == "missing":
+        raise FolderError(f"{root}: no such folder")
+    if kind != "a folder":
+        raise FolderError(f"{root}: is {'a file' if kind is None else kind}, not a folder")
+    found: list[Path] = []
+    skipped: list[str] = []
+    pending = [root]
+    while pending:
+        here = pending.pop()
+        try:
+            with os.scandir(here) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            if here == root:
+                raise FolderError(f"{root}: cannot be listed ({exc.strerror or exc})") from exc
+            skipped.append(f"{here.relative_to(root).as_posix()}: skipped, cannot be listed ({exc.strerror or exc})")
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            path = here / entry.name
+            try:
+                if entry.is_file(follow_symlinks=False):  # the common case, from the listing itself
+                    found.append(path)
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        pending.append(path)
+                    continue
+                what = _entry_kind(entry)
+            except OSError:
+                what = safeio.special_kind(path)
+            if what is None:  # a link to a regular file
+                found.append(path)
+            elif what == "a folder":
+                if recursive:
+                    skipped.append(_skip_note(path.relative_to(root).as_posix(), "a link to a folder"))
+            elif what != "missing":  # gone since the listing: nothing to say
+                skipped.append(_skip_note(path.relative_to(root).as_posix(), what))
+    images = [p for p in found if is_image_file(p)]
+    return FolderListing(sorted(images, key=lambda p: natural_key(p.relative_to(root).as_posix())),
+                         tuple(sorted(skipped, key=natural_key)))
+
+
+def _entry_kind(entry: os.DirEntry) -> str | None:
+    """:func:`safeio.special_kind` of a directory entry that is not a plain file or folder."""
+    if entry.is_symlink():
+        return safeio.special_kind(entry.path)
+    mode = entry.stat(follow_symlinks=False).st_mode
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The image files in a folder, in natural order of their path relative to it.
+
+    :attr:`scan_images(folder, recursive).images <FolderListing.images>`; use
+    :func:`scan_images` to also learn which entries were skipped (FIFOs, devices, link loops).
+
+    Parameters
+    ----------
+    folder : path
+    recursive : bool
+        Also look in sub-folders (hidden folders and links to folders are not entered).
 
     Returns
     -------
@@ -68,26 +190,7 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     FolderError
         The folder does not exist or cannot be read.
     """
-    root = Path(folder)
-    if not root.exists():
-        raise FolderError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise FolderError(f"{root}: is a file, not a folder")
-    found: list[Path] = []
-    try:
-        if recursive:
-            def fail(exc: OSError) -> None:
-                raise exc
-
-            for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                found.extend(Path(dirpath) / f for f in filenames)
-        else:
-            found = [e for e in root.iterdir() if e.is_file()]
-    except OSError as exc:
-        raise FolderError(f"{root}: cannot be listed ({exc.strerror or exc})") from exc
-    images = [p for p in found if is_image_file(p)]
-    return sorted(images, key=lambda p: natural_key(p.relative_to(root).as_posix()))
+    return scan_images(folder, recursive).images
 
 
 def folder_labels(folder: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None) -> dict[Path, str]:
@@ -121,14 +224,14 @@ def folder_labels(folder: str | os.PathLike, files: Sequence[str | os.PathLike] 
     root = Path(folder)
     paths = [Path(f) for f in files] if files is not None else list_images(root, recursive=True)
     csv_path = root / LABELS_FILE
-    if csv_path.is_file():
+    if safeio.is_regular_file(csv_path):
         table = read_labels_csv(csv_path)
         return {p: table[key] for p in paths if (key := _norm(p)) in table}
-    top = root.resolve()
+    top = _resolved(root)
     rel = {}
     for p in paths:
         try:
-            rel[p] = p.resolve().relative_to(top)
+            rel[p] = _resolved(p).relative_to(top)
         except ValueError:
             continue
     if not rel or any(len(r.parts) < 2 for r in rel.values()) or len({r.parts[0] for r in rel.values()}) < 2:
@@ -136,8 +239,20 @@ def folder_labels(folder: str | os.PathLike, files: Sequence[str | os.PathLike] 
     return {p: r.parts[0] for p, r in rel.items()}
 
 
+def _resolved(p: Path) -> Path:
+    """``p.resolve()``, or its absolute form where links cannot be followed (a link loop)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: "Symlink loop" before Python 3.13
+        return Path(os.path.abspath(p))
+
+
 def _norm(p: Path) -> str:
-    return os.path.normcase(str(p.resolve()))
+    return os.path.normcase(str(_resolved(p)))
+
+
+#: Largest labels.csv read.
+MAX_LABELS_BYTES = 64 * 1024 * 1024
 
 
 def read_labels_csv(path: str | os.PathLike) -> dict[str, str]:
@@ -146,9 +261,9 @@ def read_labels_csv(path: str | os.PathLike) -> dict[str, str]:
     base = p.parent
     out: dict[str, str] = {}
     try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        data = safeio.read_bytes(p, MAX_LABELS_BYTES, p.name, FolderError, "labels file")
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise FolderError(f"{p.name}: cannot be read as CSV ({exc})") from exc
     for line, row in enumerate(rows, start=1):
         cells = [c.strip() for c in row]
@@ -160,41 +275,6 @@ def read_labels_csv(path: str | os.PathLike) -> dict[str, str]:
             raise FolderError(f"{p.name} line {line}: expected 'path,label', got {','.join(row)!r}")
         target = Path(cells[0])
         out[_norm(target if target.is_absolute() else base / target)] = cells[1]
-    return out
-
-
-def output_stems(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> list[str]:
-    """A unique, file-name-safe output stem for each input, in input order.
-
-    The stem is the file name without an image suffix (``img.dcm`` -> ``img``; a DICOM file
-    named ``1.2.840.5.11`` keeps its whole name). When several inputs share a stem, their
-    folder relative to ``root`` (else their parent folder's name) is prefixed
-    (``a/img.dcm`` -> ``a_img``); a clash left after that gets ``-2``, ``-3`` ... in input order.
-    """
-    paths = [Path(p) for p in paths]
-    base = Path(root).resolve() if root is not None else None
-    stems = [safe_file_stem(p.stem if p.suffix.lower() in IMAGE_SUFFIXES else p.name) for p in paths]
-    counts: dict[str, int] = {}
-    for s in stems:
-        counts[s] = counts.get(s, 0) + 1
-    out: list[str] = []
-    used: set[str] = set()
-    for p, stem in zip(paths, stems):
-        if counts[stem] > 1:
-            parts: tuple[str, ...] = (p.parent.name,)
-            if base is not None:
-                try:
-                    parts = p.parent.resolve().relative_to(base).parts
-                except ValueError:
-                    pass
-            prefix = "_".join(safe_file_stem(part) for part in parts if part)
-            stem = f"{prefix}_{stem}" if prefix else stem
-        candidate, n = stem, 1
-        while candidate in used:
-            n += 1
-            candidate = f"{stem}-{n}"
-        used.add(candidate)
-        out.append(candidate)
     return out
 
 

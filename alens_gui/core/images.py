@@ -9,24 +9,42 @@ through an intensity window (:mod:`alens_gui.core.windowing`). Everything else i
 
 :func:`load_image` returns an :class:`ImageInput` (windowed pixels, native values, window,
 provenance); :func:`read_image` and :func:`as_image` return just the pixels.
+
+Image files may come from someone else, so reading one is bounded and runs no code: only a
+regular file is opened (a FIFO or a device is refused without being opened), Pillow may only
+recognise the formats above, and the size a header promises (pixels, decoded bytes) is checked
+before anything is decoded; compressed data that would expand past that size is refused as a
+decompression bomb before it is expanded. Whatever the file holds, the only error is one
+:class:`~alens_gui.core.errors.ImageReadError` line naming the file.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from .errors import ImageReadError
+from . import safeio
+from .errors import ImageReadError, WindowError
 from .windowing import Window, dtype_range, is_low_depth, parse_window, resolve_window
 
 #: Above this many pixels an image is refused (decompression-bomb guard).
 MAX_PIXELS = 120_000_000
+#: Above this many bytes of decoded data (one image or frame, every channel, in its own type) an
+#: image is refused, and so is anything above half the memory available when it is read.
+MAX_DECODED_BYTES = 2 * 1024**3
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+#: The formats Pillow may recognise in a file: what :data:`SUFFIXES` names, nothing else. Pillow
+#: opens any format it knows by content, and some (EPS) run an external program to do it.
+#: (Multi-picture JPEGs open as JPEG.)
+PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
 
 
 def to_float_rgb(arr: np.ndarray) -> np.ndarray:
@@ -82,25 +100,21 @@ def read_image(path: str | os.PathLike, window=None, frame: int | None = None) -
     return load_image(path, window=window, frame=frame).pixels
 
 
-def _check_file(p: Path, name: str) -> None:
-    if not p.exists():
-        raise ImageReadError(f"{name}: no such file")
-    if p.is_dir():
-        raise ImageReadError(f"{name}: is a folder, not an image file")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise ImageReadError(f"{name}: cannot be read ({exc.strerror})") from exc
-    if size == 0:
-        raise ImageReadError(f"{name}: the file is empty")
-
-
 def _check_pixels(name: str, w: int, h: int) -> None:
     if w * h > MAX_PIXELS:
         raise ImageReadError(
             f"{name}: the image is {w} x {h} pixels, more than the {MAX_PIXELS // 1_000_000} "
             "megapixel limit (possible decompression bomb)"
         )
+
+
+def check_decoded(name: str, nbytes: int, what: str = "the image") -> None:
+    """Refuse, before decoding, an image whose header says it decodes to more than
+    :data:`MAX_DECODED_BYTES` or than half the memory available now."""
+    limit = min(MAX_DECODED_BYTES, safeio.memory_budget(0.5))
+    if nbytes > limit:
+        raise ImageReadError(f"{name}: {what} would take {safeio.fmt_bytes(nbytes)} decoded, more than the "
+                             f"{safeio.fmt_bytes(limit)} limit (possible decompression bomb)")
 
 
 def _pil_native(im) -> np.ndarray:
@@ -124,14 +138,21 @@ def _pil_native(im) -> np.ndarray:
     return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
 
 
-def _read_pil(p: Path, name: str) -> np.ndarray:
+def _pil_band_bytes(mode: str) -> int:
+    return 2 if mode.startswith("I;16") else 4 if mode in ("I", "F") else 1
+
+
+def _read_pil(f: IO[bytes], name: str) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                _check_pixels(name, *im.size)
+            f.seek(0)
+            with Image.open(f, formats=PIL_FORMATS) as im:
+                w, h = im.size
+                _check_pixels(name, w, h)
+                check_decoded(name, w * h * len(im.getbands()) * _pil_band_bytes(im.mode))
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 arr = _pil_native(im)
@@ -145,63 +166,112 @@ def _read_pil(p: Path, name: str) -> np.ndarray:
         msg = str(exc)
         if "truncated" in msg.lower() or "broken" in msg.lower():
             raise ImageReadError(f"{name}: the image file is truncated or corrupt") from exc
-        raise ImageReadError(f"{name}: cannot be read ({msg})") from exc
+        raise ImageReadError(f"{name}: cannot be read ({safeio.one_line(exc)})") from exc
     except (ValueError, SyntaxError, MemoryError) as exc:
-        raise ImageReadError(f"{name}: the image file is corrupt ({exc})") from exc
+        raise ImageReadError(f"{name}: the image file is corrupt ({safeio.one_line(exc)})") from exc
     return arr
 
 
-def _png_header(p: Path) -> tuple[int, int, int, int] | None:
-    """(width, height, bit depth, colour type) from a PNG's IHDR, or None if it is not a PNG."""
-    with open(p, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_header(head: bytes) -> tuple[int, int, int, int, int] | None:
+    """(width, height, bit depth, colour type, interlace) from a PNG's IHDR, or None if it is not a PNG."""
+    if len(head) < 29 or head[:8] != _PNG_MAGIC or head[12:16] != b"IHDR":
         return None
     w, h = (int.from_bytes(head[i:i + 4], "big") for i in (16, 20))
-    return w, h, head[24], head[25]
+    return w, h, head[24], head[25], head[28]
 
 
-def _read_png16_colour(p: Path, name: str) -> np.ndarray:
-    """16-bit RGB, RGBA and grey+alpha PNGs at full depth (Pillow keeps only their high bytes)."""
-    import zlib
+#: Deflate (PNG, zlib TIFF) never expands data more than 1032 times, so compressed data shorter
+#: than its header's size over this cannot hold the image: refused before anything is allocated.
+DEFLATE_MAX_RATIO = 1100
 
-    data = p.read_bytes()
-    pos, idat, header = 8, [], None
+
+def _check_deflate_room(name: str, compressed: int, decoded: int, what: str) -> None:
+    if compressed * DEFLATE_MAX_RATIO + 65536 < decoded:
+        raise ImageReadError(f"{name}: the {what} is truncated ({compressed} bytes of compressed data cannot hold "
+                             f"the {safeio.fmt_bytes(decoded)} its header says)")
+
+
+def _check_png_room(f: IO[bytes], name: str, header: tuple[int, int, int, int, int]) -> None:
+    """A PNG's IDAT chunks can hold the image its header says (Pillow allocates the whole image
+    before it finds the data short)."""
+    w, h, depth, colour, _ = header
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
+    decoded = h * ((w * channels * depth + 7) // 8 + 1)
+    total = 0
+    f.seek(8)
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            break
+        length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        if kind == b"IEND":
+            break
+        if kind == b"IDAT":
+            total += length
+        f.seek(length + 4, os.SEEK_CUR)
+    _check_deflate_room(name, min(total, os.fstat(f.fileno()).st_size), decoded, "PNG file")
+
+
+def _png_idat(f: IO[bytes], name: str) -> Iterator[bytes]:
+    """The IDAT payload of a PNG, a piece at a time: the file is never read whole, and chunk
+    lengths are believed only as far as the file goes."""
+    f.seek(8)
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            return  # no IEND: the data so far is all there is (a short stream is refused later)
+        length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        if length > 0x7FFFFFFF:
+            raise ImageReadError(f"{name}: the PNG file is corrupt (a chunk of {length} bytes)")
+        if kind == b"IEND":
+            return
+        if kind != b"IDAT":
+            f.seek(length + 4, os.SEEK_CUR)
+            continue
+        left = length
+        while left:
+            piece = f.read(min(left, 1 << 20))
+            if not piece:
+                raise ImageReadError(f"{name}: the PNG file is truncated or corrupt (the IDAT chunk is cut short)")
+            left -= len(piece)
+            yield piece
+        f.seek(4, os.SEEK_CUR)  # the CRC
+
+
+def _read_png16_colour(f: IO[bytes], name: str, header: tuple[int, int, int, int, int]) -> np.ndarray:
+    """16-bit RGB, RGBA and grey+alpha PNGs at full depth (Pillow keeps only their high bytes).
+
+    The image data is inflated to at most the size the header implies (one filter byte per
+    row plus the pixels): more is refused as a decompression bomb before it is expanded.
+    """
+    w, h, _depth, colour, interlace = header
+    if w < 1 or h < 1:
+        raise ImageReadError(f"{name}: the PNG file is corrupt (the header says {w} x {h} pixels)")
+    if interlace != 0:
+        raise ImageReadError(f"{name}: interlaced 16-bit colour PNGs are not supported; save it without interlacing")
+    channels = {2: 3, 4: 2, 6: 4}[colour]
+    check_decoded(name, w * h * 2 * channels)
+    expected = h * (w * 2 * channels + 1)
+    raw = safeio.decompress(_png_idat(f, name), expected, name, ImageReadError, "PNG image data")
+    if not raw:
+        raise ImageReadError(f"{name}: the PNG file is truncated or corrupt (no image data)")
     try:
-        while pos + 8 <= len(data):
-            length = int.from_bytes(data[pos:pos + 4], "big")
-            kind = data[pos + 4:pos + 8]
-            body = data[pos + 8:pos + 8 + length]
-            if len(body) < length:
-                raise ValueError(f"the {kind.decode('latin-1')} chunk is cut short")
-            if kind == b"IHDR":
-                header = body
-            elif kind == b"IDAT":
-                idat.append(body)
-            elif kind == b"IEND":
-                break
-            pos += 12 + length
-        if header is None or not idat:
-            raise ValueError("no image data")
-        w, h = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
-        channels = {2: 3, 4: 2, 6: 4}[header[9]]
-        if header[12] != 0:
-            raise ImageReadError(f"{name}: interlaced 16-bit colour PNGs are not supported; save it without interlacing")
-        raw = zlib.decompress(b"".join(idat))
         pixels = _png_unfilter(raw, h, w, 2 * channels)
-    except ImageReadError:
-        raise
-    except (ValueError, zlib.error, IndexError) as exc:
-        raise ImageReadError(f"{name}: the PNG file is truncated or corrupt ({exc})") from exc
+    except ValueError as exc:
+        raise ImageReadError(f"{name}: the PNG file is truncated or corrupt ({safeio.one_line(exc)})") from exc
     arr = pixels.view(">u2").reshape(h, w, channels).astype(np.uint16)
     from PIL import Image
 
     try:
-        with Image.open(p) as im:
+        f.seek(0)
+        with Image.open(f, formats=("PNG",)) as im:
             orientation = im.getexif().get(0x0112)
     except Exception:  # orientation is a nicety; the pixels are already read
         orientation = None
-    return _apply_orientation(arr, int(orientation)) if orientation else arr
+    return _apply_orientation(arr, int(orientation)) if isinstance(orientation, int) else arr
 
 
 def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
@@ -248,28 +318,113 @@ def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
     return out[1:, 1:].astype(np.uint8).reshape(h, stride)
 
 
-def _read_tiff(p: Path, name: str) -> np.ndarray:
+class _SegmentBomb(ImageReadError):
+    """A compressed TIFF strip or tile expands past the size its page says (named by the reader)."""
+
+
+def _tiff_inflate(data, out=None):
+    # tifffile passes the segment's decoded size as ``out``; without imagecodecs its own zlib
+    # fallback ignores it and inflates everything, so a 64 x 64 page could expand to gigabytes
+    limit = out if isinstance(out, int) and out > 0 else MAX_DECODED_BYTES
+    return safeio.decompress(bytes(data), limit, "a TIFF strip or tile", _SegmentBomb, "compressed data")
+
+
+def _tiff_unlzma(data, out=None):
+    limit = out if isinstance(out, int) and out > 0 else MAX_DECODED_BYTES
+    return safeio.decompress_lzma(bytes(data), limit, "a TIFF strip or tile", _SegmentBomb, "compressed data")
+
+
+def _bound_tiff_codecs(tifffile) -> None:
+    """Put bounded decoders in place of tifffile's unbounded pure-Python fallbacks (zlib, lzma).
+
+    Only those fallbacks are replaced (imagecodecs' decoders honour the size already), with
+    decoders that do what imagecodecs does: expand a segment to at most the size asked for;
+    a segment that would expand further is refused as a decompression bomb.
+    """
+    table = tifffile.TIFF.DECOMPRESSORS
+    codecs = getattr(table, "_codecs", None)
+    if not isinstance(codecs, dict):
+        return
+    for key, bounded in ((8, _tiff_inflate), (32946, _tiff_inflate), (50013, _tiff_inflate), (34925, _tiff_unlzma)):
+        try:
+            current = table[key]
+        except Exception:  # not decodable here at all
+            continue
+        if current is not bounded and getattr(current, "__module__", "").endswith("_imagecodecs"):
+            codecs[key] = bounded
+
+
+_reading = threading.local()
+
+
+class _QuietWhileReading(logging.Filter):
+    """Drops tifffile's log records from the thread that is reading a file here: a damaged file
+    is already one error line, not that line plus the library's own complaints on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_reading, "tiff", False)
+
+
+_TIFF_LOG_FILTER = _QuietWhileReading()
+
+
+def _read_tiff(f: IO[bytes], name: str) -> np.ndarray:
     try:
         import tifffile
     except ImportError:  # pragma: no cover - scikit-image brings tifffile
-        return _read_pil(p, name)
+        return _read_pil(f, name)
+    _bound_tiff_codecs(tifffile)
+    log = logging.getLogger("tifffile")
+    if _TIFF_LOG_FILTER not in log.filters:
+        log.addFilter(_TIFF_LOG_FILTER)
+    _reading.tiff = True
     try:
-        with tifffile.TiffFile(p) as tif:
-            page = tif.pages[0]
-            shape = page.shape
+        return _read_tiff_quietly(tifffile, f, name)
+    finally:
+        _reading.tiff = False
+
+
+def _read_tiff_quietly(tifffile, f: IO[bytes], name: str) -> np.ndarray:
+    try:
+        f.seek(0)
+        with tifffile.TiffFile(f, name=name, offset=0) as tif:
+            try:  # the first page only: len(tif.pages) would walk every IFD of the file
+                page = tif.pages.first
+            except IndexError:
+                raise ImageReadError(f"{name}: the TIFF file holds no image") from None
+            shape = tuple(int(n) for n in page.shape)
             if len(shape) >= 2:
                 hw = shape[:2] if len(shape) == 2 or shape[-1] <= 4 else shape[-2:]
                 _check_pixels(name, int(hw[1]), int(hw[0]))
+            itemsize = np.dtype(page.dtype).itemsize if page.dtype is not None else 8
+            check_decoded(name, int(np.prod(shape, dtype=object)) * itemsize)
+            chunks = getattr(page, "chunks", None)
+            if chunks:  # tifffile allocates a buffer of a whole strip or tile, whatever the image size
+                check_decoded(name, int(np.prod(chunks, dtype=object)) * itemsize, "one strip or tile")
+            size = os.fstat(f.fileno()).st_size
+            if any(int(o) + int(n) > size for o, n in zip(page.dataoffsets, page.databytecounts)):
+                # tifffile reads a strip's declared length at once: 256 MB for a 1 KB file
+                raise ImageReadError(f"{name}: the TIFF file is truncated (a strip or tile ends past the end "
+                                     "of the file)")
+            stored = sum(int(n) for n in page.databytecounts)
+            if page.compression == 1 and stored < page.nbytes:
+                raise ImageReadError(f"{name}: the TIFF file is truncated (its strips hold {stored} of "
+                                     f"{page.nbytes} bytes)")
+            if page.compression in (8, 32946, 50013):
+                _check_deflate_room(name, stored, page.nbytes, "TIFF file")
             arr = page.asarray()
             orientation = page.tags.get("Orientation")
+            orientation = orientation.value if orientation is not None else None
+    except _SegmentBomb as exc:
+        raise ImageReadError(f"{name}: {exc}") from exc
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types for damaged files
-        raise ImageReadError(f"{name}: the TIFF file is truncated, corrupt or unsupported ({exc})") from exc
+        raise ImageReadError(f"{name}: the TIFF file is truncated, corrupt or unsupported ({safeio.one_line(exc)})") from exc
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
-    if orientation is not None:
-        arr = _apply_orientation(arr, int(orientation.value))
+    if isinstance(orientation, int):
+        arr = _apply_orientation(arr, int(orientation))
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
 
@@ -477,14 +632,6 @@ def _split_channels(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(colour), alpha
 
 
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _bits(a: np.ndarray) -> int:
     return 1 if a.dtype == bool else 8 * a.dtype.itemsize
 
@@ -510,7 +657,10 @@ def load_image(source, window=None, frame: int | None = None) -> ImageInput:
     Raises
     ------
     ImageReadError
-        Unreadable files (one line naming the file), a frame that does not exist.
+        Unreadable files (one line naming the file), a frame that does not exist. Nothing else
+        escapes for any file content: not a regular file, truncated or corrupt data, headers
+        above the limits (:data:`MAX_PIXELS`, :data:`MAX_DECODED_BYTES`), decompression bombs,
+        and every decoder's own exceptions become this one line.
     WindowError
         A malformed window request.
     """
@@ -555,36 +705,70 @@ def _finish(raw, alpha, window, default, full_range, *, dicom_windows=(), invert
 
 
 def _load_path(p: Path, window, frame: int | None) -> ImageInput:
-    from .dicom import DICOM_SUFFIXES, looks_like_dicom
+    name = safeio.printable(p.name or str(p))
+    kind = safeio.special_kind(p)
+    if kind == "missing":
+        raise ImageReadError(f"{name}: no such file")
+    if kind is not None:  # a FIFO, a device, a socket, a link loop: never opened (it could block)
+        raise ImageReadError(f"{name}: is {kind}, not an image file")
+    try:
+        # one descriptor, checked to be a regular file, for every read below (no swap in between)
+        with safeio.open_regular(p, name, ImageReadError) as f:
+            return _load_file(f, p, name, window, frame)
+    except ImageReadError:
+        raise
+    except WindowError as exc:  # a window made from the file's values (a request was checked before)
+        raise ImageReadError(f"{name}: the image's values give no usable window ({exc})") from exc
+    except MemoryError as exc:
+        raise ImageReadError(f"{name}: the image is too large to decode in the memory available") from exc
+    except RecursionError as exc:
+        raise ImageReadError(f"{name}: the file nests its structures too deeply to be read") from exc
+    except BaseException as exc:  # a decoder's own error for a crafted file: still one line about the file
+        from .dicom import is_decoder_failure
 
-    name = p.name or str(p)
-    _check_file(p, name)
+        if not is_decoder_failure(exc):
+            raise
+        raise ImageReadError(f"{name}: cannot be read; the file may be corrupt ({safeio.one_line(exc)})") from exc
+
+
+def _load_file(f: IO[bytes], p: Path, name: str, window, frame: int | None) -> ImageInput:
+    from .dicom import DICOM_SUFFIXES, is_dicom_head
+
+    if os.fstat(f.fileno()).st_size == 0:
+        raise ImageReadError(f"{name}: the file is empty")
+    head = f.read(132)
     suffix = p.suffix.lower()
-    if suffix in DICOM_SUFFIXES or (suffix not in SUFFIXES and looks_like_dicom(p)):
-        return _load_dicom(p, name, window, frame)
+    if suffix in DICOM_SUFFIXES or (suffix not in SUFFIXES and is_dicom_head(head)):
+        return _load_dicom(f, p, name, window, frame)
     if frame not in (None, 0):
         raise ImageReadError(f"{name}: has one frame (0); got frame {frame}")
-    png = _png_header(p) if suffix in (".png", "") else None
+    png = _png_header(head) if suffix in (".png", "") else None
+    if png is not None:
+        _check_pixels(name, png[0], png[1])
+        _check_png_room(f, name, png)
     if suffix in (".tif", ".tiff"):
-        arr = _read_tiff(p, name)
+        arr = _read_tiff(f, name)
     elif png is not None and png[2] == 16 and png[3] in (2, 4, 6):
         _check_pixels(name, png[0], png[1])
-        arr = _read_png16_colour(p, name)
+        arr = _read_png16_colour(f, name, png)
     else:
-        arr = _read_pil(p, name)
-    raw, alpha = _split_channels(arr)
+        arr = _read_pil(f, name)
+    try:
+        raw, alpha = _split_channels(arr)
+    except ImageReadError as exc:
+        raise ImageReadError(f"{name}: {exc}") from exc
     fmt = "TIFF" if suffix in (".tif", ".tiff") else (suffix.lstrip(".").upper() or "image")
-    info = {"file": name, "sha256": _sha256(p), "format": fmt, "dtype": str(raw.dtype), "bits": _bits(raw),
-            "shape": [int(raw.shape[0]), int(raw.shape[1])]}
+    info = {"file": name, "sha256": safeio.sha256_open(f), "format": fmt, "dtype": str(raw.dtype),
+            "bits": _bits(raw), "shape": [int(raw.shape[0]), int(raw.shape[1])]}
     default = "full" if is_low_depth(raw) else "auto"
     return _finish(raw, alpha, window, default, dtype_range(raw), path=p, info=info)
 
 
-def _load_dicom(p: Path, name: str, window, frame: int | None) -> ImageInput:
+def _load_dicom(f: IO[bytes], p: Path, name: str, window, frame: int | None) -> ImageInput:
     from .dicom import read_dicom
 
-    d = read_dicom(p, frame)
-    info = {"file": name, "sha256": _sha256(p), **d.info, "dtype": str(d.raw.dtype)}
+    d = read_dicom(f, frame, name=name)
+    info = {"file": name, "sha256": safeio.sha256_open(f), **d.info, "dtype": str(d.raw.dtype)}
     return _finish(d.raw, None, window, "dicom", d.full_range, dicom_windows=d.windows, invert=d.invert,
                    frame=d.frame, n_frames=d.n_frames, path=p, info=info, identifiers=d.identifiers)
 

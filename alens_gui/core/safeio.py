@@ -19,7 +19,7 @@ import os
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,6 +42,23 @@ def _fmt_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} bytes"
+
+
+#: A size in words for messages (``3.0 GiB``), for the readers that use these limits.
+fmt_bytes = _fmt_bytes
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so that a file name or a value from a crafted
+    file cannot break a one-line message into several (or rewrite a terminal line)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """An exception's message for a one-line error: whitespace runs collapsed, control
+    characters escaped, at most ``limit`` characters; its type's name if it has no message."""
+    text = printable(" ".join(str(exc).split())) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- what kind of file ----------------------------------------------------------------------
@@ -143,17 +160,27 @@ def sha256_file(path: str | os.PathLike, max_bytes: int = MAX_HASH_BYTES) -> str
     than ``max_bytes`` (so that hashing a device or a FIFO can never block or run forever)."""
     try:
         with open_regular(path) as f:
-            if os.fstat(f.fileno()).st_size > max_bytes:
-                return None
-            h = hashlib.sha256()
-            left = max_bytes
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                left -= len(chunk)
-                if left < 0:
-                    return None
-                h.update(chunk)
-            return h.hexdigest()
+            return sha256_open(f, max_bytes)
     except (AlensError, OSError):
+        return None
+
+
+def sha256_open(f: IO[bytes], max_bytes: int = MAX_HASH_BYTES) -> str | None:
+    """:func:`sha256_file` of a regular file already open (from its start; the position is
+    left at its end); ``None`` when it is larger than ``max_bytes`` or cannot be read."""
+    try:
+        if os.fstat(f.fileno()).st_size > max_bytes:
+            return None
+        f.seek(0)
+        h = hashlib.sha256()
+        left = max_bytes
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            left -= len(chunk)
+            if left < 0:
+                return None
+            h.update(chunk)
+        return h.hexdigest()
+    except OSError:
         return None
 
 
@@ -209,35 +236,83 @@ def read_json(path: str | os.PathLike, name: str | None = None, error: type[Alen
                       max_bytes=max_bytes, max_depth=max_depth, what=what)
 
 
-# -- zlib ---------------------------------------------------------------------------------------
+# -- zlib / lzma -----------------------------------------------------------------------------
+def _bomb(name: str, what: str, max_bytes: int) -> str:
+    return f"{name}: the {what} expands to more than {_fmt_bytes(max_bytes)} (possible decompression bomb)"
+
+
+def _expand(d, chunks: bytes | Iterable[bytes], max_bytes: int, name: str, error: type[AlensError],
+            what: str, step: int | None = None) -> Iterator[bytes]:
+    """The output of decompressor ``d`` (zlib or lzma) over ``chunks``, piece by piece (of at
+    most ``step`` bytes), never more than ``max_bytes`` in all. No call asks for more than one
+    byte past what is left, so a bomb is told apart from a stream that ends exactly at the
+    limit, and input that would expand past it is never expanded. Stops at the end of the
+    stream (trailing bytes are ignored, as zlib itself does)."""
+    if isinstance(chunks, (bytes, bytearray, memoryview)):
+        chunks = (bytes(chunks),)
+    left = max_bytes
+    for chunk in chunks:
+        buf = chunk
+        while not d.eof:
+            want = left + 1 if step is None else min(left + 1, step)
+            piece = d.decompress(buf, want)
+            left -= len(piece)
+            if left < 0:
+                raise error(_bomb(name, what, max_bytes))
+            if piece:
+                yield piece
+            # zlib keeps input it had no room for in unconsumed_tail, lzma inside (needs_input
+            # false); a full piece may also leave output pending: ask again with no new input
+            buf = getattr(d, "unconsumed_tail", b"")
+            if buf:
+                continue
+            if len(piece) < want or getattr(d, "needs_input", False):
+                break
+        if d.eof:
+            return
+    if hasattr(d, "flush"):  # zlib: output still held for a stream without its end
+        piece = d.flush(left + 1)
+        if len(piece) > left:
+            raise error(_bomb(name, what, max_bytes))
+        if piece:
+            yield piece
+
+
 def decompress(chunks: bytes | Iterable[bytes], max_bytes: int, name: str,
-               error: type[AlensError] = AlensError, what: str = "compressed data") -> bytes:
+               error: type[AlensError] = AlensError, what: str = "compressed data", *,
+               wbits: int = zlib.MAX_WBITS) -> bytes:
     """zlib-decompress at most ``max_bytes`` bytes; more is refused as a decompression bomb.
 
     ``chunks`` may be one ``bytes`` or an iterable of them (e.g. a PNG's IDAT chunks), so the
-    compressed stream is never joined in memory either.
+    compressed stream is never joined in memory either. ``wbits`` as for :mod:`zlib`
+    (``-15``: raw deflate, as in deflated DICOM).
     """
-    if isinstance(chunks, (bytes, bytearray, memoryview)):
-        chunks = (bytes(chunks),)
-    d = zlib.decompressobj()
-    out = bytearray()
     try:
-        for chunk in chunks:
-            buf = chunk
-            while buf:
-                out += d.decompress(buf, max_bytes + 1 - len(out))
-                if len(out) > max_bytes:
-                    raise error(f"{name}: the {what} expands to more than {_fmt_bytes(max_bytes)} "
-                                "(possible decompression bomb)")
-                buf = d.unconsumed_tail
-            if d.eof:
-                break
-        out += d.flush(max_bytes + 1 - len(out)) if not d.eof else b""
+        return b"".join(_expand(zlib.decompressobj(wbits), chunks, max_bytes, name, error, what))
     except zlib.error as exc:
         raise error(f"{name}: the {what} is corrupt ({exc})") from exc
-    if len(out) > max_bytes:
-        raise error(f"{name}: the {what} expands to more than {_fmt_bytes(max_bytes)} (possible decompression bomb)")
-    return bytes(out)
+
+
+def expanded_size(chunks: bytes | Iterable[bytes], max_bytes: int, name: str,
+                  error: type[AlensError] = AlensError, what: str = "compressed data", *,
+                  wbits: int = zlib.MAX_WBITS) -> int:
+    """How many bytes a zlib stream expands to, found without keeping them; more than
+    ``max_bytes`` is refused as a decompression bomb (for a reader that inflates by itself)."""
+    try:
+        return sum(len(p) for p in _expand(zlib.decompressobj(wbits), chunks, max_bytes, name, error, what, MiB))
+    except zlib.error as exc:
+        raise error(f"{name}: the {what} is corrupt ({exc})") from exc
+
+
+def decompress_lzma(data: bytes, max_bytes: int, name: str, error: type[AlensError] = AlensError,
+                    what: str = "compressed data") -> bytes:
+    """:func:`decompress` for an LZMA/XZ stream."""
+    import lzma
+
+    try:
+        return b"".join(_expand(lzma.LZMADecompressor(), data, max_bytes, name, error, what))
+    except lzma.LZMAError as exc:
+        raise error(f"{name}: the {what} is corrupt ({exc})") from exc
 
 
 # -- npy / npz --------------------------------------------------------------------------------

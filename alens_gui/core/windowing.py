@@ -40,6 +40,16 @@ class VoiLut:
     values: np.ndarray = field(repr=False)
     bits: int = 16
 
+    def __post_init__(self) -> None:
+        # the table comes from a file: a depth like 65535 bits would make ``top`` overflow
+        if not 1 <= int(self.bits) <= 32:
+            raise WindowError(f"a VOI LUT has 1 to 32 bits per entry; got {self.bits}")
+        v = np.asarray(self.values)
+        if v.ndim != 1 or v.size == 0 or v.dtype.kind not in "uif" or not np.isfinite(v).all():
+            raise WindowError("a VOI LUT needs a non-empty table of finite numbers")
+        if not np.isfinite(self.first):
+            raise WindowError(f"a VOI LUT needs a finite first value; got {self.first}")
+
     @property
     def top(self) -> float:
         # LUT Descriptor bit depths are often wrong in real files; never let a value exceed 1.

@@ -493,7 +493,9 @@ class Controller(QObject):
         s.folder = str(folder)
 
         def listed(result) -> None:
-            root, items = result
+            root, items, skipped = result
+            for note in skipped:  # a FIFO, a device, a link loop: not opened, and the user is told
+                self.notify(f"{root.name}/{note}", "warning")
             rows = [GalleryRow(path=p, rel=rel, true_label=label, explained=explained) for p, rel, label, _, explained
                     in items]
             for r, (_p, _rel, _lab, pred, _e) in zip(rows, items):

@@ -319,16 +319,18 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     """List a folder's images with their true labels and whatever the cache already knows.
 
     ``explain_key(path)`` gives the cache key of an explanation with the current settings.
-    Returns ``(root, [(path, rel, label, prediction or None, explained)])``; nothing is decoded.
+    Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped)``, ``skipped``
+    one line for each entry left out (a FIFO, a device, a link loop); nothing is decoded.
     """
     from pathlib import Path
 
-    from alens_gui.core.folders import folder_labels, list_images
+    from alens_gui.core.folders import folder_labels, scan_images
 
     progress.add_total(1)
     yield ("status", f"listing {folder}…")
     root = Path(folder)
-    files = list_images(root, recursive=recursive)
+    listing = scan_images(root, recursive=recursive)
+    files = listing.images
     labels = folder_labels(root, files)
     out = []
     for i, p in enumerate(files):
@@ -338,7 +340,7 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
         out.append((p, str(p.relative_to(root)), labels.get(p), cache.prediction(key), cache.has_explanation(
             explain_key(p))))
     progress.advance(1, f"{len(files)} images")
-    return root, out
+    return root, out, listing.skipped
 
 
 def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window):

@@ -35,9 +35,12 @@ class PresetStore:
         self.path = Path(path)
 
     def load(self) -> dict[str, list[int]]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        from alens_gui.core import safeio
+        from alens_gui.core.errors import AlensError
+
+        try:  # size and nesting limits, regular files only (safeio)
+            data = safeio.read_json(self.path, what="presets file")
+        except AlensError:
             return {}
         if not isinstance(data, dict):
             return {}

@@ -1,0 +1,41 @@
+"""A shared folder with special files in it, and class presets from someone else, in the real window."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from .conftest import wait_idle
+
+
+def test_the_gallery_lists_the_images_and_says_what_it_skipped(make_window, qtbot, tmp_path, photos):
+    root = tmp_path / "shared"
+    (root / "sub").mkdir(parents=True)
+    for name, img in (("cat.png", photos["chelsea"]), ("sub/cup.png", photos["coffee"])):
+        Image.fromarray((np.asarray(img) * 255).round().astype(np.uint8)).save(root / name)
+    os.mkfifo(root / "IM0001")  # no suffix: the listing used to open it to look for DICOM, and hang
+    os.mkfifo(root / "sub" / "pipe.png")
+    (root / "sub" / "loop.png").symlink_to(root / "sub" / "loop.png")  # was a RuntimeError in the listing job
+    win = make_window()
+    wait_idle(qtbot, win)
+    assert win.open_folder(root, recursive=True) is not None
+    wait_idle(qtbot, win)  # the runner becomes idle again: nothing blocked, nothing raised
+    assert [r.rel for r in win.session.gallery.rows] == ["cat.png", "sub/cup.png"]
+    warnings = [text for level, text in win.notifications.messages if level == "warning"]
+    assert "shared/IM0001: skipped, is a FIFO (named pipe), not a file" in warnings
+    assert "shared/sub/loop.png: skipped, a symbolic-link loop" in warnings
+    assert "shared/sub/pipe.png: skipped, is a FIFO (named pipe), not a file" in warnings
+    assert not win.notifications.errors(), win.notifications.errors()
+    assert all(r.pred is not None for r in win.session.gallery.rows)  # and the images were classified
+
+
+def test_a_presets_file_nested_too_deep_reads_as_no_presets(tmp_path):
+    from alens_gui.qt.controls.class_panel import PresetStore
+
+    store = PresetStore(tmp_path / "class_presets.json")
+    store.path.write_text('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")  # was a RecursionError
+    assert store.load() == {}
+    store.path.write_text('{"pair": [285, 967], "odd": ["a"]}')
+    assert store.load() == {"pair": [285, 967]}
