@@ -5,10 +5,13 @@
 * ``applications/alens-gui.desktop``: ``resources/alens-gui.desktop`` with ``Exec`` pointing at
   the program that ran the command (the bundle's executable, or the ``alens-gui`` script of the
   environment it is installed in), and
-* ``icons/hicolor/256x256/apps/alens-gui.png``: ``resources/icon.png``,
+* ``icons/hicolor/256x256/apps/alens-gui.png``: ``resources/icon.png``, and
+* ``mime/packages/alens-gui.xml``: ``resources/alens-gui-mime.xml``, the shared-mime-info
+  package that makes ``*.alens`` files the type ``application/x-alens-session``, which the
+  desktop file says the program opens (a double-click on a session opens it),
 
-under ``$XDG_DATA_HOME`` (default ``~/.local/share``), then refreshes the desktop and icon caches
-when their tools are installed. ``--uninstall-desktop`` removes both files.
+under ``$XDG_DATA_HOME`` (default ``~/.local/share``), then refreshes the desktop, icon and MIME
+caches when their tools are installed. ``--uninstall-desktop`` removes the three files.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from alens_gui._resources import resource_path
 
 #: The desktop file's base name; also the application's desktop file name and icon name.
 DESKTOP_ID = "alens-gui"
+#: The MIME type of session files (``*.alens``), declared by ``resources/alens-gui-mime.xml``.
+SESSION_MIME_TYPE = "application/x-alens-session"
+MIME_PACKAGE = "alens-gui-mime.xml"
 #: Characters that make the Desktop Entry spec require an Exec argument to be quoted.
 _RESERVED = set(' \t\n"\'\\><~|&;$*?#()`')
 
@@ -84,32 +90,37 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-def targets(root: Path | None = None) -> tuple[Path, Path]:
-    """Where the desktop file and the icon go."""
+def targets(root: Path | None = None) -> tuple[Path, Path, Path]:
+    """Where the desktop file, the icon and the session MIME package go."""
     root = root or data_home()
     w, h = png_size(resource_path("icon.png"))
     return (root / "applications" / f"{DESKTOP_ID}.desktop",
-            root / "icons" / "hicolor" / f"{w}x{h}" / "apps" / f"{DESKTOP_ID}.png")
+            root / "icons" / "hicolor" / f"{w}x{h}" / "apps" / f"{DESKTOP_ID}.png",
+            root / "mime" / "packages" / f"{DESKTOP_ID}.xml")
 
 
 def _refresh_caches(root: Path) -> None:
-    # Menus pick new entries up without these on most desktops; they only speed the lookup up.
+    # Menus pick new entries up without the first two on most desktops (they only speed the
+    # lookup up); the MIME database is what file managers read, so *.alens is known only after it.
     for argv in (["update-desktop-database", "-q", str(root / "applications")],
-                 ["gtk-update-icon-cache", "-q", "-t", "-f", str(root / "icons" / "hicolor")]):
-        if shutil.which(argv[0]):
+                 ["gtk-update-icon-cache", "-q", "-t", "-f", str(root / "icons" / "hicolor")],
+                 ["update-mime-database", str(root / "mime")]):
+        if shutil.which(argv[0]) and (root / argv[-1]).exists():
             subprocess.run(argv, check=False, capture_output=True, timeout=60)
 
 
 def install(root: Path | None = None, command: Sequence[str] | None = None) -> list[Path]:
-    """Install the desktop file and the icon under ``root`` (default :func:`data_home`)."""
+    """Install the desktop file, the icon and the session MIME type under ``root`` (default
+    :func:`data_home`)."""
     root = root or data_home()
-    desktop, icon = targets(root)
-    desktop.parent.mkdir(parents=True, exist_ok=True)
-    icon.parent.mkdir(parents=True, exist_ok=True)
+    desktop, icon, mime = targets(root)
+    for p in (desktop, icon, mime):
+        p.parent.mkdir(parents=True, exist_ok=True)
     desktop.write_text(desktop_entry(command), encoding="utf-8")
     shutil.copyfile(resource_path("icon.png"), icon)
+    shutil.copyfile(resource_path(MIME_PACKAGE), mime)
     _refresh_caches(root)
-    return [desktop, icon]
+    return [desktop, icon, mime]
 
 
 def uninstall(root: Path | None = None) -> list[Path]:

@@ -44,14 +44,42 @@ def test_the_shipped_desktop_file_validates_without_remarks():
 ])
 def test_install_writes_a_valid_entry_and_the_icon(tmp_path, command, expected):
     files = desktop.install(tmp_path, command)
-    entry, icon = files
+    entry, icon, mime = files
     assert entry == tmp_path / "applications" / "alens-gui.desktop"
     assert icon == tmp_path / "icons" / "hicolor" / "256x256" / "apps" / "alens-gui.png"
+    assert mime == tmp_path / "mime" / "packages" / "alens-gui.xml"
     assert icon.read_bytes() == resource_path("icon.png").read_bytes()
     assert exec_line(entry) == expected
     assert validate(entry) == ""
     assert desktop.uninstall(tmp_path) == files
-    assert not entry.exists() and not icon.exists()
+    assert not entry.exists() and not icon.exists() and not mime.exists()
+
+
+def test_the_session_file_type_is_declared_and_opened_by_the_program():
+    """``*.alens`` is a MIME type of its own (a shared-mime-info package), and the desktop entry
+    lists it, so a double-click on a session opens it in the program."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://www.freedesktop.org/standards/shared-mime-info"}
+    root = ET.parse(resource_path(desktop.MIME_PACKAGE)).getroot()
+    types = root.findall("m:mime-type", ns)
+    assert [t.get("type") for t in types] == [desktop.SESSION_MIME_TYPE]
+    assert [g.get("pattern") for g in types[0].findall("m:glob", ns)] == ["*.alens"]
+    assert types[0].find("m:sub-class-of", ns).get("type") == "application/zip"
+    mime_line = next(ln for ln in resource_path("alens-gui.desktop").read_text().splitlines()
+                     if ln.startswith("MimeType="))
+    assert desktop.SESSION_MIME_TYPE in mime_line.removeprefix("MimeType=").split(";")
+    assert exec_line(resource_path("alens-gui.desktop")).endswith(" %f")  # the file is passed on
+
+
+@pytest.mark.skipif(shutil.which("update-mime-database") is None,
+                    reason="update-mime-database is not installed (apt-get install shared-mime-info)")
+def test_installing_registers_alens_files_in_the_mime_database(tmp_path):
+    desktop.install(tmp_path, ["/opt/alens/alens-gui"])
+    globs = (tmp_path / "mime" / "globs2").read_text()
+    assert f"{desktop.SESSION_MIME_TYPE}:*.alens" in globs
+    desktop.uninstall(tmp_path)
+    assert "*.alens" not in (tmp_path / "mime" / "globs2").read_text()
 
 
 def test_icon_size_matches_its_hicolor_folder():

@@ -104,3 +104,30 @@ def test_sha256_and_size_limit(tmp_path):
     assert safeio.sha256_file(f, max_bytes=2) is None
     with pytest.raises(AlensError, match="limit"):
         safeio.read_bytes(f, 2)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_npz_members_compressed_other_than_deflate_are_refused_unread(compression):
+    # zipfile expands bzip2/LZMA with no output limit: 881 bytes of bzip2 took 2 GB at the first read
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w", compression=compression) as zf:
+        zf.writestr("a.npy", b"\0" * 64)
+    for read in (lambda d: safeio.load_npz(d, "b.npz", max_total=1 << 20), lambda d: safeio.npz_headers(d, "b.npz")):
+        with pytest.raises(AlensError, match="only stored and deflate"):
+            read(z.getvalue())
+
+
+def test_npz_headers_give_declared_shapes_without_reading_data():
+    h = io.BytesIO()
+    np.lib.format.write_array_header_1_0(h, {"descr": "<f4", "fortran_order": False, "shape": (500_000, 250_000)})
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("big.npy", h.getvalue())  # a header alone: 465 GiB declared, no data
+        zf.writestr("s.npy", b"")
+    with pytest.raises(AlensError, match="s.*not a valid array"):
+        safeio.npz_headers(z.getvalue(), "h.npz")
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("big.npy", h.getvalue())
+    shape, dtype = safeio.npz_headers(z.getvalue(), "h.npz")["big"]
+    assert shape == (500_000, 250_000) and dtype == np.float32

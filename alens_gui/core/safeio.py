@@ -315,6 +315,38 @@ def decompress_lzma(data: bytes, max_bytes: int, name: str, error: type[AlensErr
         raise error(f"{name}: the {what} is corrupt ({exc})") from exc
 
 
+# -- zip members ------------------------------------------------------------------------------
+#: Zip compression methods that are read: stored and deflate. zipfile expands bzip2 and LZMA
+#: members without an output limit (an 881-byte bzip2 member took 2 GB on its first read of
+#: 100 bytes), and nothing this program writes uses them, so they are refused.
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def check_zip_member(info: zipfile.ZipInfo, max_bytes: int, name: str, error: type[AlensError] = AlensError,
+                     what: str | None = None) -> None:
+    """Refuse a zip member that is encrypted, compressed other than by deflate, or declares more
+    than ``max_bytes`` bytes (before anything of it is decompressed)."""
+    label = what or repr(info.filename)
+    if info.flag_bits & 0x1:
+        raise error(f"{name}: {label} is encrypted")
+    if info.compress_type not in ZIP_METHODS:
+        raise error(f"{name}: {label} uses a compression this program does not read (only stored and deflate)")
+    if info.file_size > max_bytes:
+        raise error(f"{name}: {label} is {_fmt_bytes(info.file_size)}, more than the {_fmt_bytes(max_bytes)} limit")
+
+
+def read_zip_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int, name: str,
+                    error: type[AlensError] = AlensError, what: str | None = None) -> bytes:
+    """The bytes of one zip member, checked by :func:`check_zip_member` and read with a limit
+    (zipfile stops at the declared size, and a member longer than it fails its CRC check)."""
+    check_zip_member(info, max_bytes, name, error, what)
+    with z.open(info) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{name}: {what or repr(info.filename)} is larger than the {_fmt_bytes(max_bytes)} limit")
+    return data
+
+
 # -- npy / npz --------------------------------------------------------------------------------
 def npy_header(f: IO[bytes], name: str, error: type[AlensError] = AlensError) -> tuple[tuple[int, ...], np.dtype, bool]:
     """``(shape, dtype, fortran_order)`` of an ``.npy`` stream positioned at its start.
@@ -378,6 +410,7 @@ def load_npz(source: str | os.PathLike | IO[bytes] | bytes, name: str, error: ty
                 if info.file_size > max_member + 4096:
                     raise error(f"{name}: the array {key!r} is {_fmt_bytes(info.file_size)}, more than the "
                                 f"{_fmt_bytes(max_member)} limit")
+                check_zip_member(info, max_member + 4096, name, error, f"the array {key!r}")
                 with z.open(info) as f:
                     shape, dtype, fortran = npy_header(f, f"{name} ({key})", error)
                     nbytes = declared_nbytes(shape, dtype)
@@ -392,7 +425,37 @@ def load_npz(source: str | os.PathLike | IO[bytes] | bytes, name: str, error: ty
                     out[key] = _read_data(f, shape, dtype, fortran, nbytes, f"{name}: the array {key!r}", error)
     except AlensError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            zlib.error) as exc:
+        raise error(f"{name}: the arrays are damaged ({exc})") from exc
+    return out
+
+
+def npz_headers(source: str | os.PathLike | IO[bytes] | bytes, name: str, error: type[AlensError] = AlensError, *,
+                max_members: int = 64) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{key: (shape, dtype)}`` of every array of an ``.npz``, read from the npy headers only
+    (a few hundred bytes each), so a caller can check the shapes against each other before
+    :func:`load_npz` reads any data. Object dtypes and unreadable members are one ``error`` line."""
+    if isinstance(source, (bytes, bytearray)):
+        import io
+
+        source = io.BytesIO(source)
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    try:
+        with zipfile.ZipFile(source) as z:
+            infos = [i for i in z.infolist() if not i.is_dir()]
+            if len(infos) > max_members:
+                raise error(f"{name}: {len(infos)} arrays, more than the {max_members} expected")
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                check_zip_member(info, 1 << 62, name, error, f"the array {key!r}")
+                with z.open(info) as f:
+                    shape, dtype, _ = npy_header(f, f"{name} ({key})", error)
+                out[key] = (shape, dtype)
+    except AlensError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            zlib.error) as exc:
         raise error(f"{name}: the arrays are damaged ({exc})") from exc
     return out
 

@@ -1,4 +1,8 @@
-"""``alens-gui [IMAGE] [--model SPEC] [--arch A] [--labels F] [--device D]``: the desktop program."""
+"""``alens-gui [PATH] [--model SPEC] [--arch A] [--labels F] [--device D] [--torchscript]``: the desktop program.
+
+``PATH`` is opened as what it is: an image, a folder (the gallery, class sub-folders included)
+or a ``.alens`` session (so a double-click on a session file opens it).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="alens-gui",
         description="Attribution Lens Studio: per-class attribution maps refined by class competition.",
     )
-    p.add_argument("image", nargs="?", help="image to open (default: a sample photograph)")
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="an image, a folder (shown in the gallery) or a .alens session to open "
+                        "(default: a sample photograph)")
     p.add_argument("--model", default="default",
                    help="default (offline EfficientNet-Lite0), torchvision:NAME, timm:NAME or a checkpoint file")
-    p.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME or torchvision:NAME)")
+    p.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME, torchvision:NAME, or your "
+                                  "own FILE.py:NAME / module:NAME, which runs that code)")
+    p.add_argument("--torchscript", action="store_true",
+                   help="the --model file is a TorchScript program: load it as one (this runs the code inside it)")
     p.add_argument("--labels", help="class names file (.txt, one per line, or .json)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--self-test", action="store_true", help="check this installation offscreen and exit")
@@ -63,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     icon = resource_path("icon.png")
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    win = MainWindow(args.image, args.model, args.arch, args.labels, args.device)
+    win = MainWindow(args.path, args.model, args.arch, args.labels, args.device, torchscript=args.torchscript)
     win.show()
     return int(app.exec())
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from alens_gui.core.errors import AlensError
 
@@ -78,12 +78,15 @@ class Controller(QObject):
         self.notified.emit(text, level)
 
     # -- model ------------------------------------------------------------------------
-    def load_model(self):
+    def load_model(self, allow_code: bool = True):
+        """Load ``model_request``. ``allow_code=False`` refuses a model whose loading would run code
+        (an architecture file, a ``module:callable``, TorchScript): the model a session names,
+        unless the user said yes (:meth:`open_session`)."""
         r = self.session.model_request
         self.session.model_status = f"loading {r.spec}…"
-        return self.runner.run("model", jobs.load_model_job, r.spec, r.arch, r.labels, r.device,
-                               label=f"loading model {r.spec}", on_return=self._on_model, on_error=self._on_model_error,
-                               on_yield=self._on_status)
+        return self.runner.run("model", jobs.load_model_job, r.spec, r.arch, r.labels, r.device, r.torchscript,
+                               allow_code, label=f"loading model {r.spec}", on_return=self._on_model,
+                               on_error=self._on_model_error, on_yield=self._on_status)
 
     def set_loaded(self, loaded) -> None:
         """Use an already loaded model (tests share one; the self-test passes its own)."""
@@ -361,22 +364,28 @@ class Controller(QObject):
                                on_return=lambda p: self.notify(f"saved {p}"))
 
     def session_state(self) -> dict:
-        """The session's settings as plain JSON (what a session file stores)."""
-        from alens_gui.core.sessionfile import file_sha256
+        """The session's settings as plain JSON (what a session file stores).
+
+        The inputs' and the checkpoint's SHA-256 are left to the saving job (hashing a large
+        file on the GUI thread would stall the window): ``inputs[i]["sha256"]`` is None here and
+        ``model["checkpoint"]`` says whether the spec is a checkpoint file to hash.
+        """
+        from alens_gui.core.safeio import is_regular_file
 
         s = self.session
         req = s.image_request
-        inputs = [{"path": str(Path(p).resolve()), "sha256": file_sha256(p)}
+        inputs = [{"path": str(Path(p).resolve()), "sha256": None}
                   for p in ([req.path] if req.path else [t for t in req.tiles if Path(t).suffix])]
         m = s.model_request
-        ck = m.spec if m.spec not in ("default",) and Path(m.spec).is_file() else None
         return {
             "inputs": inputs,
             "image_request": {"path": req.path, "sample": req.sample, "tiles": list(req.tiles), "frame": req.frame},
             "model": {"spec": m.spec, "arch": m.arch, "labels": m.labels, "device": m.device,
-                      "checkpoint_sha256": file_sha256(ck) if ck else None,
+                      "torchscript": m.torchscript, "checkpoint_sha256": None,
+                      "checkpoint": m.spec != "default" and is_regular_file(m.spec),
                       "name": getattr(s.model, "name", None)},
-            "method": s.method, "options": dict(s.options), "input_policy": s.input_policy, "window": s.window,
+            "method": s.method, "options": dict(s.options), "input_policy": s.input_policy,
+            "window": list(s.window) if isinstance(s.window, tuple) else s.window,
             "class_request": {"kind": s.class_request.kind, "k": s.class_request.k,
                               "with_lowest": s.class_request.with_lowest, "classes": list(s.class_request.classes)},
             "lens": s.lens.as_dict(),
@@ -397,45 +406,66 @@ class Controller(QObject):
                                on_return=lambda p: self.notify(f"session saved: {p}"))
 
     def open_session(self, path: str):
-        return self.runner.run("session", jobs.open_session_job, str(path), self.session.view.scale,
-                               label=f"opening {Path(path).name}", on_return=self._on_session_opened)
+        """Open a session file: its saved maps and settings are shown, nothing is recomputed.
 
-    def _on_session_opened(self, result) -> None:
+        The file is read as data (``core.sessionfile.load_session``). The model it names is
+        loaded only when loading it runs no code; otherwise :attr:`confirm_code` asks the user
+        (default no), and on no the current model stays.
+        """
+        return self.runner.run("session", jobs.open_session_job, str(path), self.session.view.scale,
+                               label=f"opening {Path(path).name}",
+                               on_return=lambda opened: self._on_session_opened(opened, Path(path).name))
+
+    def confirm_code(self, what: str, where: str) -> bool:
+        """May the model a session names be loaded although loading it runs ``what`` (e.g. "the
+        architecture file evil.py (Python code, Net)")? ``where`` names the session file.
+
+        No, unless replaced: the window sets this to a dialog that asks the user (default no).
+        """
+        return False
+
+    def _on_session_opened(self, opened, name: str = "") -> None:
         from alens_gui.core.colors import ColorScale
         from alens_gui.core.lensparams import LensParams
+        from alens_gui.core.methods import get_method
 
         from .session import ViewOptions
 
-        data, rendered = result
-        st = data.state
+        data, rendered = opened.data, opened.rendered
+        st = data.state  # every field checked by load_session: types and ranges hold
         s = self.session
+        warnings = list(data.warnings)
         autorun, self.autorun = self.autorun, False  # restoring shows the saved maps; nothing runs
         self._restoring = True
         try:
             ir = st.get("image_request") or {}
             self.runner.cancel("image")
             self._shown_request = ImageRequest(path=ir.get("path", ""), sample=ir.get("sample", ""),
-                                               tiles=tuple(ir.get("tiles") or ()), frame=int(ir.get("frame", 0)))
+                                               tiles=tuple(ir.get("tiles") or ()), frame=ir.get("frame", 0))
             s.image_request = self._shown_request
-            m = st.get("model") or {}
-            req = ModelRequest(spec=m.get("spec", "default"), arch=m.get("arch", ""), labels=m.get("labels", ""),
-                               device=m.get("device", "auto"))
-            if req != s.model_request or s.model is None:
-                s.model_request = req
-                self.load_model()
-            cr = st.get("class_request") or {}
-            s.class_request = ClassRequest(kind=cr.get("kind", "topk"), k=int(cr.get("k", 3)),
-                                           with_lowest=bool(cr.get("with_lowest", False)),
-                                           classes=tuple(int(c) for c in cr.get("classes") or ()))
-            s.method = st.get("method", s.method)
-            s.options = dict(st.get("options") or {})
-            s.input_policy = st.get("input_policy", s.input_policy)
-            s.window = st.get("window", s.window)
-            v = st.get("view") or {}
-            s.view = ViewOptions(mode=v.get("mode", "both"), overlay=bool(v.get("overlay", True)),
-                                 opacity=float(v.get("opacity", 0.75)), scale=ColorScale(**(v.get("scale") or {})),
-                                 territory=bool(v.get("territory", True)), hover_radius=int(v.get("hover_radius", 0)))
-            s.fill = st.get("fill", s.fill)
+            cr = st.get("class_request")
+            if cr:
+                s.class_request = ClassRequest(kind=cr["kind"], k=cr["k"], with_lowest=cr["with_lowest"],
+                                               classes=tuple(cr["classes"]))
+            if "method" in st:
+                try:
+                    get_method(st["method"])
+                    s.method = st["method"]
+                    s.options = dict(st.get("options") or {})
+                except AlensError:
+                    warnings.append(f"the session's method {st['method']!r} is not available here; "
+                                    f"{s.method} stays selected")
+            if "input_policy" in st:
+                s.input_policy = st["input_policy"]
+            if "window" in st:
+                s.window = tuple(st["window"]) if isinstance(st["window"], list) else st["window"]
+            v = st.get("view")
+            if v:
+                s.view = ViewOptions(mode=v["mode"], overlay=v["overlay"], opacity=v["opacity"],
+                                     scale=ColorScale(**v["scale"]), territory=v["territory"],
+                                     hover_radius=v["hover_radius"])
+            if "fill" in st:
+                s.fill = st["fill"]
             if data.explanation is not None:
                 s.lens = data.explanation.lens
                 if rendered is None or rendered.scale != s.view.scale:
@@ -443,21 +473,58 @@ class Controller(QObject):
                 s.reset_mask()
                 s.explanation = data.explanation
                 s.rendered = rendered
-                s.selected = min(int(st.get("selected", 0)), data.explanation.k - 1)
+                s.selected = min(st.get("selected", 0), data.explanation.k - 1)
                 if data.mask is not None:
                     s.mask = data.mask
-                    s.mask_result = _saved_mask_result(st.get("mask_result"), data.explanation.image, data.mask)
+                    s.mask_result = _saved_mask_result(st.get("mask_result"), data.explanation, data.mask)
             elif "lens" in st:
                 s.lens = LensParams(**{k: tuple(v) if k == "temperatures" else v for k, v in st["lens"].items()})
             s.stale = False
         finally:
             self.autorun = autorun
             self._restoring = False
-        if not s.image_request.empty:
-            self.read_image(explain=False)  # for the next run; nothing is recomputed now
-        for w in data.warnings:
+        self._read_session_image(warnings)
+        for w in warnings:
             self.notify(w, "warning")
         self.notify(f"session opened ({len(st.get('inputs') or [])} input file(s)); nothing was recomputed")
+        m = st.get("model")
+        if m:
+            req = ModelRequest(spec=m["spec"], arch=m["arch"], labels=m["labels"], device=m["device"],
+                               torchscript=m["torchscript"])
+            if req != s.model_request or (s.model is None and not self.runner.busy("model")):
+                # asked after the session is on screen, from the event loop: a dialog opened inside
+                # this callback would run a nested event loop in the middle of the task's return
+                QTimer.singleShot(0, lambda: self._session_model(req, opened.code, name))
+
+    def _read_session_image(self, warnings: list[str]) -> None:
+        """Read the session's image for the next run (nothing is recomputed now); only regular files."""
+        from alens_gui.core.safeio import special_kind
+
+        req = self.session.image_request
+        if req.empty:
+            return
+        for p in ([req.path] if req.path else [t for t in req.tiles if Path(t).suffix]):
+            kind = special_kind(p)
+            if kind is not None:
+                if not any(Path(p).name in w for w in warnings):
+                    warnings.append(f"{Path(p).name}: the session's input is {kind}; it was not read")
+                return
+        self.read_image(explain=False)
+
+    def _session_model(self, req: ModelRequest, code: str | None, name: str) -> None:
+        """Load the model a session names: at once when that runs no code, else only on the user's yes."""
+        s = self.session
+        if code is None:
+            s.model_request = req
+            self.load_model(allow_code=False)  # (refused all the same if the file became a program since)
+            return
+        if self.confirm_code(code, name):
+            s.model_request = req
+            self.load_model(allow_code=True)
+            return
+        kept = getattr(s.model, "name", None) or s.model_request.spec
+        self.notify(f"{name}: the session's model was not loaded (loading it would run {code}); "
+                    f"the saved maps are shown and {kept} stays in use", "warning")
 
     # -- folders ----------------------------------------------------------------------------
     @property
@@ -710,7 +777,7 @@ def _cached_items(cache, chosen, window):
                                                          "(damaged, or the image changed): explain it again")
 
 
-def _saved_mask_result(saved: dict | None, image, mask):
+def _saved_mask_result(saved: dict | None, expl, mask):
     """The masking result a session saved, with its masked image made again (no model run)."""
     if not saved:
         return None
@@ -718,6 +785,6 @@ def _saved_mask_result(saved: dict | None, image, mask):
 
     return MaskResult(
         classes=np.asarray(saved["classes"], dtype=np.int64), before=np.asarray(saved["before"], dtype=np.float64),
-        after=np.asarray(saved["after"], dtype=np.float64), masked_image=apply_mask(image, mask, saved["fill"]),
+        after=np.asarray(saved["after"], dtype=np.float64), masked_image=apply_mask(expl.image, mask, saved["fill"]),
         fraction=float(saved["fraction"]), fill=str(saved["fill"]),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -105,6 +106,31 @@ def file_stem(text: str) -> str:
 def ask_overwrite(parent: QWidget, path: str) -> bool:
     answer = QMessageBox.question(parent, "Overwrite?", f"{path} exists. Replace it?")
     return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_run_code(parent: QWidget, what: str, where: str) -> bool:
+    """Ask whether to load the model a session file names although loading it runs code.
+
+    The dialog names the code (``what``: the architecture file, the callable or the
+    TorchScript file) and the session (``where``), says that it will run as a program with
+    the user's rights, and answers no unless the user clicks *Yes*.
+    """
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Run code from a session?")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # names come from the file: never read as markup
+    box.setText(f"The session {where} names a model whose loading will run code: {what}.")
+    box.setInformativeText(
+        "That code runs as a program with your rights and can do anything you can. Load the model "
+        "only if you trust whoever made the session and the file it names.\n\n"
+        "Without it, the session opens with its saved maps and the current model stays in use."
+    )
+    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    box.setEscapeButton(QMessageBox.StandardButton.No)
+    box.button(QMessageBox.StandardButton.Yes).setText("Run the code and load the model")
+    box.button(QMessageBox.StandardButton.No).setText("Do not load it")
+    return box.exec() == QMessageBox.StandardButton.Yes
 
 
 def show_shortcuts(parent: QWidget) -> None:

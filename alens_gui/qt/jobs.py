@@ -71,8 +71,14 @@ def render(expl, scale: ColorScale, limits=None, signed: bool | None = None) -> 
 
 
 # -- jobs -----------------------------------------------------------------------------
-def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device: str):
-    """Load a model (``alens_gui.core.models.load_model``) in the worker."""
+def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device: str, torchscript: bool = False,
+                   allow_code: bool = True):
+    """Load a model (``alens_gui.core.models.load_model``) in the worker.
+
+    ``allow_code=False`` (a model named by a session file) refuses any model whose loading
+    would run code (``CodeRefused``); the controller passes True only for a model the user
+    typed, chose or said yes to.
+    """
     import os
 
     import torch
@@ -84,7 +90,8 @@ def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress.add_total(1)
     yield ("status", f"loading {spec}…")
-    loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None)
+    loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None,
+                        torchscript=bool(torchscript), allow_code=bool(allow_code))
     progress.advance(1, "model loaded")
     warm_up()
     return loaded
@@ -270,24 +277,50 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None, sca
 
 
 def save_session_job(progress: Progress, path: str, state: dict, expl, mask):
-    from alens_gui.core.sessionfile import save_session
+    """Write a session file; the inputs' SHA-256 are computed here, not on the GUI thread."""
+    from alens_gui.core.sessionfile import file_sha256, save_session
 
     progress.add_total(1)
     yield ("status", f"saving {path}…")
+    state = dict(state)
+    state["inputs"] = [dict(item, sha256=file_sha256(item["path"])) for item in state.get("inputs") or []]
+    model = dict(state.get("model") or {})
+    if model.pop("checkpoint", None):
+        model["checkpoint_sha256"] = file_sha256(model["spec"])
+        state["model"] = model
     out = save_session(path, state, expl, mask)
     progress.advance(1)
     return str(out)
 
 
+@dataclass(frozen=True)
+class OpenedSession:
+    """What :func:`open_session_job` hands the GUI thread: the session's data, its maps drawn
+    under its own colour scale, and ``code``: what loading the session's model would run, in
+    words (``None`` when it runs no code; see ``alens_gui.core.models.code_needed``)."""
+
+    data: object
+    rendered: Rendered | None
+    code: str | None
+
+
 def open_session_job(progress: Progress, path: str, scale: ColorScale):
+    """Read a session file (as data: nothing in it is imported, called or loaded) and draw its maps."""
+    from alens_gui.core.models import code_needed
     from alens_gui.core.sessionfile import load_session
 
     progress.add_total(1)
     yield ("status", f"opening {path}…")
     data = load_session(path)
+    saved = (data.state.get("view") or {}).get("scale")
+    if saved:
+        scale = ColorScale(**saved)  # (checked by load_session)
     rendered = render(data.explanation, scale) if data.explanation is not None else None
+    m = data.state.get("model")
+    # Only reads the spec (and whether a checkpoint is a TorchScript archive): imports nothing.
+    code = code_needed(m["spec"], m["arch"] or None, m["torchscript"]) if m else None
     progress.advance(1)
-    return data, rendered
+    return OpenedSession(data, rendered, code)
 
 
 def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int, lens):

@@ -73,12 +73,14 @@ class Field:
 @dataclass(frozen=True)
 class ModelRequest:
     """Which model to load: ``spec`` (default, torchvision:NAME, timm:NAME or a checkpoint
-    file), ``arch`` for state dicts, a ``labels`` file and the ``device``."""
+    file), ``arch`` for state dicts, a ``labels`` file, the ``device``, and ``torchscript``:
+    the checkpoint is a TorchScript program, loaded as such (it runs code) only when this is set."""
 
     spec: str = "default"
     arch: str = ""
     labels: str = ""
     device: str = "auto"
+    torchscript: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ methods) and asks the generator worker to quit between yields.
 from __future__ import annotations
 
 import gc
+import inspect
 import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -25,8 +26,35 @@ if TYPE_CHECKING:  # superqt is imported at the first task: importing it costs ~
     from superqt.utils import GeneratorWorker
 
 
+class JobFailed(Exception):
+    """Carries a job's exception from the worker thread to :class:`TaskRunner` (``.error``).
+
+    superqt's worker treats a ``RuntimeError`` raised by a generator as "the worker was
+    deleted": it only warns, and never emits ``errored`` or ``finished``, so the task would
+    stay running for ever and its error would be lost. Every job therefore runs inside
+    :func:`_guarded`, which re-raises whatever the job raised as this (not a RuntimeError).
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _guarded(fn: Callable[..., Generator], *args, **kwargs):
+    """Run the generator job ``fn``, passing its yields and sends through; any exception it
+    raises (SystemExit included: a model's code may call ``sys.exit``) comes out as :class:`JobFailed`."""
+    try:
+        return (yield from fn(*args, **kwargs))
+    except GeneratorExit:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise JobFailed(exc) from exc
+
+
 def readable_error(exc: BaseException) -> str:
     """One line a user can act on: the message of our errors, type + first line of others."""
+    if isinstance(exc, JobFailed):
+        exc = exc.error
     if isinstance(exc, AlensError):
         return str(exc)
     text = str(exc).strip().splitlines()
@@ -168,12 +196,12 @@ class TaskRunner(QObject):
             callback=lambda d, t, m, tid=tid: self._relay.emit(tid, d, t, m),
             on_partial=lambda payload, tid=tid: self._partial_relay.emit(tid, payload),
         )
-        task = Task(tid, slot, label or slot, progress, on_yield=on_yield, on_return=on_return, on_error=on_error)
-        from superqt.utils import GeneratorWorker, create_worker
-
-        worker = create_worker(fn, progress, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-        if not isinstance(worker, GeneratorWorker):
+        if not inspect.isgeneratorfunction(fn):
             raise TypeError("TaskRunner.run needs a generator function")
+        task = Task(tid, slot, label or slot, progress, on_yield=on_yield, on_return=on_return, on_error=on_error)
+        from superqt.utils import create_worker
+
+        worker = create_worker(_guarded, fn, progress, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         task.worker = worker
         worker.yielded.connect(lambda value, task=task: self._on_yield(task, value))
         worker.returned.connect(lambda value, task=task: self._on_return(task, value))
@@ -236,12 +264,17 @@ class TaskRunner(QObject):
                 self.error.emit(task.slot, f"{task.label}: {readable_error(exc)}")
 
     def _on_error(self, task: Task, exc: BaseException) -> None:
+        if isinstance(exc, JobFailed):
+            exc = exc.error
         if isinstance(exc, Cancelled) or task.cancelled:
             task.extra["outcome"] = "cancelled"
             return
         task.extra["outcome"] = "error"
         if task.on_error is not None:
-            task.on_error(exc)
+            try:
+                task.on_error(exc)  # (it may start the next task in the slot, which then speaks instead)
+            except Exception as again:  # a failing error handler must not hide the error
+                self.error.emit(task.slot, f"{task.label}: {readable_error(again)}")
         if self._tasks.get(task.slot) is task:
             self.error.emit(task.slot, f"{task.label}: {readable_error(exc)}")
 

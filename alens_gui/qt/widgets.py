@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 
@@ -206,11 +207,18 @@ class BarPlot(QWidget):
             i = self._bar_at(e.pos().x())
             if i >= 0:
                 vals = ", ".join(f"{v[i]:.3f}" for v in self.values if i < v.size)
-                QToolTip.showText(e.globalPos(), f"{self.names[i]}: {vals}", self)
+                QToolTip.showText(e.globalPos(), plain_tip(f"{self.names[i]}: {vals}"), self)
             else:
                 QToolTip.hideText()
             return True
         return super().event(e)
+
+
+def plain_tip(text: str) -> str:
+    """``text`` as a tool tip that shows it as it is. Qt reads a tool tip (and a label) that looks
+    like markup as rich text, and rich text loads the images it names: a class or file name
+    such as ``<img src="/some/fifo">`` from someone else's file would hang the window."""
+    return f"<p>{html.escape(text)}</p>"
 
 
 class NotificationArea(QListWidget):
@@ -226,7 +234,7 @@ class NotificationArea(QListWidget):
         self.messages.append((level, text))
         stamp = time.strftime("%H:%M:%S")
         item = QListWidgetItem(f"{stamp}  {level.upper()}: {text}" if level != "info" else f"{stamp}  {text}")
-        item.setToolTip(text)
+        item.setToolTip(plain_tip(text))
         if level == "error":
             item.setForeground(QColor(180, 0, 0))
         elif level == "warning":

@@ -50,6 +50,7 @@ from .views.gallery import GalleryView
 from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
 
 MAX_RECENT = 10
+SESSION_SUFFIX = ".alens"  # (core.sessionfile.SUFFIX; that module loads torch, the window must not yet)
 
 
 def default_config_dir() -> Path:
@@ -63,9 +64,11 @@ class MainWindow(QMainWindow):
     Parameters
     ----------
     image : path, optional
-        The first image; a sample photograph (chelsea) when not given.
-    model_spec, arch, labels, device
-        The model to load (see ``alens_gui.core.models.load_model``).
+        What to open first (:meth:`open_path`): an image, a folder (shown in the gallery) or a
+        ``.alens`` session; a sample photograph (chelsea) when not given.
+    model_spec, arch, labels, device, torchscript
+        The model to load (see ``alens_gui.core.models.load_model``); given by the user, so
+        it may run code (an architecture file, a TorchScript program asked for as such).
     loaded : LoadedModel, optional
         An already loaded model (tests share one); nothing is loaded then.
     config_dir : path, optional
@@ -76,7 +79,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, image=None, model_spec: str = "default", arch: str | None = None, labels: str | None = None,
                  device: str | None = None, *, loaded=None, config_dir: str | os.PathLike | None = None,
-                 autorun: bool = True) -> None:
+                 autorun: bool = True, torchscript: bool = False) -> None:
         super().__init__()
         self.setWindowTitle("Attribution Lens Studio")
         self.setObjectName("MainWindow")
@@ -93,6 +96,7 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         # the result cache lives in the platform's cache folder (ALENS_CACHE_DIR overrides), not here
         self.controller = Controller(self.session, self, autorun=autorun)
+        self.controller.confirm_code = self._ask_run_code
         self.notifications = NotificationArea()
         self.controller.notified.connect(self.notify)
         self._build_panels()
@@ -104,7 +108,7 @@ class MainWindow(QMainWindow):
         compact_combos(self)
 
         self._first = (image, ModelRequest(spec=model_spec or "default", arch=arch or "", labels=labels or "",
-                                           device=device or "auto"), loaded)
+                                           device=device or "auto", torchscript=bool(torchscript)), loaded)
         QTimer.singleShot(0, self.start)
 
     # ------------------------------------------------------------------ building
@@ -332,10 +336,8 @@ class MainWindow(QMainWindow):
             self.controller.set_loaded(loaded)
         else:
             self.controller.load_model()
-        if image is None:
+        if image is None or self.open_path(image) in ("folder", None):
             self.session.image_request = ImageRequest(sample="chelsea")
-        else:
-            self.open_image(image)
 
     # ------------------------------------------------------------------ user actions
     def notify(self, text: str, level: str = "info") -> None:
@@ -346,6 +348,28 @@ class MainWindow(QMainWindow):
     def run(self):
         """Explain the current image with the current settings (Ctrl+R)."""
         return self.controller.run()
+
+    def open_path(self, path) -> str | None:
+        """Open what ``path`` is: a ``.alens`` session, a folder (the gallery, class sub-folders
+        included) or an image. Returns ``"session"``, ``"folder"`` or ``"image"``, or None (with
+        one message in the notifications) for a path that is missing or not a file or folder
+        (a FIFO, a device: never opened)."""
+        from alens_gui.core.safeio import special_kind
+
+        p = Path(str(path)).expanduser()
+        kind = special_kind(p)
+        if kind == "a folder":
+            return "folder" if self.open_folder(p, recursive=True) is not None else None
+        if kind == "missing":
+            self.notify(f"{p.name or p}: no such file or folder", "error")
+            return None
+        if kind is not None:
+            self.notify(f"{p.name or p}: is {kind}, not an image, a folder or a session; it was not opened", "error")
+            return None
+        if p.suffix.lower() == SESSION_SUFFIX:
+            self.open_session(p)
+            return "session"
+        return "image" if self.open_image(p) else None
 
     def open_image(self, path) -> bool:
         """Open an image file (it is explained at once when the model is ready)."""
@@ -507,6 +531,9 @@ class MainWindow(QMainWindow):
         if ok:
             self.controller.run_grid_game(n)
 
+    def _ask_run_code(self, what: str, where: str) -> bool:
+        return dialogs.ask_run_code(self, what, where)
+
     def _ask_overwrite(self, path: str) -> bool:
         return dialogs.ask_overwrite(self, path)
 
@@ -574,10 +601,7 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event):  # noqa: N802 - Qt naming
         urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if urls:
-            if urls[0].endswith(".alens"):
-                self.open_session(urls[0])
-            else:
-                self.open_image(urls[0])
+            self.open_path(urls[0])
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event):  # noqa: N802 - Qt naming

@@ -516,9 +516,10 @@ def test_command_line_arguments():
 
     args = build_parser().parse_args(["cat.png", "--model", "ck.pt", "--arch", "timm:resnet18",
                                       "--labels", "l.txt", "--device", "cpu"])
-    assert (args.image, args.model, args.arch, args.labels, args.device) == (
-        "cat.png", "ck.pt", "timm:resnet18", "l.txt", "cpu")
+    assert (args.path, args.model, args.arch, args.labels, args.device, args.torchscript) == (
+        "cat.png", "ck.pt", "timm:resnet18", "l.txt", "cpu", False)
     assert build_parser().parse_args([]).model == "default"
+    assert build_parser().parse_args(["--model", "net.pt", "--torchscript"]).torchscript
 
 
 def test_save_dialogs_suggest_a_file_name(make_window, qtbot, tmp_path, monkeypatch):

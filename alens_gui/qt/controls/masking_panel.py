@@ -7,6 +7,8 @@ bars, the table and the masked image below show the outcome.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -137,12 +139,12 @@ class MaskingPanel(QWidget):
         labels = [names.get(int(c), str(c)) for c in r.classes]
         self.plot.set_bars(labels, r.before, r.after)
         rows = "".join(
-            f"<tr><td>{int(c)} {names.get(int(c), '')}</td><td align='right'>{b:.3f}</td>"
+            f"<tr><td>{int(c)} {html.escape(names.get(int(c), ''))}</td><td align='right'>{b:.3f}</td>"
             f"<td align='right'>{a:.3f}</td><td align='right'>{a - b:+.3f}</td></tr>"
             for c, b, a in zip(r.classes, r.before, r.after)
         )
         self.text.setText(
-            f"{100 * r.fraction:.1f}% of the image masked, fill: {r.fill}<br><table cellspacing='3'>"
+            f"{100 * r.fraction:.1f}% of the image masked, fill: {html.escape(r.fill)}<br><table cellspacing='3'>"
             f"<tr><th align='left'>class</th><th>before</th><th>after</th><th>change</th></tr>{rows}</table>"
         )
         self.preview_img.setImage(np.asarray(r.masked_image), levels=(0.0, 1.0))

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
 
 from ..session import ModelRequest, Session
 from ._util import blocked, combo, set_combo_data
 
 SPECS = ("default", "torchvision:resnet50", "timm:resnet18")
+CHECKPOINT_FILTER = "Checkpoints, state dicts (*.pt *.pth *.safetensors)"
+#: A file chosen through this filter is loaded as a TorchScript program, which runs its code.
+TORCHSCRIPT_FILTER = "TorchScript (runs code) (*.pt *.pth *.zip)"
+ALL_FILTER = "All files (*)"
 
 
 class ModelPanel(QWidget):
@@ -24,8 +37,12 @@ class ModelPanel(QWidget):
         self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME or a checkpoint file")
         self.spec.setEditable(True)
         browse = QPushButton("File…")
-        browse.setToolTip("a checkpoint: TorchScript, or a state dict (.pt/.pth/.safetensors) with its architecture")
+        browse.setToolTip("a checkpoint: a state dict (.pt/.pth/.safetensors) with its architecture, or a "
+                          "TorchScript program (choose the filter that says it runs code)")
         browse.clicked.connect(self._browse_checkpoint)
+        self.torchscript = QCheckBox("TorchScript (runs code)")
+        self.torchscript.setToolTip("load the checkpoint as a TorchScript program: the code inside it runs, so only "
+                                    "for files from people you trust; without this a TorchScript file is refused")
         self.arch = QLineEdit()
         self.arch.setPlaceholderText("for state dicts: timm:NAME or torchvision:NAME")
         self.labels = QLineEdit()
@@ -45,6 +62,7 @@ class ModelPanel(QWidget):
         row2.addWidget(lb)
         f.addRow("in use", self.status)
         f.addRow("model", row)
+        f.addRow("", self.torchscript)
         f.addRow("architecture", self.arch)
         f.addRow("labels", row2)
         f.addRow("device", self.device)
@@ -55,7 +73,8 @@ class ModelPanel(QWidget):
 
     def request(self) -> ModelRequest:
         return ModelRequest(spec=self.spec.currentText().strip() or "default", arch=self.arch.text().strip(),
-                            labels=self.labels.text().strip(), device=self.device.currentData() or "auto")
+                            labels=self.labels.text().strip(), device=self.device.currentData() or "auto",
+                            torchscript=self.torchscript.isChecked())
 
     def push(self) -> None:
         """Put the edited request into the session and ask for it to be loaded."""
@@ -63,17 +82,22 @@ class ModelPanel(QWidget):
         self.loadRequested.emit()
 
     def pull(self, req: ModelRequest) -> None:
-        with blocked(self.spec, self.arch, self.labels, self.device):
+        with blocked(self.spec, self.arch, self.labels, self.device, self.torchscript):
             self.spec.setCurrentText(req.spec)
+            self.torchscript.setChecked(req.torchscript)
             self.arch.setText(req.arch)
             self.labels.setText(req.labels)
             set_combo_data(self.device, req.device)
 
     def _browse_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "",
-                                              "Checkpoints (*.pt *.pth *.safetensors *.ts);;All files (*)")
+        """Choose a checkpoint; the filter it was chosen through says whether it is TorchScript
+        (a program, loaded only when asked for) or a state dict (read as data)."""
+        path, chosen = QFileDialog.getOpenFileName(self, "Model checkpoint", "",
+                                                   ";;".join((CHECKPOINT_FILTER, TORCHSCRIPT_FILTER, ALL_FILTER)))
         if path:
             self.spec.setCurrentText(path)
+            if chosen in (CHECKPOINT_FILTER, TORCHSCRIPT_FILTER):  # (all files: the check box says)
+                self.torchscript.setChecked(chosen == TORCHSCRIPT_FILTER)
 
     def _browse_labels(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Class names", "", "Labels (*.txt *.json);;All files (*)")

@@ -9,6 +9,8 @@ next run; re-windowing never reads the file again.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -144,7 +146,7 @@ class WindowPanel(QWidget):
             self.center.setValue(float(w.center))
             self.width_.setValue(float(w.width))
             self.region.setRegion((w.lo, w.hi))
-        self.info.setText(f"{image.describe()}<br>window: {w.describe()}")
+        self.info.setText(f"{html.escape(image.describe())}<br>window: {html.escape(w.describe())}")
         many = image.n_frames > 1
         self.frame_row.setVisible(many)
         if many:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -10,7 +12,8 @@ from ..widgets import BarPlot
 
 
 def image_label(expl) -> str:
-    return (expl.source.get("file") if expl is not None else None) or "image"
+    """The image's file name, escaped for the rich-text read-out (it comes from a file)."""
+    return html.escape(str((expl.source.get("file") if expl is not None else None) or "image"))
 
 
 class CompareView(QWidget):
@@ -42,12 +45,12 @@ class CompareView(QWidget):
         if not same:
             warn.append("the class sets differ: Run again (the class set is now the pinned image's)")
         if a.method != b.method or a.method_options != b.method_options:
-            warn.append(f"the methods differ ({a.method_label} vs {b.method_label})")
+            warn.append(html.escape(f"the methods differ ({a.method_label} vs {b.method_label})"))
         if same:
             self.differences = b.probs - a.probs
             self.plot.set_bars(a.class_names, a.probs, b.probs)
             rows = "".join(
-                f"<tr><td>{int(c)} {n}</td><td align='right'>{pa:.3f}</td><td align='right'>{pb:.3f}</td>"
+                f"<tr><td>{int(c)} {html.escape(n)}</td><td align='right'>{pa:.3f}</td><td align='right'>{pb:.3f}</td>"
                 f"<td align='right'><b>{pb - pa:+.3f}</b></td></tr>"
                 for c, n, pa, pb in zip(a.classes, a.class_names, a.probs, b.probs))
             table = (f"<table cellspacing='3'><tr><th align='left'>class</th><th>{image_label(a)}</th>"

@@ -8,6 +8,7 @@ signals; the rows are the session's :class:`~alens_gui.qt.gallery.GalleryModel`.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt, Signal
@@ -107,7 +108,7 @@ class GalleryView(QWidget):
         g = self.session.gallery
         n = len(g.rows)
         labelled = sum(r.true_label is not None for r in g.rows)
-        self.title.setText(f"<b>{g.root.name if g.root else ''}</b>: {n} images"
+        self.title.setText(f"<b>{html.escape(g.root.name) if g.root else ''}</b>: {n} images"
                            + (f", {labelled} with a true label" if labelled else ""))
 
     def selected_rows(self) -> list[int]:

@@ -10,6 +10,7 @@ mask are drawn in every tile, and the colour images come ready-made from the con
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ from alens_gui.core.colors import class_color
 from alens_gui.core.masking import brush_mask, rectangle_mask
 
 from ..session import Session
-from ..widgets import Throttled
+from ..widgets import Throttled, plain_tip
 
 MASK_RGBA = (0, 230, 255, 120)
 TITLE_HEIGHT = 18
@@ -124,8 +125,9 @@ class MapTile(QWidget):
             swatch = f"<span style='color: rgb{tuple(color)}'>■</span> "
         fm = QFontMetrics(self.title.font())
         shown = fm.elidedText(mark + text, Qt.TextElideMode.ElideRight, max(40, self.width() - 16))
+        shown = html.escape(shown)  # a class name from a file is text, never markup
         self.title.setText(swatch + (f"<b>{shown}</b>" if selected else shown))
-        self.title.setToolTip(text)
+        self.title.setToolTip(plain_tip(text))
 
     def resizeEvent(self, ev):  # noqa: N802 - Qt naming
         super().resizeEvent(ev)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -11,9 +13,11 @@ from ..widgets import BarPlot
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th align='{'left' if i == 0 else 'right'}'>{h}</th>" for i, h in enumerate(header))
+    # (cells hold class names from files: escaped, or Qt would read them as markup and load images)
+    head = "".join(f"<th align='{'left' if i == 0 else 'right'}'>{html.escape(h)}</th>" for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(f"<td align='{'left' if i == 0 else 'right'}'>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        "<tr>" + "".join(f"<td align='{'left' if i == 0 else 'right'}'>{html.escape(c)}</td>" for i, c in enumerate(r))
+        + "</tr>"
         for r in rows
     )
     return f"<table cellspacing='3'><tr>{head}</tr>{body}</table>"
@@ -118,4 +122,5 @@ class ProbabilityView(QWidget):
         if expl is None:
             return
         self.plot.set_bars(expl.class_names, expl.probs)
-        self.top5.setText("<b>model top-5</b><br>" + "<br>".join(f"{c} {n}: {p:.3f}" for c, n, p in expl.top5))
+        self.top5.setText("<b>model top-5</b><br>" + "<br>".join(f"{c} {html.escape(n)}: {p:.3f}"
+                                                                for c, n, p in expl.top5))
