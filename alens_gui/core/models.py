@@ -639,10 +639,9 @@ def _provenance(spec: str, arch: str | None, labels, name: str, pretrained: bool
 
 
 def _architecture_kind(model: nn.Module) -> str:
-    for m in model.modules():
-        if type(m).__name__ in ("VisionTransformer", "Attention", "MultiheadAttention", "EncoderBlock"):
-            return "vit"
-    return "cnn"
+    from .methods.vit import model_architecture  # the one rule, shared with the methods' checks
+
+    return model_architecture(model)
 
 
 @torch.no_grad()

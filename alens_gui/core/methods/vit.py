@@ -70,7 +70,12 @@ from ..errors import MethodError
 from ..progress import Progress
 from .base import hooks
 
-_TRANSFORMER_TYPES = ("VisionTransformer", "Attention", "MultiheadAttention", "EncoderBlock")
+#: Module class names that mark a transformer although "Attention" is not in them (timm's
+#: class-attention, twins, XCiT, halo/bottleneck self-attention, ConViT; torchvision's ViT block).
+_TRANSFORMER_TYPES = (
+    "VisionTransformer", "EncoderBlock", "ClassAttn", "TalkingHeadAttn", "LocallyGroupedAttn",
+    "GlobalSubSampleAttn", "CrossCovarianceAttn", "HaloAttn", "BottleneckAttn", "GPSA", "MHSA",
+)
 
 
 @dataclass
@@ -127,11 +132,25 @@ def vit_info(model: nn.Module) -> ViTInfo | None:
     return None
 
 
+def is_attention_module(module: nn.Module) -> bool:
+    """Whether a module mixes tokens by attention (the one rule for "this is a transformer")."""
+    name = type(module).__name__
+    return isinstance(module, nn.MultiheadAttention) or "Attention" in name or name in _TRANSFORMER_TYPES
+
+
 def model_architecture(model: nn.Module) -> str:
-    """``"vit"`` for transformers (supported or not), ``"cnn"`` otherwise."""
+    """``"vit"`` for transformers (supported by the attention methods or not), ``"cnn"`` otherwise.
+
+    The program's one architecture rule (:func:`~alens_gui.core.models.load_model` records it
+    and :func:`~.base.compute_base` checks methods against it): a model is a transformer when
+    any of its modules is an attention module (:func:`is_attention_module`): ViT, DeiT, Swin
+    (``WindowAttention``), MaxViT, CoAtNet, EVA, PVT, Hugging Face ``ViTSelfAttention``, ...
+    Methods written for CNNs (Guided Backprop, DeepLift, LRP) are then refused; the gradient
+    and CAM methods run on both.
+    """
     if vit_info(model) is not None:
         return "vit"
-    if any(type(m).__name__ in _TRANSFORMER_TYPES for m in model.modules()):
+    if any(is_attention_module(m) for m in model.modules()):
         return "vit"
     return "cnn"
 
