@@ -133,6 +133,9 @@ class ReportSettings:
         a larger file) instead of resampled to :data:`IMAGE_DPI`.
     method, method_label, method_options, lens, input_policy
         Taken from the first explanation when not given.
+    output : str
+        How probabilities are computed, when not a softmax (e.g. "sigmoid per class
+        (multi-label)"); taken from the first explanation when not given.
     extra : dict
         Further ``{label: value}`` lines for the first page.
     """
@@ -153,6 +156,7 @@ class ReportSettings:
     method_options: dict | None = None
     lens: LensParams | None = None
     input_policy: str = ""
+    output: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -168,7 +172,10 @@ class ReportSettings:
         fields.setdefault("model", dict(getattr(lm, "provenance", None) or {"name": lm.name}))
         fields.setdefault("model_input", f"{h} x {w}, mean {_nums(lm.mean)}, std {_nums(lm.std)}")
         fields.setdefault("device", lm.device_label())
-        fields.setdefault("input_policy", lm.resize)
+        describe = getattr(lm, "describe_input", None)
+        fields.setdefault("input_policy", describe() if callable(describe) else lm.resize)
+        if getattr(lm, "output", "softmax") != "softmax":
+            fields.setdefault("output", lm.describe_output())
         return cls(**fields)
 
 
@@ -555,7 +562,8 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
             _show(ax, drawn["territory"], "class territory\n(winning class; faint = narrow win)", 7.5)
             territory_legend(fig, ax, expl, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
             _prob_bars(fig.add_subplot(gs[0, 2]), expl.class_names, [("", expl.probs)],
-                       "probability (softmax over all classes)")
+                       "probability (sigmoid per class)" if expl.output == "sigmoid"
+                       else "probability (softmax over all classes)")
             y -= h + 0.08
         _class_rows(fig, [expl], [drawn], idx, y, 0.04, pairs, s.scale)
         pages.append(fig)
@@ -632,6 +640,9 @@ def _settings_lines(rep: _Report) -> list[tuple[str, str]]:
     policy = s.input_policy or (first.geometry.policy if first is not None and first.geometry is not None else "")
     if policy:
         out.append(("Input policy", policy))
+    output = s.output or ("sigmoid per class (multi-label)" if first is not None and first.output == "sigmoid" else "")
+    if output:
+        out.append(("Probabilities", output))
     if s.device:
         out.append(("Device", s.device))
     method = s.method_label or s.method or (first.method_label or first.method if first is not None else "")

@@ -71,8 +71,8 @@ def render(expl, scale: ColorScale, limits=None, signed: bool | None = None) -> 
 
 
 # -- jobs -----------------------------------------------------------------------------
-def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device: str):
-    """Load a model (``alens_gui.core.models.load_model``) in the worker."""
+def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device: str, output: str = ""):
+    """Load a model (``alens_gui.core.models.load_model``) in the worker; ``output`` "" is the model's own."""
     import os
 
     import torch
@@ -84,7 +84,7 @@ def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress.add_total(1)
     yield ("status", f"loading {spec}…")
-    loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None)
+    loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None, output=output or None)
     progress.advance(1, "model loaded")
     warm_up()
     return loaded

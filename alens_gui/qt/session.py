@@ -72,13 +72,15 @@ class Field:
 # -- value types --------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelRequest:
-    """Which model to load: ``spec`` (default, torchvision:NAME, timm:NAME or a checkpoint
-    file), ``arch`` for state dicts, a ``labels`` file and the ``device``."""
+    """Which model to load: ``spec`` (default, torchvision:NAME, timm:NAME, hf:DIR or a checkpoint
+    file), ``arch`` for state dicts, a ``labels`` file, the ``device`` and the ``output`` rule
+    (``""``: the model's own, ``softmax`` or ``sigmoid`` for multi-label models)."""
 
     spec: str = "default"
     arch: str = ""
     labels: str = ""
     device: str = "auto"
+    output: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ class Session(QObject):
     image_request = Field(ImageRequest)
     image = Field(None)
     window = Field("default")
-    input_policy = Field("stretch")
+    input_policy = Field("model")
     method = Field("gradcam")
     options = Field(dict)
     class_request = Field(ClassRequest)

@@ -9,6 +9,7 @@ from ..session import ModelRequest, Session
 from ._util import blocked, combo, set_combo_data
 
 SPECS = ("default", "torchvision:resnet50", "timm:resnet18")
+OUTPUTS = (("the model's own", ""), ("softmax (one class)", "softmax"), ("sigmoid per class (multi-label)", "sigmoid"))
 
 
 class ModelPanel(QWidget):
@@ -21,7 +22,8 @@ class ModelPanel(QWidget):
         self.session = session
         self.status = QLabel("loading…")
         self.status.setWordWrap(True)
-        self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME or a checkpoint file")
+        self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME (also timm:hf-hub:ORG/NAME, "
+                                                   "timm:local-dir:DIR), hf:DIR (a transformers folder) or a checkpoint file")
         self.spec.setEditable(True)
         browse = QPushButton("File…")
         browse.setToolTip("a checkpoint: TorchScript, or a state dict (.pt/.pth/.safetensors) with its architecture")
@@ -33,6 +35,8 @@ class ModelPanel(QWidget):
         lb = QPushButton("File…")
         lb.clicked.connect(self._browse_labels)
         self.device = combo([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], "where the model runs")
+        self.output = combo(list(OUTPUTS), "how logits become probabilities: a softmax over all classes, or a "
+                                           "sigmoid per class for multi-label models (several findings at once)")
         self.load = QPushButton("Load model")
         self.load.clicked.connect(self.push)
         f = QFormLayout(self)
@@ -48,6 +52,7 @@ class ModelPanel(QWidget):
         f.addRow("architecture", self.arch)
         f.addRow("labels", row2)
         f.addRow("device", self.device)
+        f.addRow("output", self.output)
         f.addRow(self.load)
         session.model_request_changed.connect(self.pull)
         session.model_status_changed.connect(self.status.setText)
@@ -55,7 +60,8 @@ class ModelPanel(QWidget):
 
     def request(self) -> ModelRequest:
         return ModelRequest(spec=self.spec.currentText().strip() or "default", arch=self.arch.text().strip(),
-                            labels=self.labels.text().strip(), device=self.device.currentData() or "auto")
+                            labels=self.labels.text().strip(), device=self.device.currentData() or "auto",
+                            output=self.output.currentData() or "")
 
     def push(self) -> None:
         """Put the edited request into the session and ask for it to be loaded."""
@@ -63,11 +69,12 @@ class ModelPanel(QWidget):
         self.loadRequested.emit()
 
     def pull(self, req: ModelRequest) -> None:
-        with blocked(self.spec, self.arch, self.labels, self.device):
+        with blocked(self.spec, self.arch, self.labels, self.device, self.output):
             self.spec.setCurrentText(req.spec)
             self.arch.setText(req.arch)
             self.labels.setText(req.labels)
             set_combo_data(self.device, req.device)
+            set_combo_data(self.output, req.output)
 
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "",
