@@ -193,7 +193,9 @@ def explain_job(
         send("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
 
     with using_model(loaded.model, progress):
-        loaded.resize = policy  # under the lock: every run on this model sets it the same way
+        # under the lock: every run on this model sets it the same way. A composed grid is made at
+        # the model's input size; the model's own centre crop would cut its outer tiles.
+        loaded.resize = "stretch" if tiles and policy == "model" else policy
         expl = ex.explain(image, method, lens=lens, progress=progress, on_classes=on_classes,
                           on_partial=lambda e: send("estimate", (e, render(e, scale))), **choice, **options)
     return expl, render(expl, scale)
