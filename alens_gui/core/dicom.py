@@ -7,9 +7,13 @@ What a reader of a clinical file expects, in order (PS3.3 C.11 and C.7.6.3):
 * the *modality LUT* turns stored values into physical units (*Rescale Slope/Intercept*,
   the *Modality LUT Sequence*, or the enhanced multi-frame functional groups);
 * the *VOI* windows of the file (*Window Center/Width* with its *VOI LUT Function*, or the
-  *VOI LUT Sequence*) are offered, the first one being the default;
-* MONOCHROME1 is shown inverted (high values dark), palette colour is expanded, and YBR
-  colour is converted to RGB.
+  *VOI LUT Sequence*, read through pydicom's ``apply_voi``) are offered, the first one being
+  the default;
+* MONOCHROME1, and *Presentation LUT Shape* INVERSE (mammography, CR), are shown inverted
+  (high values dark; :func:`shown_inverted`), palette colour is expanded, and YBR colour is
+  converted to RGB.
+
+pydicom's warnings about odd values it parses go to the ``alens_gui`` log (``-v`` shows them).
 
 Patient identifiers are read into :attr:`DicomImage.identifiers` only; :attr:`DicomImage.info`
 holds an allow-list of technical fields, so nothing identifying is written unless a caller
@@ -18,6 +22,7 @@ copies the identifiers on purpose.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +32,8 @@ import numpy as np
 
 from .errors import ImageReadError
 from .windowing import VoiLut, Window
+
+log = logging.getLogger(__name__)
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 
@@ -252,25 +259,41 @@ def _tag_windows(item) -> list[Window]:
     return out
 
 
-def _lut_windows(ds) -> list[Window]:
+def _lut_windows(ds, name: str = "") -> list[Window]:
+    """The VOI LUT Sequence's tables as windows, each read by pydicom (``apply_voi``).
+
+    pydicom maps every input value the table covers; an image then maps through that table
+    exactly as ``apply_voi_lut(arr, ds, prefer_lut=True)`` maps it. A table pydicom cannot
+    read is left out (logged), not the image.
+    """
+    from pydicom.pixels import apply_voi
+
     out = []
-    for item in ds.get("VOILUTSequence") or []:
+    for i, item in enumerate(ds.get("VOILUTSequence") or []):
         desc = item.get("LUTDescriptor")
-        data = item.get("LUTData")
-        if desc is None or data is None:
+        if desc is None or item.get("LUTData") is None:
             continue
-        n, first, bits = int(desc[0]) or 65536, int(desc[1]), int(desc[2])
-        if isinstance(data, bytes):
-            order = "<" if ds.original_encoding[1] is not False else ">"
-            values = np.frombuffer(data, dtype=f"{order}u2" if len(data) >= 2 * n else "u1")[:n]
-        else:
-            values = np.asarray(_floats(data), dtype=np.float64)[:n]
-        if values.size == 0:
+        try:
+            n, first, bits = int(desc[0]) or 65536, int(desc[1]), int(desc[2])
+            values = np.asarray(apply_voi(np.arange(first, first + n, dtype=np.int64), ds, index=i))
+        except Exception as exc:  # NotImplementedError (bit depth), struct.error (short data), ...
+            log.warning("%s: VOI LUT %d left out: %s", name, i + 1, _one_line(exc))
             continue
-        lut = VoiLut(float(first), np.asarray(values, dtype=np.float64), bits)
+        lut = VoiLut(float(first), values.astype(np.float64), bits)
         label = str(item.get("LUTExplanation", "") or "").strip()
-        out.append(Window(first + (values.size - 1) / 2.0, float(max(values.size - 1, 1)), "dicom", "lut", label, lut))
+        out.append(Window(first + (n - 1) / 2.0, float(max(n - 1, 1)), "dicom", "lut", label, lut))
     return out
+
+
+def shown_inverted(ds, photometric: str) -> bool:
+    """Whether a monochrome image is shown inverted (high values dark).
+
+    MONOCHROME1 says so, and so does *Presentation LUT Shape* INVERSE (PS3.3 C.11.6). The DX
+    and mammography modules pair INVERSE with MONOCHROME1 for one and the same inversion
+    ("output after inversion is in P-Values"), so the two together invert once, not twice.
+    """
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
 def _stored_range(ds) -> tuple[float, float]:
@@ -323,10 +346,15 @@ def read_dicom(path: str | os.PathLike, frame: int | None = None) -> DicomImage:
         installed (naming the package that decodes it), or a frame out of range; one line
         naming the file.
     """
-    # pydicom warns about odd values as it parses them lazily; the errors that matter are raised
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _read_dicom(Path(path), frame)
+    # pydicom warns about odd values as it parses them lazily; the errors that matter are raised.
+    # Its warnings go to the log (shown with -v), once each, naming the file.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return _read_dicom(Path(path), frame)
+        finally:
+            for text in dict.fromkeys(str(w.message) for w in caught):
+                log.info("%s: pydicom: %s", Path(path).name, text)
 
 
 def _read_dicom(p: Path, frame: int | None) -> DicomImage:
@@ -397,9 +425,11 @@ def _read_dicom(p: Path, frame: int | None) -> DicomImage:
                 raise ImageReadError(f"{name}: unsupported photometric interpretation {photometric!r} for one sample")
             raw, full, rescale = _monochrome(arr, ds, index)
             info.update(rescale)
-            invert = photometric == "MONOCHROME1"
+            invert = shown_inverted(ds, photometric)
+            if ds.get("PresentationLUTShape"):
+                info["presentation_lut_shape"] = str(ds.PresentationLUTShape).strip().upper()
             voi = _functional_item(ds, index, "FrameVOILUTSequence")
-            windows = tuple(_tag_windows(voi if voi is not None else ds) + _lut_windows(ds))
+            windows = tuple(_tag_windows(voi if voi is not None else ds) + _lut_windows(ds, name))
     elif arr.ndim == 3 and arr.shape[-1] == 3:
         raw = arr
         if raw.dtype.kind == "f":
