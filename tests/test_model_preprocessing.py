@@ -78,9 +78,11 @@ def test_torchvision_model_policy_matches_the_weights_transforms(weights):
 def test_the_default_model_keeps_its_stretch(explainer, photos):
     """SPEC section 4: the weights package has no data config; its "own" preprocessing is the
     224 x 224 stretch with mean/std 0.5 that gives class 285 for chelsea and 967 for coffee."""
-    lm = explainer.loaded
-    assert lm.resize == "model" and lm.transform is None and lm.own_transform.is_stretch
-    assert lm.geometry((300, 451)) == Geometry.fit((300, 451), (224, 224), "stretch")
+    lm = explainer.loaded  # shared: other tests set its policy for a while, so ask for "model" here
+    assert load_model("default", device="cpu").resize == "model"
+    assert lm.transform is None and lm.own_transform.is_stretch
+    assert Geometry.fit((300, 451), (224, 224), "model", transform=lm.transform) == \
+        Geometry.fit((300, 451), (224, 224), "stretch")
     assert int(np.argmax(explainer.predict(photos["chelsea"]))) == 285
     assert int(np.argmax(explainer.predict(photos["coffee"]))) == 967
 

@@ -51,8 +51,11 @@ class ModelPanel(QWidget):
         f.addRow("model", row)
         f.addRow("architecture", self.arch)
         f.addRow("labels", row2)
-        f.addRow("device", self.device)
-        f.addRow("output", self.output)
+        row3 = QHBoxLayout()  # one row for both: the setup column must not grow past 800 pixels
+        row3.addWidget(self.device, 1)
+        row3.addWidget(QLabel("output"))
+        row3.addWidget(self.output, 1)
+        f.addRow("device", row3)
         f.addRow(self.load)
         session.model_request_changed.connect(self.pull)
         session.model_status_changed.connect(self.status.setText)
