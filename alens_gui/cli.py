@@ -134,16 +134,70 @@ def _three(text: str) -> tuple[float, ...]:
     return vals
 
 
+def add_logging_arguments(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    """``-v`` / ``--quiet``: how much of the ``alens_gui`` log reaches stderr (default: warnings).
+
+    On the main parser and (``sub=True``, no defaults of their own) on every sub-command, so
+    that both ``alens -v explain ...`` and ``alens explain ... -v`` work.
+    """
+    extra = {"default": argparse.SUPPRESS} if sub else {}
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", help="more messages on stderr: -v what is loaded and "
+                   "decided (model, input policy, CAM layer), -vv debugging detail", **(extra or {"default": 0}))
+    g.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr (no warnings)", **extra)
+
+
+def _add_logging_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                add_logging_arguments(sub, sub=True)
+                _add_logging_to_subcommands(sub)
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Send the ``alens_gui`` log to stderr at the level ``-v`` / ``--quiet`` ask for.
+
+    Warnings of the libraries the program drives (pydicom, timm, transformers) go to the same
+    place through :func:`logging.captureWarnings`; ``--quiet`` hides them too.
+    """
+    import logging
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(int(verbose), 2)]
+    log = logging.getLogger("alens_gui")
+    log.setLevel(level)
+    if not any(getattr(h, "_alens_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("alens: %(levelname)s: %(message)s"))
+        handler._alens_cli = True
+        log.addHandler(handler)
+        log.propagate = False
+    logging.captureWarnings(True)
+    wlog = logging.getLogger("py.warnings")
+    wlog.setLevel(level)
+    if not any(getattr(h, "_alens_cli", False) for h in wlog.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("alens: warning from a library: %(message)s"))
+        handler._alens_cli = True
+        wlog.addHandler(handler)
+        wlog.propagate = False
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The model options shared by every sub-command that loads a model."""
     g = p.add_argument_group("model")
     g.add_argument("--model", default="default",
-                   help="default | torchvision:NAME | timm:NAME | PATH to a checkpoint (default: %(default)s)")
+                   help="default | torchvision:NAME | timm:NAME (also timm:hf-hub:ORG/NAME from the Hugging Face "
+                        "cache, timm:local-dir:DIR) | hf:DIR (a transformers image-classification folder) | "
+                        "PATH to a checkpoint (default: %(default)s)")
     g.add_argument("--arch", help="architecture of a state-dict checkpoint: timm:NAME, torchvision:NAME, or your own "
                                   "as FILE.py:NAME or module:NAME (a class or function; it runs, so trust the file)")
     g.add_argument("--torchscript", action="store_true",
                    help="the checkpoint is a TorchScript program: load it as one (it runs the code inside it, "
                         "so trust its author); without this flag a TorchScript file is refused")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="an hf:DIR folder whose config.json names its own model code (auto_map): run that code "
+                        "(trust its author); without this flag such a folder is refused")
     g.add_argument("--labels", help="class names: a text file (one per line) or JSON")
     g.add_argument("--input-size", type=_size, metavar="H[,W]",
                    help="the model's input size (default: the model's own, else 224)")
@@ -151,19 +205,27 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--std", type=_three, metavar="S[,S,S]", help="input normalisation std (default: the model's own)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     g.add_argument("--no-pretrained", action="store_true", help="random weights for torchvision/timm names")
-    g.add_argument("--resize", choices=("stretch", "center-crop", "pad"), default="stretch",
-                   help="fit images to the model's input: stretch the whole image (default; grids stay whole), "
-                        "scale the short side and crop the centre (maps are NaN outside the crop), or scale the "
-                        "long side and pad (the padding is cut from the maps)")
+    g.add_argument("--resize", choices=("model", "stretch", "center-crop", "pad"), default="model",
+                   help="fit images to the model's input: model (default) = the model's own resize and crop "
+                        "(timm's data config, torchvision's weights.transforms(), a Hugging Face image processor; "
+                        "a stretch for the default model and for state dicts), stretch the whole image (grids stay "
+                        "whole), scale the short side and crop the centre (maps are NaN outside the crop), or "
+                        "scale the long side and pad (the padding is cut from the maps)")
+    g.add_argument("--output", choices=("softmax", "sigmoid"),
+                   help="how the model's logits become probabilities: softmax over all classes, or sigmoid per "
+                        "class for multi-label models (default: what the model says, e.g. a Hugging Face "
+                        "problem_type of multi_label_classification, else softmax)")
 
 
 def load_from_args(args):
     from .core.models import load_model
 
     return load_model(args.model, arch=args.arch, labels=args.labels, device=args.device,
-                      pretrained=not args.no_pretrained, resize=getattr(args, "resize", "stretch"),
+                      pretrained=not args.no_pretrained, resize=getattr(args, "resize", "model"),
                       input_size=getattr(args, "input_size", None), mean=getattr(args, "mean", None),
-                      std=getattr(args, "std", None), torchscript=getattr(args, "torchscript", False))
+                      std=getattr(args, "std", None), torchscript=getattr(args, "torchscript", False),
+                      output=getattr(args, "output", None),
+                      trust_remote_code=getattr(args, "trust_remote_code", False))
 
 
 def add_class_set_arguments(p: argparse.ArgumentParser) -> None:
@@ -225,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="alens", description="Attribution Lens: class-focused attribution maps.")
     parser.add_argument("--version", action="version", version=f"alens {__version__}")
+    add_logging_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -306,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_evaluate_parser = None
     if add_evaluate_parser is not None:
         add_evaluate_parser(sub)
+    _add_logging_to_subcommands(parser)
     return parser
 
 
@@ -705,6 +769,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(getattr(args, "verbose", 0) or 0, getattr(args, "quiet", False))
     from .core.errors import AlensError
 
     try:

@@ -7,6 +7,29 @@ Names are resolved lazily so that importing a light module (``core.progress``,
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
+    from .api import Explainer
+    from .errors import (
+        AlensError,
+        Cancelled,
+        ClassSetError,
+        FolderError,
+        ImageReadError,
+        LensError,
+        MethodError,
+        ModelLoadError,
+        ReportError,
+        WindowError,
+    )
+    from .explanation import Explanation
+    from .folders import folder_labels, list_images
+    from .images import ImageInput, load_image
+    from .lens import AL, VAR, LensParams, refine
+    from .progress import Progress
+    from .report import ReportSettings, write_report
+    from .windowing import Window
 
 _EXPORTS = {
     "Explainer": "api",
@@ -35,7 +58,12 @@ _EXPORTS = {
     "write_report": "report",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AL", "AlensError", "Cancelled", "ClassSetError", "Explainer", "Explanation", "FolderError", "ImageInput",
+    "ImageReadError", "LensError", "LensParams", "MethodError", "ModelLoadError", "Progress", "ReportError",
+    "ReportSettings", "VAR", "Window", "WindowError", "folder_labels", "list_images", "load_image", "refine",
+    "write_report",
+]
 
 
 def __getattr__(name: str):

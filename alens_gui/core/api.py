@@ -70,7 +70,7 @@ class Explainer:
         return self.loaded.class_names
 
     def predict(self, image) -> np.ndarray:
-        """Softmax probabilities over all classes for an image."""
+        """The model's probabilities over all classes for an image (softmax, or sigmoid per class)."""
         return self.loaded.predict(image)
 
     def choose_classes(
@@ -169,7 +169,7 @@ class Explainer:
         found: dict[str, Prepared] = {}
 
         def choose(logits: torch.Tensor) -> list[int]:
-            probs = self.loaded.softmax(logits)[0].cpu().numpy()
+            probs = self.loaded.to_probabilities(logits)[0].cpu().numpy()
             chosen = request.resolve(probs, loaded.num_classes)
             found["prepared"] = Prepared(display, x, probs, chosen, geometry, source)
             if on_classes is not None:
@@ -247,5 +247,6 @@ class Explainer:
             top5=[(int(c), self.class_names[c], float(all_probs[c])) for c in top],
             source=dict(prepared.source or {}),
             partial=partial,
+            output=self.loaded.output,
         )
 

@@ -156,3 +156,53 @@ def class_preset(
         else:
             raise ClassSetError(f"class preset {name!r}: this model has no class named {item!r}")
     return validate_classes(out, len(class_names))
+
+
+# -- true labels ----------------------------------------------------------------------
+def _label_key(text: str) -> str:
+    return " ".join(text.replace("_", " ").replace("-", " ").lower().split())
+
+
+def label_to_class(label: str | None, class_names: Sequence[str],
+                   synsets: Sequence[str] | None = None) -> int | None:
+    """The class a folder's true label names, or ``None``.
+
+    A label is a class index (``285``), a class name (``Egyptian cat``, ``egyptian_cat``:
+    case, ``_`` and ``-`` ignored) or, for models with an ImageNet label set, a WordNet id
+    (``n02124075``, ImageNet's own folder names).
+    """
+    if label is None:
+        return None
+    text = str(label).strip()
+    if text.isdigit():
+        idx = int(text)
+        return idx if idx < len(class_names) else None
+    if synsets and text in synsets:
+        return list(synsets).index(text)
+    key = _label_key(text)
+    for i, name in enumerate(class_names):
+        if _label_key(name) == key:
+            return i
+    return None
+
+
+def prediction_is_right(label: int | None, top1: int | None, top5=None, output: str = "softmax") -> bool | None:
+    """Whether a prediction gets the true class ``label`` right (``None``: cannot tell).
+
+    Single-label (softmax) models are right when the true class is the top class.
+    Multi-label (sigmoid) models are right when the true class's own probability is above
+    0.5 (the finding is reported present), wherever it ranks; ``top5`` (``(class, name, p)``
+    rows, largest first) holds that probability, and a class outside it is below 0.5 when
+    the fifth is.
+    """
+    if label is None or top1 is None:
+        return None
+    if output != "sigmoid":
+        return int(top1) == int(label)
+    rows = list(top5 or [])
+    for row in rows:
+        if int(row[0]) == int(label):
+            return float(row[2]) > 0.5
+    if rows and float(rows[-1][2]) <= 0.5:
+        return False
+    return None

@@ -7,9 +7,13 @@ What a reader of a clinical file expects, in order (PS3.3 C.11 and C.7.6.3):
 * the *modality LUT* turns stored values into physical units (*Rescale Slope/Intercept*,
   the *Modality LUT Sequence*, or the enhanced multi-frame functional groups);
 * the *VOI* windows of the file (*Window Center/Width* with its *VOI LUT Function*, or the
-  *VOI LUT Sequence*) are offered, the first one being the default;
-* MONOCHROME1 is shown inverted (high values dark), palette colour is expanded, and YBR
-  colour is converted to RGB.
+  *VOI LUT Sequence*, read through pydicom's ``apply_voi``) are offered, the first one being
+  the default;
+* MONOCHROME1, and *Presentation LUT Shape* INVERSE (mammography, CR), are shown inverted
+  (high values dark; :func:`shown_inverted`), palette colour is expanded, and YBR colour is
+  converted to RGB.
+
+pydicom's warnings about odd values it parses go to the ``alens_gui`` log (``-v`` shows them).
 
 Patient identifiers are read into :attr:`DicomImage.identifiers` only; :attr:`DicomImage.info`
 holds an allow-list of technical fields, so nothing identifying is written unless a caller
@@ -19,6 +23,7 @@ copies the identifiers on purpose.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import warnings
@@ -32,6 +37,8 @@ import numpy as np
 from . import safeio
 from .errors import AlensError, ImageReadError
 from .windowing import VoiLut, Window
+
+log = logging.getLogger(__name__)
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 
@@ -420,8 +427,16 @@ MAX_VOI_LUTS = 16
 
 
 def _lut_windows(ds, ignored: list[str]) -> list[Window]:
-    """Windows from the VOI LUT Sequence; a table that cannot be used is left out and said in
-    ``ignored``."""
+    """The VOI LUT Sequence's tables as windows, each read by pydicom (``apply_voi``).
+
+    pydicom maps every input value the table covers; an image then maps through that table
+    exactly as ``apply_voi_lut(arr, ds, prefer_lut=True)`` maps it. The descriptor is checked
+    first (entries, first value); a table whose declared depth pydicom refuses (outside 8-16
+    bits, common in the wild) is read with the depth its data shows. A table that cannot be
+    used is left out and said in ``ignored``, never the image.
+    """
+    from pydicom.pixels import apply_voi
+
     out = []
     try:
         items = list(ds.get("VOILUTSequence") or [])
@@ -434,12 +449,19 @@ def _lut_windows(ds, ignored: list[str]) -> list[Window]:
             break
         try:
             lut, label = _voi_lut(item, ds, ignored, i + 1)
-        except (ValueError, TypeError, IndexError, OverflowError, KeyError) as exc:
+            if lut is None:
+                continue
+            if 8 <= int(list(item.get("LUTDescriptor"))[2]) <= 16:
+                n, first = lut.values.size, int(lut.first)
+                values = np.asarray(apply_voi(np.arange(first, first + n, dtype=np.int64), ds, index=i),
+                                    dtype=np.float64)
+                if values.shape == (n,) and np.isfinite(values).all():
+                    lut = VoiLut(lut.first, values, lut.bits)
+        except Exception as exc:  # the descriptor, short data, a depth pydicom does not read, ...
             ignored.append(f"VOI LUT {i + 1}: {_one_line(exc, 120)}")
             continue
-        if lut is not None:
-            size = lut.values.size
-            out.append(Window(lut.first + (size - 1) / 2.0, float(max(size - 1, 1)), "dicom", "lut", label, lut))
+        size = lut.values.size
+        out.append(Window(lut.first + (size - 1) / 2.0, float(max(size - 1, 1)), "dicom", "lut", label, lut))
     return out
 
 
@@ -473,6 +495,17 @@ def _voi_lut(item, ds, ignored: list[str], number: int) -> tuple[VoiLut | None, 
         ignored.append(f"VOI LUT {number}: the LUT Descriptor says {bits} bits per entry; {found} used")
         bits = found
     return VoiLut(float(first), values, bits), str(item.get("LUTExplanation", "") or "").strip()
+
+
+def shown_inverted(ds, photometric: str) -> bool:
+    """Whether a monochrome image is shown inverted (high values dark).
+
+    MONOCHROME1 says so, and so does *Presentation LUT Shape* INVERSE (PS3.3 C.11.6). The DX
+    and mammography modules pair INVERSE with MONOCHROME1 for one and the same inversion
+    ("output after inversion is in P-Values"), so the two together invert once, not twice.
+    """
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
 def _stored_range(geo: _Geometry) -> tuple[float, float]:
@@ -671,15 +704,23 @@ def read_dicom(source: str | os.PathLike | IO[bytes], frame: int | None = None, 
         or a compressed frame that expands past its size); one line naming the file. Nothing
         else escapes, whatever the file holds.
     """
-    # pydicom warns about odd values as it parses them lazily; the errors that matter are raised
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if isinstance(source, (str, os.PathLike)):
-            p = Path(source)
-            label = name or printable(p.name or str(p))
-            with safeio.open_regular(p, label, ImageReadError) as f:
-                return _read_guarded(f, label, frame)
-        return _read_guarded(source, name or "DICOM file", frame)
+    # pydicom warns about odd values as it parses them lazily; the errors that matter are raised.
+    # Its warnings go to the log (shown with -v), once each, naming the file.
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        label = name or printable(p.name or str(p))
+    else:
+        p, label = None, name or "DICOM file"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if p is not None:
+                with safeio.open_regular(p, label, ImageReadError) as f:
+                    return _read_guarded(f, label, frame)
+            return _read_guarded(source, label, frame)
+        finally:
+            for text in dict.fromkeys(str(w.message) for w in caught):
+                log.info("%s: pydicom: %s", label, printable(text))
 
 
 def _read_guarded(f: IO[bytes], name: str, frame: int | None) -> DicomImage:
@@ -779,7 +820,9 @@ def _read_dicom(f: IO[bytes], name: str, frame: int | None) -> DicomImage:
                 raise ImageReadError(f"{name}: unsupported photometric interpretation {photometric!r} for one sample")
             raw, full, rescale = _monochrome(arr, ds, index, geo, name)
             info.update(rescale)
-            invert = photometric == "MONOCHROME1"
+            invert = shown_inverted(ds, photometric)
+            if ds.get("PresentationLUTShape"):
+                info["presentation_lut_shape"] = str(ds.PresentationLUTShape).strip().upper()
             voi = _functional_item(ds, index, "FrameVOILUTSequence")
             windows = tuple(_tag_windows(voi if voi is not None else ds, ignored) + _lut_windows(ds, ignored))
     elif arr.ndim == 3 and arr.shape[-1] == 3:

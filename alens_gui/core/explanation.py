@@ -43,7 +43,8 @@ class Explanation:
     class_names : list of str
         Names of ``classes``.
     probs : (K,) float
-        The model's softmax probability of each class (softmax over *all* classes).
+        The model's probability of each class: a softmax over *all* classes, or, for a
+        multi-label model (``output == "sigmoid"``), each class's own sigmoid.
     raw : (K, C, h, w) float32
         The method's maps in the model's input frame, before channel reduction (cached;
         re-lensing starts here).
@@ -66,6 +67,8 @@ class Explanation:
         identifiers unless the user asked for them.
     partial : bool
         A running estimate (IG, SmoothGrad part-way), not a finished result.
+    output : {"softmax", "sigmoid"}
+        How the model's logits became ``probs`` and ``top5``.
     """
 
     image: np.ndarray
@@ -85,6 +88,7 @@ class Explanation:
     geometry: Geometry | None = None
     source: dict = field(default_factory=dict)
     partial: bool = False
+    output: str = "softmax"
 
     @classmethod
     def from_raw(
@@ -129,7 +133,8 @@ class Explanation:
 
     def _meta(self) -> dict:
         return dict(method=self.method, method_label=self.method_label, method_options=dict(self.method_options),
-                    model_name=self.model_name, top5=list(self.top5), source=dict(self.source), partial=self.partial)
+                    model_name=self.model_name, top5=list(self.top5), source=dict(self.source), partial=self.partial,
+                    output=self.output)
 
     @property
     def k(self) -> int:
@@ -238,6 +243,8 @@ class Explanation:
                  f"model {self.model_name}"]
         if self.geometry is not None and self.geometry.policy != "stretch":
             parts.append(f"input {self.geometry.policy}")
+        if self.output == "sigmoid":
+            parts.append("probabilities: sigmoid per class")
         parts.extend(self.source_caption())
         return "; ".join(parts)
 
@@ -266,7 +273,7 @@ class Explanation:
             "method": self.method, "method_label": self.method_label, "method_options": self.method_options,
             "model_name": self.model_name, "lens": self.lens.as_dict(), "top5": [list(t) for t in self.top5],
             "geometry": self.geometry.as_dict() if self.geometry is not None else None,
-            "source": self.source, "partial": self.partial,
+            "source": self.source, "partial": self.partial, "output": self.output,
         }, default=str)
 
     def to_arrays(self, *, with_raw: bool = True) -> dict[str, np.ndarray]:
@@ -306,6 +313,7 @@ class Explanation:
             method_options=dict(meta.get("method_options") or {}), model_name=meta.get("model_name", ""),
             top5=[tuple(t) for t in meta.get("top5") or []], source=dict(meta.get("source") or {}),
             partial=bool(meta.get("partial", False)),
+            output="sigmoid" if meta.get("output") == "sigmoid" else "softmax",
         )
 
     def to_npz(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:

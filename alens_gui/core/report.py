@@ -21,6 +21,7 @@ Patient identifiers: a page names its input by the fields of
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import math
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
@@ -133,6 +134,9 @@ class ReportSettings:
         a larger file) instead of resampled to :data:`IMAGE_DPI`.
     method, method_label, method_options, lens, input_policy
         Taken from the first explanation when not given.
+    output : str
+        How probabilities are computed, when not a softmax (e.g. "sigmoid per class
+        (multi-label)"); taken from the first explanation when not given.
     extra : dict
         Further ``{label: value}`` lines for the first page.
     """
@@ -153,6 +157,7 @@ class ReportSettings:
     method_options: dict | None = None
     lens: LensParams | None = None
     input_policy: str = ""
+    output: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -168,7 +173,10 @@ class ReportSettings:
         fields.setdefault("model", dict(getattr(lm, "provenance", None) or {"name": lm.name}))
         fields.setdefault("model_input", f"{h} x {w}, mean {_nums(lm.mean)}, std {_nums(lm.std)}")
         fields.setdefault("device", lm.device_label())
-        fields.setdefault("input_policy", lm.resize)
+        describe = getattr(lm, "describe_input", None)
+        fields.setdefault("input_policy", describe() if callable(describe) else lm.resize)
+        if getattr(lm, "output", "softmax") != "softmax":
+            fields.setdefault("output", lm.describe_output())
         return cls(**fields)
 
 
@@ -284,16 +292,42 @@ class _Report:
 
         # "none": PDF keeps each array as it is; "antialiased": resampled to IMAGE_DPI when saved
         interp = "none" if self.s.full_resolution else "antialiased"
-        with matplotlib.rc_context({"image.interpolation": interp}):
+        # TrueType (42) rather than Type 3 fonts: matplotlib >= 3.11 draws ligatures, and a Type 3
+        # "ff" glyph makes "coffee.jpg" read back (copy, search, screen readers) as "co ee.jpg"
+        with matplotlib.rc_context({"image.interpolation": interp, "pdf.fonttype": 42}):
             self._write(f, items)
 
     def _write(self, f, items: Iterable[ReportItem]) -> None:
+        import tempfile
+
         from matplotlib.backends.backend_pdf import PdfPages
 
+        # The summary names every item's page, so it is drawn last; the item pages stream into a
+        # temporary file as the items come (an explanation's arrays never wait in memory), and the
+        # final file is the summary followed by those pages (pypdf's public merge).
+        with tempfile.TemporaryFile() as body:
+            pdf = PdfPages(body)
+            try:
+                self._items(pdf, items)
+            finally:
+                pdf.close()
+            if not self.rows:
+                raise ReportError("nothing to report: no inputs")
+            front = io.BytesIO()
+            with PdfPages(front) as summary:
+                for fig in _summary_pages(self):
+                    summary.savefig(fig)
+            body.seek(0)
+            front.seek(0)
+            _concatenate(f, [front, body], self._metadata())
+
+    def _metadata(self) -> dict:
         from .. import __version__
 
-        pdf = PdfPages(f, metadata={"Title": self.s.title, "Creator": f"alens {__version__}",
-                                    "Subject": "Attribution Lens report"})
+        return {"/Title": self.s.title, "/Creator": f"alens {__version__}", "/Subject": "Attribution Lens report",
+                "/CreationDate": self.date.strftime("D:%Y%m%d%H%M%S")}
+
+    def _items(self, pdf, items: Iterable[ReportItem]) -> None:
         for n, item in enumerate(items):
             self.progress.check()
             if isinstance(item, tuple) and len(item) == 2:
@@ -316,13 +350,6 @@ class _Report:
                 raise ReportError(f"a report item must be an Explanation, a Comparison or a Failure; "
                                   f"got {type(item).__name__}")
             self.progress.advance(1, label)
-        if not self.rows:
-            raise ReportError("nothing to report: no inputs")
-        front = _summary_pages(self)
-        for fig in front:
-            pdf.savefig(fig)
-        _move_last_pages_first(pdf, len(front))
-        pdf.close()
 
     def _remember(self, expl: Explanation) -> None:
         if self.first is None:
@@ -349,15 +376,15 @@ class _Report:
         return f"Attribution Lens Studio {__version__} · {self.date:%Y-%m-%d %H:%M %Z}"
 
 
-def _move_last_pages_first(pdf, n: int) -> None:
-    """Put the last ``n`` pages (the summary, written last) in front.
+def _concatenate(out, parts, metadata: dict) -> None:
+    """Write the pages of the PDF files ``parts`` (file objects), in order, to ``out``."""
+    from pypdf import PdfReader, PdfWriter
 
-    matplotlib writes the page tree when the file is closed, from its ``pageList``; if a
-    future version hides that list, the summary simply stays at the end.
-    """
-    pages = getattr(getattr(pdf, "_file", None), "pageList", None)
-    if isinstance(pages, list) and 0 < n <= len(pages):
-        pages[:] = pages[-n:] + pages[:-n]
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(PdfReader(part))
+    writer.add_metadata(metadata)
+    writer.write(out)
 
 
 # -- page pieces ---------------------------------------------------------------------
@@ -562,7 +589,8 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
             _show(ax, drawn["territory"], "class territory\n(winning class; faint = narrow win)", 7.5)
             territory_legend(fig, ax, expl, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
             _prob_bars(fig.add_subplot(gs[0, 2]), expl.class_names, [("", expl.probs)],
-                       "probability (softmax over all classes)")
+                       "probability (sigmoid per class)" if expl.output == "sigmoid"
+                       else "probability (softmax over all classes)")
             y -= h + 0.08
         _class_rows(fig, [expl], [drawn], idx, y, 0.04, pairs, s.scale)
         pages.append(fig)
@@ -639,6 +667,9 @@ def _settings_lines(rep: _Report) -> list[tuple[str, str]]:
     policy = s.input_policy or (first.geometry.policy if first is not None and first.geometry is not None else "")
     if policy:
         out.append(("Input policy", policy))
+    output = s.output or ("sigmoid per class (multi-label)" if first is not None and first.output == "sigmoid" else "")
+    if output:
+        out.append(("Probabilities", output))
     if s.device:
         out.append(("Device", s.device))
     method = s.method_label or s.method or (first.method_label or first.method if first is not None else "")

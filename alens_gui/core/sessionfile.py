@@ -505,6 +505,7 @@ class _Check:
                 "labels": self.path(x.get("labels", ""), f"{where}.labels"),
                 "device": device or "auto",
                 "torchscript": self.flag(x.get("torchscript", False), f"{where}.torchscript"),
+                "output": self.choice(x.get("output", "") or "", f"{where}.output", ("", "softmax", "sigmoid")),
                 "checkpoint_sha256": None if ck is None else self.text(ck, f"{where}.checkpoint_sha256", 64),
                 "name": None if x.get("name") is None else self.text(x["name"], f"{where}.name", 1024)}
 

@@ -119,7 +119,8 @@ class Window:
         c, w = self.center, self.width
         if self.function == "lut":
             lut = self.lut
-            idx = np.clip(np.rint(x - lut.first), 0, len(lut.values) - 1).astype(np.intp)
+            # as pydicom's apply_voi: the input's offset into the table, truncated, clipped to it
+            idx = np.clip(np.floor(x - lut.first), 0, len(lut.values) - 1).astype(np.intp)
             out = lut.values[idx].astype(np.float64) / lut.top
         elif self.function == "sigmoid":
             out = 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -60, 60)))

@@ -10,12 +10,15 @@ Reactions (one task slot each; a new request in a slot cancels the running one):
 * ``method``, ``options``, ``class_request``, ``input_policy``, ``window`` → the maps on
   screen no longer match the settings: ``stale`` is set until the next run.
 
-Every worker error reaches :attr:`Controller.notified`, the window's one notification place.
+Every worker error reaches :attr:`Controller.notified`, the window's one notification place,
+and so do warnings logged under ``alens_gui`` and library warnings (``warnings.warn`` from
+pydicom, timm, transformers, ... through :func:`logging.captureWarnings`), from any thread.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +33,34 @@ from .tasks import MainThreadCollector, TaskRunner, readable_error
 
 #: Slots whose tasks show in the status bar's progress.
 VISIBLE_SLOTS = ("model", "image", "explain", "mask", "export", "session", "evaluate")
+#: Library warnings that say nothing to a user (captum's hooks, its inputs' grad flag).
+_QUIET_WARNINGS = ("Setting forward, backward hooks", "Input Tensor 0 did not already require gradients")
+
+
+class _LogRelay(QObject):
+    """Carries log records from any thread to the GUI thread (a queued signal)."""
+
+    record = Signal(str, str)
+
+
+class _NotifyHandler(logging.Handler):
+    """Puts warnings and errors of the ``alens_gui`` log and of libraries into the notification list."""
+
+    def __init__(self, relay: _LogRelay) -> None:
+        super().__init__(logging.WARNING)
+        self.relay = relay
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.name == "py.warnings":  # "file:line: Category: message", then the source line
+                first = text.strip().splitlines()[0] if text.strip() else text
+                text = "warning from a library: " + first.split(": ", 1)[-1]
+            if any(q in text for q in _QUIET_WARNINGS):
+                return
+            self.relay.record.emit(text, "error" if record.levelno >= logging.ERROR else "warning")
+        except RuntimeError:  # the window is gone
+            pass
 
 
 class Controller(QObject):
@@ -73,6 +104,12 @@ class Controller(QObject):
         self.runner.finished.connect(self._on_finished)
         self._thumb_batch = itertools.count(1)
         self._thumb_rows: dict[str, list[int]] = {}
+        self._log_relay = _LogRelay(self)
+        self._log_relay.record.connect(self.notify)
+        self._log_handler = _NotifyHandler(self._log_relay)
+        logging.captureWarnings(True)
+        for name in ("alens_gui", "py.warnings"):
+            logging.getLogger(name).addHandler(self._log_handler)
 
     def notify(self, text: str, level: str = "info") -> None:
         self.notified.emit(text, level)
@@ -85,7 +122,7 @@ class Controller(QObject):
         r = self.session.model_request
         self.session.model_status = f"loading {r.spec}…"
         return self.runner.run("model", jobs.load_model_job, r.spec, r.arch, r.labels, r.device, r.torchscript,
-                               allow_code, label=f"loading model {r.spec}", on_return=self._on_model,
+                               allow_code, r.output, label=f"loading model {r.spec}", on_return=self._on_model,
                                on_error=self._on_model_error, on_yield=self._on_status)
 
     def set_loaded(self, loaded) -> None:
@@ -96,6 +133,7 @@ class Controller(QObject):
         s = self.session
         MainThreadCollector.freeze()  # torch and the model are in: keep them out of collections
         s.model = loaded
+        s.gallery.set_model(loaded)  # right/wrong follows the model's classes and output rule
         s.model_status = f"{loaded.name} on {loaded.device_label()}"
         if s.image is not None and (self.autorun or self._want_run):
             self._want_run = False
@@ -381,7 +419,7 @@ class Controller(QObject):
             "inputs": inputs,
             "image_request": {"path": req.path, "sample": req.sample, "tiles": list(req.tiles), "frame": req.frame},
             "model": {"spec": m.spec, "arch": m.arch, "labels": m.labels, "device": m.device,
-                      "torchscript": m.torchscript, "checkpoint_sha256": None,
+                      "torchscript": m.torchscript, "output": m.output, "checkpoint_sha256": None,
                       "checkpoint": m.spec != "default" and is_regular_file(m.spec),
                       "name": getattr(s.model, "name", None)},
             "method": s.method, "options": dict(s.options), "input_policy": s.input_policy,
@@ -490,7 +528,7 @@ class Controller(QObject):
         m = st.get("model")
         if m:
             req = ModelRequest(spec=m["spec"], arch=m["arch"], labels=m["labels"], device=m["device"],
-                               torchscript=m["torchscript"])
+                               torchscript=m["torchscript"], output=m["output"])
             if req != s.model_request or (s.model is None and not self.runner.busy("model")):
                 # asked after the session is on screen, from the event loop: a dialog opened inside
                 # this callback would run a nested event loop in the middle of the task's return
@@ -540,7 +578,9 @@ class Controller(QObject):
 
         m = self.session.model_request
         ck = file_sha256(m.spec) if m.spec != "default" and Path(m.spec).is_file() else ""
-        return f"{m.spec}|{m.arch}|{m.labels}|{ck}|{getattr(self.session.model, 'name', '')}"
+        output = getattr(self.session.model, "output", "softmax")  # probabilities differ per output rule
+        return f"{m.spec}|{m.arch}|{m.labels}|{ck}|{getattr(self.session.model, 'name', '')}" + (
+            f"|{output}" if output != "softmax" else "")
 
     def _explain_key_fn(self):
         s = self.session
@@ -762,7 +802,10 @@ class Controller(QObject):
             s.activity = Activity()
 
     def shutdown(self) -> bool:
-        return self.runner.shutdown()
+        done = self.runner.shutdown()
+        for name in ("alens_gui", "py.warnings"):
+            logging.getLogger(name).removeHandler(self._log_handler)
+        return done
 
 
 

@@ -32,14 +32,43 @@ class GalleryRow:
     thumb: QImage | None = None
     asked: bool = False
 
-    def correct(self) -> bool | None:
-        """Whether the prediction matches the true label (None when either is unknown)."""
+    def correct(self, judge: LabelJudge | None = None) -> bool | None:
+        """Whether the prediction matches the true label (None when either is unknown).
+
+        ``judge`` knows the model's classes and output rule (a multi-label model is right when
+        the true class's sigmoid is above 0.5); without one, labels are compared by name.
+        """
         if self.true_label is None or self.pred is None:
             return None
+        if judge is not None:
+            return judge(self)
         label = self.true_label.strip().lower().replace("_", " ")
         if label.isdigit():
             return int(label) == self.pred
         return label == self.pred_name.strip().lower()
+
+
+@dataclass(frozen=True)
+class LabelJudge:
+    """The model's side of right/wrong: its class names, WordNet ids and output rule."""
+
+    class_names: tuple[str, ...]
+    synsets: tuple[str, ...] | None = None
+    output: str = "softmax"
+
+    @classmethod
+    def for_model(cls, loaded) -> LabelJudge:
+        synsets = getattr(loaded, "synsets", None)
+        return cls(tuple(loaded.class_names), tuple(synsets) if synsets else None,
+                   getattr(loaded, "output", "softmax"))
+
+    def __call__(self, row: GalleryRow) -> bool | None:
+        from alens_gui.core.classsets import label_to_class, prediction_is_right
+
+        label = label_to_class(row.true_label, self.class_names, self.synsets)
+        if label is None:  # a label this model does not know: compare by name as before
+            return row.true_label.strip().lower().replace("_", " ") == row.pred_name.strip().lower()
+        return prediction_is_right(label, row.pred, row.top5, self.output)
 
 
 def thumbnail_image(rgb: np.ndarray) -> QImage:
@@ -64,6 +93,8 @@ class GalleryModel(QAbstractTableModel):
         super().__init__(parent)
         self.rows: list[GalleryRow] = []
         self.root: Path | None = None
+        #: The loaded model's classes and output rule, for the right/wrong column (set_model).
+        self.judge: LabelJudge | None = None
         self._wanted: list[int] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -76,6 +107,12 @@ class GalleryModel(QAbstractTableModel):
         self.root, self.rows = root, rows
         self._wanted = []
         self.endResetModel()
+
+    def set_model(self, loaded) -> None:
+        """Judge right and wrong with ``loaded``'s classes, WordNet ids and output rule."""
+        self.judge = LabelJudge.for_model(loaded) if loaded is not None else None
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 5), self.index(len(self.rows) - 1, 5))
 
     def row_of(self, path) -> int:
         p = str(Path(path))
@@ -130,7 +167,7 @@ class GalleryModel(QAbstractTableModel):
                 self._wanted.append(index.row())
                 self._timer.start()
             return r.thumb
-        ok = r.correct()
+        ok = r.correct(self.judge)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 1:
                 return r.rel + ("  ●" if r.explained else "")
@@ -183,11 +220,12 @@ class GalleryFilter(QSortFilterProxyModel):
             self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802 - Qt naming
-        r = self.sourceModel().rows[source_row]
+        model = self.sourceModel()
+        r = model.rows[source_row]
         if self.text and self.text not in r.rel.lower() and self.text not in r.pred_name.lower() \
                 and self.text not in (r.true_label or "").lower():
             return False
-        ok = r.correct()
+        ok = r.correct(model.judge)
         if self.show == "wrong" and ok is not False:
             return False
         if self.show == "right" and ok is not True:

@@ -72,8 +72,8 @@ def render(expl, scale: ColorScale, limits=None, signed: bool | None = None) -> 
 
 # -- jobs -----------------------------------------------------------------------------
 def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device: str, torchscript: bool = False,
-                   allow_code: bool = True):
-    """Load a model (``alens_gui.core.models.load_model``) in the worker.
+                   allow_code: bool = True, output: str = ""):
+    """Load a model (``alens_gui.core.models.load_model``) in the worker; ``output`` "" is the model's own.
 
     ``allow_code=False`` (a model named by a session file) refuses any model whose loading
     would run code (``CodeRefused``); the controller passes True only for a model the user
@@ -91,7 +91,7 @@ def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device
     progress.add_total(1)
     yield ("status", f"loading {spec}…")
     loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None,
-                        torchscript=bool(torchscript), allow_code=bool(allow_code))
+                        torchscript=bool(torchscript), allow_code=bool(allow_code), output=output or None)
     progress.advance(1, "model loaded")
     warm_up()
     return loaded
@@ -200,7 +200,9 @@ def explain_job(
         send("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
 
     with using_model(loaded.model, progress):
-        loaded.resize = policy  # under the lock: every run on this model sets it the same way
+        # under the lock: every run on this model sets it the same way. A composed grid is made at
+        # the model's input size; the model's own centre crop would cut its outer tiles.
+        loaded.resize = "stretch" if tiles and policy == "model" else policy
         expl = ex.explain(image, method, lens=lens, progress=progress, on_classes=on_classes,
                           on_partial=lambda e: send("estimate", (e, render(e, scale))), **choice, **options)
     return expl, render(expl, scale)

@@ -72,8 +72,9 @@ class Field:
 # -- value types --------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelRequest:
-    """Which model to load: ``spec`` (default, torchvision:NAME, timm:NAME or a checkpoint
-    file), ``arch`` for state dicts, a ``labels`` file, the ``device``, and ``torchscript``:
+    """Which model to load: ``spec`` (default, torchvision:NAME, timm:NAME, hf:DIR or a checkpoint
+    file), ``arch`` for state dicts, a ``labels`` file, the ``device``, the ``output`` rule
+    (``""``: the model's own, ``softmax`` or ``sigmoid`` for multi-label models), and ``torchscript``:
     the checkpoint is a TorchScript program, loaded as such (it runs code) only when this is set."""
 
     spec: str = "default"
@@ -81,6 +82,7 @@ class ModelRequest:
     labels: str = ""
     device: str = "auto"
     torchscript: bool = False
+    output: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class Session(QObject):
     image_request = Field(ImageRequest)
     image = Field(None)
     window = Field("default")
-    input_policy = Field("stretch")
+    input_policy = Field("model")
     method = Field("gradcam")
     options = Field(dict)
     class_request = Field(ClassRequest)

@@ -9,10 +9,11 @@ Two sources of images:
   model's top-1 on *that tile alone* (SPEC section 3). A grid is kept only when its
   four tiles have four different classes.
 * a user folder in ImageNet-val layout (one sub-folder of images per class). Folder
-  names are mapped to the model's labels by class index (``285``), or by name
-  (``Egyptian cat``, ``egyptian_cat``, ``Egyptian-cat``: case, ``_`` and ``-`` ignored).
-  WordNet ids (``n02124075``) cannot be mapped offline and are refused with a clear
-  error. Tile classes are the folder labels (the ground truth).
+  names are mapped to the model's labels by class index (``285``), by name
+  (``Egyptian cat``, ``egyptian_cat``, ``Egyptian-cat``: case, ``_`` and ``-`` ignored), or
+  by WordNet id (``n02124075``, ImageNet's own layout) for models with an ImageNet label set
+  (their ``synsets``, from timm's offline tables). Tile classes are the folder labels (the
+  ground truth).
 """
 
 from __future__ import annotations
@@ -109,8 +110,11 @@ def _normalise_name(s: str) -> str:
     return " ".join(re.sub(r"[_\-]+", " ", s).lower().split())
 
 
-def map_folder_classes(folder: str | os.PathLike, class_names: list[str]) -> dict[int, list[Path]]:
+def map_folder_classes(folder: str | os.PathLike, class_names: list[str],
+                       synsets: list[str] | None = None) -> dict[int, list[Path]]:
     """Map the class sub-folders of an ImageNet-val style folder to the model's classes.
+
+    ``synsets`` are the model's WordNet ids (``LoadedModel.synsets``), for folders named by them.
 
     Returns
     -------
@@ -120,8 +124,8 @@ def map_folder_classes(folder: str | os.PathLike, class_names: list[str]) -> dic
     Raises
     ------
     EvaluationDataError
-        A missing folder, a sub-folder whose name matches no class (or is a WordNet id),
-        two folders for one class, or fewer than the needed classes.
+        A missing folder, a sub-folder whose name matches no class (or is a WordNet id the
+        model does not know), two folders for one class, or fewer than the needed classes.
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -142,10 +146,14 @@ def map_folder_classes(folder: str | os.PathLike, class_names: list[str]) -> dic
                     f"folder {name!r}: class index out of range (the model has {len(class_names)} classes)"
                 )
         elif re.fullmatch(r"n\d{8}", name):
-            raise EvaluationDataError(
-                f"folder {name!r} is a WordNet id, which cannot be mapped offline; rename the folders "
-                "to class indices (e.g. 285) or class names (e.g. Egyptian_cat)"
-            )
+            by_synset = {w: i for i, w in enumerate(synsets or [])}
+            if name not in by_synset:
+                raise EvaluationDataError(
+                    f"folder {name!r} is a WordNet id that this model's classes do not include"
+                    + ("" if synsets else " (its labels are not an ImageNet label set)")
+                    + "; rename the folders to class indices (e.g. 285) or class names (e.g. Egyptian_cat)"
+                )
+            idx = by_synset[name]
         else:
             key = _normalise_name(name)
             if key not in by_name:
@@ -177,7 +185,7 @@ class ImageSource:
         self.loaded = loaded
         self.folder = folder
         if folder is not None:
-            self._classes = map_folder_classes(folder, loaded.class_names)
+            self._classes = map_folder_classes(folder, loaded.class_names, getattr(loaded, "synsets", None))
             self._photos = None
         else:
             self._classes = None

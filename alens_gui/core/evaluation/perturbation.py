@@ -8,8 +8,8 @@ Choices (SPEC section 3 leaves them open):
   zero on most pixels; ties are broken by a seeded random order, never by position,
   so neither map gets a free ordering from the raster scan.
 * ``steps`` + 1 points at revealed/removed fractions 0, 1/steps, ..., 1; the curve is
-  the target class's softmax probability (softmax over all classes); AUC by the
-  trapezoid rule over [0, 1].
+  the target class's probability (the model's own: softmax over all classes, or the class's
+  sigmoid for a multi-label model); AUC by the trapezoid rule over [0, 1].
 * The class set of each composite is its two classes (K = 2), each explained and
   scored on its own.
 """

@@ -2,8 +2,11 @@
 
 Supported models are timm ``VisionTransformer``s (any patch size, with or without a
 class token, register tokens counted through ``num_prefix_tokens``, non-square inputs
-when the model was built with ``dynamic_img_size=True``) and torchvision's
-``VisionTransformer`` (``vit_b_16`` ...; fixed input size). Grad-CAM on ViTs is the
+when the model was built with ``dynamic_img_size=True``), torchvision's
+``VisionTransformer`` (``vit_b_16`` ...; fixed input size) and Hugging Face ViT-style
+classifiers loaded with ``hf:DIR`` (``ViTForImageClassification`` and models of the same
+layout: a list of layers with ``attention``, ``layernorm_before`` and ``layernorm_after``;
+class, distillation and register tokens counted; fixed input size). Grad-CAM on ViTs is the
 ordinary ``gradcam`` method: its layer is the last block (its first LayerNorm) and its token-to-grid reshape
 is done here (:func:`vit_cam_layer`, :func:`tokens_to_grid`). The gradient methods
 (saliency, ixg, ig, smoothgrad) need nothing special.
@@ -12,7 +15,10 @@ Attention weights are read without changing the model's outputs: timm's fused
 scaled-dot-product attention is switched off for the duration of a call and the
 softmax output is read at ``attn_drop``; torchvision's ``nn.MultiheadAttention`` (called
 with ``need_weights=False``) gets a temporary ``forward`` computing the same attention
-explicitly. Everything is restored in ``finally`` blocks, also on errors or cancel.
+explicitly; a Hugging Face model's ``config._attn_implementation`` names, for the call, an
+attention function registered with ``transformers``' ``AttentionInterface`` that computes
+eager attention and keeps its weights. Everything is restored in ``finally`` blocks, also
+on errors or cancel.
 
 Every method returns a patch-grid map ``(K, 1, h, w)`` that ``compute_base`` upsamples.
 All K classes share the forward passes: one forward, then one backward per class.
@@ -59,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -70,14 +77,19 @@ from ..errors import MethodError
 from ..progress import Progress
 from .base import hooks
 
-_TRANSFORMER_TYPES = ("VisionTransformer", "Attention", "MultiheadAttention", "EncoderBlock")
+#: Module class names that mark a transformer although "Attention" is not in them (timm's
+#: class-attention, twins, XCiT, halo/bottleneck self-attention, ConViT; torchvision's ViT block).
+_TRANSFORMER_TYPES = (
+    "VisionTransformer", "EncoderBlock", "ClassAttn", "TalkingHeadAttn", "LocallyGroupedAttn",
+    "GlobalSubSampleAttn", "CrossCovarianceAttn", "HaloAttn", "BottleneckAttn", "GPSA", "MHSA",
+)
 
 
 @dataclass
 class ViTInfo:
     """What the ViT methods need to know about a Vision Transformer."""
 
-    kind: str  # "timm" | "torchvision"
+    kind: str  # "timm" | "torchvision" | "hf"
     model: nn.Module
     blocks: list[nn.Module]
     block_names: list[str]
@@ -85,6 +97,12 @@ class ViTInfo:
     num_prefix: int
     has_cls: bool
     patch_size: tuple[int, int]
+    config: object = None  # "hf": the transformers config whose attention implementation is switched
+
+    def norm_names(self) -> tuple[str, str]:
+        """The blocks' LayerNorms before attention and before the MLP."""
+        return {"timm": ("norm1", "norm2"), "torchvision": ("ln_1", "ln_2"),
+                "hf": ("layernorm_before", "layernorm_after")}[self.kind]
 
     def grid(self, x: torch.Tensor) -> tuple[int, int]:
         """The patch grid (h, w) for an input of the shape of ``x``."""
@@ -114,6 +132,9 @@ def vit_info(model: nn.Module) -> ViTInfo | None:
             "timm", model, blocks, [names[id(b)] for b in blocks], attns, int(model.num_prefix_tokens),
             getattr(model, "cls_token", None) is not None, _pair(model.patch_embed.patch_size),
         )
+    hf = _hf_vit_info(model, names)
+    if hf is not None:
+        return hf
     enc = getattr(model, "encoder", None)
     if enc is not None and hasattr(enc, "layers") and hasattr(model, "conv_proj") and hasattr(model, "class_token"):
         blocks = list(enc.layers)
@@ -127,11 +148,56 @@ def vit_info(model: nn.Module) -> ViTInfo | None:
     return None
 
 
+def is_attention_module(module: nn.Module) -> bool:
+    """Whether a module mixes tokens by attention (the one rule for "this is a transformer")."""
+    name = type(module).__name__
+    return isinstance(module, nn.MultiheadAttention) or "Attention" in name or name in _TRANSFORMER_TYPES
+
+
+def _hf_vit_info(model: nn.Module, names: dict) -> ViTInfo | None:
+    """A :class:`ViTInfo` for a ViT-style ``transformers`` model inside ``HFImageClassifier``."""
+    hf = getattr(model, "hf", None)
+    config = getattr(hf, "config", None)
+    if hf is None or config is None or not hasattr(config, "_attn_implementation"):
+        return None
+    base = getattr(hf, str(getattr(hf, "base_model_prefix", "") or ""), None)
+    if base is None:
+        return None
+    layers = getattr(base, "layers", None)  # transformers 5; 4.x keeps them in encoder.layer
+    if layers is None:
+        layers = getattr(getattr(base, "encoder", None), "layer", None)
+    emb = getattr(base, "embeddings", None)
+    if layers is None or emb is None or not len(layers):
+        return None
+    blocks = list(layers)
+    attns = [getattr(b, "attention", None) for b in blocks]
+    if any(a is None or not hasattr(b, "layernorm_before") or not hasattr(b, "layernorm_after")
+           for a, b in zip(attns, blocks)):
+        return None
+    prefix = sum(getattr(emb, t, None) is not None for t in ("cls_token", "distillation_token"))
+    registers = getattr(emb, "register_tokens", None)
+    if isinstance(registers, torch.Tensor):
+        prefix += int(registers.shape[1])
+    patch = getattr(config, "patch_size", None)
+    if patch is None:
+        return None
+    return ViTInfo("hf", model, blocks, [names[id(b)] for b in blocks], attns, prefix,
+                   getattr(emb, "cls_token", None) is not None, _pair(patch), config)
+
+
 def model_architecture(model: nn.Module) -> str:
-    """``"vit"`` for transformers (supported or not), ``"cnn"`` otherwise."""
+    """``"vit"`` for transformers (supported by the attention methods or not), ``"cnn"`` otherwise.
+
+    The program's one architecture rule (:func:`~alens_gui.core.models.load_model` records it
+    and :func:`~.base.compute_base` checks methods against it): a model is a transformer when
+    any of its modules is an attention module (:func:`is_attention_module`): ViT, DeiT, Swin
+    (``WindowAttention``), MaxViT, CoAtNet, EVA, PVT, Hugging Face ``ViTSelfAttention``, ...
+    Methods written for CNNs (Guided Backprop, DeepLift, LRP) are then refused; the gradient
+    and CAM methods run on both.
+    """
     if vit_info(model) is not None:
         return "vit"
-    if any(type(m).__name__ in _TRANSFORMER_TYPES for m in model.modules()):
+    if any(is_attention_module(m) for m in model.modules()):
         return "vit"
     return "cnn"
 
@@ -158,9 +224,9 @@ def vit_cam_layer(model: nn.Module) -> str | None:
     if info is None:
         return None
     last = info.blocks[-1]
-    for sub in ("norm1", "ln_1"):
-        if isinstance(getattr(last, sub, None), nn.Module):
-            return f"{info.block_names[-1]}.{sub}"
+    sub = info.norm_names()[0]
+    if isinstance(getattr(last, sub, None), nn.Module):
+        return f"{info.block_names[-1]}.{sub}"
     return info.block_names[-1]
 
 
@@ -214,6 +280,38 @@ def _ln_rule(m: nn.LayerNorm, inp, _out):
     return y
 
 
+#: The attention function name registered with transformers' AttentionInterface.
+_HF_CAPTURE = "alens_capture"
+_hf_state = threading.local()
+
+
+def _hf_capture_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_kwargs):
+    """transformers' eager attention, keeping the weights for :func:`capture_attention`.
+
+    Registered once under :data:`_HF_CAPTURE`; a model's config names it only inside
+    :func:`capture_attention`, on the thread that holds the model's lock.
+    """
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    store, detach = getattr(_hf_state, "target", (None, False))
+    if detach:
+        weights = weights.detach().requires_grad_(True)
+    if store is not None:
+        store.append(weights)
+    out = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return out, weights
+
+
+def _register_hf_capture() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(_HF_CAPTURE, _hf_capture_attention)
+
+
 @contextlib.contextmanager
 def capture_attention(info: ViTInfo, *, detach: bool = False, ln_rule: bool = False) -> Iterator[list]:
     """Collect every block's attention weights ``(B, heads, N, N)`` of each forward pass.
@@ -239,14 +337,20 @@ def capture_attention(info: ViTInfo, *, detach: bool = False, ln_rule: bool = Fa
         store.append(out)
         return out
 
+    hf_saved = None
     with hooks() as handles:
         try:
+            if info.kind == "hf":
+                _register_hf_capture()
+                hf_saved = info.config._attn_implementation
+                info.config._attn_implementation = _HF_CAPTURE
+                _hf_state.target = (store, detach)
             for a in info.attentions:
                 if info.kind == "timm":
                     saved_fused.append((a, a.fused_attn))
                     a.fused_attn = False
                     handles.append(a.attn_drop.register_forward_hook(keep))
-                else:
+                elif info.kind == "torchvision":
                     a.forward = functools.partial(_mha_forward, a, store, detach)
                     patched.append(a)
             if ln_rule:
@@ -259,6 +363,10 @@ def capture_attention(info: ViTInfo, *, detach: bool = False, ln_rule: bool = Fa
                 a.fused_attn = fused
             for a in patched:
                 del a.forward
+            if info.kind == "hf":
+                _hf_state.target = (None, False)
+                if hf_saved is not None:
+                    info.config._attn_implementation = hf_saved
 
 
 def _check_tokens(info: ViTInfo, x: torch.Tensor, n: int) -> None:
@@ -460,9 +568,9 @@ def inflow(model, x, classes, progress: Progress, ctx=None, query="auto"):
     mids: list[torch.Tensor] = []
     with hooks() as handles, capture_attention(info) as store:
         for blk in info.blocks:
-            mid_norm = getattr(blk, "norm2", None) if info.kind == "timm" else getattr(blk, "ln_2", None)
+            mid_norm = getattr(blk, info.norm_names()[1], None)
             if mid_norm is None:
-                raise MethodError("InFlow needs pre-norm transformer blocks (norm2 / ln_2)")
+                raise MethodError("InFlow needs pre-norm transformer blocks (norm2 / ln_2 / layernorm_after)")
             handles.append(blk.register_forward_pre_hook(lambda _m, a: ins.append(a[0])))
             handles.append(mid_norm.register_forward_pre_hook(lambda _m, a: mids.append(a[0])))
         logits = model(x.detach().clone().requires_grad_(True))

@@ -9,6 +9,7 @@ from ..session import SAMPLES, ImageRequest, Session
 from ._util import blocked, combo, set_combo_data
 
 POLICIES = (
+    ("the model's own (its resize and crop)", "model"),
     ("stretch the whole image", "stretch"),
     ("center crop (maps cover the crop)", "center-crop"),
     ("pad to square", "pad"),

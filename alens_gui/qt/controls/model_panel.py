@@ -22,6 +22,7 @@ CHECKPOINT_FILTER = "Checkpoints, state dicts (*.pt *.pth *.safetensors)"
 #: A file chosen through this filter is loaded as a TorchScript program, which runs its code.
 TORCHSCRIPT_FILTER = "TorchScript (runs code) (*.pt *.pth *.zip)"
 ALL_FILTER = "All files (*)"
+OUTPUTS = (("the model's own", ""), ("softmax (one class)", "softmax"), ("sigmoid per class (multi-label)", "sigmoid"))
 
 
 class ModelPanel(QWidget):
@@ -34,7 +35,8 @@ class ModelPanel(QWidget):
         self.session = session
         self.status = QLabel("loading…")
         self.status.setWordWrap(True)
-        self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME or a checkpoint file")
+        self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME (also timm:hf-hub:ORG/NAME, "
+                                                   "timm:local-dir:DIR), hf:DIR (a transformers folder) or a checkpoint file")
         self.spec.setEditable(True)
         browse = QPushButton("File…")
         browse.setToolTip("a checkpoint: a state dict (.pt/.pth/.safetensors) with its architecture, or a "
@@ -50,6 +52,8 @@ class ModelPanel(QWidget):
         lb = QPushButton("File…")
         lb.clicked.connect(self._browse_labels)
         self.device = combo([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], "where the model runs")
+        self.output = combo(list(OUTPUTS), "how logits become probabilities: a softmax over all classes, or a "
+                                           "sigmoid per class for multi-label models (several findings at once)")
         self.load = QPushButton("Load model")
         self.load.clicked.connect(self.push)
         f = QFormLayout(self)
@@ -65,7 +69,11 @@ class ModelPanel(QWidget):
         f.addRow("", self.torchscript)
         f.addRow("architecture", self.arch)
         f.addRow("labels", row2)
-        f.addRow("device", self.device)
+        row3 = QHBoxLayout()  # one row for both: the setup column must not grow past 800 pixels
+        row3.addWidget(self.device, 1)
+        row3.addWidget(QLabel("output"))
+        row3.addWidget(self.output, 1)
+        f.addRow("device", row3)
         f.addRow(self.load)
         session.model_request_changed.connect(self.pull)
         session.model_status_changed.connect(self.status.setText)
@@ -74,7 +82,7 @@ class ModelPanel(QWidget):
     def request(self) -> ModelRequest:
         return ModelRequest(spec=self.spec.currentText().strip() or "default", arch=self.arch.text().strip(),
                             labels=self.labels.text().strip(), device=self.device.currentData() or "auto",
-                            torchscript=self.torchscript.isChecked())
+                            torchscript=self.torchscript.isChecked(), output=self.output.currentData() or "")
 
     def push(self) -> None:
         """Put the edited request into the session and ask for it to be loaded."""
@@ -82,12 +90,13 @@ class ModelPanel(QWidget):
         self.loadRequested.emit()
 
     def pull(self, req: ModelRequest) -> None:
-        with blocked(self.spec, self.arch, self.labels, self.device, self.torchscript):
+        with blocked(self.spec, self.arch, self.labels, self.device, self.torchscript, self.output):
             self.spec.setCurrentText(req.spec)
             self.torchscript.setChecked(req.torchscript)
             self.arch.setText(req.arch)
             self.labels.setText(req.labels)
             set_combo_data(self.device, req.device)
+            set_combo_data(self.output, req.output)
 
     def _browse_checkpoint(self) -> None:
         """Choose a checkpoint; the filter it was chosen through says whether it is TorchScript
