@@ -88,17 +88,29 @@ def test_voi_lut_sequence_equals_pydicoms_apply_voi_lut(tmp_path, bits, vr):
     np.testing.assert_allclose(ours, ref, atol=1e-6 * win.lut.top)
 
 
-def test_a_lut_pydicom_cannot_read_is_left_out_not_the_image(tmp_path, caplog):
+def test_a_lut_that_cannot_be_used_is_left_out_not_the_image(tmp_path):
+    ds = dcmread(get_testdata_file("MR_small.dcm"))
+    item = Dataset()
+    item.LUTDescriptor = [16, 0, 16]
+    item.add_new(0x00283006, "US", list(range(8)))  # 8 of the 16 entries its descriptor says
+    ds.VOILUTSequence = Sequence([item])
+    ds.save_as(tmp_path / "short.dcm")
+    img = read_dicom(tmp_path / "short.dcm")
+    assert all(w.function != "lut" for w in img.windows) and img.windows  # the tag window remains
+    assert img.info["ignored"] == ["VOI LUT 1: the LUT Data holds 8 of the 16 entries its descriptor says"]
+
+
+def test_a_lut_with_a_depth_pydicom_does_not_read_is_still_used(tmp_path):
     ds = dcmread(get_testdata_file("MR_small.dcm"))
     item = Dataset()
     item.LUTDescriptor = [16, 0, 9]  # 9 bits per entry: not a depth the standard allows
     item.add_new(0x00283006, "US", list(range(16)))
     ds.VOILUTSequence = Sequence([item])
     ds.save_as(tmp_path / "odd.dcm")
-    with caplog.at_level("WARNING", logger="alens_gui"):
-        img = read_dicom(tmp_path / "odd.dcm")
-    assert all(w.function != "lut" for w in img.windows) and img.windows  # the tag window remains
-    assert "VOI LUT 1 left out" in caplog.text
+    img = read_dicom(tmp_path / "odd.dcm")
+    luts = [w for w in img.windows if w.function == "lut"]
+    assert len(luts) == 1 and luts[0].lut.bits == 9 and "ignored" not in img.info
+    np.testing.assert_array_equal(luts[0].lut.values, np.arange(16))
 
 
 @pytest.mark.parametrize(("photometric", "shape", "inverted"), [

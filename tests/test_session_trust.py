@@ -38,7 +38,7 @@ def full_state(img_path, spec="default", arch="", torchscript=False) -> dict:
         "inputs": [{"path": str(img_path), "sha256": file_sha256(img_path)}],
         "image_request": {"path": str(img_path), "sample": "", "tiles": [], "frame": 0},
         "model": {"spec": spec, "arch": arch, "labels": "", "device": "cpu", "torchscript": torchscript,
-                  "checkpoint_sha256": None, "name": "EfficientNet-Lite0 (ImageNet, offline)"},
+                  "output": "", "checkpoint_sha256": None, "name": "EfficientNet-Lite0 (ImageNet, offline)"},
         "method": "gradcam", "options": {"layer": ""}, "input_policy": "stretch", "window": "default",
         "class_request": {"kind": "topk", "k": 3, "with_lowest": False, "classes": []},
         "lens": {"temperatures": [1.0, 0.2, 0.01], "tau": 0.05, "normalize": "none", "softmax_input": "signed",

@@ -451,7 +451,8 @@ def _lut_windows(ds, ignored: list[str]) -> list[Window]:
             lut, label = _voi_lut(item, ds, ignored, i + 1)
             if lut is None:
                 continue
-            if 8 <= int(list(item.get("LUTDescriptor"))[2]) <= 16:
+            if int(list(item.get("LUTDescriptor"))[2]) in (8, 16):  # the depths pydicom reads
+                # (9-15, allowed, and wrong depths corrected from the data are looked up by ours alone)
                 n, first = lut.values.size, int(lut.first)
                 values = np.asarray(apply_voi(np.arange(first, first + n, dtype=np.int64), ds, index=i),
                                     dtype=np.float64)
