@@ -327,6 +327,42 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(rp, "if the PDF exists, nothing is done")
     rp.set_defaults(func=cmd_report)
 
+    co = sub.add_parser("cohort", help="strategies per class across a folder (spectral clustering of refined maps), "
+                                       "territory statistics, and the difference between two groups")
+    co.add_argument("folders", nargs="+", metavar="DIR",
+                    help="a folder of images (or files); two folders are two groups to compare")
+    co.add_argument("--recursive", "-r", action="store_true", help="also take the images in sub-folders")
+    add_image_arguments(co)
+    add_model_arguments(co)
+    co.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
+    co.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                    help="a method option, e.g. -O steps=32 (repeatable)")
+    add_class_set_arguments(co)
+    add_lens_arguments(co)
+    g = co.add_argument_group("cohort")
+    g.add_argument("--by", choices=("classset", "predicted", "label"), default="classset",
+                   help="which images make a class's cohort: those with the class in their class set (default), "
+                        "those the model predicts as the class, or those labelled with it (the name of the "
+                        "image's sub-folder)")
+    g.add_argument("--cohort-classes", metavar="NAMES",
+                   help="only these classes (indices or names, comma-separated; default: every class with "
+                        "--min-members images)")
+    g.add_argument("--min-members", type=int, default=2, metavar="N",
+                   help="leave out classes with fewer images (default: %(default)s)")
+    g.add_argument("--clusters", default="auto", metavar="auto|N",
+                   help="number of strategies per class: auto (the eigengap; default) or a number")
+    g.add_argument("--groups", metavar="A,B",
+                   help="compare two label groups of one folder (sub-folder names); two folders are compared "
+                        "without this")
+    g.add_argument("--permutations", type=int, default=999, metavar="N",
+                   help="permutations of the group test (default: %(default)s)")
+    g.add_argument("--no-cache", action="store_true",
+                   help="neither read nor fill the result cache the window's gallery uses")
+    g.add_argument("--no-pdf", action="store_true", help="write no PDF")
+    co.add_argument("--out", required=True, help="output folder (cohort.json, .npy maps, cohort.pdf)")
+    co.add_argument("--overwrite", action="store_true", help="replace an existing cohort.json in --out")
+    co.set_defaults(func=cmd_cohort)
+
     me = sub.add_parser("methods", help="list the attribution methods")
     me.set_defaults(func=cmd_methods)
 
@@ -580,6 +616,158 @@ def cmd_explain(args) -> int:
     print(f"wrote {written} of {len(images)} image(s) to {out}" + (f"; {kept} already there, kept" if kept else ""),
           file=sys.stderr)
     return EXIT_ERROR if failures else 0
+
+
+def run_settings_from_args(args, class_names):
+    """The one :class:`RunSettings` that the explain options (method, class set, lens, image, input) describe."""
+    from .core.methods import get_method
+    from .core.settings import ClassSet, RunSettings
+
+    info = get_method(args.method)
+    options = dict(args.option)
+    info.resolve_options(options)
+    request, _ = class_request(args, class_names)
+    window = getattr(args, "window", None)
+    return RunSettings(info.name, options, ClassSet.from_request(**request, class_names=class_names),
+                       lens_from_args(args), window, getattr(args, "frame", None), getattr(args, "resize", None))
+
+
+def _cohort_inputs(args) -> tuple[list[tuple[Path, str | None, str | None]], list[str], tuple[str, str] | None]:
+    """``(path, group, label)`` for every image, folder errors, and the two group names (if any)."""
+    if len(args.folders) > 2:
+        raise _Usage(f"give one folder, or two to compare; got {len(args.folders)}")
+    if len(args.folders) == 2 and args.groups:
+        raise _Usage("--groups compares label groups of one folder; two folders are already two groups")
+    out = Path(args.out).resolve()
+    names = [Path(f).resolve().name or str(f) for f in args.folders]
+    if len(names) == 2 and names[0] == names[1]:
+        names = [f"1 {names[0]}", f"2 {names[1]}"]
+    entries, errors = [], []
+    for folder, name in zip(args.folders, names):
+        # labels are sub-folder names: --by label and --groups look into sub-folders
+        recursive = args.recursive or args.by == "label" or bool(args.groups)
+        paths, _, errs = expand_inputs([folder], recursive, exclude=out, unique=True)
+        errors.extend(errs)
+        root = Path(folder)
+        for p in paths:
+            label = None
+            if root.is_dir():
+                rel = p.parent.relative_to(root) if p.parent != root else None
+                label = rel.parts[0] if rel is not None and rel.parts else None
+            entries.append((p, name if len(args.folders) == 2 else None, label))
+    groups = None
+    if len(args.folders) == 2:
+        groups = (names[0], names[1])
+    elif args.groups:
+        parts = [x.strip() for x in args.groups.split(",") if x.strip()]
+        if len(parts) != 2:
+            raise _Usage(f"--groups names two label groups, e.g. --groups benign,malignant; got {args.groups!r}")
+        groups = (parts[0], parts[1])
+        entries = [(p, lab if lab in groups else None, lab) for p, _, lab in entries]
+        found = {lab for _, _, lab in entries}
+        lost = [gname for gname in groups if gname not in found]
+        if lost:
+            raise _Failed(f"no sub-folder named {lost[0]!r} in {args.folders[0]}: --groups names sub-folders")
+    return entries, errors, groups
+
+
+def cmd_cohort(args) -> int:
+    from tqdm import tqdm
+
+    from .core.api import Explainer
+    from .core.classsets import parse_classes
+    from .core.cohort import build_cohort, explain_paths, model_identity
+    from .core.cohort_export import JSON_NAME, write_cohort
+    from .core.outputs import check_writable, write_error
+    from .core.progress import Progress
+    from .core.resultcache import ResultCache
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _Usage(f"--out {out} exists and is not a folder")
+    if (out / JSON_NAME).exists() and not args.overwrite:
+        raise _Failed(f"{out / JSON_NAME} already exists; not replaced: --overwrite replaces it")
+    clusters = args.clusters.strip().lower()
+    if clusters != "auto":
+        try:
+            clusters = int(clusters)
+        except ValueError:
+            raise _Usage(f"--clusters is auto or a number; got {args.clusters!r}") from None
+        if clusters < 1:
+            raise _Usage(f"--clusters is at least 1; got {clusters}")
+    if args.permutations < 0:
+        raise _Usage(f"--permutations is at least 0; got {args.permutations}")
+    if args.by == "label" and len(args.folders) == 2:
+        raise _Usage("--by label reads labels from sub-folders of one folder")
+    entries, failures, groups = _cohort_inputs(args)
+    for msg in failures:
+        print(f"alens: error: {msg}", file=sys.stderr)
+    if not entries:
+        raise _Failed("no images to group")
+    problem = check_writable(out)  # before any model work
+    if problem:
+        raise _Failed(f"{problem}; nothing was written")
+    loaded = load_from_args(args)
+    explainer = Explainer(loaded)
+    settings = run_settings_from_args(args, explainer.class_names)
+    settings.check(loaded.num_classes)
+    only = None
+    if args.cohort_classes:
+        only = parse_classes(args.cohort_classes, explainer.class_names)
+    cache = key_of = None
+    if not args.no_cache:
+        cache = ResultCache()
+        model_id = model_identity(args.model, args.arch, args.labels, loaded.name, loaded.output)
+        policy, request = args.resize, settings.classes.describe()
+
+        def key_of(path):
+            return cache.explanation_key(path, model_id, policy, settings.window, settings.method,
+                                         settings.option_dict, request)
+
+    bar = tqdm(total=len(entries), unit="image", disable=None, file=sys.stderr)
+
+    def tick(done, total, msg):
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(msg, refresh=False)
+        bar.refresh()
+
+    progress = Progress(tick)
+    paths = [p for p, _, _ in entries]
+    meta = {p: (g, lab) for p, g, lab in entries}
+
+    def pairs():
+        for path, expl in explain_paths(explainer, paths, settings, cache=cache, key_of=key_of, progress=progress):
+            if not hasattr(expl, "classes"):
+                tqdm.write(f"alens: error: {expl}", file=sys.stderr)
+            group, label = meta[Path(path)]
+            yield path, expl, group, label
+
+    try:
+        cohort = build_cohort(pairs(), groups=groups, progress=progress, by=args.by, classes=only,
+                              clusters=clusters, min_members=args.min_members, permutations=args.permutations)
+    finally:
+        bar.close()
+        if cache is not None:
+            cache.flush()
+    doc_meta = {"settings": settings.to_json(), "model": loaded.name, "groups": list(groups) if groups else None,
+                "settings_text": f"{loaded.name}; {settings.describe(explainer.class_names)}"}
+    try:
+        write_cohort(out, cohort, doc_meta, pdf=not args.no_pdf)
+    except OSError as exc:
+        raise _Failed(write_error(exc, out)) from None
+    for c in cohort.classes.values():
+        if c.refined is None:
+            continue
+        shares = ", ".join(f"{100 * s.share:.0f}%" for s in c.refined.strategies)
+        print(f"{c.class_name}: {len(c.members)} image(s), {c.refined.n_clusters} strategies ({shares}); "
+              f"base maps: {c.base.n_clusters}", file=sys.stderr)
+    for note in cohort.notes:
+        print(f"alens: note: {note}", file=sys.stderr)
+    bad = failures + cohort.failures
+    print(f"wrote {out / JSON_NAME}: {len(cohort.items)} image(s), {len(cohort.classes)} class(es)"
+          + (f"; {len(bad)} failed" if bad else ""), file=sys.stderr)
+    return EXIT_ERROR if bad else 0
 
 
 class _SameName(Exception):

@@ -297,10 +297,12 @@ class Clustering:
 
 
 def features(maps: np.ndarray, side: int = FEATURE_SIDE) -> np.ndarray:
-    """(n, h, w) maps -> (n, side*side) downsampled (area mean), as clustered."""
+    """(n, h, w) maps -> (n, side*side) downsampled (area mean) and scaled to unit length, as
+    clustered: distances then compare where the evidence lies, not how strong it is."""
     small = _area_down(np.asarray(maps, dtype=np.float32), side)
-    small = _resize(small, (side, side))
-    return small.reshape(len(small), -1)
+    small = _resize(small, (side, side)).reshape(len(small), -1)
+    norm = np.linalg.norm(small, axis=1, keepdims=True)
+    return small / np.where(norm > 0, norm, 1.0)
 
 
 def knn_affinity(x: np.ndarray, k: int | None = None) -> np.ndarray:
