@@ -84,6 +84,8 @@ class CohortItem:
         What the model saw, small.
     gray : (16, 16) float32
         What the model saw, gray and tiny (for the alignment check).
+    territory : (h, w) int8
+        Position of the class that wins each pixel of the model's input, -1 for none.
     group : str or None
     label : str or None
     source_hw : (int, int)
@@ -99,6 +101,7 @@ class CohortItem:
     margin: np.ndarray
     thumb: np.ndarray
     gray: np.ndarray
+    territory: np.ndarray
     group: str | None = None
     label: str | None = None
     source_hw: tuple[int, int] = (0, 0)
@@ -178,8 +181,8 @@ def territory_of(dist: np.ndarray, tau: float, valid: np.ndarray | None = None) 
 
 
 def item_from_explanation(path, expl: Explanation, *, group: str | None = None,
-                          label: str | None = None) -> tuple[CohortItem, np.ndarray]:
-    """A :class:`CohortItem` and the image's territory labels (h, w) at the model's full input."""
+                          label: str | None = None) -> CohortItem:
+    """What one explanation contributes to a cohort (see :class:`CohortItem`)."""
     base, dist, ref = model_frame(expl)
     valid = None
     geom = expl.geometry
@@ -203,10 +206,10 @@ def item_from_explanation(path, expl: Explanation, *, group: str | None = None,
         refined=_area_down(_normalise(ref), STORE_MAX).astype(np.float16),
         base=_area_down(_normalise(base), STORE_MAX).astype(np.float16),
         won=won, margin=margin, thumb=thumb.astype(np.uint8), gray=gray.astype(np.float32),
-        group=group, label=label,
+        territory=labels.astype(np.int8), group=group, label=label,
         source_hw=tuple(geom.source_hw) if geom is not None else tuple(ref.shape[-2:]),
     )
-    return item, labels
+    return item
 
 
 def _model_image(expl: Explanation, hw) -> np.ndarray:
@@ -563,8 +566,7 @@ class Cohort:
 class CohortBuilder:
     """Takes explanations one at a time (:meth:`add`), then builds the :class:`Cohort` (:meth:`finish`).
 
-    Only small per-image summaries are kept (:class:`CohortItem`); territory frequency maps
-    are summed as images arrive, at the model's full input size.
+    Only small per-image summaries are kept (:class:`CohortItem`).
     """
 
     def __init__(self) -> None:
@@ -572,15 +574,13 @@ class CohortBuilder:
         self.failures: list[str] = []
         self.model_hw: tuple[int, int] | None = None
         self.class_names: dict[int, str] = {}
-        self._freq: dict[int, np.ndarray] = {}
-        self._count: dict[int, int] = {}
 
     def add(self, path, expl: Explanation | AlensError, *, group: str | None = None, label: str | None = None) -> None:
         if isinstance(expl, BaseException):
             self.failures.append(str(expl) if str(path) in str(expl) else f"{path}: {expl}")
             return
-        item, labels = item_from_explanation(path, expl, group=group, label=label)
-        hw = tuple(labels.shape)
+        item = item_from_explanation(path, expl, group=group, label=label)
+        hw = tuple(item.territory.shape)
         if self.model_hw is None:
             self.model_hw = hw
         elif hw != self.model_hw:
@@ -590,9 +590,6 @@ class CohortBuilder:
         self.items.append(item)
         for i, c in enumerate(item.classes):
             self.class_names.setdefault(c, item.class_names[i])
-            acc = self._freq.setdefault(c, np.zeros(hw, dtype=np.float64))
-            acc += labels == i
-            self._count[c] = self._count.get(c, 0) + 1
 
     def members(self, c: int, by: str) -> tuple[list[int], int]:
         """Item indices of class ``c``'s cohort, and how many images qualified but lack the class in their set."""
@@ -666,9 +663,11 @@ class CohortBuilder:
         won = [self.items[n].won[self.items[n].position(c)] for n in idx]
         margins = [self.items[n].margin[self.items[n].position(c)] for n in idx
                    if self.items[n].won[self.items[n].position(c)] > 0]
-        count = max(self._count.get(c, 0), 1)
+        freq = np.zeros(self.model_hw, dtype=np.float64)
+        for n in idx:
+            freq += self.items[n].territory == self.items[n].position(c)
         return Territory(float(np.mean(won)), float(np.mean(margins)) if margins else 0.0,
-                         (self._freq[c] / count).astype(np.float32), self._count.get(c, 0))
+                         (freq / len(idx)).astype(np.float32), len(idx))
 
 
 def build_cohort(pairs: Iterable, *, groups: tuple[str, str] | None = None, progress: Progress | None = None,
