@@ -46,6 +46,7 @@ from .controls.class_panel import PresetStore
 from .controls.view_panel import HoverRadius
 from .session import SAMPLES, ImageRequest, ModelRequest, Session
 from .views import CompareView, DistributionView, MapsView, ProbabilityView
+from .views.cohort import CohortView
 from .views.gallery import GalleryView
 from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
 
@@ -210,6 +211,11 @@ class MainWindow(QMainWindow):
         g.explainAllRequested.connect(c.explain_all)
         g.openFolderRequested.connect(self._open_folder_dialog)
         g.reportRequested.connect(lambda: self._report_dialog("gallery"))
+        self.cohort = CohortView(self.session, self.controller)
+        self.cohort_dock = self._dock("Cohort", "cohort", self.cohort, Qt.DockWidgetArea.BottomDockWidgetArea, 0)
+        self.tabifyDockWidget(self.gallery_dock, self.cohort_dock)
+        self.cohort_dock.hide()
+        self.cohort.openRequested.connect(c.open_gallery_row)
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
 
     def _show_comparison(self, pinned) -> None:
@@ -294,7 +300,7 @@ class MainWindow(QMainWindow):
                      "keep these maps; the next image is explained with the same class set and shown beside them")
         self._action(m, "&Unpin", self.controller.unpin, "Shift+P")
         m.addSeparator()
-        for dock in (self.setup_dock, self.inspect_dock, self.notes_dock, self.gallery_dock):
+        for dock in (self.setup_dock, self.inspect_dock, self.notes_dock, self.gallery_dock, self.cohort_dock):
             m.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Evaluate")
         self._action(m, "&Grid pointing game…", self._grid_game_dialog)

@@ -1,0 +1,52 @@
+"""The Cohort view's background work: explanations of the gallery's images (the result cache
+first), then strategies, embedding and territory per class (:mod:`alens_gui.core.cohort`)."""
+
+from __future__ import annotations
+
+from alens_gui.core.locking import using_model
+from alens_gui.core.progress import Progress
+
+
+class _LockedExplainer:
+    """The per-image API, holding the model's lock for each image (the window shares the model)."""
+
+    def __init__(self, loaded, progress: Progress) -> None:
+        from alens_gui.core.api import Explainer
+
+        self.explainer = Explainer(loaded)
+        self.progress = progress
+
+    def explain(self, path, settings):
+        with using_model(self.explainer.model, self.progress):
+            return self.explainer.explain(path, settings)
+
+
+def run_settings(session, method: str, options: dict):
+    """The session's settings as one :class:`~alens_gui.core.settings.RunSettings`."""
+    from alens_gui.core.settings import ClassSet, RunSettings
+
+    req = session.class_request
+    if req.kind == "picked":
+        classes = ClassSet.picked(list(req.classes))
+    elif req.kind == "best_vs_worst":
+        classes = ClassSet.best_vs_worst()
+    else:
+        classes = ClassSet.top(req.k, req.with_lowest)
+    window = None if session.window in (None, "", "default") else session.window
+    return RunSettings(method, options, classes, session.lens, window, None, session.input_policy)
+
+
+def cohort_job(progress: Progress, loaded, items, settings, cache, key_of, by: str, clusters):
+    """``items`` are ``(path, label)``; yields ``("explained", n)``; returns the Cohort."""
+    from alens_gui.core.cohort import CohortBuilder, explain_paths
+
+    explainer = _LockedExplainer(loaded, progress)
+    labels = {str(p): lab for p, lab in items}
+    builder = CohortBuilder()
+    paths = [str(p) for p, _ in items]
+    for n, (path, expl) in enumerate(explain_paths(explainer, paths, settings, cache=cache, key_of=key_of,
+                                                   progress=progress)):
+        builder.add(path, expl, label=labels.get(path))
+        yield ("explained", n + 1)
+    cache.flush()
+    return builder.finish(by=by, clusters=clusters, progress=progress)

@@ -1,0 +1,83 @@
+"""The Cohort view beside the gallery: strategies per class from the gallery's folder, computed in the
+background with progress and cancel, kept per settings; the embedding opens an image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import wait_idle
+from .test_window import ForwardCounter
+
+
+def save(img, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.asarray(img) * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path, photos):
+    root = tmp_path / "cases"
+    save(photos["chelsea"], root / "Egyptian cat" / "cat1.png")
+    save(photos["chelsea"][:, 60:400], root / "Egyptian cat" / "cat2.png")
+    save(photos["chelsea"][40:, :360], root / "Egyptian cat" / "cat3.png")
+    save(photos["coffee"], root / "espresso" / "cup1.png")
+    save(photos["coffee"][50:350, 100:500], root / "espresso" / "cup2.png")
+    save(photos["coffee"][:, 80:], root / "espresso" / "cup3.png")
+    return root
+
+
+def test_cohort_view_finds_strategies_keeps_them_and_opens_an_image(make_window, qtbot, folder, explainer):
+    win = make_window()
+    wait_idle(qtbot, win)
+    view = win.cohort
+    view.compute()  # no folder yet: said, nothing runs
+    assert "open a folder" in view.status.text() and not win.controller.runner.busy("cohort")
+    win.open_folder(folder, recursive=True)
+    wait_idle(qtbot, win)
+    win.session.method = "gradcam"
+    win.cohort_dock.show()
+    # cancel: nothing is kept, the buttons come back
+    task = view.compute()
+    assert task is not None and view.cancel_button.isEnabled()
+    view.cancel_button.click()
+    wait_idle(qtbot, win)
+    assert view.cohort is None and view.compute_button.isEnabled() and "cancelled" in view.status.text()
+    # the real run
+    assert view.compute() is not None
+    wait_idle(qtbot, win)
+    cohort = view.cohort
+    assert cohort is not None and len(cohort.items) == 6 and not cohort.failures
+    assert view.class_combo.count() == len(cohort.classes) >= 2
+    cc, cl = view.current()
+    assert view.table.rowCount() == len(cl.strategies) >= 1
+    assert sum(len(s.members) for s in cl.strategies) == len(cc.members)
+    assert len(view.scatter.points()) == len(cc.members)
+    assert view.territory.pixmap() is not None and not view.territory.pixmap().isNull()
+    # base maps beside: the same members, their own strategies
+    view.base_box.setChecked(True)
+    cc_b, cl_b = view.current()
+    assert cl_b is cc.base and view.table.rowCount() == len(cl_b.strategies)
+    view.base_box.setChecked(False)
+    # kept: the same request again shows it at once, with no model run
+    with ForwardCounter(explainer.model) as counter:
+        assert view.compute() is None
+        assert counter.calls == 0
+    assert view.cohort is cohort
+    # hover shows the image and its map; a click opens it in the analysis view
+    point = view.scatter.points()[0]
+    view._hovered(None, [point])
+    assert view.hover.pixmap() is not None and not view.hover.pixmap().isNull()
+    path = cohort.items[cc.members[int(point.data())]].path
+    view._clicked(None, [point])
+    wait_idle(qtbot, win)
+    assert win.session.image_request.path == path
+    # another grouping (predicted) is a new cohort, read from the result cache: no model run
+    view.by_combo.setCurrentIndex(view.by_combo.findData("predicted"))
+    with ForwardCounter(explainer.model) as counter:
+        assert view.compute() is not None
+        wait_idle(qtbot, win)
+        assert counter.calls == 0
+    assert view.cohort is not cohort and view.cohort.by == "predicted"
