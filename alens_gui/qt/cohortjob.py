@@ -36,8 +36,9 @@ def run_settings(session, method: str, options: dict):
     return RunSettings(method, options, classes, session.lens, window, None, session.input_policy)
 
 
-def cohort_job(progress: Progress, loaded, items, settings, cache, key_of, by: str, clusters):
-    """``items`` are ``(path, label)``; yields ``("explained", n)``; returns the Cohort."""
+def cohort_job(progress: Progress, loaded, items, settings, cache, key_of, by: str, clusters, groups=None):
+    """``items`` are ``(path, label)``; yields ``("explained", n)``; returns the Cohort. With
+    ``groups`` (two labels) each class's refined maps are compared between those label groups."""
     from alens_gui.core.cohort import CohortBuilder, explain_paths
 
     explainer = _LockedExplainer(loaded, progress)
@@ -46,7 +47,8 @@ def cohort_job(progress: Progress, loaded, items, settings, cache, key_of, by: s
     paths = [str(p) for p, _ in items]
     for n, (path, expl) in enumerate(explain_paths(explainer, paths, settings, cache=cache, key_of=key_of,
                                                    progress=progress)):
-        builder.add(path, expl, label=labels.get(path))
+        label = labels.get(path)
+        builder.add(path, expl, label=label, group=label if groups and label in groups else None)
         yield ("explained", n + 1)
     cache.flush()
-    return builder.finish(by=by, clusters=clusters, progress=progress)
+    return builder.finish(by=by, clusters=clusters, groups=groups, progress=progress)

@@ -81,3 +81,27 @@ def test_cohort_view_finds_strategies_keeps_them_and_opens_an_image(make_window,
         wait_idle(qtbot, win)
         assert counter.calls == 0
     assert view.cohort is not cohort and view.cohort.by == "predicted"
+
+
+def test_cohort_view_compares_two_label_groups(make_window, qtbot, folder):
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.open_folder(folder, recursive=True)
+    wait_idle(qtbot, win)
+    from alens_gui.qt.session import ClassRequest
+
+    # one class set for every image (Egyptian cat, espresso): each class has both groups
+    win.session.class_request = ClassRequest(kind="picked", classes=(285, 967))
+    view = win.cohort
+    view.groups_edit.setText("Egyptian cat,teapot")
+    assert view.compute() is None and "no sub-folder 'teapot'" in view.status.text()
+    view.groups_edit.setText("Egyptian cat,espresso")
+    assert view.compute() is not None
+    wait_idle(qtbot, win)
+    cc, _ = view.current()
+    g = cc.groups
+    assert g is not None and g.groups == ("Egyptian cat", "espresso") and g.counts == (3, 3)
+    assert g.mean_a.shape == g.difference.shape == tuple(win.session.model.input_size)
+    assert not view.groups_label.pixmap().isNull()
+    # three images a group: the view says the test has little power
+    assert "little power" in view.groups_note.text() and "significant" in view.groups_note.text()

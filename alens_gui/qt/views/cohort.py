@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -104,11 +105,15 @@ class CohortView(QWidget):
         self.base_box = QCheckBox("base maps")
         self.base_box.setToolTip("strategies of the base maps, to compare with the lens's refined maps")
         self.base_box.toggled.connect(lambda _on: self.show_class())
+        self.groups_edit = QLineEdit()
+        self.groups_edit.setPlaceholderText("compare groups A,B")
+        self.groups_edit.setToolTip("two sub-folders (true labels) of the gallery's folder: each class's mean refined "
+                                    "map in each, their difference and where it is more than chance")
         self.status = QLabel("Open a folder in the gallery, then find its strategies.")
         self.status.setWordWrap(True)
         bar = QHBoxLayout()
         for w in (self.compute_button, self.cancel_button, QLabel("images"), self.by_combo, QLabel("strategies"),
-                  self.clusters, QLabel("class"), self.class_combo, self.base_box):
+                  self.clusters, self.groups_edit, QLabel("class"), self.class_combo, self.base_box):
             bar.addWidget(w)
         bar.addStretch(1)
         self.table = QTableWidget(0, 3)
@@ -138,6 +143,12 @@ class CohortView(QWidget):
         rv.addWidget(self.plot, 3)
         rv.addWidget(self.hover)
         rv.addWidget(self.territory, 1)
+        self.groups_label = QLabel()
+        self.groups_label.setWordWrap(True)
+        rv.addWidget(self.groups_label)
+        self.groups_note = QLabel()
+        self.groups_note.setWordWrap(True)
+        rv.addWidget(self.groups_note)
         split = QSplitter()
         split.addWidget(self.table)
         split.addWidget(right)
@@ -164,8 +175,20 @@ class CohortView(QWidget):
             return None, str(exc)
         by = self.by_combo.currentData()
         clusters = self.clusters.value() or "auto"
-        key = (s.folder, tuple(str(r.path) for r in rows), settings.key(), self.controller._model_id(), by, clusters)
-        return (key, settings, by, clusters), ""
+        groups = None
+        text = self.groups_edit.text().strip()
+        if text:
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            labels = {r.true_label for r in rows}
+            if len(parts) != 2:
+                return None, f"groups: name two sub-folders, e.g. benign,malignant; got {text!r}"
+            missing = [p for p in parts if p not in labels]
+            if missing:
+                return None, f"groups: no sub-folder {missing[0]!r} in this folder"
+            groups = (parts[0], parts[1])
+        key = (s.folder, tuple(str(r.path) for r in rows), settings.key(), self.controller._model_id(), by, clusters,
+               groups)
+        return (key, settings, by, clusters, groups), ""
 
     def compute(self):
         """Compute the cohort in the background (or show the one kept for these settings)."""
@@ -173,7 +196,7 @@ class CohortView(QWidget):
         if request is None:
             self.status.setText(problem)
             return None
-        key, settings, by, clusters = request
+        key, settings, by, clusters, groups = request
         if key in self._kept:
             self._set_cohort(key, self._kept[key])
             return None
@@ -188,7 +211,7 @@ class CohortView(QWidget):
 
         return self.controller.runner.run(
             SLOT, cohort_job, self.session.model, items, settings, self.controller.cache,
-            self.controller._explain_key_fn(), by, clusters, label=f"cohort of {len(items)} images",
+            self.controller._explain_key_fn(), by, clusters, groups, label=f"cohort of {len(items)} images",
             on_return=done)
 
     def _progress(self, slot: str, done: float, total: float, message: str) -> None:
@@ -235,6 +258,8 @@ class CohortView(QWidget):
         self.table.setRowCount(0)
         self.scatter.clear()
         self.territory.clear()
+        self.groups_label.clear()
+        self.groups_note.clear()
         if cl is None:
             return
         items = self.cohort.items
@@ -263,6 +288,22 @@ class CohortView(QWidget):
                 160, 160, Qt.AspectRatioMode.KeepAspectRatio))
             self.territory.setToolTip(f"where {cc.class_name} wins: {100 * cc.territory.area:.1f}% of the image on "
                                       f"average, margin {cc.territory.margin:.2f}")
+
+        g = cc.groups
+        if g is not None:
+            sig = np.where(g.significant[..., None], np.array([20, 20, 20]), np.array([235, 235, 235]))
+            sig = _resize_rgb(sig.astype(np.uint8), g.mean_a.shape)
+            gap = np.full((g.mean_a.shape[0], 4, 3), 255, np.uint8)
+            row = np.concatenate([map_rgb(g.mean_a), gap, map_rgb(g.mean_b), gap, map_rgb(g.difference), gap, sig],
+                                 axis=1)
+            self.groups_label.setPixmap(QPixmap.fromImage(_qimage(row)).scaledToHeight(110))
+            self.groups_label.setToolTip(
+                f"mean of {g.groups[0]} ({g.counts[0]}), mean of {g.groups[1]} ({g.counts[1]}), difference, "
+                f"significant pixels (family-wise {g.alpha}, {g.permutations} permutations): "
+                f"{100 * g.significant.mean():.1f}% of the map")
+            self.groups_note.setText(
+                f"{html.escape(g.groups[0])} | {html.escape(g.groups[1])} | difference | significant: "
+                f"{100 * g.significant.mean():.1f}% of the map" + (f". {html.escape(g.note)}" if g.note else ""))
 
     def _member(self, point) -> tuple | None:
         cc, cl = self.current()
