@@ -54,6 +54,19 @@ def test_spectral_clustering_recovers_planted_strategies_and_counts_them(rng):
     assert co.cluster_maps(maps, 1, embed=False).n_clusters == 1
 
 
+def test_maps_that_are_zero_everywhere_are_a_strategy_of_their_own(rng):
+    """Refined maps of images where the class wins nothing are 0: they form their own strategy,
+    and the others are still clustered (they would be everyone's nearest neighbour otherwise)."""
+    maps, truth = planted_maps(rng, n=40)
+    maps = np.concatenate([maps, np.zeros((15, *maps.shape[1:]), np.float32)])
+    c = co.cluster_maps(maps, "auto")
+    assert c.n_clusters == 4 and c.strategies[-1].empty and len(c.strategies[-1].members) == 15
+    assert c.strategies[-1].members == list(range(40, 55))
+    assert co.agreement(c.labels[:40], truth)["ari"] == pytest.approx(1.0)
+    alone = co.cluster_maps(np.zeros((8, 16, 16), np.float32))
+    assert alone.n_clusters == 1 and alone.strategies[0].empty and alone.embedding_method == "none"
+
+
 def test_few_images_are_one_strategy_and_bad_counts_are_refused(rng):
     maps, _ = planted_maps(rng, n=4)
     c = co.cluster_maps(maps)

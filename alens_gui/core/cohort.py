@@ -284,6 +284,8 @@ class Strategy:
     members: list[int]
     prototype: np.ndarray
     share: float
+    #: The images whose map is 0 everywhere (with refined maps: the class wins no pixel there).
+    empty: bool = False
 
 
 @dataclass
@@ -324,7 +326,9 @@ def knn_affinity(x: np.ndarray, k: int | None = None) -> np.ndarray:
     np.fill_diagonal(d2, np.inf)
     nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
     dk = np.sqrt(np.take_along_axis(d2, nn, axis=1)).max(axis=1)
-    sigma = np.where(dk > 0, dk, 1e-6)
+    # duplicates (dk = 0) get a scale from the others, so that their other neighbours keep a weight
+    floor = 0.05 * float(np.median(dk[dk > 0])) if (dk > 0).any() else 1e-6
+    sigma = np.maximum(dk, max(floor, 1e-9))
     rows = np.repeat(np.arange(n), k)
     cols = nn.ravel()
     w = np.exp(-d2[rows, cols] / (sigma[rows] * sigma[cols]))
@@ -353,7 +357,7 @@ def eigengap(affinity: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> tuple[in
 def embed_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     """A 2-D embedding of the rows of ``x``: UMAP when installed, else t-SNE (PCA for a handful)."""
     n = len(x)
-    if n < 2:
+    if n < 2 or np.ptp(x, axis=0).max() == 0:  # nothing to spread out (one image, or all alike)
         return np.zeros((n, 2)), "none"
     if n < 8:
         from sklearn.decomposition import PCA
@@ -391,36 +395,50 @@ def cluster_maps(maps: np.ndarray, clusters: int | str = "auto", *, out_hw: tupl
         clusters = int(clusters)
         if clusters < 1:
             raise CohortError(f"the number of clusters is at least 1; got {clusters}")
-    if n < MIN_FOR_CLUSTERING or (clusters != "auto" and clusters == 1):
-        labels, vals, k, how = np.zeros(n, dtype=int), np.zeros(0), 1, "too few images" if n < MIN_FOR_CLUSTERING \
-            else "given"
-    else:
-        aff = knn_affinity(x)
-        k_gap, vals = eigengap(aff)
-        k, how = (k_gap, "eigengap") if clusters == "auto" else (min(int(clusters), n - 1), "given")
-        progress.check()
-        if k == 1:
-            labels = np.zeros(n, dtype=int)
-        else:
-            import warnings
-
-            from sklearn.cluster import SpectralClustering
-
-            with warnings.catch_warnings():  # a graph in pieces is what separate strategies look like
-                warnings.filterwarnings("ignore", message="Graph is not fully connected")
-                labels = SpectralClustering(n_clusters=k, affinity="precomputed", assign_labels="cluster_qr",
-                                            random_state=seed).fit_predict(aff)
+    # maps that are 0 everywhere (a class that wins no pixel of the image) are a strategy of their
+    # own, "nothing": they are not clustered with the others (they would be everyone's nearest)
+    empty = np.abs(maps).reshape(n, -1).max(axis=1) == 0
+    full = np.flatnonzero(~empty)
+    labels, vals, k, how = _spectral(x[full], clusters, seed, progress)
+    all_labels = np.full(n, -1, dtype=int)
+    all_labels[full] = labels
     progress.check()
     emb, emb_method = embed_2d(x, seed) if embed else (np.zeros((n, 2)), "none")
     order = sorted(set(labels.tolist()), key=lambda lab: (-(labels == lab).sum(), lab))
+    if empty.any():
+        order.append(-1)
     strategies = []
     relabel = np.zeros(n, dtype=int)
     for new, lab in enumerate(order):
-        members = np.flatnonzero(labels == lab)
+        members = np.flatnonzero(all_labels == lab)
         relabel[members] = new
         proto = _resize(maps[members].mean(axis=0)[None], out_hw)[0]
-        strategies.append(Strategy(members.tolist(), proto.astype(np.float32), len(members) / n))
+        strategies.append(Strategy(members.tolist(), proto.astype(np.float32), len(members) / n, lab == -1))
     return Clustering(strategies, relabel, np.asarray(vals), len(strategies), how, emb, emb_method)
+
+
+def _spectral(x: np.ndarray, clusters, seed: int, progress: Progress) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Labels of the rows of ``x``, the Laplacian's smallest eigenvalues, the number and how it was chosen."""
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0), 0, "no map"
+    if n < MIN_FOR_CLUSTERING or (clusters != "auto" and clusters == 1):
+        return np.zeros(n, dtype=int), np.zeros(0), 1, "too few images" if n < MIN_FOR_CLUSTERING else "given"
+    aff = knn_affinity(x)
+    k_gap, vals = eigengap(aff)
+    k, how = (k_gap, "eigengap") if clusters == "auto" else (min(int(clusters), n - 1), "given")
+    progress.check()
+    if k == 1:
+        return np.zeros(n, dtype=int), vals, 1, how
+    import warnings
+
+    from sklearn.cluster import SpectralClustering
+
+    with warnings.catch_warnings():  # a graph in pieces is what separate strategies look like
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        labels = SpectralClustering(n_clusters=k, affinity="precomputed", assign_labels="cluster_qr",
+                                    random_state=seed).fit_predict(aff)
+    return labels, vals, k, how
 
 
 # -- two groups ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 
 ``cohort.json`` holds, per class name: ``clusters`` (each ``{"members": [input paths as
 listed], "prototype": "<file>.npy", "share": ...}``, largest first), the same for the base
-maps (``base_clusters``), how the number was chosen and the eigenvalues, the embedding (one
+maps (``base_clusters``; ``"empty": true`` marks the images whose map is 0 everywhere, where
+the class wins no pixel), how the number was chosen and the eigenvalues, the embedding (one
 point per member, in the order of ``members``), the territory statistics and, with two
 groups, the group difference.
 """
@@ -40,6 +41,7 @@ def _clusters(out: Path, cohort: Cohort, cl: Clustering, members: list[int], ste
             "members": [cohort.items[members[m]].path for m in s.members],
             "prototype": _npy(out, f"{stem}_{i + 1}.npy", s.prototype, written),
             "share": round(float(s.share), 6),
+            "empty": bool(s.empty),
         })
     return rows
 
@@ -163,7 +165,8 @@ def cohort_pdf(cohort: Cohort, meta: dict) -> bytes:
                     s = cl.strategies[i]
                     x0 = 0.03 + j * 0.49
                     ax = fig.add_axes((x0, y, 0.1, row_h * 0.85))
-                    _show_map(ax, s.prototype, f"{label} {i + 1}: {100 * s.share:.0f}% ({len(s.members)})")
+                    what = ", map 0 everywhere" if s.empty else ""
+                    _show_map(ax, s.prototype, f"{label} {i + 1}: {100 * s.share:.0f}% ({len(s.members)}){what}")
                     strip = _thumb_strip(cohort.items, [cc.members[m] for m in s.members])
                     if strip is not None:
                         ax2 = fig.add_axes((x0 + 0.11, y, 0.34, row_h * 0.85))

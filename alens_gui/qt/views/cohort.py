@@ -268,7 +268,8 @@ class CohortView(QWidget):
             icon = QTableWidgetItem()
             icon.setIcon(QIcon(QPixmap.fromImage(_qimage(map_rgb(s.prototype)))))
             self.table.setItem(i, 0, icon)
-            self.table.setItem(i, 1, QTableWidgetItem(f"{100 * s.share:.0f}% ({len(s.members)})"))
+            self.table.setItem(i, 1, QTableWidgetItem(f"{100 * s.share:.0f}% ({len(s.members)})"
+                                                      + ("\nwins nothing" if s.empty else "")))
             members = [items[cc.members[m]] for m in s.members]
             label = QLabel()
             label.setPixmap(QPixmap.fromImage(_qimage(strip([it.thumb for it in members[:12]]))))
