@@ -372,10 +372,14 @@ def embed_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     except ImportError:
         pass
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
-    out = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-               random_state=seed).fit_transform(x)
+    # one OpenMP thread: Barnes-Hut t-SNE's threads spin while they wait, and on a machine busy
+    # with other work (the window's own workers) that made it 5-10 times slower, not faster
+    with threadpool_limits(limits=1, user_api="openmp"):
+        out = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
+                   random_state=seed).fit_transform(x)
     return np.asarray(out), "t-SNE"
 
 
