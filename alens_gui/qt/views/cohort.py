@@ -50,8 +50,8 @@ def map_rgb(m: np.ndarray) -> np.ndarray:
 
     table = lut(True, n=255)
     m = np.nan_to_num(np.asarray(m, dtype=np.float32))
-    lim = float(np.abs(m).max()) or 1.0
-    idx = np.clip(np.round((m / lim + 1) / 2 * 254), 0, 254).astype(int)
+    lim = float(np.percentile(np.abs(m), 99.5)) or float(np.abs(m).max()) or 1.0  # as the maps view: robust
+    idx = np.clip(np.round((np.clip(m / lim, -1, 1) + 1) / 2 * 254), 0, 254).astype(int)
     rgba = table[idx].astype(np.float32)
     a = rgba[..., 3:] / 255.0
     return np.round(rgba[..., :3] * a + 255 * (1 - a)).astype(np.uint8)
@@ -126,6 +126,7 @@ class CohortView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(180)
         self.plot.setBackground("w")
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
@@ -133,7 +134,7 @@ class CohortView(QWidget):
         self.scatter.sigClicked.connect(self._clicked)
         self.scatter.sigHovered.connect(self._hovered)
         self.plot.addItem(self.scatter)
-        self.hover = QLabel()
+        self.hover = QLabel("hover over a point: the image and its map")
         self.hover.setMinimumHeight(PROTO)
         self.territory = QLabel()
         self.territory.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -141,8 +142,10 @@ class CohortView(QWidget):
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.plot, 3)
-        rv.addWidget(self.hover)
-        rv.addWidget(self.territory, 1)
+        below = QHBoxLayout()
+        below.addWidget(self.hover)
+        below.addWidget(self.territory)
+        rv.addLayout(below)
         self.groups_label = QLabel()
         self.groups_label.setWordWrap(True)
         rv.addWidget(self.groups_label)
