@@ -243,7 +243,7 @@ def explain_paths(explainer, paths: Sequence, settings, *, cache=None, key_of: C
 
     progress = ensure_progress(progress)
     progress.add_total(len(paths))
-    window = settings.window
+    window = settings.window  # (None: the file's default, as the gallery's "default")
     for n, path in enumerate(paths):
         progress.check()
         key = key_of(path) if (cache is not None and key_of is not None) else None
@@ -272,7 +272,7 @@ def model_identity(spec: str, arch: str | None, labels: str | None, name: str, o
     from .sessionfile import file_sha256
 
     ck = file_sha256(spec) if spec != "default" and Path(spec).is_file() else ""
-    return f"{spec}|{arch}|{labels}|{ck}|{name}" + (f"|{output}" if output != "softmax" else "")
+    return f"{spec}|{arch or ''}|{labels or ''}|{ck}|{name}" + (f"|{output}" if output != "softmax" else "")
 
 
 # -- strategies ---------------------------------------------------------------------------------

@@ -105,3 +105,29 @@ def test_cohort_view_compares_two_label_groups(make_window, qtbot, folder):
     assert not view.groups_label.pixmap().isNull()
     # three images a group: the view says the test has little power
     assert "little power" in view.groups_note.text() and "significant" in view.groups_note.text()
+
+
+def test_the_cli_reads_what_the_gallery_explained(make_window, qtbot, folder, tmp_path):
+    """``alens cohort`` on a folder the window explained: every explanation comes from the cache."""
+    import json
+
+    from alens_gui.cli import main
+
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.session.method = "gradcam"
+    win.open_folder(folder, recursive=True)
+    wait_idle(qtbot, win)
+    assert win.controller.explain_all() is not None
+    wait_idle(qtbot, win)
+    entries = win.controller.cache.root / "explanations"
+    before = sorted(p.name for p in entries.glob("*.npz"))
+    assert len(before) == 6
+    out = tmp_path / "cohort"
+    assert main(["cohort", str(folder), "--recursive", "--method", "gradcam", "--by", "predicted",
+                 "--out", str(out), "--no-pdf"]) == 0
+    # nothing new was explained (a miss would have added entries under other keys)
+    assert sorted(p.name for p in entries.glob("*.npz")) == before
+    doc = json.loads((out / "cohort.json").read_text())
+    assert len(doc["inputs"]) == 6 and doc["by"] == "predicted"
+    assert {"Egyptian cat", "espresso"} <= set(doc["classes"])
