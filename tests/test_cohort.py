@@ -298,3 +298,41 @@ def test_an_existing_cohort_is_not_replaced(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already exists" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
     assert (out / "cohort.json").read_text() == "{}"
+
+
+def test_label_groups_of_one_folder_and_a_broken_image(shortcut, tmp_path, capsys):
+    """``--groups A,B`` compares two sub-folders; an unreadable image is named and left out, the
+    others are grouped, and the exit status says something failed."""
+    import shutil
+
+    ms, files = shortcut
+    root = tmp_path / "cases"
+    shutil.copytree(files["test"], root)
+    (root / "coarse" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    rc = main(["cohort", str(root), *model_args(files), "--groups", "coarse,medium", "--classes", "medium,coarse",
+               "--permutations", "99", "--out", str(out), "--no-pdf"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "broken.png" in err
+    doc = json.loads((out / "cohort.json").read_text())
+    assert len(doc["inputs"]) == 72 and len(doc["failures"]) == 1 and "broken.png" in doc["failures"][0]
+    assert doc["by"] == "classset" and doc["groups"] == ["coarse", "medium"]
+    for name in ("coarse", "medium"):
+        cls = doc["classes"][name]
+        g = cls["groups"]
+        # the images of the two sub-folders among the class's images (the fine ones are in neither group)
+        in_groups = [m for m in cls["members"] if "/fine/" not in m.replace("\\", "/")]
+        assert g["names"] == ["coarse", "medium"] and sum(g["counts"]) == len(in_groups)
+        assert all(np.load(out / f).shape == (64, 64) for f in (*g["mean"], g["difference"], g["significant"]))
+    # the tagged class's evidence differs between its own folder and the medium one
+    g = doc["classes"]["coarse"]["groups"]
+    assert g["counts"] == [48, 12] and g["share_significant"] > 0
+
+
+def test_no_group_named_is_refused_before_any_work(shortcut, tmp_path, capsys):
+    _, files = shortcut
+    rc = main(["cohort", str(files["test"]), *model_args(files), "--groups", "coarse,zebra",
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no sub-folder named 'zebra'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
