@@ -12,7 +12,7 @@ from importlib import metadata
 #: The packages whose versions change results or behaviour.
 KEY_PACKAGES = (
     "alens-gui", "torch", "torchvision", "timm", "captum", "numpy", "PySide6-Essentials", "pyqtgraph",
-    "superqt", "scikit-image", "pillow", "matplotlib", "pydicom", "transformers",
+    "superqt", "scikit-image", "scikit-learn", "pillow", "matplotlib", "pydicom", "transformers",
 )
 
 
