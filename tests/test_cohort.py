@@ -311,7 +311,7 @@ def test_label_groups_of_one_folder_and_a_broken_image(shortcut, tmp_path, capsy
     (root / "coarse" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "out"
     rc = main(["cohort", str(root), *model_args(files), "--groups", "coarse,medium", "--classes", "medium,coarse",
-               "--permutations", "99", "--out", str(out), "--no-pdf"])
+               "--permutations", "99", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 1 and "broken.png" in err
     doc = json.loads((out / "cohort.json").read_text())
@@ -327,6 +327,9 @@ def test_label_groups_of_one_folder_and_a_broken_image(shortcut, tmp_path, capsy
     # the tagged class's evidence differs between its own folder and the medium one
     g = doc["classes"]["coarse"]["groups"]
     assert g["counts"] == [48, 12] and g["share_significant"] > 0
+    from pypdf import PdfReader
+
+    assert len(PdfReader(out / "cohort.pdf").pages) == 2  # a page per class of the class set
 
 
 def test_no_group_named_is_refused_before_any_work(shortcut, tmp_path, capsys):

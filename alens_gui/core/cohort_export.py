@@ -156,7 +156,7 @@ def cohort_pdf(cohort: Cohort, meta: dict) -> bytes:
                          f"{cc.refined.n_clusters} strategies ({cc.refined.chosen_by})", fontsize=10)
             fig.text(0.02, 0.965, meta.get("settings_text", ""), fontsize=6)
             top = 0.93
-            row_h = min(0.11, 0.55 / max(rows, 1))
+            row_h = min(0.11, (0.35 if cc.groups is not None else 0.55) / max(rows, 1))
             for i in range(rows):
                 y = top - (i + 1) * row_h
                 for j, (cl, label) in enumerate(((cc.refined, "refined"), (cc.base, "base"))):
@@ -172,7 +172,7 @@ def cohort_pdf(cohort: Cohort, meta: dict) -> bytes:
                         ax2 = fig.add_axes((x0 + 0.11, y, 0.34, row_h * 0.85))
                         ax2.imshow(strip, interpolation="nearest")
                         ax2.set_axis_off()
-            y = top - rows * row_h - 0.3
+            y = top - rows * row_h - 0.27
             for j, (cl, label) in enumerate(((cc.refined, "refined"), (cc.base, "base"))):
                 if cl is None:
                     continue
@@ -189,7 +189,7 @@ def cohort_pdf(cohort: Cohort, meta: dict) -> bytes:
                 ax.set_axis_off()
             if cc.groups is not None:
                 g = cc.groups
-                yy = y - 0.25
+                yy = y - 0.23
                 for j, (m, t) in enumerate(((g.mean_a, f"mean {g.groups[0]} ({g.counts[0]})"),
                                             (g.mean_b, f"mean {g.groups[1]} ({g.counts[1]})"),
                                             (g.difference, "difference"))):
@@ -200,6 +200,6 @@ def cohort_pdf(cohort: Cohort, meta: dict) -> bytes:
                 ax.set_title(f"significant (FWE {g.alpha})", fontsize=7)
                 ax.set_axis_off()
                 if g.note:
-                    fig.text(0.04, yy - 0.04, g.note[:300], fontsize=6, wrap=True)
+                    fig.text(0.04, yy - 0.03, g.note[:300], fontsize=6, wrap=True)
             pdf.savefig(fig)
     return buf.getvalue()
