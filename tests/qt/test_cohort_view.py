@@ -131,3 +131,36 @@ def test_the_cli_reads_what_the_gallery_explained(make_window, qtbot, folder, tm
     doc = json.loads((out / "cohort.json").read_text())
     assert len(doc["inputs"]) == 6 and doc["by"] == "predicted"
     assert {"Egyptian cat", "espresso"} <= set(doc["classes"])
+
+
+def test_a_cohort_of_a_thousand_images_is_shown(make_window, qtbot):
+    """1,000 images' strategies (clustered off the GUI thread in the window; here directly): the
+    view shows a row per strategy, at most a strip of thumbnails each, and every image in the scatter."""
+    from alens_gui.core.cohort import CohortBuilder, CohortItem
+
+    win = make_window()
+    wait_idle(qtbot, win)
+    rng = np.random.default_rng(0)
+    builder = CohortBuilder()
+    builder.model_hw = (32, 32)
+    builder.class_names = {3: "three", 5: "five"}
+    places = [(2, 2), (18, 18), (2, 20)]
+    for n in range(1000):
+        maps = rng.normal(0, 0.2, (2, 32, 32)).astype(np.float32)
+        y, x = places[n % 3]
+        maps[0, y:y + 10, x:x + 10] += 1
+        maps /= np.abs(maps).max(axis=(1, 2), keepdims=True)
+        builder.items.append(CohortItem(
+            path=f"/nowhere/img{n:04d}.png", classes=(3, 5), class_names=("three", "five"), predicted=3,
+            refined=maps.astype(np.float16), base=maps.astype(np.float16), won=np.array([0.3, 0.2]),
+            margin=np.array([0.1, 0.1]), thumb=np.full((48, 48, 3), n % 255, np.uint8),
+            gray=np.zeros((16, 16), np.float32), territory=np.zeros((32, 32), np.int8)))
+    cohort = builder.finish(classes=[3])
+    view = win.cohort
+    view._set_cohort(("synthetic",), cohort)
+    cc, cl = view.current()
+    assert cc.class_name == "three" and len(cc.members) == 1000 and cl.n_clusters == 3
+    assert view.table.rowCount() == 3
+    assert len(view.scatter.points()) == 1000
+    strip = view.table.cellWidget(0, 2).pixmap()
+    assert strip.width() <= 12 * 50  # at most twelve thumbnails a row, whatever the strategy's size
