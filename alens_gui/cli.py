@@ -769,7 +769,7 @@ def cmd_cohort(args) -> int:
     bad = failures + cohort.failures
     print(f"wrote {out / JSON_NAME}: {len(cohort.items)} image(s), {len(cohort.classes)} class(es)"
           + (f"; {len(bad)} failed" if bad else ""), file=sys.stderr)
-    return EXIT_ERROR if bad else 0
+    return EXIT_ERROR if bad or not cohort.classes else 0
 
 
 class _SameName(Exception):

@@ -339,3 +339,16 @@ def test_no_group_named_is_refused_before_any_work(shortcut, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "no sub-folder named 'zebra'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_labels_that_are_no_class_names_are_said(shortcut, tmp_path, capsys):
+    import shutil
+
+    _, files = shortcut
+    root = tmp_path / "cases"
+    shutil.copytree(files["test"] / "fine", root / "thin stripes")
+    rc = main(["cohort", str(root), *model_args(files), "--by", "label", "--out", str(tmp_path / "out"), "--no-pdf"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "must be class names (found: thin stripes)" in err  # no cohort: a failure
+    doc = json.loads((tmp_path / "out" / "cohort.json").read_text())
+    assert doc["classes"] == {} and len(doc["inputs"]) == 12 and doc["notes"]

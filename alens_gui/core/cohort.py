@@ -653,6 +653,11 @@ class CohortBuilder:
                              "their class set (no map); widen the class set to include them")
             if len(idx) >= min_members or classes is not None:
                 work.append((c, idx))
+        if by == "label" and not any(idx for _, idx in work):
+            labels = sorted({it.label for it in self.items if it.label})
+            notes.append("no image is labelled with a class of its class set: labels are the names of the images' "
+                         "sub-folders and must be class names" + (f" (found: {', '.join(labels[:5])})" if labels
+                                                                   else " (the images are in no sub-folder)"))
         progress.add_total(len(work))
         out: dict[int, ClassCohort] = {}
         for c, idx in work:
