@@ -83,9 +83,10 @@ def test_permutation_test_finds_a_real_difference_and_controls_false_positives(r
     assert null.p.min() > 0.05
     a[:, 5:10, 5:10] += 2.5
     real = co.group_difference(a, b, ("a", "b"), permutations=199, out_hw=(48, 48))
-    inside = real.significant[5:10, 5:10]
+    assert real.significant.shape == real.p.shape == (48, 48)  # the frame asked for (here 2 x the maps)
+    inside = real.significant[10:20, 10:20]
     outside = real.significant.copy()
-    outside[5:10, 5:10] = False
+    outside[10:20, 10:20] = False
     assert inside.mean() > 0.8 and outside.sum() == 0
     assert real.difference.shape == (48, 48) and real.difference[12:18, 12:18].mean() > 2.0
     assert real.counts == (12, 12) and real.permutations == 199
