@@ -353,3 +353,26 @@ def test_labels_that_are_no_class_names_are_said(shortcut, tmp_path, capsys):
     assert rc == 1 and "must be class names (found: thin stripes)" in err  # no cohort: a failure
     doc = json.loads((tmp_path / "out" / "cohort.json").read_text())
     assert doc["classes"] == {} and len(doc["inputs"]) == 12 and doc["notes"]
+
+
+def test_a_cancel_stops_explaining_and_the_permutation_test(shortcut):
+    from alens_gui.core.api import Explainer
+    from alens_gui.core.errors import Cancelled
+    from alens_gui.core.models import load_model
+    from alens_gui.core.progress import Progress
+    from alens_gui.core.settings import RunSettings
+
+    _, files = shortcut
+    ex = Explainer(load_model(str(files["checkpoint"]), arch=GRADENET, labels=str(files["labels"])))
+    paths = sorted((files["test"] / "coarse").glob("*.png"))
+    seen = []
+    progress = Progress(lambda done, total, msg: progress.cancel() if done >= 3 else None)
+    with pytest.raises(Cancelled):
+        for path, _expl in co.explain_paths(ex, paths, RunSettings("ixg"), progress=progress):
+            seen.append(path)
+    assert len(seen) == 3 and progress.total == len(paths)
+    stopped = Progress()
+    stopped.cancel()
+    maps = np.zeros((6, 8, 8), np.float32)
+    with pytest.raises(Cancelled):
+        co.group_difference(maps[:3], maps[3:], permutations=99, progress=stopped)
