@@ -333,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="time batched multi-class attribution against captum per class")
     add_model_arguments(be)
-    be.add_argument("--methods", default="ixg,saliency,gradcam,ig", help="comma-separated (default: %(default)s)")
+    be.add_argument("--methods", help="comma-separated (default: ixg,saliency,gradcam,ig; with --folder or "
+                                      "--generate: ixg,gradcam,ig)")
     be.add_argument("--ks", default="1,2,4,8", help="class-set sizes (default: %(default)s)")
     be.add_argument("--repeats", type=int, default=5, help="timed repeats per cell, median reported")
     be.add_argument("--ig-steps", type=int, default=16, help="IG steps for both sides (default: %(default)s)")
@@ -341,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "a per-class loop for these class-set sizes, e.g. 1,4 (slow; default: off)")
     be.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice); 1 gives "
                     "steadier ratios on a machine shared with other work")
+    fg = be.add_argument_group("many images (images/s: the batch engine, our per-image path, captum per class)")
+    src = fg.add_mutually_exclusive_group()
+    src.add_argument("--folder", metavar="DIR", help="time explaining the images of DIR (top-k, npz written to a "
+                                                     "scratch folder) three ways; methods default ixg,gradcam,ig")
+    src.add_argument("--generate", type=int, metavar="N",
+                     help="as --folder, on N photographs from skimage.data, resized and cropped differently")
+    fg.add_argument("--top-k", type=int, default=3, help="classes per image with --folder/--generate "
+                                                         "(default: %(default)s)")
+    add_batch_arguments(fg)
     be.set_defaults(func=cmd_bench)
 
     dr = sub.add_parser("doctor", help="versions, device, Qt platform plugins and a default-model check, "
@@ -897,7 +907,9 @@ def cmd_bench(args) -> int:
             raise _Usage(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     loaded = load_from_args(args)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.folder or args.generate:
+        return _bench_folder(args, loaded)
+    methods = [m.strip() for m in (args.methods or "ixg,saliency,gradcam,ig").split(",") if m.strip()]
     try:
         ks = [int(k) for k in args.ks.split(",")]
         extra_ks = [int(k) for k in args.extra_ks.split(",") if k.strip()]
@@ -915,6 +927,53 @@ def cmd_bench(args) -> int:
     other = [api_row(loaded, 4, args.repeats), lens_row(repeats=max(args.repeats, 5), device=loaded.device)]
     print()
     print(format_other_rows(other))
+    return 0
+
+
+def _bench_folder(args, loaded) -> int:
+    import tempfile
+
+    import torch
+
+    from .core.bench import folder_bench, format_folder_rows, generate_folder, machine_description
+    from .core.folders import scan_images
+
+    methods = [m.strip() for m in (args.methods or "ixg,gradcam,ig").split(",") if m.strip()]
+    for m in methods:
+        from .core.methods import get_method
+
+        get_method(m)
+    if args.top_k < 2:
+        raise _Usage(f"--top-k must be >= 2, got {args.top_k}")
+    with tempfile.TemporaryDirectory(prefix="alens-bench-photos-") as tmp:
+        if args.generate:
+            if args.generate < 3:
+                raise _Usage(f"--generate needs at least 3 images, got {args.generate}")
+            paths = generate_folder(tmp, args.generate)
+            what = f"{len(paths)} generated photographs (skimage.data, resized and cropped)"
+        else:
+            paths = list(scan_images(Path(args.folder)).images)
+            if len(paths) < 3:
+                raise _Failed(f"{args.folder}: the benchmark needs at least 3 images; found {len(paths)}")
+            what = f"{len(paths)} images of {args.folder}"
+        try:
+            load = os.getloadavg()[0]
+            load_text = f"; load average {load:.2f} at the start"
+        except OSError:
+            load_text = ""
+        print(f"# alens bench on {loaded.name}, {machine_description(loaded.device)}, {os.cpu_count()} CPU(s)"
+              f"{load_text}; {what}; top-{args.top_k}; torch {torch.__version__}", flush=True)
+        print("# images/s over the whole path (read, fit, maps, lens, npz written); each timed once after a "
+              "warm-up on 2 images; ratio < 1: the engine takes less time", flush=True)
+
+        def show(row):
+            print(f"  {row['label']}: engine {row['engine_ips']:.2f} img/s (B={row['batch_size']}), per-image "
+                  f"{row['per_image_ips']:.2f}, captum per class {row['captum_ips']:.2f}", file=sys.stderr,
+                  flush=True)
+
+        rows = folder_bench(loaded, paths, methods, k=args.top_k, ig_steps=args.ig_steps,
+                            batch_size=args.batch_size, report=show)
+    print(format_folder_rows(rows))
     return 0
 
 

@@ -143,7 +143,7 @@ def test_batch_size_choice(explainer):
     loaded = explainer.loaded
     assert choose_batch_size(loaded, RunSettings("ixg"), 5) == 5
     auto = choose_batch_size(loaded, RunSettings("ixg"), "auto")
-    assert 1 <= auto <= 16
+    assert 1 <= auto <= 8
     # more classes per image never gives a larger batch
     assert choose_batch_size(loaded, RunSettings("ixg", classes=ClassSet.top(50)), "auto") <= auto
     with pytest.raises(Exception, match="batch size"):
