@@ -109,6 +109,8 @@ class BatchResult:
         What ``finish`` returned for this result (None without ``finish``).
     finish_error : BaseException or None
         What ``finish`` raised (the caller decides: a write error, a name clash ...).
+    probs : (N,) array or None
+        The model's probabilities over all classes (for a gallery's prediction column).
     """
 
     index: int
@@ -118,6 +120,7 @@ class BatchResult:
     error: str | None = None
     finished: Any = None
     finish_error: BaseException | None = None
+    probs: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -626,7 +629,7 @@ class BatchEngine:
         def finish_job(result: BatchResult, computed: ComputedImage | None) -> BatchResult:
             if computed is not None:
                 _p, expl, err = finish_computed(self.loaded, self.settings, self.info, self.opts, computed)
-                result.explanation, result.error = expl, err
+                result.explanation, result.error, result.probs = expl, err, computed.probs
             if finish is not None:
                 try:
                     result.finished = finish(result)
