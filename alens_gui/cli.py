@@ -963,8 +963,8 @@ def _bench_folder(args, loaded) -> int:
             load_text = ""
         print(f"# alens bench on {loaded.name}, {machine_description(loaded.device)}, {os.cpu_count()} CPU(s)"
               f"{load_text}; {what}; top-{args.top_k}; torch {torch.__version__}", flush=True)
-        print("# images/s over the whole path (read, fit, maps, lens, npz written); each timed once after a "
-              "warm-up on 2 images; ratio < 1: the engine takes less time", flush=True)
+        print("# images/s over the whole path (read, fit, maps, lens, npz written); after a warm-up on 2 images, "
+              "the three take turns on each third of the folder; ratio < 1: the engine takes less time", flush=True)
 
         def show(row):
             print(f"  {row['label']}: engine {row['engine_ips']:.2f} img/s (B={row['batch_size']}), per-image "

@@ -288,7 +288,7 @@ def _captum_per_image(loaded, name: str, k: int, ig_steps: int):
 
 def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "gradcam", "ig"), k: int = 3,
                  ig_steps: int = 16, batch_size="auto", report: Callable[[dict], None] | None = None,
-                 scratch=None) -> list[dict]:
+                 scratch=None, rounds: int = 3) -> list[dict]:
     """Images per second over a folder for three ways of explaining it, per method, in one run.
 
     * **engine**: :class:`~.batch.BatchEngine` (decode ahead, batched passes, lens and npz on
@@ -299,8 +299,8 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
       per class, the K maps saved.
 
     All three see the same files, top-``k`` classes and method options (IG: ``ig_steps`` steps,
-    the black baseline); each writes into its own scratch folder. Each is timed once after a
-    warm-up on two images, in the order engine, per image, captum. Rows: ``method, images,
+    the black baseline); each writes into its own scratch folder. After a warm-up on two images
+    each, the folder is timed in ``rounds`` parts, the three taking turns on each part. Rows: ``method, images,
     engine_ips, per_image_ips, captum_ips`` and the ratios of times ``engine/per_image`` and
     ``engine/captum`` (< 1: the engine is faster).
     """
@@ -346,12 +346,19 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
                 for p in items:
                     one(p, d / f"{p.stem}.npy")
 
-            times = {}
-            for side, fn in (("engine", run_engine), ("per_image", run_single), ("captum", run_captum)):
+            sides = (("engine", run_engine), ("per_image", run_single), ("captum", run_captum))
+            times = dict.fromkeys(("engine", "per_image", "captum"), 0.0)
+            for _side, fn in sides:
                 fn(paths[:2])  # warm-up: model, kernels, the CAM layer search
-                t0 = time.perf_counter()
-                fn(paths)
-                times[side] = time.perf_counter() - t0
+            # the folder in ``rounds`` parts, the three sides taking turns on each part, so that a
+            # shared machine's busy minutes fall on all three alike
+            step = -(-len(paths) // max(1, min(rounds, len(paths))))
+            for start in range(0, len(paths), step):
+                part = paths[start:start + step]
+                for side, fn in sides:
+                    t0 = time.perf_counter()
+                    fn(part)
+                    times[side] += time.perf_counter() - t0
             n = len(paths)
             row = {"method": info.name, "label": info.label, "k": k, "images": n, "batch_size": engine.batch_size,
                    "engine_s": times["engine"], "per_image_s": times["per_image"], "captum_s": times["captum"],
