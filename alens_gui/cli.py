@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="as --folder, on N photographs from skimage.data, resized and cropped differently")
     fg.add_argument("--top-k", type=int, default=3, help="classes per image with --folder/--generate "
                                                          "(default: %(default)s)")
-    add_batch_arguments(fg)
+    add_batch_arguments(fg, group=False)
     be.set_defaults(func=cmd_bench)
 
     dr = sub.add_parser("doctor", help="versions, device, Qt platform plugins and a default-model check, "
@@ -396,9 +396,10 @@ def _batch_size(text: str):
     return value
 
 
-def add_batch_arguments(p: argparse.ArgumentParser) -> None:
-    """``--batch-size``: images per forward pass of the batch engine (:mod:`alens_gui.core.batch`)."""
-    g = p.add_argument_group("many images")
+def add_batch_arguments(p, group: bool = True) -> None:
+    """``--batch-size``: images per forward pass of the batch engine (:mod:`alens_gui.core.batch`);
+    in a group of its own, or (``group=False``) in ``p``, itself a group."""
+    g = p.add_argument_group("many images") if group else p
     g.add_argument("--batch-size", type=_batch_size, default="auto", metavar="N|auto",
                    help="images per forward pass (default: auto, from the model, the input size, the class "
                         "set and the free memory; the GPU's on a GPU)")

@@ -343,21 +343,6 @@ class ComputedImage:
     error: str | None = None
 
 
-class _CancelOnly(Progress):
-    """A progress that cancels with ``parent`` but keeps its own counts (a method's passes are not images)."""
-
-    def __init__(self, parent: Progress) -> None:
-        super().__init__()
-        self._parent = parent
-
-    @property
-    def cancelled(self) -> bool:
-        return self._parent.cancelled
-
-    def check(self) -> None:
-        self._parent.check()
-
-
 def _one_line(exc: BaseException, name: str) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if name in text else f"{name}: {text}"
@@ -404,7 +389,7 @@ def compute_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[Pr
             return found["classes"]
 
         try:
-            raw = compute_base(model, it.x, PendingClasses(choose), info, _CancelOnly(progress), ctx, **opts)
+            raw = compute_base(model, it.x, PendingClasses(choose), info, FollowProgress(progress), ctx, **opts)
             out.append(ComputedImage(it, found["probs"], found["classes"], raw.cpu().numpy()))
         except Cancelled:
             raise
@@ -701,6 +686,37 @@ class BatchEngine:
             p = c.prepared
             r = BatchResult(p.index, items[p.index], p.name)
             pending_write.append(writer.submit(finish_job, r, c))
+
+
+def settings_from_keywords(class_names, method: str, keywords: dict, image_options: dict | None = None
+                           ) -> tuple[RunSettings, bool]:
+    """The keyword form of :meth:`Explainer.explain` (class set, ``lens``, method options) and its
+    image options (``window``, ``frame``, ``include_identifiers``) as ``(RunSettings, include_identifiers)``."""
+    from .api import resolve_lens
+    from .settings import ClassSet
+
+    kw = dict(keywords)
+    classes = ClassSet.from_request(kw.pop("classes", None), kw.pop("top_k", None), bool(kw.pop("with_lowest", False)),
+                                    bool(kw.pop("best_vs_worst", False)), class_names)
+    lens = resolve_lens(kw.pop("lens", None))
+    img = dict(image_options or {})
+    settings = RunSettings(method, kw, classes, lens, window=img.get("window"), frame=img.get("frame"))
+    return settings, bool(img.get("include_identifiers", False))
+
+
+class FollowProgress(Progress):
+    """Cancels with ``parent`` and counts nothing there (for a caller that counts items itself)."""
+
+    def __init__(self, parent: Progress) -> None:
+        super().__init__()
+        self._parent = parent
+
+    @property
+    def cancelled(self) -> bool:
+        return self._parent.cancelled
+
+    def check(self) -> None:
+        self._parent.check()
 
 
 def explain_many(loaded: LoadedModel, inputs: Iterable, settings: RunSettings, *, batch_size="auto",

@@ -410,8 +410,7 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
     read ahead, one forward pass per image (the class set comes from the pass the maps use),
     batched backward passes, and the cache written on the engine's writer thread.
     """
-    from alens_gui.core.batch import BatchEngine
-    from alens_gui.core.progress import Progress as CoreProgress
+    from alens_gui.core.batch import BatchEngine, FollowProgress
     from alens_gui.core.resultcache import prediction_record
     from alens_gui.core.settings import ClassSet, RunSettings
 
@@ -438,12 +437,6 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
         loaded.resize = policy
     engine = BatchEngine(loaded, settings, batch_size=batch_size)
 
-    class _Follow(CoreProgress):  # cancels with the job's progress; the job counts the images itself
-        cancelled = property(lambda self: progress.cancelled)
-
-        def check(self) -> None:
-            progress.check()
-
     def store(result):  # on the engine's writer thread
         if result.explanation is None:
             return None
@@ -453,7 +446,8 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
         cache.put_prediction(cache.prediction_key(path, model_id, policy, window), full, flush=False)
         return full
 
-    for result in engine.run([p for _, p in todo], _Follow(), finish=store):
+    # the engine cancels with the job's progress; the job counts the images itself
+    for result in engine.run([p for _, p in todo], FollowProgress(progress), finish=store):
         row = todo[result.index][0]
         error = result.error or (str(result.finish_error) if result.finish_error is not None else None)
         if error:
