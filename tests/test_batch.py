@@ -194,3 +194,30 @@ def test_cli_explain_folder_equals_per_image_and_resumes(explainer, photos, tmp_
     assert "skipping 2 image(s)" in err and "wrote 1 of 3" in err
     assert (out / "coffee.npz").exists()
     assert all((out / n).stat().st_mtime_ns == t for n, t in before.items())
+
+
+def test_bench_folder_prints_images_per_second_for_three_ways(capsys):
+    """``alens bench --generate N``: one row per method with the engine, our per-image path and captum
+    (no timing is asserted: speed is a benchmark, not a test)."""
+    from alens_gui.cli import main
+
+    rc = main(["bench", "--generate", "4", "--methods", "gradcam", "--top-k", "2", "--batch-size", "2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| Grad-CAM"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["2", "4", "2"]
+    ips = [float(c) for c in cells[4:7]]
+    assert all(v > 0 for v in ips)
+    assert "generated photographs" in out and "load average" in out
+
+
+def test_generated_folder_is_the_same_every_time(tmp_path):
+    from alens_gui.core.bench import generate_folder
+
+    a = generate_folder(tmp_path / "a", 7)
+    b = generate_folder(tmp_path / "b", 7)
+    assert [p.name for p in a] == [p.name for p in b] and len({p.suffix for p in a}) == 2
+    assert all(pa.read_bytes() == pb.read_bytes() for pa, pb in zip(a, b))
+    with Image.open(a[0]) as im0, Image.open(a[1]) as im1:
+        assert im0.size != im1.size

@@ -542,14 +542,6 @@ def choose_batch_size(loaded: LoadedModel, settings: RunSettings, requested: int
 # ---------------------------------------------------------------------------------------------
 # The engine
 # ---------------------------------------------------------------------------------------------
-def _helper_thread() -> None:
-    """Decode and writer threads use one torch thread each: their resizes and lens are small, and
-    each thread that calls torch would otherwise start a team of OpenMP threads as large as the
-    machine, which spin against the computing thread's team on a small CPU. (torch keeps the
-    number for threads started later too: :meth:`BatchEngine.run` puts it back.)"""
-    torch.set_num_threads(1)
-
-
 class BatchEngine:
     """Explain many images with one model and one :class:`RunSettings` (see the module docstring).
 
@@ -601,14 +593,11 @@ class BatchEngine:
         already computed are still finished (written) before :class:`Cancelled` is raised.
         """
         progress = ensure_progress(progress)
-        # this thread's own torch thread count, fixed before the helpers set theirs (a thread's
-        # first torch call takes the count last set anywhere)
-        threads = torch.get_num_threads()
         items = list(inputs) if not isinstance(inputs, list) else inputs
         progress.add_total(len(items))
         ahead = max(2 * self.batch_size, 2 * self.workers)
-        decode = ThreadPoolExecutor(self.workers, thread_name_prefix="alens-decode", initializer=_helper_thread)
-        writer = ThreadPoolExecutor(1, thread_name_prefix="alens-write", initializer=_helper_thread)
+        decode = ThreadPoolExecutor(self.workers, thread_name_prefix="alens-decode")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="alens-write")
         pending_decode: deque[tuple[int, Future]] = deque()
         pending_write: deque[Future] = deque()
         next_in = 0
@@ -668,7 +657,6 @@ class BatchEngine:
             decode.shutdown(wait=False, cancel_futures=True)
             # what is computed is written before the run ends (a cancel or Ctrl-C loses nothing done)
             writer.shutdown(wait=True)
-            torch.set_num_threads(threads)  # threads started from now on get the usual count
 
     def _prepare(self, item, index: int, name: str, stop: threading.Event) -> PreparedImage:
         if stop.is_set():
