@@ -221,3 +221,42 @@ def test_generated_folder_is_the_same_every_time(tmp_path):
     assert all(pa.read_bytes() == pb.read_bytes() for pa, pb in zip(a, b))
     with Image.open(a[0]) as im0, Image.open(a[1]) as im1:
         assert im0.size != im1.size
+
+
+def test_ctrl_c_in_a_folder_run_keeps_what_was_written(photos, tmp_path):
+    """SIGINT while a later batch computes: exit 130, the images already written stay whole, no
+    temporary file is left, and --skip-existing then goes on from there."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, n in enumerate(("chelsea", "coffee", "astronaut", "rocket", "cat", "chelsea")):
+        Image.fromarray((np.asarray(photos[n]) * 255).round().astype(np.uint8)).save(src / f"{i}_{n}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alens_gui.cli", "explain", str(src), "--method", "ig", "-O", "steps=100",
+         "--top-k", "2", "--no-png", "--batch-size", "2", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    try:
+        for line in proc.stderr:  # the first image's class line comes once its batch is written
+            lines.append(line)
+            if re.match(r"0_chelsea\.png: classes ", line):
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, lines + [rest]
+    assert "alens: interrupted after" in rest and "--skip-existing" in rest
+    written = sorted(p.name for p in out.iterdir())
+    assert "0_chelsea.npz" in written and not any(n.endswith(".part") for n in written)
+    for name in written:
+        with np.load(out / name) as z:
+            assert z["refined"].shape[0] == 2
+    assert len(written) < 6
