@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-png", action="store_true", help="write only the .npz maps")
     add_output_arguments(ex, "images whose .npz exists in --out are skipped without any model work, so a stopped "
                              "batch resumes where it stopped")
+    add_batch_arguments(ex)
     ex.set_defaults(func=cmd_explain)
 
     rp = sub.add_parser("report", help="explain images and write one PDF report (settings, then a page per image)")
@@ -368,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="time batched multi-class attribution against captum per class")
     add_model_arguments(be)
-    be.add_argument("--methods", default="ixg,saliency,gradcam,ig", help="comma-separated (default: %(default)s)")
+    be.add_argument("--methods", help="comma-separated (default: ixg,saliency,gradcam,ig; with --folder or "
+                                      "--generate: ixg,gradcam,ig)")
     be.add_argument("--ks", default="1,2,4,8", help="class-set sizes (default: %(default)s)")
     be.add_argument("--repeats", type=int, default=5, help="timed repeats per cell, median reported")
     be.add_argument("--ig-steps", type=int, default=16, help="IG steps for both sides (default: %(default)s)")
@@ -376,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "a per-class loop for these class-set sizes, e.g. 1,4 (slow; default: off)")
     be.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice); 1 gives "
                     "steadier ratios on a machine shared with other work")
+    fg = be.add_argument_group("many images (images/s: the batch engine, our per-image path, captum per class)")
+    src = fg.add_mutually_exclusive_group()
+    src.add_argument("--folder", metavar="DIR", help="time explaining the images of DIR (top-k, npz written to a "
+                                                     "scratch folder) three ways; methods default ixg,gradcam,ig")
+    src.add_argument("--generate", type=int, metavar="N",
+                     help="as --folder, on N photographs from skimage.data, resized and cropped differently")
+    fg.add_argument("--top-k", type=int, default=3, help="classes per image with --folder/--generate "
+                                                         "(default: %(default)s)")
+    add_batch_arguments(fg, group=False)
     be.set_defaults(func=cmd_bench)
 
     dr = sub.add_parser("doctor", help="versions, device, Qt platform plugins and a default-model check, "
@@ -407,6 +418,27 @@ def build_parser() -> argparse.ArgumentParser:
         add_evaluate_parser(sub)
     _add_logging_to_subcommands(parser)
     return parser
+
+
+def _batch_size(text: str):
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a batch size is a whole number or auto, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a batch size is at least 1, got {value}")
+    return value
+
+
+def add_batch_arguments(p, group: bool = True) -> None:
+    """``--batch-size``: images per forward pass of the batch engine (:mod:`alens_gui.core.batch`);
+    in a group of its own, or (``group=False``) in ``p``, itself a group."""
+    g = p.add_argument_group("many images") if group else p
+    g.add_argument("--batch-size", type=_batch_size, default="auto", metavar="N|auto",
+                   help="images per forward pass (default: auto, from the model, the input size, the class "
+                        "set and the free memory; the GPU's on a GPU)")
 
 
 def add_output_arguments(p: argparse.ArgumentParser, skip_help: str) -> None:
@@ -530,6 +562,9 @@ def cmd_explain(args) -> int:
     explainer = Explainer(load_from_args(args))
     request, _ = class_request(args, explainer.class_names)
     img_opts = image_options(args)
+    if len(todo) > 1:
+        return _explain_batched(args, explainer, info, options, lens, request, img_opts, todo, images, out,
+                                failures, done)
     bad = written = kept_now = 0
     written_now: set[str] = set()  # names this run wrote (case-folded): one input never replaces another's
     stopped = None
@@ -772,6 +807,154 @@ def cmd_cohort(args) -> int:
     return EXIT_ERROR if bad or not cohort.classes else 0
 
 
+def _settings_from(explainer, info, options, lens, request, img_opts):
+    """The CLI's class-set keywords, lens, window and frame as one :class:`RunSettings`."""
+    from .core.settings import ClassSet, RunSettings
+
+    classes = ClassSet.from_request(request.get("classes"), request.get("top_k"), request.get("with_lowest", False),
+                                    request.get("best_vs_worst", False), explainer.class_names)
+    return RunSettings(info.name, options, classes, lens, window=img_opts.get("window"), frame=img_opts.get("frame"))
+
+
+class _WriteFailed(Exception):
+    """A result's file could not be written: ``error`` (OSError or _SameName) at ``target``."""
+
+    def __init__(self, error: BaseException, target: Path) -> None:
+        super().__init__(str(error))
+        self.error, self.target = error, target
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _explain_batched(args, explainer, info, options, lens, request, img_opts, todo, images, out, failures,
+                     done) -> int:
+    """``alens explain`` over many images through the batch engine: decode ahead, B images per pass,
+    files written on the writer thread; ETA while it runs and a summary at the end."""
+    import time
+
+    from tqdm import tqdm
+
+    from .core.batch import BatchEngine
+    from .core.explanation import atomic_write
+    from .core.export import render_figure, safe_name
+    from .core.outputs import is_fatal, write_error
+
+    settings = _settings_from(explainer, info, options, lens, request, img_opts)
+    engine = BatchEngine(explainer.loaded, settings, batch_size=args.batch_size,
+                         include_identifiers=img_opts["include_identifiers"])
+    print(f"alens: {len(todo)} image(s); {engine.note}", file=sys.stderr)
+    paths = [im for im, _ in todo]
+    stems = [st for _, st in todo]
+    written_now: set[str] = set()  # names this run wrote (case-folded): one input never replaces another's
+
+    def write(result):  # on the writer thread, one result at a time
+        expl = result.explanation
+        if expl is None:
+            return None
+        stem = stems[result.index]
+        if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
+            stem = f"{stem}_frame{args.frame}"
+        figures = [] if args.no_png else [
+            out / f"{stem}_{int(expl.classes[i])}_{safe_name(expl.class_names[i])}.png" for i in range(expl.k)]
+        created: list[Path] = []
+        target = out / f"{stem}.npz"
+        try:
+            for i, target in enumerate(figures + [out / f"{stem}.npz"]):
+                if target.name.casefold() in written_now:
+                    raise _SameName(target.name)
+                if target.suffix == ".npz":  # last: its presence says the image is done
+                    expl.to_npz(target, overwrite=args.overwrite)
+                else:
+                    data = render_figure(expl, None, [i])
+                    atomic_write(target, lambda f, data=data: f.write(data),
+                                 overwrite=args.overwrite or args.skip_existing)
+                created.append(target)
+                written_now.add(target.name.casefold())
+        except (OSError, _SameName) as exc:
+            _remove(created)
+            raise _WriteFailed(exc, target) from exc
+        except BaseException:
+            _remove(created)
+            raise
+        return created
+
+    plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    bar = tqdm(total=len(todo), unit="image", disable=None, file=sys.stderr, smoothing=0.1)
+    written = bad = kept_now = n_seen = 0
+    stopped = None
+    start = time.monotonic()
+    shown = -1
+    results = engine.run(paths, finish=write)
+    try:
+        for result in results:
+            n_seen += 1
+            bar.update(1)
+            bar.set_postfix_str(result.name, refresh=False)
+            if result.error is not None:
+                bad += 1
+                failures.append(result.error)
+                tqdm.write(f"alens: error: {result.error}", file=sys.stderr)
+            elif result.finish_error is not None:
+                exc = result.finish_error
+                if not isinstance(exc, _WriteFailed):
+                    raise exc
+                err, target = exc.error, exc.target
+                if isinstance(err, _SameName):
+                    bad += 1
+                    failures.append(f"{paths[result.index]}: its output {err} was written by this run from "
+                                    "another input; not replaced")
+                    tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
+                elif isinstance(err, FileExistsError) and args.skip_existing and target.suffix == ".npz":
+                    kept_now += 1
+                    tqdm.write(f"{result.name}: explained by another run meanwhile; kept", file=sys.stderr)
+                else:
+                    msg = write_error(err, target)
+                    if isinstance(err, FileExistsError):
+                        msg += " (another run wrote it meanwhile?): --overwrite replaces, --skip-existing keeps it"
+                    if is_fatal(err):
+                        stopped = f"{msg}; stopped: {len(todo) - written} image(s) not written"
+                        break
+                    bad += 1
+                    failures.append(msg if result.name in msg else f"{paths[result.index]}: {msg}")
+                    tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
+            else:
+                written += 1
+                expl = result.explanation
+                chosen = ", ".join(f"{int(c)} {n} ({p:.3f})" for c, n, p in
+                                   zip(expl.classes, expl.class_names, expl.probs))
+                tqdm.write(f"{result.name}: classes {chosen}", file=sys.stderr)
+            if plain:  # no terminal (a log, a pipe): one line every 10 % with the time left
+                tenth = int(10 * n_seen / len(todo))
+                if tenth > shown:
+                    shown = tenth
+                    rate = n_seen / max(time.monotonic() - start, 1e-9)
+                    print(f"explain: {n_seen} of {len(todo)} image(s), {rate:.2f} image/s, "
+                          f"{_eta((len(todo) - n_seen) / rate)} left", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        results.close()  # the images already computed are written before this returns
+        bar.close()
+        print(f"alens: interrupted after {written} of {len(todo)} image(s) were written to {out}; "
+              "run again with --skip-existing to go on", file=sys.stderr)
+        raise
+    finally:
+        results.close()
+        bar.close()
+    elapsed = time.monotonic() - start
+    if stopped:
+        failures.append(stopped)
+        print(f"alens: error: {stopped}", file=sys.stderr)
+    kept = 0 if args.overwrite else len(done) + kept_now
+    rate = f"; {n_seen / elapsed:.2f} image/s ({elapsed:.1f} s)" if elapsed > 0 and n_seen else ""
+    print(f"wrote {written} of {len(images)} image(s) to {out}" + (f"; {kept} already there, kept" if kept else "")
+          + (f"; {bad} failed" if bad else "") + rate, file=sys.stderr)
+    return EXIT_ERROR if failures else 0
+
+
 class _SameName(Exception):
     """Two inputs of one run would write one file (a name that differs only in case, a frame suffix)."""
 
@@ -915,7 +1098,9 @@ def cmd_bench(args) -> int:
             raise _Usage(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     loaded = load_from_args(args)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.folder or args.generate:
+        return _bench_folder(args, loaded)
+    methods = [m.strip() for m in (args.methods or "ixg,saliency,gradcam,ig").split(",") if m.strip()]
     try:
         ks = [int(k) for k in args.ks.split(",")]
         extra_ks = [int(k) for k in args.extra_ks.split(",") if k.strip()]
@@ -933,6 +1118,53 @@ def cmd_bench(args) -> int:
     other = [api_row(loaded, 4, args.repeats), lens_row(repeats=max(args.repeats, 5), device=loaded.device)]
     print()
     print(format_other_rows(other))
+    return 0
+
+
+def _bench_folder(args, loaded) -> int:
+    import tempfile
+
+    import torch
+
+    from .core.bench import folder_bench, format_folder_rows, generate_folder, machine_description
+    from .core.folders import scan_images
+
+    methods = [m.strip() for m in (args.methods or "ixg,gradcam,ig").split(",") if m.strip()]
+    for m in methods:
+        from .core.methods import get_method
+
+        get_method(m)
+    if args.top_k < 2:
+        raise _Usage(f"--top-k must be >= 2, got {args.top_k}")
+    with tempfile.TemporaryDirectory(prefix="alens-bench-photos-") as tmp:
+        if args.generate:
+            if args.generate < 3:
+                raise _Usage(f"--generate needs at least 3 images, got {args.generate}")
+            paths = generate_folder(tmp, args.generate)
+            what = f"{len(paths)} generated photographs (skimage.data, resized and cropped)"
+        else:
+            paths = list(scan_images(Path(args.folder)).images)
+            if len(paths) < 3:
+                raise _Failed(f"{args.folder}: the benchmark needs at least 3 images; found {len(paths)}")
+            what = f"{len(paths)} images of {args.folder}"
+        try:
+            load = os.getloadavg()[0]
+            load_text = f"; load average {load:.2f} at the start"
+        except OSError:
+            load_text = ""
+        print(f"# alens bench on {loaded.name}, {machine_description(loaded.device)}, {os.cpu_count()} CPU(s)"
+              f"{load_text}; {what}; top-{args.top_k}; torch {torch.__version__}", flush=True)
+        print("# images/s over the whole path (read, fit, maps, lens, npz written); after a warm-up on 2 images, "
+              "the three take turns on each third of the folder; ratio < 1: the engine takes less time", flush=True)
+
+        def show(row):
+            print(f"  {row['label']}: engine {row['engine_ips']:.2f} img/s (B={row['batch_size']}), per-image "
+                  f"{row['per_image_ips']:.2f}, captum per class {row['captum_ips']:.2f}", file=sys.stderr,
+                  flush=True)
+
+        rows = folder_bench(loaded, paths, methods, k=args.top_k, ig_steps=args.ig_steps,
+                            batch_size=args.batch_size, report=show)
+    print(format_folder_rows(rows))
     return 0
 
 

@@ -215,18 +215,18 @@ def test_cli_report_usage_errors(photo_dir, tmp_path, capsys):
 
 
 def test_cli_report_ctrl_c_leaves_no_file(photo_dir, tmp_path, monkeypatch, capsys):
-    from alens_gui.core.api import Explainer
+    from alens_gui.core import batch
 
-    real = Explainer.explain
+    real = batch.finish_computed  # two inputs go through the batch engine: Ctrl-C while the second is lensed
     calls = []
 
-    def interrupted(self, *a, **kw):
+    def interrupted(*a, **kw):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, *a, **kw)
+        return real(*a, **kw)
 
-    monkeypatch.setattr(Explainer, "explain", interrupted)
+    monkeypatch.setattr(batch, "finish_computed", interrupted)
     rc = main(["report", str(photo_dir / "chelsea.png"), str(photo_dir / "coffee.jpg"), "--out",
                str(tmp_path / "r.pdf")])
     assert rc == 130 and "alens: interrupted" in capsys.readouterr().err

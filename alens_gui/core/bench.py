@@ -227,3 +227,159 @@ def format_rows(rows: Sequence[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['method']} | {r['k']} | {r['ours_s']:.4f} | {r['captum_s']:.4f} | {r['ratio']:.2f} |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Many images: the batch engine vs our per-image path vs captum once per class per image
+# ---------------------------------------------------------------------------------------------
+def generate_folder(folder, n: int, seed: int = 0) -> list:
+    """Write ``n`` photographs (skimage.data, each resized and cropped differently) as JPEG and PNG
+    files in ``folder``; returns their paths. The same ``n`` and ``seed`` give the same files."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from .images import sample_images
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = sample_images()
+    names = sorted(photos)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(int(n)):
+        img = np.asarray(photos[names[i % len(names)]])
+        if img.dtype != np.uint8:
+            img = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+        h, w = img.shape[:2]
+        ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        im = Image.fromarray(img[y0:y0 + ch, x0:x0 + cw])
+        scale = rng.uniform(0.5, 1.2)
+        im = im.resize((max(32, int(cw * scale)), max(32, int(ch * scale))), Image.BILINEAR)
+        p = folder / f"photo_{i:05d}.{'jpg' if i % 3 else 'png'}"
+        im.save(p, quality=90) if p.suffix == ".jpg" else im.save(p)
+        paths.append(p)
+    return paths
+
+
+def _captum_per_image(loaded, name: str, k: int, ig_steps: int):
+    """The naive loop: read and fit the image (our decoding and resizing), a forward pass for the
+    top-k, captum's method once per class, the K maps saved (uncompressed .npy)."""
+    import numpy as np
+
+    from .images import load_image
+
+    model = loaded.model.eval()
+    ctx = loaded.context()
+
+    def run(path, out_path):
+        x = loaded.fit(load_image(path).pixels)[2]
+        with torch.no_grad():
+            top = model(x)[0].argsort(descending=True)[:k].tolist()
+        # captum binds the input for Grad-CAM's layer search and IG's baseline: one runner per input
+        peer = _captum_runner(name, model, x, ctx, ig_steps)
+        maps = peer(top)
+        np.save(out_path, torch.stack([m.detach() for m in maps]).numpy())
+
+    return run
+
+
+def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "gradcam", "ig"), k: int = 3,
+                 ig_steps: int = 16, batch_size="auto", report: Callable[[dict], None] | None = None,
+                 scratch=None, rounds: int = 3) -> list[dict]:
+    """Images per second over a folder for three ways of explaining it, per method, in one run.
+
+    * **engine**: :class:`~.batch.BatchEngine` (decode ahead, batched passes, lens and npz on
+      the writer thread), each result written as ``alens explain --no-png`` writes it;
+    * **per image**: :meth:`~.api.Explainer.explain` then :meth:`~.explanation.Explanation.to_npz`,
+      image after image (the loop ``alens explain`` ran before the engine);
+    * **captum**: our decoding and resizing, a forward pass for the top-k, captum's method once
+      per class, the K maps saved.
+
+    All three see the same files, top-``k`` classes and method options (IG: ``ig_steps`` steps,
+    the black baseline); each writes into its own scratch folder. After a warm-up on two images
+    each, the folder is timed in ``rounds`` parts, the three taking turns on each part. Rows: ``method, images,
+    engine_ips, per_image_ips, captum_ips`` and the ratios of times ``engine/per_image`` and
+    ``engine/captum`` (< 1: the engine is faster).
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .api import Explainer
+    from .batch import BatchEngine
+    from .settings import ClassSet, RunSettings
+
+    paths = [Path(p) for p in paths]
+    own_scratch = scratch is None
+    root = Path(tempfile.mkdtemp(prefix="alens-bench-")) if own_scratch else Path(scratch)
+    ex = Explainer(loaded)
+    rows = []
+    try:
+        for name in methods:
+            info = get_method(name)
+            opts = {"steps": ig_steps, "batch_size": ig_steps} if info.name == "ig" else {}
+            settings = RunSettings(info.name, opts, ClassSet.top(k))
+            engine = BatchEngine(loaded, settings, batch_size=batch_size)
+            dirs = {side: root / f"{info.name}-{side}" for side in ("engine", "per_image", "captum")}
+            for d in dirs.values():
+                d.mkdir(parents=True, exist_ok=True)
+
+            def run_engine(items, d=dirs["engine"], engine=engine):
+                def write(result):
+                    if result.explanation is not None:
+                        result.explanation.to_npz(d / f"{Path(result.input).stem}.npz")
+
+                for r in engine.run(items, finish=write):
+                    if r.error or r.finish_error:
+                        raise RuntimeError(r.error or r.finish_error)
+
+            def run_single(items, d=dirs["per_image"], settings=settings):
+                for p in items:
+                    ex.explain(p, settings).to_npz(d / f"{p.stem}.npz")
+
+            captum_one = _captum_per_image(loaded, info.name, k, ig_steps)
+
+            def run_captum(items, d=dirs["captum"], one=captum_one):
+                for p in items:
+                    one(p, d / f"{p.stem}.npy")
+
+            sides = (("engine", run_engine), ("per_image", run_single), ("captum", run_captum))
+            times = dict.fromkeys(("engine", "per_image", "captum"), 0.0)
+            for _side, fn in sides:
+                fn(paths[:2])  # warm-up: model, kernels, the CAM layer search
+            # the folder in ``rounds`` parts, the three sides taking turns on each part, so that a
+            # shared machine's busy minutes fall on all three alike
+            step = -(-len(paths) // max(1, min(rounds, len(paths))))
+            for start in range(0, len(paths), step):
+                part = paths[start:start + step]
+                for side, fn in sides:
+                    t0 = time.perf_counter()
+                    fn(part)
+                    times[side] += time.perf_counter() - t0
+            n = len(paths)
+            row = {"method": info.name, "label": info.label, "k": k, "images": n, "batch_size": engine.batch_size,
+                   "engine_s": times["engine"], "per_image_s": times["per_image"], "captum_s": times["captum"],
+                   "engine_ips": n / times["engine"], "per_image_ips": n / times["per_image"],
+                   "captum_ips": n / times["captum"],
+                   "vs_per_image": times["engine"] / times["per_image"], "vs_captum": times["engine"] / times["captum"]}
+            rows.append(row)
+            if report:
+                report(row)
+    finally:
+        if own_scratch:
+            shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+def format_folder_rows(rows: Sequence[dict]) -> str:
+    lines = ["| method | K | images | B | engine (img/s) | our per-image (img/s) | captum per class (img/s) | "
+             "time engine / per-image | time engine / captum |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['k']} | {r['images']} | {r['batch_size']} | {r['engine_ips']:.2f} | "
+                     f"{r['per_image_ips']:.2f} | {r['captum_ips']:.2f} | {r['vs_per_image']:.2f} | "
+                     f"{r['vs_captum']:.2f} |")
+    return "\n".join(lines)

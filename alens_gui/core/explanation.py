@@ -328,12 +328,54 @@ class Explanation:
         read through an intensity window, ``window`` (centre, width) and ``window_mode``.
         """
         arrays = self.to_arrays(with_raw=False)
-        return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), overwrite=overwrite)
+        return atomic_write(path, lambda f: write_npz(f, arrays), overwrite=overwrite)
 
     def npz_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez_compressed(buf, **self.to_arrays())
         return buf.getvalue()
+
+
+#: An array is deflated when a sample of it shrinks below this share of its size; else stored.
+DEFLATE_WORTH = 0.8
+
+
+def _sample_bytes(arr: np.ndarray, pieces: int = 8, size: int = 8192) -> bytes:
+    """Up to ``pieces`` runs of ``size`` bytes spread over an array's data (for a compressibility probe)."""
+    if arr.dtype == object or not arr.nbytes:
+        return b""
+    raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    if raw.size <= pieces * size:
+        return raw.tobytes()
+    step = raw.size // pieces
+    return b"".join(raw[i * step:i * step + size].tobytes() for i in range(pieces))
+
+
+def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` (what :func:`numpy.load` reads) with each array deflated only where it pays.
+
+    ``np.savez_compressed`` deflates every array at level 6: for float maps that costs more
+    than computing them (~0.4 s for one 640-pixel image's maps) and saves ~10 %, since
+    gradient maps are noise to a compressor. Here 64 kB of each array (8 pieces spread over
+    it) are tried at level 1: arrays that compress (refined maps, mostly zero; the image) are deflated at
+    level 1, the others (base maps, distributions) stored: ~5x faster, files ~10 % larger.
+    """
+    import zipfile
+    import zlib
+
+    with zipfile.ZipFile(f, "w", allowZip64=True) as zf:
+        for key, value in arrays.items():
+            arr = np.asanyarray(value)
+            sample = _sample_bytes(arr)
+            deflate = len(sample) < 4096 or len(zlib.compress(sample, 1)) < DEFLATE_WORTH * len(sample)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+            if hasattr(info, "compress_level"):  # public from Python 3.13
+                info.compress_level = 1
+            else:
+                info._compresslevel = 1
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
 
 
 def _umask() -> int:

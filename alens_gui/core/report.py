@@ -207,6 +207,17 @@ def explain_inputs(
         Class set, lens and method options, as :meth:`Explainer.explain` takes them.
     """
     progress = ensure_progress(progress)
+    items = inputs if isinstance(inputs, (list, tuple)) else None
+    if items is not None and len(items) > 1 and "on_partial" not in explain_kwargs:
+        # many inputs: the batch engine (read ahead, batched passes, lensed behind), same maps
+        from .batch import BatchEngine, FollowProgress, settings_from_keywords
+
+        settings, identifiers = settings_from_keywords(explainer.class_names, method, explain_kwargs, image_options)
+        engine = BatchEngine(explainer.loaded, settings, include_identifiers=identifiers)
+        for result in engine.run(list(items), FollowProgress(progress)):
+            name = result.name if isinstance(result.input, (str, Path)) else f"input {result.index + 1}"
+            yield result.explanation if result.explanation is not None else Failure(name, result.error)
+        return
     # each explanation reports its steps to its own object, which passes a cancel on
     inner = Progress(lambda *_: progress.check())
     for n, item in enumerate(inputs):

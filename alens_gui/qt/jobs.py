@@ -403,42 +403,60 @@ def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy
 
 
 def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window, method: str,
-                    options: dict, request, lens, key_of):
-    """Explain every ``(row, path)`` with the current settings, skipping what the cache has."""
-    from alens_gui.core.api import Explainer
-    from alens_gui.core.errors import AlensError, Cancelled
-    from alens_gui.core.resultcache import prediction_record
+                    options: dict, request, lens, key_of, batch_size="auto"):
+    """Explain every ``(row, path)`` with the current settings, skipping what the cache has.
 
-    ex = Explainer(loaded)
+    The images not in the cache go through the batch engine (:class:`~alens_gui.core.batch.BatchEngine`):
+    read ahead, one forward pass per image (the class set comes from the pass the maps use),
+    batched backward passes, and the cache written on the engine's writer thread.
+    """
+    from alens_gui.core.batch import BatchEngine, FollowProgress
+    from alens_gui.core.resultcache import prediction_record
+    from alens_gui.core.settings import ClassSet, RunSettings
+
     progress.add_total(len(items))
     win = None if window in (None, "", "default") else window
     failures = 0
-    for n, (row, path) in enumerate(items):
-        key = key_of(path)
-        if not cache.has_explanation(key):
-            try:
-                choice = _class_choice(request)
-                with using_model(loaded.model, progress):
-                    loaded.resize = policy
-                    prepared = ex.prepare(path, window=win, **choice)
-                sink, progress.on_partial = progress.on_partial, None  # no running estimates in a batch
-                try:
-                    expl = ex.explain_prepared(prepared, method, lens=lens, progress=progress, **options)
-                finally:
-                    progress.on_partial = sink
-                progress.check()
-                cache.put_explanation(key, expl)
-                full = prediction_record(prepared.probs, loaded.class_names)
-                cache.put_prediction(cache.prediction_key(path, model_id, policy, window), full, flush=False)
-                yield ("row", (row, full, True))
-            except Cancelled:
-                raise
-            except AlensError as exc:
-                failures += 1
-                yield ("failed", (row, str(exc)))
-        else:
+    todo = []
+    done = 0
+    for row, path in items:  # what the cache has costs nothing
+        if cache.has_explanation(key_of(path)):
+            done += 1
             yield ("row", (row, None, True))
-        progress.advance(1, f"explained {n + 1} of {len(items)}")
+            progress.advance(1, f"explained {done} of {len(items)}")
+        else:
+            todo.append((row, path))
+    if not todo:
+        cache.flush()
+        return len(items), 0
+    choice = _class_choice(request)
+    settings = RunSettings(method, options, ClassSet.from_request(
+        choice.get("classes"), choice.get("top_k"), choice.get("with_lowest", False),
+        choice.get("best_vs_worst", False), loaded.class_names), lens, window=win)
+    with using_model(loaded.model, progress):
+        loaded.resize = policy
+    engine = BatchEngine(loaded, settings, batch_size=batch_size)
+
+    def store(result):  # on the engine's writer thread
+        if result.explanation is None:
+            return None
+        _row, path = todo[result.index]
+        cache.put_explanation(key_of(path), result.explanation)
+        full = prediction_record(result.probs, loaded.class_names)
+        cache.put_prediction(cache.prediction_key(path, model_id, policy, window), full, flush=False)
+        return full
+
+    # the engine cancels with the job's progress; the job counts the images itself
+    for result in engine.run([p for _, p in todo], FollowProgress(progress), finish=store):
+        row = todo[result.index][0]
+        error = result.error or (str(result.finish_error) if result.finish_error is not None else None)
+        if error:
+            failures += 1
+            yield ("failed", (row, error))
+        else:
+            yield ("row", (row, result.finished, True))
+        done += 1
+        progress.advance(1, f"explained {done} of {len(items)}")
     cache.flush()
     return len(items) - failures, failures
 
