@@ -22,8 +22,7 @@ model's input frame) normalised per image, and answers three questions:
   comparison to mean anything.
 
 The explanations come from an iterator of ``(input path, Explanation)`` pairs
-(:func:`explain_paths` today: the per-image API with the result cache; a batch engine can
-replace it). Torch, NumPy, SciPy and scikit-learn only; never Qt.
+(:func:`explain_paths`: the result cache where the gallery filled it, else the batch engine). Torch, NumPy, SciPy and scikit-learn only; never Qt.
 """
 
 from __future__ import annotations
@@ -233,39 +232,51 @@ def _model_image(expl: Explanation, hw) -> np.ndarray:
 
 # -- the producer of explanations -------------------------------------------------------------
 def explain_paths(explainer, paths: Sequence, settings, *, cache=None, key_of: Callable | None = None,
-                  progress: Progress | None = None) -> Iterator[tuple[str, Explanation | AlensError]]:
-    """``(path, Explanation)`` for each input, or ``(path, error)`` for one that failed.
+                  progress: Progress | None = None, batch_size: int | str = "auto"
+                  ) -> Iterator[tuple[str, Explanation | AlensError]]:
+    """``(path, Explanation)`` for each input in order, or ``(path, error)`` for one that failed.
 
-    The one producer of explanations for cohorts (a batch engine can take its place): the
-    result cache's entry when ``cache`` and ``key_of(path)`` find one (the window's gallery
-    writes the same keys), else the per-image API with ``settings`` (a
-    :class:`~alens_gui.core.settings.RunSettings`), whose result then goes into the cache.
-    Cancel through ``progress``; its total grows by one unit per image.
+    The one producer of explanations for cohorts: the result cache's entry when ``cache`` and
+    ``key_of(path)`` find one (the window's gallery writes the same keys), else the batch
+    engine (:class:`~alens_gui.core.batch.BatchEngine`, several images per pass, decoded ahead)
+    with ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`), whose results then go
+    into the cache. Cancel through ``progress``; its total grows by one unit per image.
     """
-    from .errors import Cancelled
+    from .batch import BatchEngine, FollowProgress
 
     progress = ensure_progress(progress)
+    paths = list(paths)
     progress.add_total(len(paths))
     window = settings.window  # (None: the file's default, as the gallery's "default")
-    for n, path in enumerate(paths):
-        progress.check()
-        key = key_of(path) if (cache is not None and key_of is not None) else None
+    keys = [key_of(p) if (cache is not None and key_of is not None) else None for p in paths]
+    found: dict[int, Explanation] = {}
+    for i, (path, key) in enumerate(zip(paths, keys)):
         expl = cache.explanation(key, path, window) if key is not None else None
-        if expl is not None and expl.lens != settings.lens:
-            expl = expl.relens(settings.lens)
-        if expl is None:
-            try:
-                expl = explainer.explain(path, settings)
-            except Cancelled:
-                raise
-            except AlensError as exc:
-                yield str(path), exc
-                progress.advance(1, f"explained {n + 1} of {len(paths)}")
-                continue
-            if key is not None:
-                cache.put_explanation(key, expl)
-        yield str(path), expl
-        progress.advance(1, f"explained {n + 1} of {len(paths)}")
+        if expl is not None:
+            found[i] = expl.relens(settings.lens) if expl.lens != settings.lens else expl
+    missing = [i for i in range(len(paths)) if i not in found]
+    results = iter(())
+    if missing:  # the engine counts its own work; this function counts images as it yields them
+        engine = BatchEngine(explainer.loaded, settings, batch_size=batch_size)
+        results = engine.run([paths[i] for i in missing], FollowProgress(progress))
+    try:
+        for n, path in enumerate(paths):
+            progress.check()
+            if n in found:
+                yield str(path), found[n]
+            else:
+                r = next(results)
+                if r.explanation is None:
+                    yield str(path), AlensError(r.error or f"{path}: no explanation")
+                else:
+                    if keys[n] is not None:
+                        cache.put_explanation(keys[n], r.explanation)
+                    yield str(path), r.explanation
+            progress.advance(1, f"explained {n + 1} of {len(paths)}")
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def model_identity(spec: str, arch: str | None, labels: str | None, name: str, output: str = "softmax") -> str:

@@ -3,22 +3,7 @@ first), then strategies, embedding and territory per class (:mod:`alens_gui.core
 
 from __future__ import annotations
 
-from alens_gui.core.locking import using_model
 from alens_gui.core.progress import Progress
-
-
-class _LockedExplainer:
-    """The per-image API, holding the model's lock for each image (the window shares the model)."""
-
-    def __init__(self, loaded, progress: Progress) -> None:
-        from alens_gui.core.api import Explainer
-
-        self.explainer = Explainer(loaded)
-        self.progress = progress
-
-    def explain(self, path, settings):
-        with using_model(self.explainer.model, self.progress):
-            return self.explainer.explain(path, settings)
 
 
 def run_settings(session, method: str, options: dict):
@@ -39,9 +24,10 @@ def run_settings(session, method: str, options: dict):
 def cohort_job(progress: Progress, loaded, items, settings, cache, key_of, by: str, clusters, groups=None):
     """``items`` are ``(path, label)``; yields ``("explained", n)``; returns the Cohort. With
     ``groups`` (two labels) each class's refined maps are compared between those label groups."""
+    from alens_gui.core.api import Explainer
     from alens_gui.core.cohort import CohortBuilder, explain_paths
 
-    explainer = _LockedExplainer(loaded, progress)
+    explainer = Explainer(loaded)  # the batch engine holds the model's lock while it computes
     labels = {str(p): lab for p, lab in items}
     builder = CohortBuilder()
     paths = [str(p) for p, _ in items]
