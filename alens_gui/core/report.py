@@ -34,7 +34,7 @@ import numpy as np
 from .colors import ColorScale, class_color
 from .errors import AlensError, Cancelled, ReportError
 from .explanation import Explanation, atomic_write
-from .export import _colorbar, panels, shared_scale, territory_legend
+from .export import _colorbar, comparison_panels, panels, territory_legend
 from .progress import Progress, ensure_progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -599,9 +599,7 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
 
 def _comparison_pages(cmp: Comparison, s: ReportSettings, n: int, total: int | None, footer: str) -> list:
     a, b = cmp.first, cmp.second
-    limits, signed = shared_scale([a, b], s.scale)
-    da = panels(a, s.scale, s.opacity, limits=(limits[0], limits[1]), signed=signed)
-    db = panels(b, s.scale, s.opacity, limits=(limits[0], limits[1]), signed=signed)
+    da, db = comparison_panels(a, b, s.scale, s.opacity)  # one colour scale, as the window draws them
     na, nb = cmp.names
     counter = f"{n} / {total}" if total else f"{n}"
     diff = cmp.probability_differences()

@@ -13,61 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alens_gui.core.colors import ColorScale, backdrop, territory_rgba
+from alens_gui.core.colors import ColorScale
 from alens_gui.core.locking import using_model
 from alens_gui.core.progress import Progress
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The colour images of one explanation under one colour scale (what the views blit).
-
-    ``base``/``refined``: K RGBA uint8 images (alpha carries the overlay rule);
-    ``territory``: RGBA; ``backdrop``: the grey RGB image (uint8) under the maps;
-    ``limits``: ((K,), (K,)) colour limits; ``signed``; ``scale``; ``explanation``: the
-    explanation these were made from (views check they draw a matching pair).
-    """
-
-    explanation: object
-    scale: ColorScale
-    base: list
-    refined: list
-    territory: np.ndarray
-    backdrop: np.ndarray
-    limits: tuple
-    signed: bool
-
-
-_BACKDROP: list = [None, None]  # (image, its backdrop): consecutive renders of one image share it
-
-
-def _backdrop_for(image: np.ndarray) -> np.ndarray:
-    """The grey backdrop as uint8 (so the views blit it without converting), made once per image."""
-    img, bd = _BACKDROP
-    if img is not image:
-        bd = np.round(backdrop(image) * 255).astype(np.uint8)
-        _BACKDROP[:] = [image, bd]
-    return bd
-
-
-def render(expl, scale: ColorScale, limits=None, signed: bool | None = None) -> Rendered:
-    """Colour images of every map of ``expl`` (NumPy only; runs in a worker).
-
-    ``limits`` and ``signed`` are given when several explanations share one colour scale.
-    """
-    signed = expl.signed if signed is None else signed
-    blim, rlim = scale.limits(expl.base, expl.refined) if limits is None else limits
-    labels, strength = expl.territory()
-    return Rendered(
-        explanation=expl,
-        scale=scale,
-        base=[scale.rgba(expl.base[i], blim[i], signed) for i in range(expl.k)],
-        refined=[scale.rgba(expl.refined[i], rlim[i], signed) for i in range(expl.k)],
-        territory=territory_rgba(labels, strength),
-        backdrop=_backdrop_for(expl.image),
-        limits=(blim, rlim),
-        signed=signed,
-    )
+from alens_gui.core.render import Rendered, render, render_pair  # noqa: F401 - the views' one render
 
 
 # -- jobs -----------------------------------------------------------------------------
@@ -215,13 +164,6 @@ def relens_job(progress: Progress, expl, lens, scale: ColorScale):
     out = expl.relens(lens)
     progress.advance(1)
     return out, render(out, scale)
-
-
-def render_pair(current, pinned, scale: ColorScale) -> tuple[Rendered, Rendered]:
-    """Two explanations of one class set drawn with one colour scale (a comparison)."""
-    signed = current.signed or pinned.signed
-    la, lb = scale.joint_limits([(current.base, current.refined), (pinned.base, pinned.refined)])
-    return render(current, scale, la, signed), render(pinned, scale, lb, signed)
 
 
 def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):

@@ -5,7 +5,8 @@ Tiles: the image, the class-territory view, and per class its base and/or refine
 window; the column count is chosen so that the tiles are as large as the space allows
 (they wrap for K up to 10 and beyond). Zoom and pan are linked, the crosshair and the
 mask are drawn in every tile, and the colour images come ready-made from the controller
-(:class:`~alens_gui.qt.jobs.Rendered`), so drawing is a blit.
+(:class:`~alens_gui.core.render.Rendered`, the arrays the exporters composite too), so
+drawing is a blit, area-averaged where a tile is smaller than the data.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from alens_gui.core.colors import class_color
 from alens_gui.core.masking import brush_mask, rectangle_mask
+from alens_gui.core.render import area_average
 
 from ..session import Session
 from ..widgets import Throttled, plain_tip
@@ -114,7 +116,11 @@ class MapTile(QWidget):
             policy.setRetainSizeWhenHidden(True)
             self.view.setSizePolicy(policy)
             self.view.hide()
+        #: the full-size (backdrop, RGBA map) this tile shows: arrays of the session's Rendered
+        self.sources: tuple | None = None
+        self._drawn_key: tuple | None = None
         self.vb.sigRangeChangedManually.connect(lambda _m: grid.sync_range(self.vb))
+        self.vb.sigTransformChanged.connect(lambda _vb: self._blit())
         self.view.scene().sigMouseMoved.connect(self._moved)
 
     def set_title(self, text: str, selected: bool = False, color: tuple | None = None) -> None:
@@ -138,6 +144,40 @@ class MapTile(QWidget):
         if (h, w) != self.size_hw:
             self.size_hw = (h, w)
             self.vb.setRange(QRectF(0, 0, w, h), padding=0.0, disableAutoRange=True)
+
+    def show_map(self, backdrop: np.ndarray, rgba: np.ndarray | None) -> None:
+        """Draw ``rgba`` over ``backdrop`` (full-size uint8 arrays of a Rendered)."""
+        self.sources = (backdrop, rgba)
+        self._blit()
+
+    def reduction(self) -> int:
+        """By how much the maps are area-averaged: data pixels per screen pixel, rounded up."""
+        px = self.vb.viewPixelSize()
+        if not px or not all(math.isfinite(v) and v > 0 for v in px):
+            return 1
+        return max(1, math.ceil(max(px) - 0.02))
+
+    def _blit(self) -> None:
+        """Blit the sources, area-averaged where the tile is smaller than the data (see
+        :func:`alens_gui.core.render.area_average`): what a map says must not change with
+        the size it is drawn at, and a blit without averaging samples one pixel in n."""
+        if self.sources is None:
+            return
+        backdrop, rgba = self.sources
+        f = self.reduction()
+        key = (id(backdrop), id(rgba), f)
+        if key == self._drawn_key:
+            return
+        self._drawn_key = key
+        h, w = backdrop.shape[:2]
+        full = QRectF(0, 0, w, h)
+        self.backdrop.setImage(area_average(backdrop, f), levels=(0, 255))
+        self.backdrop.setRect(full)
+        if rgba is None:
+            self.heat.clear()
+        else:
+            self.heat.setImage(area_average(rgba, f), levels=(0, 255))
+            self.heat.setRect(full)
 
     def set_crosshair(self, y: int, x: int) -> None:
         h, w = self.size_hw
@@ -431,10 +471,8 @@ class MapsView(QWidget):
                     tile.backdrop.setImage(img, levels=(0.0, 1.0))
                 tile.heat.clear()
             elif kind in ("territory", "base", "refined"):
-                if tile.backdrop.image is not r.backdrop:
-                    tile.backdrop.setImage(r.backdrop, levels=(0, 255))
                 rgba = r.territory if kind == "territory" else (r.base if kind == "base" else r.refined)[i]
-                tile.heat.setImage(rgba, levels=(0, 255))
+                tile.show_map(r.backdrop, rgba)
         self._on_view(self.session.view)
         if self.role == "current":
             self._draw_mask(self.session.mask)
