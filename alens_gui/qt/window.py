@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -58,6 +57,17 @@ def default_config_dir() -> Path:
     return Path(loc or Path.home() / ".config" / "alens-gui")
 
 
+def initial_size() -> tuple[int, int]:
+    """1500 x 900, or the screen's free area where that is smaller (a 1280 x 800 laptop)."""
+    from PySide6.QtGui import QGuiApplication
+
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return 1500, 900
+    free = screen.availableGeometry()
+    return min(1500, free.width()), min(900, free.height())
+
+
 class MainWindow(QMainWindow):
     """Attribution Lens Studio's main window.
 
@@ -75,16 +85,19 @@ class MainWindow(QMainWindow):
         Where settings (recent files, window layout) and class-set presets live.
     autorun : bool
         Explain each new image (and the first one) as soon as the model is ready.
+    compare_with : path, optional
+        A second image: once ``image`` is explained it is pinned, and this one is explained
+        with its class set beside it (``alens-gui A B``).
     """
 
     def __init__(self, image=None, model_spec: str = "default", arch: str | None = None, labels: str | None = None,
                  device: str | None = None, *, loaded=None, config_dir: str | os.PathLike | None = None,
-                 autorun: bool = True, torchscript: bool = False) -> None:
+                 autorun: bool = True, torchscript: bool = False, compare_with=None) -> None:
         super().__init__()
         self.setWindowTitle("Attribution Lens Studio")
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
-        self.resize(1500, 900)
+        self.resize(*initial_size())
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.settings = QSettings(str(self.config_dir / "settings.ini"), QSettings.Format.IniFormat)
         #: Asked before a file is overwritten; replaceable (tests inject an answer).
@@ -107,6 +120,7 @@ class MainWindow(QMainWindow):
         wheel.make_wheel_safe(self)
         compact_combos(self)
 
+        self._compare_with = compare_with
         self._first = (image, ModelRequest(spec=model_spec or "default", arch=arch or "", labels=labels or "",
                                            device=device or "auto", torchscript=bool(torchscript)), loaded)
         QTimer.singleShot(0, self.start)
@@ -124,11 +138,15 @@ class MainWindow(QMainWindow):
         self.masking_panel = MaskingPanel(s)
         self.maps = MapsView(s)
         self.pinned_maps = MapsView(s, role="pinned")
+        self.pinned_maps.follow(self.maps)
         self.compare_view = CompareView(s)
         self.distribution = DistributionView(s)
         self.probabilities = ProbabilityView(s)
         for panel in (self.class_panel, self.lens_panel):
             panel.notified.connect(self.notify)
+        for panel in (self.model_panel, self.image_panel, self.window_panel, self.method_panel, self.class_panel,
+                      self.masking_panel):
+            compact_combos(panel)  # before the docks take their widths from these panels
         self.model_panel.loadRequested.connect(self.controller.load_model)
         self.image_panel.openRequested.connect(self._open_dialog)
         self.image_panel.gridRequested.connect(self._grid_dialog)
@@ -141,14 +159,16 @@ class MainWindow(QMainWindow):
         lay.setSpacing(2)
         lay.addWidget(self.lens_panel)
         lay.addWidget(self.view_panel)
-        lay.addWidget(self.compare_view)
-        self.map_split = QSplitter(Qt.Orientation.Horizontal)
-        self.map_split.addWidget(self.pinned_maps)
-        self.map_split.addWidget(self.maps)
+        # a comparison's two halves always get one width (equal stretch, no splitter to drag
+        # one of them narrow), and lay out alike (the pinned half follows the current one)
+        self.map_split = QWidget()
+        halves = QHBoxLayout(self.map_split)
+        halves.setContentsMargins(0, 0, 0, 0)
+        halves.setSpacing(6)
+        halves.addWidget(self.pinned_maps, 1)
+        halves.addWidget(self.maps, 1)
         lay.addWidget(self.map_split, 1)
         self.setCentralWidget(central)
-        self._show_comparison(None)
-        s.pinned_changed.connect(self._show_comparison)
 
     def _build_docks(self) -> None:
         setup = QWidget()
@@ -192,6 +212,10 @@ class MainWindow(QMainWindow):
         self.hover_radius = HoverRadius(self.session)
         pv.addWidget(self.hover_radius)
         pv.addWidget(self.distribution)
+        # the comparison's read-out sits at the top of this column while an image is pinned, so
+        # the maps keep the height of the window
+        self.compare_section = Section("Comparison", self.compare_view)
+        v.addWidget(self.compare_section)
         for title, panel in (("Under the cursor", pixel), ("Probabilities", self.probabilities),
                              ("Masking", self.masking_panel)):
             v.addWidget(Section(title, panel))
@@ -211,12 +235,13 @@ class MainWindow(QMainWindow):
         g.openFolderRequested.connect(self._open_folder_dialog)
         g.reportRequested.connect(lambda: self._report_dialog("gallery"))
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
+        self._show_comparison(None)
+        self.session.pinned_changed.connect(self._show_comparison)
 
     def _show_comparison(self, pinned) -> None:
         self.pinned_maps.setVisible(pinned is not None)
+        self.compare_section.setVisible(pinned is not None)
         self.compare_view.setVisible(pinned is not None)
-        if pinned is not None:
-            self.map_split.setSizes([1, 1])
 
     def _dock(self, title: str, name: str, widget: QWidget, area, width: int) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -336,8 +361,21 @@ class MainWindow(QMainWindow):
             self.controller.set_loaded(loaded)
         else:
             self.controller.load_model()
-        if image is None or self.open_path(image) in ("folder", None):
+        opened = None if image is None else self.open_path(image)
+        if opened in ("folder", None):
             self.session.image_request = ImageRequest(sample="chelsea")
+        elif opened == "image" and self._compare_with is not None:
+            self.compare_with(self._compare_with)
+
+    def compare_with(self, path) -> None:
+        """Once the current image is explained, pin it and explain ``path`` beside it."""
+        second = Path(str(path)).expanduser()
+        if not second.is_file():
+            self.notify(f"{second.name or second}: no such image to compare with", "error")
+            return
+        c = self.controller
+        c.autorun = True
+        c._after_explained.append(lambda: c.pin() and self.open_image(second))
 
     # ------------------------------------------------------------------ user actions
     def notify(self, text: str, level: str = "info") -> None:

@@ -47,6 +47,9 @@ class WindowPanel(QWidget):
             w.setRange(-1e9, 1e9)
             w.setDecimals(2)
             w.setKeyboardTracking(False)
+            # the range of +-1e9 made each box 130 px wide at least and clipped the column; the
+            # range follows the image (see _on_image), the minimum width a number's
+            w.setMinimumWidth(70)
         self.width_.setMinimum(1e-6)
         self.hist = pg.PlotWidget()
         self.hist.setBackground("w")
@@ -79,6 +82,7 @@ class WindowPanel(QWidget):
         row.addWidget(self.center, 1)
         row.addWidget(QLabel("width"))
         row.addWidget(self.width_, 1)
+        self.frame.setMinimumWidth(40)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
         lay.addLayout(form)
@@ -142,7 +146,10 @@ class WindowPanel(QWidget):
         view_lo, view_hi = min(lo_hi[0], w.lo), max(lo_hi[1], w.hi)
         pad = 0.02 * (view_hi - view_lo)
         self.hist.setXRange(view_lo - pad, view_hi + pad, padding=0)
+        span = max(lo_hi[1] - lo_hi[0], float(w.width), 1e-6)
         with blocked(self.center, self.width_, self.region):
+            self.center.setRange(min(lo_hi[0], w.lo) - 4 * span, max(lo_hi[1], w.hi) + 4 * span)
+            self.width_.setRange(1e-6, 10 * span)
             self.center.setValue(float(w.center))
             self.width_.setValue(float(w.width))
             self.region.setRegion((w.lo, w.hi))

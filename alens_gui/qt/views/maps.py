@@ -108,7 +108,9 @@ class MapTile(QWidget):
         lay.addWidget(self.view, 1)
         # Every tile gets exactly the share of the grid its stretch gives it: equal sizes.
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.setMinimumSize(60, 60)
+        # small enough that a comparison's two halves of K maps fit a 1280-pixel screen; the
+        # column choice keeps tiles larger than this wherever there is room
+        self.setMinimumSize(40, 40)
         self.size_hw = (0, 0)
         self._title = ("", False, None)
         if kind == "blank":  # keeps base/refined pairs in columns; drawn as empty space, not an empty frame
@@ -264,6 +266,7 @@ class MapsView(QWidget):
         self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 3px;")
         self.placeholder = QLabel("The maps appear here once the model and an image are loaded.")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)  # one line of it made a comparison's half 390 px wide at least
         self.placeholder.setStyleSheet("color: #777;")
         self.area = QWidget()
         self.grid_layout = QGridLayout(self.area)
@@ -390,10 +393,20 @@ class MapsView(QWidget):
                 best, best_size = c, tile_w
         return best
 
+    def follow(self, leader: MapsView) -> None:
+        """Lay out as ``leader`` does (the pinned half of a comparison follows the current one):
+        the same column count, so class i sits in the same cell on both sides."""
+        self.leader = leader
+        leader.tilesChanged.connect(lambda: self.relayout() if self.isVisible() and self._order else None)
+
     def relayout(self, force: bool = False) -> None:
         order = self._wanted_order()
         pairs = self.session.view.mode == "both"
-        cols = self._best_columns(len(order), pairs)
+        leader = getattr(self, "leader", None)
+        if leader is not None and leader.columns and leader.explanation is not None:
+            cols = min(leader.columns, len(order))
+        else:
+            cols = self._best_columns(len(order), pairs)
         if not force and order == self._order and cols == self._columns:
             return
         for tile in self.tiles.values():
