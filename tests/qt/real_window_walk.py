@@ -124,25 +124,43 @@ def main() -> int:
     print(f"rectangle mask {box}, {100 * s.mask_result.fraction:.1f}% masked", flush=True)
 
     # 4. nothing clipped at 1280 x 800 and at 1920 x 1080
-    from PySide6.QtWidgets import QAbstractSpinBox, QScrollArea, QWidget
+    def unclipped(what: str) -> None:
+        from PySide6.QtWidgets import QAbstractSpinBox, QScrollArea, QWidget
 
-    for size in ((1280, 800), (1920, 1080)):
-        xdo("windowsize", wid, str(size[0]), str(size[1]))
-        wait_for(app, lambda size=size: (win.width(), win.height()) == size, 10, f"the window at {size}")
-        pump(app, 1.0)
-        for dock in (win.setup_dock, win.inspect_dock):
-            scroll = dock.widget() if isinstance(dock.widget(), QScrollArea) else dock.widget().findChild(QScrollArea)
-            vp = scroll.viewport()
-            for w in scroll.widget().findChildren(QWidget):
-                if not w.isVisible() or isinstance(w.parent(), QAbstractSpinBox):
-                    continue
-                left = w.mapTo(vp, QPoint(0, 0)).x()
-                assert left >= 0 and left + w.width() <= vp.width() + 1, (size, dock.windowTitle(), type(w).__name__)
-        geo = win.geometry()
-        for dock in (win.setup_dock, win.inspect_dock):
-            r = dock.geometry()
-            assert r.right() <= geo.width() and r.bottom() <= geo.height(), (size, dock.windowTitle(), r)
-        print(f"{size[0]}x{size[1]}: nothing clipped", flush=True)
+        for size in ((1280, 800), (1920, 1080)):
+            xdo("windowsize", wid, str(size[0]), str(size[1]))
+            wait_for(app, lambda size=size: (win.width(), win.height()) == size, 10, f"the window at {size}")
+            pump(app, 1.0)
+            for dock in (win.setup_dock, win.inspect_dock):
+                scroll = dock.widget() if isinstance(dock.widget(), QScrollArea) else dock.widget().findChild(QScrollArea)
+                vp = scroll.viewport()
+                for w in scroll.widget().findChildren(QWidget):
+                    if not w.isVisible() or isinstance(w.parent(), QAbstractSpinBox):
+                        continue
+                    left = w.mapTo(vp, QPoint(0, 0)).x()
+                    assert left >= 0 and left + w.width() <= vp.width() + 1, (what, size, dock.windowTitle(),
+                                                                               type(w).__name__)
+            geo = win.geometry()
+            for dock in (win.setup_dock, win.inspect_dock):
+                r = dock.geometry()
+                assert r.right() <= geo.width() and r.bottom() <= geo.height(), (what, size, dock.windowTitle(), r)
+            print(f"{what}, {size[0]}x{size[1]}: nothing clipped", flush=True)
+
+    unclipped("a photograph")
+
+    # 5. a CT scan with its intensity window open: the setup column still shows every control whole
+    from pathlib import Path
+
+    import pydicom
+
+    ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+    c.autorun = True
+    assert win.open_image(ct)
+    wait_for(app, lambda: s.explanation is not None and s.explanation.source.get("file") == "CT_small.dcm"
+             and not c.runner.busy(), 120, "the scan's explanation")
+    assert win.window_section.button.isChecked(), "a scan opens with its intensity window shown"
+    unclipped("a CT scan, intensity window open")
+
     if os.environ.get("ALENS_WALK_SHOT"):
         win.grab().save(os.environ["ALENS_WALK_SHOT"])
     win.close()
