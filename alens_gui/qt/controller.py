@@ -33,6 +33,8 @@ from .tasks import MainThreadCollector, TaskRunner, readable_error
 
 #: Slots whose tasks show in the status bar's progress.
 VISIBLE_SLOTS = ("model", "image", "explain", "mask", "export", "session", "evaluate")
+#: The slot of the open folder's work (listing, classifying, Explain all): shown in the gallery.
+GALLERY_SLOT = "folder"
 #: Library warnings that say nothing to a user (captum's hooks, its inputs' grad flag).
 _QUIET_WARNINGS = ("Setting forward, backward hooks", "Input Tensor 0 did not already require gradients")
 
@@ -600,9 +602,12 @@ class Controller(QObject):
         s.folder = str(folder)
 
         def listed(result) -> None:
-            root, items, skipped = result
+            root, items, skipped, notes = result
             for note in skipped:  # a FIFO, a device, a link loop: not opened, and the user is told
                 self.notify(f"{root.name}/{note}", "warning")
+            for note in notes:
+                self.notify(f"{root.name}: {note}", "warning" if note.startswith("no true labels") else "info")
+            s.gallery.notes = list(notes)
             rows = [GalleryRow(path=p, rel=rel, true_label=label, explained=explained) for p, rel, label, _, explained
                     in items]
             for r, (_p, _rel, _lab, pred, _e) in zip(rows, items):
@@ -781,11 +786,22 @@ class Controller(QObject):
     def _on_started(self, slot: str, label: str) -> None:
         if slot in VISIBLE_SLOTS:
             self.session.activity = Activity(label=label)
+        elif slot == GALLERY_SLOT:
+            self.session.gallery_activity = Activity(label=label)
 
     def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
         if slot in VISIBLE_SLOTS:
             a = self.session.activity
             self.session.activity = Activity(a.label or slot, done, total, message or a.message)
+        elif slot == GALLERY_SLOT:
+            a = self.session.gallery_activity
+            self.session.gallery_activity = Activity(a.label or slot, done, total, message or a.message)
+
+    def cancel_gallery(self) -> None:
+        """Stop the folder's background work (Explain all, classifying); what is done stays cached."""
+        if self.runner.busy(GALLERY_SLOT):
+            self.runner.cancel(GALLERY_SLOT)
+            self.notify("stopped the folder's work; the images done so far are kept")
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         s = self.session
@@ -800,6 +816,8 @@ class Controller(QObject):
             s.explanation, s.rendered = expl, rendered
         if not any(self.runner.busy(x) for x in VISIBLE_SLOTS):
             s.activity = Activity()
+        if slot == GALLERY_SLOT and not self.runner.busy(GALLERY_SLOT):
+            s.gallery_activity = Activity()
 
     def shutdown(self) -> bool:
         done = self.runner.shutdown()

@@ -95,6 +95,8 @@ class GalleryModel(QAbstractTableModel):
         self.root: Path | None = None
         #: The loaded model's classes and output rule, for the right/wrong column (set_model).
         self.judge: LabelJudge | None = None
+        #: What the user should know about the listing (sub-folders opened; why no labels).
+        self.notes: list[str] = []
         self._wanted: list[int] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)

@@ -296,19 +296,32 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     """List a folder's images with their true labels and whatever the cache already knows.
 
     ``explain_key(path)`` gives the cache key of an explanation with the current settings.
-    Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped)``, ``skipped``
-    one line for each entry left out (a FIFO, a device, a link loop); nothing is decoded.
+    Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped, notes)``,
+    ``skipped`` one line for each entry left out (a FIFO, a device, a link loop), ``notes`` what
+    the user should know about the listing (a folder of class sub-folders opened without them
+    was opened with them; why no image has a true label); nothing is decoded.
     """
     from pathlib import Path
 
-    from alens_gui.core.folders import folder_labels, scan_images
+    from alens_gui.core.folders import folder_labels, labels_note, scan_images
 
     progress.add_total(1)
     yield ("status", f"listing {folder}…")
     root = Path(folder)
     listing = scan_images(root, recursive=recursive)
+    notes = []
+    if not recursive and not listing.images:
+        # a dataset of class sub-folders has no images at its top: show the sub-folders' images
+        deeper = scan_images(root, recursive=True)
+        if deeper.images:
+            listing = deeper
+            subs = sorted({p.relative_to(root).parts[0] for p in deeper.images if len(p.relative_to(root).parts) > 1})
+            notes.append(f"no images at the top of {root.name}: the images of its {len(subs)} sub-folder(s) "
+                         f"({', '.join(subs[:4])}{'…' if len(subs) > 4 else ''}) are shown")
     files = listing.images
     labels = folder_labels(root, files)
+    if note := labels_note(root, files, labels):
+        notes.append(note)
     out = []
     for i, p in enumerate(files):
         if i % 200 == 0:
@@ -317,7 +330,7 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
         out.append((p, str(p.relative_to(root)), labels.get(p), cache.prediction(key), cache.has_explanation(
             explain_key(p))))
     progress.advance(1, f"{len(files)} images")
-    return root, out, listing.skipped
+    return root, out, listing.skipped, notes
 
 
 def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window):

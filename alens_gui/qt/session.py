@@ -183,7 +183,8 @@ class Session(QObject):
     images, prepared in a worker), ``mask_result``, ``activity``, ``stale`` (the settings
     changed since the maps were made), ``pinned`` and ``pinned_rendered`` (an explanation kept
     for comparison, drawn with the current one's colour scale), ``folder`` (the open folder;
-    its rows are :attr:`Session.gallery`).
+    its rows are :attr:`Session.gallery`), ``gallery_activity`` (the folder's background work:
+    listing, classifying, Explain all; the gallery shows its progress and a Cancel).
     """
 
     model_request = Field(ModelRequest)
@@ -212,6 +213,7 @@ class Session(QObject):
     pinned = Field(None)
     pinned_rendered = Field(None)
     folder = Field("")
+    gallery_activity = Field(Activity)
 
     model_request_changed = Signal(object)
     model_changed = Signal(object)
@@ -239,6 +241,7 @@ class Session(QObject):
     pinned_changed = Signal(object)
     pinned_rendered_changed = Signal(object)
     folder_changed = Signal(object)
+    gallery_activity_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

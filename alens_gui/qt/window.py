@@ -232,6 +232,7 @@ class MainWindow(QMainWindow):
         g.openRequested.connect(c.open_gallery_row)
         g.compareRequested.connect(c.compare_rows)
         g.explainAllRequested.connect(c.explain_all)
+        g.cancelRequested.connect(c.cancel_gallery)
         g.openFolderRequested.connect(self._open_folder_dialog)
         g.reportRequested.connect(lambda: self._report_dialog("gallery"))
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
@@ -339,6 +340,8 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.status_text, 1)
         sb.addPermanentWidget(self.progress_bar)
         self.session.activity_changed.connect(self._on_activity)
+        self.session.gallery_activity_changed.connect(
+            lambda _a: self.status_text.setText(self._idle_status()) if not self.session.activity.busy else None)
         self.session.model_status_changed.connect(lambda t: self.status_text.setText(t)
                                                   if not self.session.activity.busy else None)
 
@@ -629,7 +632,13 @@ class MainWindow(QMainWindow):
             self.progress_bar.setFormat(f"{a.message[:40]} (%p%)" if a.message else "%p%")
             self.status_text.setText(a.label + "…")
         else:
-            self.status_text.setText("ready" if self.session.model is not None else self.session.model_status)
+            self.status_text.setText(self._idle_status())
+
+    def _idle_status(self) -> str:
+        g = self.session.gallery_activity
+        if g.busy:  # the folder's work runs on while the analysis view is idle
+            return f"gallery: {g.label}… {g.message}".rstrip()
+        return "ready" if self.session.model is not None else self.session.model_status
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):  # noqa: N802 - Qt naming
