@@ -2,7 +2,8 @@
 
 Spin boxes, combo boxes and sliders take wheel events only when they have keyboard focus
 (clicked or tabbed into). Otherwise the wheel event goes to the control's parent, so the
-scrolling column under the mouse scrolls on instead. The guard is one application-wide
+scrolling column under the mouse scrolls on instead. Tab bars (tabbed docks) ignore the
+wheel: a scroll passing over them must not switch what the dock shows. The guard is one application-wide
 event filter, so controls built later (method option forms) are covered too.
 """
 
@@ -10,7 +11,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollBar, QWidget
+from PySide6.QtWidgets import (
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QScrollBar,
+    QTabBar,
+    QWidget,
+)
 
 GUARDED = (QAbstractSpinBox, QComboBox, QAbstractSlider)
 
@@ -19,6 +28,8 @@ class WheelGuard(QObject):
     """Application-wide event filter; see the module docstring."""
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QTabBar):
+            return True  # a dock's tab bar: the wheel passing over it never switches the tab
         if event.type() != QEvent.Type.Wheel or not isinstance(obj, GUARDED) or isinstance(obj, QScrollBar):
             return False  # scroll bars are what the wheel is for
         widget: QWidget = obj

@@ -290,9 +290,15 @@ class MainWindow(QMainWindow):
         self._action(m, "Export figure of the &selected class…", lambda: self._export_dialog("figure", True))
         self._action(m, "Export class &territory…", lambda: self._export_dialog("territory"))
         self._action(m, "Export raw maps (.&npz)…", lambda: self._export_dialog("npz"))
-        self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison"))
-        self._action(m, "Export &report (PDF) of this image…", lambda: self._report_dialog("current"))
-        self._action(m, "Export report of the comparison…", lambda: self._report_dialog("comparison"))
+        compare_actions = [
+            self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison")),
+            self._action(m, "Export &report (PDF) of this image…", lambda: self._report_dialog("current")),
+            self._action(m, "Export report of the comparison…", lambda: self._report_dialog("comparison")),
+        ]
+        del compare_actions[1]  # the report of this image needs no comparison
+        for act in compare_actions:  # enabled only while there is a comparison to export
+            act.setEnabled(False)
+            self.session.pinned_changed.connect(lambda p, act=act: act.setEnabled(p is not None))
         m.addSeparator()
         self._action(m, "Clear the cac&he…", self.clear_cache,
                      tip="remove every cached prediction and explanation of the gallery")
@@ -464,7 +470,12 @@ class MainWindow(QMainWindow):
         if what == "gallery" and not rows:
             self.notify("select the images to report in the gallery first", "warning")
             return
-        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf", self.suggested_name("report", "pdf"))
+        if what == "gallery":  # a report of gallery images is named after the folder, not the open image
+            folder = Path(self.session.folder).name or "gallery"
+            suggested = f"{dialogs.file_stem(folder)}-{len(rows)}-images-report.pdf"
+        else:
+            suggested = self.suggested_name("report", "pdf")
+        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf", suggested)
         if path:
             self.export_report(path, what, rows)
 
@@ -551,6 +562,9 @@ class MainWindow(QMainWindow):
     def _export_dialog(self, kind: str, selected: bool = False) -> None:
         if self.session.explanation is None:
             self.notify("nothing to export yet: explain an image first", "warning")
+            return
+        if kind == "comparison" and self.session.pinned is None:  # (the menu item is disabled then too)
+            self.notify("nothing to compare: pin an explanation (View → Pin) and open another image", "warning")
             return
         filt = "NumPy maps (*.npz)" if kind == "npz" else dialogs.FIGURE_FILTER
         suffix = "npz" if kind == "npz" else "png"

@@ -125,8 +125,8 @@ class MapTile(QWidget):
         self.vb.sigTransformChanged.connect(lambda _vb: self._blit())
         self.view.scene().sigMouseMoved.connect(self._moved)
 
-    def set_title(self, text: str, selected: bool = False, color: tuple | None = None) -> None:
-        self._title = (text, selected, color)
+    def set_title(self, text: str, selected: bool = False, color: tuple | None = None, tip: str = "") -> None:
+        self._title = (text, selected, color, tip)
         mark = "▶ " if selected else ""
         swatch = ""
         if color is not None:
@@ -135,7 +135,7 @@ class MapTile(QWidget):
         shown = fm.elidedText(mark + text, Qt.TextElideMode.ElideRight, max(40, self.width() - 16))
         shown = html.escape(shown)  # a class name from a file is text, never markup
         self.title.setText(swatch + (f"<b>{shown}</b>" if selected else shown))
-        self.title.setToolTip(plain_tip(text))
+        self.title.setToolTip(plain_tip(tip or text))
 
     def resizeEvent(self, ev):  # noqa: N802 - Qt naming
         super().resizeEvent(ev)
@@ -533,8 +533,13 @@ class MapsView(QWidget):
                 tile.set_title("class territory: off (T shows it)")
             elif expl is not None and i < expl.k:
                 sel = i == s.selected
-                tile.set_title(f"{kind}: {int(expl.classes[i])} {expl.class_names[i]} (p={expl.probs[i]:.2f})",
-                               selected=sel, color=class_color(i))
+                # the class's name (its index only on hover: "2 grade 3" read as one name), and
+                # which method made the map: after a cancel the method box may name another
+                what = (expl.method_label or expl.method) if kind == "base" else "Attribution Lens"
+                tile.set_title(f"{expl.class_names[i]} (p={expl.probs[i]:.2f}) · {what}",
+                               selected=sel, color=class_color(i),
+                               tip=f"class {int(expl.classes[i])}: {expl.class_names[i]}, p = {expl.probs[i]:.4f}\n"
+                                   f"{kind} map of {expl.method_label or expl.method}")
         self._colorbars()
 
     def _update_banner(self) -> None:
@@ -544,7 +549,7 @@ class MapsView(QWidget):
         parts = []
         if expl is not None and expl.partial:
             parts.append("Partial estimate: the method is still running; these maps will be replaced.")
-        if self.session.stale:
+        elif self.session.stale:  # (while a run is under way there is nothing to re-run)
             parts.append("The settings changed since these maps were made: Run (Ctrl+R) to update them.")
         self.banner.setText(" ".join(parts))
         self.banner.setVisible(bool(parts))

@@ -50,7 +50,8 @@ class DistributionView(QWidget):
         expl = s.explanation
         y, x = s.hover
         if expl is None or y < 0 or not (0 <= y < expl.shape[0] and 0 <= x < expl.shape[1]):
-            self.values = None
+            self.values = self.base_values = self.pinned_values = None
+            self._idle(expl)
             return
         r = s.view.hover_radius
         d = expl.distribution_at(y, x, radius=r)
@@ -81,6 +82,19 @@ class DistributionView(QWidget):
         else:
             header = ["class", "S", "base", "refined"]
         self.text.setText(f"{where}; dashed line: chance 1/K + τ<br>" + _table(header, rows))
+
+    def _idle(self, expl) -> None:
+        """No pixel under the mouse: this explanation's classes with empty values, so the
+        read-out never shows another image's classes and keeps its height (nothing below it jumps)."""
+        if expl is None:
+            self.plot.set_bars([], np.zeros(0), ymax=1.0)
+            self.text.setText("Move the mouse over a map.")
+            return
+        self.plot.set_bars(expl.class_names, np.zeros(expl.k), ymax=1.0)
+        pinned = self.session.pinned is not None and list(self.session.pinned.classes) == list(expl.classes)
+        header = ["class", "S", "S pinned", "base", "refined"] if pinned else ["class", "S", "base", "refined"]
+        rows = [[f"{int(c)} {n}"] + ["–"] * (len(header) - 1) for c, n in zip(expl.classes, expl.class_names)]
+        self.text.setText("Move the mouse over a map.<br>" + _table(header, rows))
 
     def _pinned_distribution(self, expl, y: int, x: int, r: int):
         p = self.session.pinned

@@ -1,0 +1,101 @@
+"""Small things a new user trips over (issue 16, minor findings), each checked on real widgets."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication, QTabBar
+
+from alens_gui.core.colors import ColorScale
+from alens_gui.core.explanation import Explanation
+from alens_gui.qt import jobs, wheel
+from alens_gui.qt.session import Session, ViewOptions
+from alens_gui.qt.views import DistributionView, MapsView
+
+from .conftest import wait_idle
+
+
+def explanation(names, classes, seed=0, partial=False) -> Explanation:
+    rng = np.random.default_rng(seed)
+    img = rng.uniform(0, 1, (40, 60, 3)).astype(np.float32)
+    raw = rng.normal(0, 1, (len(names), 1, 40, 60)).astype(np.float32)
+    e = Explanation.from_raw(img, classes, names, [0.5] + [0.5 / (len(names) - 1)] * (len(names) - 1), raw,
+                             method="gradcam", method_label="Grad-CAM")
+    return e.with_meta(partial=True) if partial else e
+
+
+def test_the_hover_read_out_never_shows_the_previous_images_classes(qtbot):
+    s = Session()
+    view = DistributionView(s)
+    qtbot.addWidget(view)
+    s.explanation = explanation(["cat", "dog"], [1, 2])
+    s.hover = (10, 10)
+    assert view.plot.names == ["cat", "dog"] and view.values is not None
+    s.hover = (-1, -1)  # a new image arrives before the mouse moves again
+    s.explanation = explanation(["cup", "plate", "spoon"], [7, 8, 9], seed=1)
+    assert view.plot.names == ["cup", "plate", "spoon"] and view.values is None
+    assert "cat" not in view.text.text() and "spoon" in view.text.text()
+
+
+def test_map_titles_name_the_class_and_the_method_with_the_index_on_hover(qtbot):
+    s = Session()
+    view = MapsView(s)
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    s.view = ViewOptions(mode="both", scale=ColorScale())
+    e = explanation(["grade 3", "grade 4"], [2, 3])
+    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    qtbot.waitUntil(lambda: len(view.map_tiles("refined")) == 2)
+    base, refined = view.map_tiles("base")[0], view.map_tiles("refined")[0]
+    assert "2 grade 3" not in base.title.text() and "grade 3" in base.title.text()
+    assert "Grad-CAM" in base.title.toolTip() and "class 2" in base.title.toolTip()
+    assert "Grad-CAM" in base._title[0] and "Attribution Lens" in refined._title[0]
+
+
+def test_a_running_estimate_is_not_also_called_out_of_date(qtbot):
+    s = Session()
+    view = MapsView(s)
+    qtbot.addWidget(view)
+    view.show()
+    e = explanation(["a", "b"], [1, 2], partial=True)
+    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    s.stale = True
+    assert "Partial estimate" in view.banner.text() and "Run (Ctrl+R)" not in view.banner.text()
+    done = explanation(["a", "b"], [1, 2])
+    s.explanation, s.rendered = done, jobs.render(done, s.view.scale)
+    s.stale = True
+    assert "Run (Ctrl+R)" in view.banner.text()
+
+
+def test_the_wheel_over_a_tab_bar_does_not_switch_the_tab(qtbot):
+    wheel.install()
+    bar = QTabBar()
+    qtbot.addWidget(bar)
+    for name in ("Notifications", "Gallery"):
+        bar.addTab(name)
+    bar.show()
+    bar.setCurrentIndex(0)
+    pos = QPointF(bar.tabRect(0).center())
+    for delta in (-120, 120, -120):
+        ev = QWheelEvent(pos, QPointF(bar.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, delta),
+                         Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(bar, ev)
+    assert bar.currentIndex() == 0
+
+
+def test_comparison_exports_wait_for_a_comparison(make_window, qtbot):
+    win = make_window()
+    wait_idle(qtbot, win)
+    acts = {a.text().replace("&", ""): a for a in win.findChildren(type(win.menuBar().actions()[0]))}
+    cmp_export, cmp_report = acts["Export the comparison…"], acts["Export report of the comparison…"]
+    assert not cmp_export.isEnabled() and not cmp_report.isEnabled()
+    assert acts["Export report (PDF) of this image…"].isEnabled()
+    win.session.method = "gradcam"
+    win.run()
+    wait_idle(qtbot, win)
+    assert win.controller.pin()
+    assert cmp_export.isEnabled() and cmp_report.isEnabled()
+    win.controller.unpin()
+    assert not cmp_export.isEnabled()
