@@ -99,3 +99,16 @@ def test_comparison_exports_wait_for_a_comparison(make_window, qtbot):
     assert cmp_export.isEnabled() and cmp_report.isEnabled()
     win.controller.unpin()
     assert not cmp_export.isEnabled()
+
+
+def test_methods_the_model_cannot_run_are_greyed_with_the_reason(make_window, qtbot):
+    win = make_window()
+    wait_idle(qtbot, win)
+    assert win.session.model.architecture == "cnn"
+    panel = win.method_panel
+    model = panel.combo.model()
+    state = {panel.combo.itemData(i): model.item(i).isEnabled() for i in range(panel.combo.count())}
+    assert state["gradcam"] and state["ig"]
+    assert not state["rollout"]  # attention rollout is for Vision Transformers
+    tip = panel.combo.itemData(panel.combo.findData("rollout"), Qt.ItemDataRole.ToolTipRole)
+    assert "not for this model" in tip and "Vision Transformers" in tip
