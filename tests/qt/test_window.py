@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -519,7 +520,8 @@ def test_command_line_arguments():
     args = build_parser().parse_args(["cat.png", "--model", "ck.pt", "--arch", "timm:resnet18",
                                       "--labels", "l.txt", "--device", "cpu"])
     assert (args.path, args.model, args.arch, args.labels, args.device, args.torchscript) == (
-        "cat.png", "ck.pt", "timm:resnet18", "l.txt", "cpu", False)
+        ["cat.png"], "ck.pt", "timm:resnet18", "l.txt", "cpu", False)
+    assert build_parser().parse_args(["a.png", "b.png"]).path == ["a.png", "b.png"]  # a comparison
     assert build_parser().parse_args([]).model == "default"
     assert build_parser().parse_args(["--model", "net.pt", "--torchscript"]).torchscript
 
@@ -530,11 +532,12 @@ def test_save_dialogs_suggest_a_file_name(make_window, qtbot, tmp_path, monkeypa
 
     win = make_window()
     run(qtbot, win, "gradcam")  # chelsea
-    asked = []
+    asked, starts = [], []
 
     def fake_dialog(parent, title, suggested, filt, options=None):
-        asked.append(suggested)
-        return str(tmp_path / suggested), filt.split(";;")[0]
+        asked.append(Path(suggested).name)
+        starts.append(Path(suggested).parent)
+        return str(tmp_path / Path(suggested).name), filt.split(";;")[0]
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
     action = next(a for a in win.findChildren(QAction) if a.text().replace("&", "").startswith("Export figure (all classes)"))
@@ -546,3 +549,4 @@ def test_save_dialogs_suggest_a_file_name(make_window, qtbot, tmp_path, monkeypa
     action.trigger()
     wait_idle(qtbot, win)
     assert asked[-1] == "chelsea_sample_photograph-gradcam-territory.png"
+    assert starts[-1] == tmp_path  # the second dialog starts in the folder the first one was left in

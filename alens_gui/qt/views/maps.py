@@ -123,6 +123,7 @@ class MapTile(QWidget):
         self._drawn_key: tuple | None = None
         self.vb.sigRangeChangedManually.connect(lambda _m: grid.sync_range(self.vb))
         self.vb.sigTransformChanged.connect(lambda _vb: self._blit())
+        self.vb.sigResized.connect(lambda _vb: self._blit())
         self.view.scene().sigMouseMoved.connect(self._moved)
 
     def set_title(self, text: str, selected: bool = False, color: tuple | None = None, tip: str = "") -> None:
@@ -141,6 +142,7 @@ class MapTile(QWidget):
         super().resizeEvent(ev)
         if self._title[0]:
             self.set_title(*self._title)  # re-elide for the new width
+        QTimer.singleShot(0, self._blit)  # the view box has its new size on the next turn
 
     def set_size(self, h: int, w: int) -> None:
         if (h, w) != self.size_hw:
