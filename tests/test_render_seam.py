@@ -92,3 +92,20 @@ def test_area_average_keeps_a_fine_pattern_as_its_mix():
     out = area_average(rgba, 2)
     assert out.shape == (2, 3, 4)
     assert (out[..., 0] == 200).all() and (out[..., 2] == 0).all() and (np.abs(out[..., 3].astype(int) - 128) <= 1).all()
+
+
+def test_the_all_classes_figure_shows_the_photograph_once(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    from alens_gui.core.export import render_figure
+
+    seen = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (seen.append(self), real(self, *a, **k))[1])
+    e = synthetic(3, 1.0)
+    render_figure(e, tmp_path / "all.png", show_territory=True)
+    fig = seen[-1]
+    photos = [ax for ax in fig.axes for im in ax.get_images() if np.array_equal(im.get_array(), e.image)]
+    assert len(photos) == 1
+    maps = [ax for ax in fig.axes if ax.get_images() and ax.get_title() in ("synthetic: base", "Attribution Lens")]
+    assert len(maps) == 2 * e.k and all(len(ax.child_axes) == 1 for ax in maps)  # each with its colour bar

@@ -143,41 +143,50 @@ def render_figure(
     drawn = panels(expl, scale, opacity)
     blim, rlim = drawn["limits"]
     h, w = expl.shape
-    ncols = 3 if show_base else 2
-    nrows = len(idx) + int(show_territory)
-    cell_w = 3.2
-    cell_h = max(1.2, min(4.0, cell_w * h / w)) + 0.5
-    fig = Figure(figsize=(cell_w * ncols + 0.8, cell_h * nrows + 0.9), dpi=dpi)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    kinds = (["base"] if show_base else []) + ["refined"]
     method = (expl.method_label or expl.method) + (" (partial estimate)" if expl.partial else "")
-    for row, i in enumerate(idx):
-        ax = axes[row][0]
-        ax.imshow(expl.image, interpolation="nearest")
-        ax.set_title(f"{expl.class_names[i]}\np = {expl.probs[i]:.3f}", fontsize=9)
-        cells = [("base", drawn["base"][i], blim[i])] if show_base else []
-        cells.append(("Attribution Lens", drawn["refined"][i], rlim[i]))
-        for col, (name, rgb, lim) in enumerate(cells, start=1):
-            ax = axes[row][col]
-            ax.imshow(rgb, interpolation="nearest")
-            ax.set_title(f"{method}: {name}", fontsize=9)
-            _colorbar(fig, ax, scale, lim, drawn["signed"])
-    if show_territory:
-        row = len(idx)
-        axes[row][0].imshow(expl.image, interpolation="nearest")
-        axes[row][0].set_title("image", fontsize=9)
-        axes[row][1].imshow(drawn["territory"], interpolation="nearest")
-        axes[row][1].set_title("class territory (winning class; faint = narrow win)", fontsize=9)
-        territory_legend(fig, axes[row][1], expl)
-        for ax in axes[row][2:]:
-            ax.axis("off")
-    for ax in axes.flat:
+    # The photograph once, at the top (beside the class territory when asked for); then one row
+    # per class: its name and probability, then its maps, each with its own colour bar (an
+    # inset, so every map panel has one size and the rows stay close together).
+    cell_w = 3.0
+    map_h = max(1.0, min(3.6, cell_w * h / w))
+    ncols = 1 + len(kinds)
+    heights = [map_h + 0.45] * (len(idx) + 1)
+    fig = Figure(figsize=(1.4 + 1.6 + cell_w * 1.3 * len(kinds), sum(heights) + 1.3), dpi=dpi)
+    FigureCanvasAgg(fig)
+    right = 1 - 1.6 / fig.get_figwidth()  # room for the last colour bar and the territory's legend
+    gs = fig.add_gridspec(len(idx) + 1, ncols, width_ratios=[0.45] + [1.0] * len(kinds),
+                          left=0.01, right=right, top=1 - 0.75 / fig.get_figheight(),
+                          bottom=0.6 / fig.get_figheight(), wspace=0.35, hspace=0.4)
+    ax = fig.add_subplot(gs[0, 1])
+    ax.imshow(expl.image, interpolation="nearest")
+    ax.set_title(_wrap(str(expl.source.get("file") or "image"), 40), fontsize=9)
+    if show_territory and len(kinds) > 1:
+        tax = fig.add_subplot(gs[0, 2])
+        tax.imshow(drawn["territory"], interpolation="nearest")
+        tax.set_title("class territory (winning class; faint = narrow win)", fontsize=8)
+        territory_legend(fig, tax, expl)
+    elif show_territory:
+        ax.imshow(drawn["territory"], interpolation="nearest")
+        ax.set_title("class territory (winning class; faint = narrow win)", fontsize=8)
+        territory_legend(fig, ax, expl)
+    for row, i in enumerate(idx, start=1):
+        label = fig.add_subplot(gs[row, 0])
+        label.axis("off")
+        label.text(0.95, 0.5, f"{_wrap(expl.class_names[i], 18)}\np = {expl.probs[i]:.3f}", ha="right",
+                   va="center", fontsize=9, transform=label.transAxes)
+        for col, kind in enumerate(kinds, start=1):
+            ax = fig.add_subplot(gs[row, col])
+            ax.imshow(drawn[kind][i], interpolation="nearest")
+            ax.set_title(f"{method}: base" if kind == "base" else "Attribution Lens", fontsize=8.5)
+            lim = (blim if kind == "base" else rlim)[i]
+            _colorbar(fig, ax, scale, lim, drawn["signed"], cax=ax.inset_axes((1.03, 0.0, 0.05, 1.0)))
+    for ax in fig.axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title or f"{method} + Attribution Lens, K = {expl.k} classes", fontsize=11)
     caption = expl.caption() + f"; colours {scale.scope} p{scale.percentile:g}, gamma {scale.gamma:g}"
     fig.text(0.5, 0.005, _wrap(caption, 110), ha="center", va="bottom", fontsize=7)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
     data = buf.getvalue()
