@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         #: Asked before the result cache is cleared (the question names its size); replaceable.
         self.confirm_clear_cache: Callable[[str], bool] = self._ask_clear_cache
         wheel.install()
+        wheel.install_typing_guard()
 
         self.session = Session(self)
         # the result cache lives in the platform's cache folder (ALENS_CACHE_DIR overrides), not here

@@ -112,3 +112,31 @@ def test_methods_the_model_cannot_run_are_greyed_with_the_reason(make_window, qt
     assert not state["rollout"]  # attention rollout is for Vision Transformers
     tip = panel.combo.itemData(panel.combo.findData("rollout"), Qt.ItemDataRole.ToolTipRole)
     assert "not for this model" in tip and "Vision Transformers" in tip
+
+
+def test_one_key_shortcuts_do_not_fire_while_typing_in_a_field(make_window, qtbot):
+    from PySide6.QtTest import QTest
+
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.activateWindow()
+    field = win.class_panel.classes.search
+    win.class_panel.classes.show()
+    field.setFocus()
+    qtbot.waitUntil(lambda: field.hasFocus(), timeout=5000)
+    before = win.session.view
+    for key in "top":
+        QTest.keyClick(field, key)
+    assert field.text() == "top" and win.session.view == before and win.session.pinned is None
+    # a combo box or a list with the keyboard looks like a field too: its keys search it
+    for widget in (win.method_panel.combo, win.class_panel.classes.list):
+        widget.setFocus()
+        qtbot.waitUntil(lambda widget=widget: widget.hasFocus(), timeout=5000)
+        for key in "top":
+            QTest.keyClick(widget, key)
+        assert win.session.view == before and win.session.pinned is None, type(widget).__name__
+    # outside a field the shortcut works
+    win.maps.setFocus()
+    qtbot.waitUntil(lambda: win.maps.hasFocus() or not field.hasFocus(), timeout=5000)
+    QTest.keyClick(win.maps, "t")
+    assert win.session.view.territory != before.territory
