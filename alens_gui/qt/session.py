@@ -100,7 +100,7 @@ class ImageRequest:
         if self.path:
             from pathlib import Path
 
-            return Path(self.path).name + (f" [frame {self.frame + 1}]" if self.frame else "")
+            return Path(self.path).name + (f" [frame {self.frame}]" if self.frame else "")
         if self.tiles:
             return "2 x 2 grid of " + ", ".join(t.rsplit("/", 1)[-1] for t in self.tiles)
         return f"sample: {self.sample}" if self.sample else ""

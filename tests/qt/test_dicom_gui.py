@@ -70,7 +70,9 @@ def test_a_multi_frame_file_gets_a_frame_slider(make_window, qtbot, dcm):
     wait_idle(qtbot, win)
     assert s.image_request.frame == 1 and s.image.frame == 1
     assert not np.array_equal(first, s.image.pixels)
-    assert "frame 2" in s.image_request.label
+    assert "frame 1" in s.image_request.label  # numbered from 0, as in the info line and `alens --frame`
+    assert win.window_panel.frame_label.text() == "1 of 0–1" and "frame 1 of 0-1" in win.window_panel.info.text()
+    assert not win.window_panel.frame.hasTracking()  # one drag, one frame read and explained
     # an 8-bit photograph keeps no frame slider
     win.open_sample("coffee")
     wait_idle(qtbot, win)

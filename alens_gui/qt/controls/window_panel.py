@@ -92,6 +92,10 @@ class WindowPanel(QWidget):
         row.addWidget(QLabel("width"))
         row.addWidget(self.width_, 1)
         self.frame.setMinimumWidth(40)
+        # one frame per drag: the frame is read (and explained) where the slider is let go; while
+        # dragging, the label follows the handle
+        self.frame.setTracking(False)
+        self.frame.sliderMoved.connect(self._frame_label)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
         lay.addLayout(form)
@@ -192,4 +196,9 @@ class WindowPanel(QWidget):
             with blocked(self.frame):
                 self.frame.setRange(0, image.n_frames - 1)
                 self.frame.setValue(image.frame)
-            self.frame_label.setText(f"{image.frame + 1} / {image.n_frames}")
+            self._frame_label(image.frame)
+
+    def _frame_label(self, frame: int) -> None:
+        """Frames are numbered from 0, as in the info line, the caption and ``alens --frame``."""
+        n = self.frame.maximum() + 1
+        self.frame_label.setText(f"{int(frame)} of 0–{n - 1}")
