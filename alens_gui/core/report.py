@@ -570,7 +570,8 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
     pairs = 1 if expl.k <= 3 else 2
     pages = []
     chunks = _chunks(expl.k, 4 * pairs, 7 * pairs)
-    counter = f"{n} / {total}" if total else f"{n}"
+    # the item's number, said as such: "1 / 5" read as a page number beside the contents' pages
+    counter = f"image {n} of {total}" if total else f"image {n}"
     name = input_name(expl)
     top5 = ", ".join(f"{nm} {float(p):.3f}" for _, nm, p in expl.top5)
     for c, idx in enumerate(chunks):
@@ -601,7 +602,7 @@ def _comparison_pages(cmp: Comparison, s: ReportSettings, n: int, total: int | N
     a, b = cmp.first, cmp.second
     da, db = comparison_panels(a, b, s.scale, s.opacity)  # one colour scale, as the window draws them
     na, nb = cmp.names
-    counter = f"{n} / {total}" if total else f"{n}"
+    counter = f"comparison {n} of {total}" if total else f"comparison {n}"
     diff = cmp.probability_differences()
     pages = []
     for c, idx in enumerate(_chunks(a.k, 4, 8)):
