@@ -526,7 +526,8 @@ class Controller(QObject):
         self._read_session_image(warnings)
         for w in warnings:
             self.notify(w, "warning")
-        self.notify(f"session opened ({len(st.get('inputs') or [])} input file(s)); nothing was recomputed")
+        inputs = len(st.get("inputs") or [])
+        self.notify("session opened" + (f" ({inputs} input file(s))" if inputs else "") + "; nothing was recomputed")
         m = st.get("model")
         if m:
             req = ModelRequest(spec=m["spec"], arch=m["arch"], labels=m["labels"], device=m["device"],
@@ -814,8 +815,12 @@ class Controller(QObject):
             expl, rendered = self._last_complete
             self._last_complete = None
             s.explanation, s.rendered = expl, rendered
-        if not any(self.runner.busy(x) for x in VISIBLE_SLOTS):
+        still = [x for x in VISIBLE_SLOTS if self.runner.busy(x)]
+        if not still:
             s.activity = Activity()
+        elif slot in VISIBLE_SLOTS and s.activity.label != self.runner.label(still[0]):
+            # the status says what still runs (the model loading), not what just finished
+            s.activity = Activity(label=self.runner.label(still[0]))
         if slot == GALLERY_SLOT and not self.runner.busy(GALLERY_SLOT):
             s.gallery_activity = Activity()
 

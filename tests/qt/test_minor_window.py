@@ -140,3 +140,33 @@ def test_one_key_shortcuts_do_not_fire_while_typing_in_a_field(make_window, qtbo
     qtbot.waitUntil(lambda: win.maps.hasFocus() or not field.hasFocus(), timeout=5000)
     QTest.keyClick(win.maps, "t")
     assert win.session.view.territory != before.territory
+
+
+def test_the_status_says_what_still_runs_not_what_finished(qtbot):
+    """While the model loads, a finished image read must not stay in the status bar ("reading
+    sample" for the 40 s of a model load)."""
+    import threading
+
+    from alens_gui.qt.controller import Controller
+
+    s = Session()
+    c = Controller(s, autorun=False)
+    gate = threading.Event()
+
+    def slow(progress):
+        yield ("status", "loading")
+        gate.wait(30)
+        return 1
+
+    def quick(progress):
+        yield ("status", "reading")
+        return 2
+
+    c.runner.run("model", slow, label="loading the model")
+    c.runner.run("image", quick, label="reading chelsea")
+    qtbot.waitUntil(lambda: not c.runner.busy("image"), timeout=10_000)
+    qtbot.waitUntil(lambda: s.activity.label == "loading the model", timeout=5_000)
+    gate.set()
+    qtbot.waitUntil(lambda: not c.runner.busy(), timeout=10_000)
+    assert not s.activity.busy
+    c.shutdown()
