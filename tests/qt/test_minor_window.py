@@ -170,3 +170,39 @@ def test_the_status_says_what_still_runs_not_what_finished(qtbot):
     qtbot.waitUntil(lambda: not c.runner.busy(), timeout=10_000)
     assert not s.activity.busy
     c.shutdown()
+
+
+def test_the_inspect_column_keeps_its_buttons_in_place(make_window, qtbot):
+    """A masking result arriving or cleared, or the mouse leaving the maps, must not move the
+    buttons of the Inspect column under the mouse."""
+    from PySide6.QtWidgets import QPushButton, QScrollArea
+
+    win = make_window(size=(1280, 800))
+    wait_idle(qtbot, win)
+    win.session.method = "gradcam"
+    win.run()
+    wait_idle(qtbot, win)
+    panel = win.masking_panel
+    mask_top = next(b for b in panel.findChildren(QPushButton) if b.text() == "Mask top")
+    clear = next(b for b in panel.findChildren(QPushButton) if b.text() == "Clear")
+    scroll = win.inspect_dock.widget()
+    scroll = scroll if isinstance(scroll, QScrollArea) else scroll.findChild(QScrollArea)
+
+    def where():
+        qtbot.wait(100)
+        return mask_top.mapTo(win, QPoint(0, 0)).y(), clear.mapTo(win, QPoint(0, 0)).y(), \
+            scroll.widget().sizeHint().height()
+
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    before = where()
+    win.session.hover = (50, 50)
+    win.session.hover = (-1, -1)
+    assert where() == before
+    win.controller.select_top_fraction(0, 20.0)
+    wait_idle(qtbot, win)
+    assert win.session.mask_result is not None
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    with_result = where()
+    win.session.clear_mask()
+    wait_idle(qtbot, win)
+    assert where()[:2] == with_result[:2]
