@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .colors import ColorScale, class_color
+from .colors import ColorScale, class_color, class_colors
 from .explanation import Explanation, atomic_write
 from .render import Rendered, render, render_pair
 
@@ -89,7 +89,8 @@ def territory_legend(fig, ax, expl: Explanation, **placement) -> None:
     """
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=np.array(class_color(i)) / 255.0, label=f"{expl.class_names[i]} ({expl.probs[i]:.2f})")
+    colors = class_colors(expl.classes)
+    handles = [Patch(facecolor=np.array(colors[i]) / 255.0, label=f"{expl.class_names[i]} ({expl.probs[i]:.2f})")
                for i in range(expl.k)]
     handles.append(Patch(facecolor=(0.8, 0.8, 0.8), label="no class above chance"))
     kwargs = {"loc": "center left", "bbox_to_anchor": (1.02, 0.5), "fontsize": 7, "frameon": False}

@@ -90,7 +90,7 @@ def render(expl, scale: ColorScale | None = None, limits=None, signed: bool | No
         scale=scale,
         base=[scale.rgba(expl.base[i], blim[i], signed) for i in range(expl.k)],
         refined=[scale.rgba(expl.refined[i], rlim[i], signed) for i in range(expl.k)],
-        territory=territory_rgba(labels, strength),
+        territory=territory_rgba(labels, strength, expl.classes),
         backdrop=_backdrop_for(expl.image),
         limits=(np.asarray(blim, dtype=np.float64), np.asarray(rlim, dtype=np.float64)),
         signed=signed,

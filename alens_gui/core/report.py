@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .colors import ColorScale, class_color
+from .colors import ColorScale, class_color, class_colors
 from .errors import AlensError, Cancelled, ReportError
 from .explanation import Explanation, atomic_write
 from .export import _colorbar, comparison_panels, panels, territory_legend
@@ -490,7 +490,8 @@ def _show(ax, img, title: str = "", fontsize: float = 7.5) -> None:
         ax.set_title(title, fontsize=fontsize)
 
 
-def _prob_bars(ax, names: Sequence[str], series: Sequence[tuple[str, np.ndarray]], title: str) -> None:
+def _prob_bars(ax, names: Sequence[str], series: Sequence[tuple[str, np.ndarray]], title: str,
+               classes: Sequence[int] | None = None) -> None:
     """Horizontal bars per class (one bar per series), in the class colours, value labels."""
     k = len(names)
     n = len(series)
@@ -498,7 +499,8 @@ def _prob_bars(ax, names: Sequence[str], series: Sequence[tuple[str, np.ndarray]
     y = np.arange(k)
     for j, (label, probs) in enumerate(series):
         off = (j - (n - 1) / 2) * height
-        colors = [np.array(class_color(i)) / 255.0 for i in range(k)]
+        colors = [np.array(c) / 255.0 for c in (class_colors(classes) if classes is not None
+                                                 else [class_color(i) for i in range(k)])]
         bars = ax.barh(y + off, probs, height=height * 0.9, color=colors, alpha=1.0 if j == 0 else 0.55,
                        edgecolor="0.2", linewidth=0.4, hatch=None if j == 0 else "///")
         for b, p in zip(bars, probs):
@@ -591,7 +593,7 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
             territory_legend(fig, ax, expl, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
             _prob_bars(fig.add_subplot(gs[0, 2]), expl.class_names, [("", expl.probs)],
                        "probability (sigmoid per class)" if expl.output == "sigmoid"
-                       else "probability (softmax over all classes)")
+                       else "probability (softmax over all classes)", classes=expl.classes)
             y -= h + 0.08
         _class_rows(fig, [expl], [drawn], idx, y, 0.04, pairs, s.scale)
         pages.append(fig)
@@ -626,13 +628,13 @@ def _comparison_pages(cmp: Comparison, s: ReportSettings, n: int, total: int | N
             gs2 = fig.add_gridspec(1, 2, left=0.2, right=0.96, top=y, bottom=y - h2, wspace=0.05,
                                    width_ratios=(1.4, 1))
             _prob_bars(fig.add_subplot(gs2[0, 0]), a.class_names, [("A ", a.probs), ("B ", b.probs)],
-                       "probability: A (solid), B (hatched)")
+                       "probability: A (solid), B (hatched)", classes=a.classes)
             ax = fig.add_subplot(gs2[0, 1])
             ax.axis("off")
             ax.set_title("difference B - A", fontsize=7.5)
             for i, (nm, d) in enumerate(zip(a.class_names, diff)):
                 ax.text(0.05, 1 - (i + 0.5) / a.k, f"{_wrap(nm, 22)}:  {d:+.3f}", fontsize=7, va="center",
-                        transform=ax.transAxes, color=np.array(class_color(i)) / 255.0)
+                        transform=ax.transAxes, color=np.array(class_colors(a.classes)[i]) / 255.0)
             y -= h2 + 0.05
         _class_rows(fig, [a, b], [da, db], idx, y, 0.04, 1, s.scale, labels=("A: ", "B: "))
         pages.append(fig)

@@ -206,3 +206,24 @@ def test_the_inspect_column_keeps_its_buttons_in_place(make_window, qtbot):
     win.session.clear_mask()
     wait_idle(qtbot, win)
     assert where()[:2] == with_result[:2]
+
+
+def test_the_territory_tile_has_a_legend_in_the_class_colours(qtbot):
+    from alens_gui.core.colors import class_colors
+
+    s = Session()
+    view = MapsView(s)
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    e = explanation(["Egyptian cat", "tabby", "lynx"], [285, 281, 287])
+    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    qtbot.waitUntil(lambda: ("territory", -1) in view.tiles)
+    tile = view.tiles[("territory", -1)]
+    text = tile.title.text()
+    for color, name in zip(class_colors(e.classes), e.class_names):
+        assert f"rgb{tuple(color)}" in text and name[:3] in text
+    assert "lynx" in tile.title.toolTip()
+    # the maps' title swatches are the class's colour too, not the position's
+    refined = view.map_tiles("refined")
+    assert f"rgb{tuple(class_colors(e.classes)[0])}" in refined[0].title.text()

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from alens_gui.core.colors import class_color
+from alens_gui.core.colors import class_colors
 from alens_gui.core.masking import brush_mask, rectangle_mask
 from alens_gui.core.render import area_average
 
@@ -138,8 +138,24 @@ class MapTile(QWidget):
         self.title.setText(swatch + (f"<b>{shown}</b>" if selected else shown))
         self.title.setToolTip(plain_tip(tip or text))
 
+    def set_legend(self, items: list[tuple[tuple, str]]) -> None:
+        """The class-territory tile's title: a colour swatch and a name per class (elided to the
+        tile's width; the whole legend in the tooltip)."""
+        self._title = ("", False, None, "")
+        self._legend = items
+        fm = QFontMetrics(self.title.font())
+        room = max(40, self.width() - 16)
+        width = max(12, room // max(1, len(items)) - fm.horizontalAdvance("■ "))
+        parts = [f"<span style='color: rgb{tuple(c)}'>■</span> "
+                 f"{html.escape(fm.elidedText(name, Qt.TextElideMode.ElideRight, width))}" for c, name in items]
+        self.title.setText("&nbsp;".join(parts))
+        self.title.setToolTip(plain_tip("class territory (the winning class per pixel; faint: a narrow win): "
+                                        + ", ".join(name for _c, name in items)))
+
     def resizeEvent(self, ev):  # noqa: N802 - Qt naming
         super().resizeEvent(ev)
+        if getattr(self, "_legend", None) and not self._title[0]:
+            self.set_legend(self._legend)
         if self._title[0]:
             self.set_title(*self._title)  # re-elide for the new width
         QTimer.singleShot(0, self._blit)  # the view box has its new size on the next turn
@@ -530,7 +546,10 @@ class MapsView(QWidget):
                 label = (expl.source.get("file") if expl is not None else "") or "pinned image"
                 tile.set_title(("pinned: " + label) if self.role == "pinned" else (s.image_request.label or "image"))
             elif kind == "territory":
-                tile.set_title("class territory (winner per pixel)")
+                if expl is not None:  # its legend: each class's colour, as in the maps' titles
+                    tile.set_legend([(c, n) for c, n in zip(class_colors(expl.classes), expl.class_names)])
+                else:
+                    tile.set_title("class territory (winner per pixel)")
             elif kind == "blank":
                 tile.set_title("class territory: off (T shows it)")
             elif expl is not None and i < expl.k:
@@ -539,7 +558,7 @@ class MapsView(QWidget):
                 # which method made the map: after a cancel the method box may name another
                 what = (expl.method_label or expl.method) if kind == "base" else "Attribution Lens"
                 tile.set_title(f"{expl.class_names[i]} (p={expl.probs[i]:.2f}) · {what}",
-                               selected=sel, color=class_color(i),
+                               selected=sel, color=class_colors(expl.classes)[i],
                                tip=f"class {int(expl.classes[i])}: {expl.class_names[i]}, p = {expl.probs[i]:.4f}\n"
                                    f"{kind} map of {expl.method_label or expl.method}")
         self._colorbars()
