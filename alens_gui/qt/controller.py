@@ -381,7 +381,12 @@ class Controller(QObject):
         if not region.any():
             self.notify(f"{expl.class_names[index]} wins no pixel at this lens setting; nothing to mask", "warning")
             return False
+        before = self.session.mask
         self.session.add_to_mask(region)
+        if before is not None and before.any():  # said, not done silently: the result is of the union
+            self.notify(f"the top {percent:g} % of {expl.class_names[index]} was added to the mask already drawn "
+                        f"({100 * self.session.mask.mean():.1f} % of the image masked now); Clear first to mask "
+                        "only these pixels", "warning")
         return True
 
     # -- export and sessions ----------------------------------------------------------------

@@ -227,3 +227,21 @@ def test_the_territory_tile_has_a_legend_in_the_class_colours(qtbot):
     # the maps' title swatches are the class's colour too, not the position's
     refined = view.map_tiles("refined")
     assert f"rgb{tuple(class_colors(e.classes)[0])}" in refined[0].title.text()
+
+
+def test_mask_top_over_a_drawn_rectangle_says_it_adds_to_it(make_window, qtbot):
+    from alens_gui.core.masking import rectangle_mask
+
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.session.method = "gradcam"
+    win.run()
+    wait_idle(qtbot, win)
+    s = win.session
+    s.add_to_mask(rectangle_mask(s.image_shape, 0, 0, 40, 40))
+    wait_idle(qtbot, win)
+    assert win.controller.select_top_fraction(0, 10.0)
+    wait_idle(qtbot, win)
+    said = [m for _lvl, m in win.notifications.messages if "added to the mask already drawn" in m]
+    assert said and "Clear first" in said[-1]
+    assert s.mask[:40, :40].all()  # the rectangle is still part of the mask

@@ -52,7 +52,8 @@ class MaskingPanel(QWidget):
         self.top_percent.setValue(20.0)
         self.top_percent.setSuffix(" %")
         top = QPushButton("Mask top")
-        top.setToolTip("mask the top p % of pixels of this class's refined map")
+        top.setToolTip("mask the top p % of pixels of this class's refined map (added to a mask already "
+                       "drawn: Clear first to mask only these)")
         top.clicked.connect(lambda: self.topRequested.emit(max(0, self.top_class.currentIndex()),
                                                            self.top_percent.value()))
         self.undo = QPushButton("Undo")
