@@ -11,8 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-APP_NAME = "Attribution Lens Studio"
-ORG_NAME = "alens"
+from .appinfo import APP_NAME, ORG_NAME, make_app  # noqa: F401 - re-exported
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,20 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--install-desktop", action="store_true", help="add the menu entry and icon (Linux)")
     p.add_argument("--uninstall-desktop", action="store_true", help="remove the menu entry and icon")
     return p
-
-
-def make_app(argv: Sequence[str] | None = None):
-    """The QApplication (created once), with the names QSettings/QStandardPaths use."""
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if app is None:
-        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName(ORG_NAME)
-    app.setApplicationDisplayName(APP_NAME)
-    app.setDesktopFileName("alens-gui")  # the window manager matches the window to alens-gui.desktop
-    return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def missing_libraries(plugin: Path, loader: Loader | None = None) -> tuple[list[
 
 def xcb_message(missing: list[str], error: str) -> str:
     """The one message a user sees when the xcb plugin cannot load."""
-    from .app import APP_NAME
+    from .appinfo import APP_NAME
 
     if not missing:
         return (f"{APP_NAME} cannot open its window: Qt's X11 (xcb) platform plugin does not load ({error}). "
@@ -161,7 +161,7 @@ def report(message: str, *, tty: bool | None = None) -> str | None:
 
     Returns the dialog tool used, if any.
     """
-    from .app import APP_NAME
+    from .appinfo import APP_NAME
 
     print(message, file=sys.stderr)
     if tty is None:
