@@ -46,20 +46,23 @@ def class_color(i: int) -> tuple[int, int, int]:
 
 
 def palette_slots(classes) -> list[int]:
-    """Which :data:`CLASS_COLORS` entry each class of a set gets: its own (class index mod 10,
-    one of the ten strong colours) unless an earlier class of the set took it, then the next
-    free one. A class keeps its colour from one class set to the next (the Egyptian cat is not
+    """Which :data:`CLASS_COLORS` entry each class of a set gets: its own (class index mod 9,
+    one of the nine strong colours other than grey) unless an earlier class of the set took it,
+    then the next free one. A class keeps its colour from one class set to the next (the Egyptian cat is not
     blue in one set and green in the next), and the classes of one set never share a colour
     (up to 20 classes)."""
+    # the strong colours but grey (it reads as "no class" beside the territory's grey), then the
+    # light ones, grey last
+    order = [0, 1, 2, 3, 4, 5, 6, 8, 9] + [10, 11, 12, 13, 14, 15, 16, 18, 19] + [7, 17]
     taken: set[int] = set()
     out = []
-    n = len(CLASS_COLORS)
     for c in classes:
-        slot = int(c) % 10
-        while slot in taken and len(taken) < n:
-            slot = (slot + 1) % n
-        taken.add(slot)
-        out.append(slot)
+        start = int(c) % 9
+        pos = start
+        while order[pos] in taken and len(taken) < len(order):
+            pos = (pos + 1) % len(order)
+        taken.add(order[pos])
+        out.append(order[pos])
     return out
 
 
