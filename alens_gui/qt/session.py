@@ -144,14 +144,14 @@ VIEW_MODES = ("both", "refined", "base")
 @dataclass(frozen=True)
 class ViewOptions:
     """How maps are drawn: which maps (``mode``), overlay on/off and opacity, the colour
-    scale, whether the class-territory view is shown, and the hover radius."""
+    scale and whether the class-territory view is shown. (The hover read-out's radius is a
+    session field of its own: changing it must not re-lay out or redraw the maps.)"""
 
     mode: str = "both"
     overlay: bool = True
     opacity: float = 0.75
     scale: ColorScale = field(default_factory=ColorScale)
     territory: bool = True
-    hover_radius: int = 0
 
     def with_(self, **changes) -> ViewOptions:
         return replace(self, **changes)
@@ -209,6 +209,7 @@ class Session(QObject):
     mask = Field(None)
     mask_result = Field(None)
     hover = Field((-1, -1))
+    hover_radius = Field(0)
     activity = Field(Activity)
     pinned = Field(None)
     pinned_rendered = Field(None)
@@ -237,6 +238,7 @@ class Session(QObject):
     mask_changed = Signal(object)
     mask_result_changed = Signal(object)
     hover_changed = Signal(object)
+    hover_radius_changed = Signal(object)
     activity_changed = Signal(object)
     pinned_changed = Signal(object)
     pinned_rendered_changed = Signal(object)

@@ -245,3 +245,21 @@ def test_mask_top_over_a_drawn_rectangle_says_it_adds_to_it(make_window, qtbot):
     said = [m for _lvl, m in win.notifications.messages if "added to the mask already drawn" in m]
     assert said and "Clear first" in said[-1]
     assert s.mask[:40, :40].all()  # the rectangle is still part of the mask
+
+
+def test_the_hover_radius_is_its_own_field_and_leaves_the_maps_alone(qtbot):
+    s = Session()
+    maps, dist = MapsView(s), DistributionView(s)
+    for w in (maps, dist):
+        qtbot.addWidget(w)
+    maps.show()
+    e = explanation(["a", "b"], [1, 2])
+    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    views, relayouts = [], []
+    s.view_changed.connect(views.append)
+    maps.tilesChanged.connect(lambda: relayouts.append(1))
+    s.hover = (20, 30)
+    pixel = dist.values.copy()
+    s.hover_radius = 6
+    assert views == [] and relayouts == []
+    assert "disc of radius 6" in dist.text.text() and not np.allclose(dist.values, pixel)

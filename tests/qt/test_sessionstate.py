@@ -22,7 +22,8 @@ def test_settings_survive_a_round_trip_through_a_session_files_state(tmp_path):
     a.window = (40.0, 400.0)
     a.view = ViewOptions(mode="refined", overlay=False, opacity=0.4, scale=ColorScale(scope="class", percentile=98,
                                                                                       gamma=0.7),
-                         territory=False, hover_radius=5)
+                         territory=False)
+    a.hover_radius = 5
     a.fill = "mean"
     a.lens = LensParams(temperatures=(1.0, 0.3), tau=0.05)
     state = json.loads(json.dumps(state_of(a)))  # what a file holds: plain JSON
@@ -32,7 +33,7 @@ def test_settings_survive_a_round_trip_through_a_session_files_state(tmp_path):
     for name, value in fields.items():
         setattr(b, name, value)
     for name in ("image_request", "class_request", "method", "options", "input_policy", "window", "view", "fill",
-                 "lens"):
+                 "lens", "hover_radius"):
         assert getattr(b, name) == getattr(a, name), name
     assert json.loads(json.dumps(state_of(b))) == state
     # with maps in the file, the maps' own lens is shown: the settings leave the lens alone

@@ -42,7 +42,7 @@ class DistributionView(QWidget):
         lay.addWidget(self.text)
         session.hover_changed.connect(lambda _yx: self.refresh())
         session.explanation_changed.connect(lambda _e: self.refresh())
-        session.view_changed.connect(lambda _v: self.refresh())
+        session.hover_radius_changed.connect(lambda _r: self.refresh())
         session.pinned_changed.connect(lambda _p: self.refresh())
 
     def refresh(self) -> None:
@@ -53,7 +53,7 @@ class DistributionView(QWidget):
             self.values = self.base_values = self.pinned_values = None
             self._idle(expl)
             return
-        r = s.view.hover_radius
+        r = s.hover_radius
         d = expl.distribution_at(y, x, radius=r)
         if not np.isfinite(d).all():
             self.values = None
