@@ -85,8 +85,8 @@ class TypingGuard(QObject):
         if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
             return False
         mods = event.modifiers() & ~(Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier)
-        if mods != Qt.KeyboardModifier.NoModifier or not event.text() or not event.text().isprintable():
-            return False
+        if mods != Qt.KeyboardModifier.NoModifier or not event.text().isalnum():
+            return False  # letters and digits only: "[" and "]" step the class from anywhere
         w = QApplication.focusWidget()
         if isinstance(w, TYPING) and w.isEnabled() and w.isVisible():
             event.accept()  # the focused control takes the key; the shortcut does not fire

@@ -366,6 +366,10 @@ class MainWindow(QMainWindow):
         if self.isVisible():
             self.repaint()  # the first frame is on screen before the loading work starts
         image, request, loaded = self._first
+        # the keyboard starts on the maps, not in the first combo box of the Setup column, so the
+        # one-key shortcuts work at once (and a click on a map brings the keyboard back there)
+        self.maps.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.maps.setFocus()
         self.session.model_request = request
         if loaded is not None:
             self.controller.set_loaded(loaded)

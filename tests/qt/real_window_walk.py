@@ -161,6 +161,56 @@ def main() -> int:
     assert win.window_section.button.isChecked(), "a scan opens with its intensity window shown"
     unclipped("a CT scan, intensity window open")
 
+    # 6. File → Open folder (not "with sub-folders") on a dataset of class sub-folders finds its images
+    from PIL import Image
+
+    from alens_gui.core.images import sample_images
+
+    photos = sample_images()
+    root = Path(tempfile.mkdtemp(prefix="alens-walk-data-")) / "cases"
+    for rel, name in (("Egyptian cat/a.png", "chelsea"), ("Egyptian cat/b.png", "cat"), ("espresso/c.png", "coffee")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((photos[name] * 255).round().astype(np.uint8)).save(root / rel)
+    xdo("windowsize", wid, "1280", "800")
+    wait_for(app, lambda: (win.width(), win.height()) == (1280, 800), 10, "the window at 1280 x 800")
+    assert win.open_folder(root, recursive=False) is not None
+    g = s.gallery
+    wait_for(app, lambda: len(g.rows) == 3 and not c.runner.busy("folder"), 120, "the folder's images")
+    assert sum(r.true_label is not None for r in g.rows) == 3, [r.true_label for r in g.rows]
+    print(f"Open folder on class sub-folders: {len(g.rows)} images, all labelled", flush=True)
+
+    # 7. the wheel over the docks' tab bar (Notifications | Gallery) leaves the tab as it is
+    from PySide6.QtWidgets import QTabBar
+
+    bars = [b for b in win.findChildren(QTabBar) if b.isVisible() and b.count() >= 2]
+    assert bars, "no tab bar of tabbed docks"
+    bar = bars[0]
+    before_tab = bar.currentIndex()
+    p = bar.mapToGlobal(bar.tabRect(before_tab).center())
+    xdo("mousemove", str(p.x()), str(p.y()))
+    for button in ("5", "5", "4", "5"):
+        xdo("click", button)
+        pump(app, 0.05)
+    pump(app, 0.3)
+    assert bar.currentIndex() == before_tab, (before_tab, bar.currentIndex())
+    print("wheel over the dock tab bar: the tab stays", flush=True)
+
+    # 8. a comparison at 1280 x 800: pinned beside the current image, nothing off the screen
+    c.autorun = True
+    win.open_sample("chelsea")
+    wait_for(app, lambda: s.explanation is not None and s.explanation.source.get("file", "").startswith("chelsea")
+             and not c.runner.busy(), 120, "chelsea explained")
+    assert c.pin()
+    win.open_sample("coffee")
+    wait_for(app, lambda: s.pinned_rendered is not None and s.explanation is not None
+             and s.explanation.source.get("file", "").startswith("coffee") and not c.runner.busy(), 120,
+             "the comparison")
+    pump(app, 1.0)
+    assert win.width() <= 1280 and win.inspect_dock.geometry().right() <= win.width(), win.width()
+    assert win.pinned_maps.columns == win.maps.columns
+    print(f"comparison at {win.width()}x{win.height()}: both halves {win.maps.columns} columns", flush=True)
+    unclipped("a comparison")
+
     if os.environ.get("ALENS_WALK_SHOT"):
         win.grab().save(os.environ["ALENS_WALK_SHOT"])
     win.close()
