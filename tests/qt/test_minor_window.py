@@ -189,9 +189,15 @@ def test_the_inspect_column_keeps_its_buttons_in_place(make_window, qtbot):
     scroll = scroll if isinstance(scroll, QScrollArea) else scroll.findChild(QScrollArea)
 
     def where():
-        qtbot.wait(100)
-        return mask_top.mapTo(win, QPoint(0, 0)).y(), clear.mapTo(win, QPoint(0, 0)).y(), \
-            scroll.widget().sizeHint().height()
+        last = None
+        for _ in range(30):  # until the layout has settled (a loaded machine takes a few turns)
+            qtbot.wait(100)
+            now = (mask_top.mapTo(win, QPoint(0, 0)).y(), clear.mapTo(win, QPoint(0, 0)).y(),
+                   scroll.widget().sizeHint().height())
+            if now == last:
+                return now
+            last = now
+        return last
 
     scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
     before = where()

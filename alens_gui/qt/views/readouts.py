@@ -81,7 +81,7 @@ class DistributionView(QWidget):
             where += "; blue: pinned image, orange: this one"
         else:
             header = ["class", "S", "base", "refined"]
-        self.text.setText(f"{where}; dashed line: chance 1/K + τ<br>" + _table(header, rows))
+        self._set_text(f"{where}; dashed line: chance 1/K + τ<br>" + _table(header, rows))
 
     def _idle(self, expl) -> None:
         """No pixel under the mouse: this explanation's classes with empty values, so the
@@ -94,7 +94,18 @@ class DistributionView(QWidget):
         pinned = self.session.pinned is not None and list(self.session.pinned.classes) == list(expl.classes)
         header = ["class", "S", "S pinned", "base", "refined"] if pinned else ["class", "S", "base", "refined"]
         rows = [[f"{int(c)} {n}"] + ["–"] * (len(header) - 1) for c, n in zip(expl.classes, expl.class_names)]
-        self.text.setText("Move the mouse over a map.<br>" + _table(header, rows))
+        self._set_text("Move the mouse over a map to read it here; dashed line: chance 1/K + τ<br>"
+                       + _table(header, rows))
+
+    def _set_text(self, text: str) -> None:
+        """Set the read-out; its height only grows (until the class set changes), so the sections
+        below it never jump up and down as the mouse enters and leaves the maps."""
+        self.text.setText(text)
+        key = (self.session.explanation.k if self.session.explanation is not None else 0, self.width())
+        if key != getattr(self, "_height_key", None):
+            self._height_key = key
+            self.text.setMinimumHeight(0)
+        self.text.setMinimumHeight(max(self.text.minimumHeight(), self.text.heightForWidth(max(50, self.width()))))
 
     def _pinned_distribution(self, expl, y: int, x: int, r: int):
         p = self.session.pinned
