@@ -27,7 +27,7 @@ from alens_gui.core.masking import FILLS
 
 from ..session import Session
 from ..widgets import BarPlot
-from ._util import blocked, combo, set_combo_data
+from ._util import combo, set_combo_data
 
 TOOLS = (("navigate", "navigate"), ("brush", "brush"), ("rectangle", "rectangle"))
 
@@ -113,10 +113,10 @@ class MaskingPanel(QWidget):
 
     def _pull(self, *_args) -> None:
         s = self.session
-        with blocked(self.tool, self.brush, self.fill):
-            set_combo_data(self.tool, s.tool)
-            self.brush.setValue(int(s.brush_radius))
-            set_combo_data(self.fill, s.fill)
+        # bound per field: each widget's echo sets its field to the value it has (no signal)
+        set_combo_data(self.tool, s.tool)
+        self.brush.setValue(int(s.brush_radius))
+        set_combo_data(self.fill, s.fill)
         self.brush.setEnabled(s.tool == "brush")
 
     def _on_explanation(self, expl) -> None:
@@ -126,15 +126,13 @@ class MaskingPanel(QWidget):
             self.text.setText(self._empty_text())
         items = [f"{int(c)} {n}" for c, n in zip(expl.classes, expl.class_names)]
         if items != [self.top_class.itemText(i) for i in range(self.top_class.count())]:
-            with blocked(self.top_class):
-                self.top_class.clear()
-                self.top_class.addItems(items)
+            self.top_class.clear()  # (read when "Mask top" is clicked: nothing listens to its changes)
+            self.top_class.addItems(items)
             self._on_selected(self.session.selected)
 
     def _on_selected(self, index: int) -> None:
-        with blocked(self.top_class):
-            if 0 <= index < self.top_class.count():
-                self.top_class.setCurrentIndex(index)
+        if 0 <= index < self.top_class.count():
+            self.top_class.setCurrentIndex(index)
 
     def _empty_text(self) -> str:
         """The read-out with no mask: the explanation's classes with empty values (the same rows
