@@ -593,7 +593,10 @@ class MapsView(QWidget):
             return
         self._syncing = True
         try:
-            rect = source.viewRect()
+            # the region asked for, not the source's view of it: a tile laid out a moment ago (no
+            # size yet, or the size of an earlier layout) stretches its view rect to its own
+            # aspect, and copying that made every tile show a region many times too large
+            rect = source.targetRect()
             for tile in self._pool.values():
                 if tile.vb is not source:
                     tile.vb.setRange(rect, padding=0.0, disableAutoRange=True)
