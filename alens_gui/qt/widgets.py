@@ -375,6 +375,14 @@ class ElidedLabel(QLabel):
     def full_text(self) -> str:
         return self._full
 
+    def text(self) -> str:  # what was set (the shown, elided text is the label's own)
+        return self._full
+
+    def sizeHint(self):  # noqa: N802 - Qt naming: one line high, as wide as the room it gets
+        hint = super().sizeHint()
+        hint.setWidth(40)
+        return hint
+
     def resizeEvent(self, ev):  # noqa: N802 - Qt naming
         super().resizeEvent(ev)
         self._elide()

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
@@ -46,7 +45,7 @@ from .controls.view_panel import HoverRadius
 from .session import SAMPLES, ImageRequest, ModelRequest, Session
 from .views import CompareView, DistributionView, MapsView, ProbabilityView
 from .views.gallery import GalleryView
-from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
+from .widgets import ElidedLabel, NotificationArea, RecentList, Section, compact_combos, scroll_column
 
 MAX_RECENT = 10
 SESSION_SUFFIX = ".alens"  # (core.sessionfile.SUFFIX; that module loads torch, the window must not yet)
@@ -338,7 +337,8 @@ class MainWindow(QMainWindow):
                                                self.open_session, MAX_RECENT)
 
     def _build_status(self) -> None:
-        self.status_text = QLabel("starting…")
+        # one line that shrinks with the window: elided, the whole text in its tooltip (was clipped)
+        self.status_text = ElidedLabel("starting…")
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(260)
         self.progress_bar.setRange(0, 1000)
