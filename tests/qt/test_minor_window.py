@@ -269,3 +269,22 @@ def test_the_hover_radius_is_its_own_field_and_leaves_the_maps_alone(qtbot):
     s.hover_radius = 6
     assert views == [] and relayouts == []
     assert "disc of radius 6" in dist.text.text() and not np.allclose(dist.values, pixel)
+
+
+def test_after_a_cancel_the_maps_say_which_method_made_them(make_window, qtbot):
+    win = make_window()
+    wait_idle(qtbot, win)
+    s = win.session
+    s.method = "gradcam"
+    win.run()
+    wait_idle(qtbot, win)
+    s.method = "ig"
+    s.options = {**s.options, "steps": 200}
+    assert win.run() is not None
+    qtbot.waitUntil(lambda: win.controller.runner.busy("explain"), timeout=5_000)
+    win.controller.cancel()
+    wait_idle(qtbot, win)
+    assert s.explanation.method == "gradcam" and not s.explanation.partial  # the last finished maps
+    titles = [t._title[0] for t in win.maps.map_tiles("base")]
+    assert titles and all("Grad-CAM" in t for t in titles), titles  # the tiles name their method
+    assert win.maps.banner.isVisible() and "Run (Ctrl+R)" in win.maps.banner.text()  # and say they are out of date
