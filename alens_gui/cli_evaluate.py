@@ -33,7 +33,7 @@ def _list_of(choices):
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on the ``alens`` sub-command parser; return the new parser."""
-    from .cli import _floats, _option, add_model_arguments
+    from .cli_args import _floats, _option, add_model_arguments
     from .core.evaluation.common import DEFAULT_METHODS
     from .core.lens import NORMALIZE_CHOICES, PRESETS, SOFTMAX_INPUT_CHOICES
 
@@ -103,7 +103,7 @@ class _Bar:
 def _read_results(args) -> list[dict]:
     """Every results dict in the ``--inputs`` JSON files (a perturbation file holds two), keeping
     only ``--methods`` when given."""
-    from .cli import _Usage
+    from .cli_args import _Usage
     from .core import safeio
     from .core.errors import AlensError
 
@@ -131,7 +131,7 @@ def _read_results(args) -> list[dict]:
 
 
 def _lens_choice(args) -> int:
-    from .cli import _Usage
+    from .cli_args import _Usage
     from .core.evaluation.report import lens_choice_table
 
     by = {part["_meta"]["protocol"]: part for part in _read_results(args)}
@@ -143,7 +143,7 @@ def _lens_choice(args) -> int:
 
 
 def _report(args) -> int:
-    from .cli import _Usage
+    from .cli_args import _Usage
     from .core.evaluation import format_markdown, save_plots, write_json
     from .core.evaluation.report import summary_table, with_al_variant
 
@@ -168,7 +168,7 @@ def _report(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .cli import _Usage, load_from_args
+    from .cli_args import _Usage, load_from_args
     from .core.evaluation import (
         format_markdown,
         lens_variants,

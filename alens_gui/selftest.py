@@ -146,7 +146,7 @@ def step_qt(state: SelfTest) -> str:
 
     import alens_gui.qt as qt_pkg
     from alens_gui._resources import resource_path
-    from alens_gui.qt.app import make_app
+    from alens_gui.qt.appinfo import make_app
 
     app = make_app([sys.argv[0]])
     for mod in pkgutil.iter_modules(qt_pkg.__path__):
@@ -181,7 +181,7 @@ def step_window(state: SelfTest) -> str:
     """Open the real main window offscreen, let its start-up work (the model) finish, draw it."""
     from PySide6.QtCore import QThreadPool, qInstallMessageHandler
 
-    from alens_gui.qt.app import make_app
+    from alens_gui.qt.appinfo import make_app
     from alens_gui.qt.window import MainWindow
 
     app = make_app([sys.argv[0]])

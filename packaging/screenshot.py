@@ -110,7 +110,8 @@ def shoot(scene: str, out: Path, args) -> int:
         # what a user would see next: the distribution under the cursor (on the cup), and a
         # rectangle masked over the cat, with the model run on the masked image
         s.hover = (60, 170)
-        s.view = s.view.with_(hover_radius=3, territory=True)
+        s.view = s.view.with_(territory=True)
+        s.hover_radius = 3
         s.tool = "rectangle"
         vb = win.maps.map_tiles("base")[0].vb
         win.maps.tool_drag(vb, (20, 20), (90, 95), True, False)

@@ -88,3 +88,66 @@ def test_every_registered_method_resolves_to_its_implementation():
         # every declared option is a keyword of the implementation, with the same default
         for name, opt in info.options.items():
             assert name in params and params[name].default == opt.default, (info.name, name)
+
+
+def _import_cycles() -> list[list[str]]:
+    """Groups of modules that import each other (directly or round a loop), function-level imports
+    included. A package importing its own sub-modules (``__init__`` re-exporting them) is left out:
+    that is how a package presents its parts, not a loop between two parts."""
+    import grimp
+
+    graph = grimp.build_graph("alens_gui", cache_dir=None)
+
+    def imported_by(m: str) -> list[str]:
+        return [w for w in graph.find_modules_directly_imported_by(m) if not w.startswith(m + ".")]
+
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in imported_by(v):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for m in sorted(graph.modules):
+        if m not in index:
+            visit(m)
+    return cycles
+
+
+def test_the_package_has_no_import_cycle():
+    """cli/cli_evaluate, core.dicom/core.images, methods.base/methods.vit and qt.app/platform_check/
+    selftest imported each other behind function-level imports; their shared parts now have homes
+    of their own (cli_args, imagelimits, methods.hooks, qt.appinfo)."""
+    assert _import_cycles() == []
+
+
+def test_every_qt_module_is_in_the_layers_contract():
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][1]["layers"]
+    named = {m.strip() for layer in layers for m in layer.replace(":", "|").split("|")}
+    modules = {f"alens_gui.qt.{p.stem if p.is_file() else p.name}" for p in (ROOT / "alens_gui" / "qt").iterdir()
+               if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    assert modules - named == set()

@@ -63,3 +63,18 @@ def test_colour_scale_checks_its_settings():
         ColorScale(percentile=10)
     with pytest.raises(ValueError, match="gamma"):
         ColorScale(gamma=0)
+
+
+def test_a_class_keeps_its_colour_from_one_class_set_to_the_next():
+    from alens_gui.core.colors import class_colors, territory_rgba
+
+    first = class_colors([285, 281, 282])       # Egyptian cat first
+    second = class_colors([281, 282, 285, 723])  # the cat third, a new class added
+    assert first[0] == second[2] and first[1] == second[0] and first[2] == second[1]
+    many = class_colors(list(range(0, 200, 10)))  # twenty classes whose index ends in 0: still all distinct
+    assert len(set(many)) == 20
+    # the territory paints each class in that colour
+    labels = np.array([[0, 1], [2, -1]])
+    rgba = territory_rgba(labels, np.ones((2, 2)), classes=[281, 282, 285])
+    cols = class_colors([281, 282, 285])
+    assert tuple(rgba[0, 0, :3]) == cols[0] and tuple(rgba[1, 0, :3]) == cols[2] and rgba[1, 1, 3] == 0

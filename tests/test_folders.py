@@ -178,3 +178,22 @@ def test_labels_csv_that_is_not_a_regular_file_or_too_deep_to_matter(tmp_path):
     (tmp_path / "labels.csv").write_text("x.png," + "y" * 200_000 + "\n")  # a field past csv's limit
     with pytest.raises(FolderError, match="labels.csv: cannot be read as CSV"):
         folder_labels(tmp_path)
+
+
+def test_labels_note_says_why_a_mixed_folder_has_no_labels(tmp_path):
+    from alens_gui.core.folders import folder_labels, labels_note
+
+    root = tmp_path / "mixed"
+    for rel in ("a/1.png", "b/2.png", "top.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    files = [root / "a/1.png", root / "b/2.png", root / "top.png"]
+    labels = folder_labels(root, files)
+    assert labels == {}
+    note = labels_note(root, files, labels)
+    assert "1 image(s) lie at the top" in note and "a, b" in note
+    # a proper class-sub-folder layout has labels and no note
+    files2 = files[:2]
+    assert labels_note(root, files2, folder_labels(root, files2)) == ""
+    # a flat folder is not a labelled dataset: nothing to explain
+    assert labels_note(root, [root / "top.png"], {}) == ""

@@ -415,11 +415,11 @@ def test_a_png_header_its_data_cannot_fill_is_refused_before_decoding(tmp_path, 
 
 
 def test_decoded_size_limits_follow_the_memory_available(tmp_path, monkeypatch):
-    from alens_gui.core import images, safeio
+    from alens_gui.core import imagelimits, safeio
 
     Image.new("RGB", (600, 400), (10, 20, 30)).save(tmp_path / "ok.png")
     assert load_image(tmp_path / "ok.png").raw.shape == (400, 600, 3)
-    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 512 * 1024)
+    monkeypatch.setattr(imagelimits, "MAX_DECODED_BYTES", 512 * 1024)
     with pytest.raises(ImageReadError, match=r"ok.png: the image would take 703.1 KiB decoded, more than the "
                                              r"512.0 KiB limit"):
         load_image(tmp_path / "ok.png")

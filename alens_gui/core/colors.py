@@ -40,9 +40,35 @@ CLASS_COLORS = (
 
 
 def class_color(i: int) -> tuple[int, int, int]:
-    """The RGB colour (0-255) of the ``i``-th class of a set."""
+    """The RGB colour (0-255) of entry ``i`` of :data:`CLASS_COLORS`."""
     h = CLASS_COLORS[int(i) % len(CLASS_COLORS)].lstrip("#")
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def palette_slots(classes) -> list[int]:
+    """Which :data:`CLASS_COLORS` entry each class of a set gets: its own (class index mod 9,
+    one of the nine strong colours other than grey) unless an earlier class of the set took it,
+    then the next free one. A class keeps its colour from one class set to the next (the Egyptian cat is not
+    blue in one set and green in the next), and the classes of one set never share a colour
+    (up to 20 classes)."""
+    # the strong colours but grey (it reads as "no class" beside the territory's grey), then the
+    # light ones, grey last
+    order = [0, 1, 2, 3, 4, 5, 6, 8, 9] + [10, 11, 12, 13, 14, 15, 16, 18, 19] + [7, 17]
+    taken: set[int] = set()
+    out = []
+    for c in classes:
+        start = int(c) % 9
+        pos = start
+        while order[pos] in taken and len(taken) < len(order):
+            pos = (pos + 1) % len(order)
+        taken.add(order[pos])
+        out.append(order[pos])
+    return out
+
+
+def class_colors(classes) -> list[tuple[int, int, int]]:
+    """The RGB colour (0-255) of each class of a set, by the class (see :func:`palette_slots`)."""
+    return [class_color(slot) for slot in palette_slots(classes)]
 
 
 @functools.lru_cache(maxsize=8)
@@ -191,9 +217,10 @@ def overlay(image, amap, limit: float, signed: bool, scale: ColorScale | None = 
     return composite(backdrop(image), scale.rgba(amap, limit, signed), opacity)
 
 
-def territory_rgba(labels: np.ndarray, strength: np.ndarray) -> np.ndarray:
+def territory_rgba(labels: np.ndarray, strength: np.ndarray, classes=None) -> np.ndarray:
     """The class-territory image: each pixel in its winning class's colour.
 
+    ``classes`` (the set's class indices) colours each class by :func:`class_colors`.
     ``labels`` (H, W) int is the winning class's position in the set, -1 where no class is
     above chance; ``strength`` (H, W) in [0, 1] is the winner's margin above chance relative
     to the largest possible margin. Opacity is ``0.25 + 0.75 * sqrt(strength)`` where a
@@ -201,9 +228,12 @@ def territory_rgba(labels: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """
     labels = np.asarray(labels)
     s = np.clip(np.nan_to_num(np.asarray(strength, dtype=np.float64)), 0.0, 1.0)
-    palette = np.array([class_color(i) for i in range(len(CLASS_COLORS))], dtype=np.uint8)
+    if classes is None:  # colours by position in the set
+        palette = np.array([class_color(i) for i in range(len(CLASS_COLORS))], dtype=np.uint8)
+    else:  # colours by class (the legends and titles use the same: class_colors)
+        palette = np.array(class_colors(classes) or [(0, 0, 0)], dtype=np.uint8)
     out = np.zeros(labels.shape + (4,), dtype=np.uint8)
     won = labels >= 0
-    out[won, :3] = palette[labels[won] % len(CLASS_COLORS)]
+    out[won, :3] = palette[labels[won] % len(palette)]
     out[won, 3] = np.round((0.25 + 0.75 * np.sqrt(s[won])) * 255).astype(np.uint8)
     return out

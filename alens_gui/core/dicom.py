@@ -383,7 +383,8 @@ class _Geometry:
 
 
 def _geometry(ds, name: str) -> _Geometry:
-    from .images import _check_pixels, check_decoded
+    from .imagelimits import check_decoded
+    from .imagelimits import check_pixels as _check_pixels
 
     rows = _int_tag(ds, "Rows", name, None, range(1, 65536))
     columns = _int_tag(ds, "Columns", name, None, range(1, 65536))

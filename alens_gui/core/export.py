@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .colors import ColorScale, backdrop, class_color, composite, territory_rgba
+from .colors import ColorScale, class_color, class_colors
 from .explanation import Explanation, atomic_write
+from .render import Rendered, render, render_pair
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -25,23 +26,25 @@ def panels(expl: Explanation, scale: ColorScale | None = None, opacity: float = 
     """The images a view shows for an explanation, as float RGB arrays in [0, 1].
 
     Keys: ``"base"`` and ``"refined"`` (lists of K overlays), ``"limits"`` ((K,), (K,)),
-    ``"signed"``, ``"territory"`` (the class-territory overlay). Views and exporters draw
-    exactly these (the views through the same lookup tables, see :mod:`.colors`).
+    ``"signed"``, ``"territory"`` (the class-territory overlay), ``"rendered"`` (the
+    :class:`~alens_gui.core.render.Rendered` they were composited from: the very RGBA
+    arrays the views blit).
 
     ``limits`` and ``signed`` override the explanation's own (see :func:`shared_scale`:
     two explanations side by side share one colour scale).
     """
-    scale = scale or ColorScale()
-    signed = expl.signed if signed is None else bool(signed)
-    blim, rlim = scale.limits(expl.base, expl.refined) if limits is None else limits
-    under = backdrop(expl.image)
-    labels, strength = expl.territory()
+    return _panels_of(render(expl, scale or ColorScale(), limits, signed), opacity)
+
+
+def _panels_of(r: Rendered, opacity: float) -> dict:
+    k = r.explanation.k
     return {
-        "signed": signed,
-        "limits": (blim, rlim),
-        "base": [composite(under, scale.rgba(expl.base[i], blim[i], signed), opacity) for i in range(expl.k)],
-        "refined": [composite(under, scale.rgba(expl.refined[i], rlim[i], signed), opacity) for i in range(expl.k)],
-        "territory": composite(under, territory_rgba(labels, strength), 1.0),
+        "signed": r.signed,
+        "limits": r.limits,
+        "base": [r.composited("base", i, opacity) for i in range(k)],
+        "refined": [r.composited("refined", i, opacity) for i in range(k)],
+        "territory": r.composited("territory"),
+        "rendered": r,
     }
 
 
@@ -56,21 +59,25 @@ def shared_scale(expls: Sequence[Explanation], scale: ColorScale | None = None) 
     ks = {e.k for e in expls}
     if len(ks) != 1:
         raise ValueError(f"explanations shown together need class sets of one size; got {sorted(ks)}")
-    k = ks.pop()
-    base = np.concatenate([e.base.reshape(k, -1) for e in expls], axis=1)
-    refined = np.concatenate([e.refined.reshape(k, -1) for e in expls], axis=1)
-    return scale.limits(base, refined), any(e.signed for e in expls)
+    return scale.joint_limits([(e.base, e.refined) for e in expls])[0], any(e.signed for e in expls)
 
 
-def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool):
+def _colorbar(fig, ax, scale: ColorScale, limit: float, signed: bool, cax=None):
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
 
     table = scale.lut(signed)[:, :3] / 255.0
     lo, hi = scale.levels(limit, signed)
     sm = ScalarMappable(norm=Normalize(lo, hi), cmap=ListedColormap(table))
-    cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
+    if cax is None:
+        cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
+    else:
+        cb = fig.colorbar(sm, cax=cax)
     cb.ax.tick_params(labelsize=7)
+    # each colour is a quad; without edges of its own colour, a PDF viewer's anti-aliasing
+    # draws the seams between them as thin light stripes
+    cb.solids.set_edgecolor("face")
+    cb.solids.set_linewidth(0.0)
     return cb
 
 
@@ -82,7 +89,8 @@ def territory_legend(fig, ax, expl: Explanation, **placement) -> None:
     """
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=np.array(class_color(i)) / 255.0, label=f"{expl.class_names[i]} ({expl.probs[i]:.2f})")
+    colors = class_colors(expl.classes)
+    handles = [Patch(facecolor=np.array(colors[i]) / 255.0, label=f"{expl.class_names[i]} ({expl.probs[i]:.2f})")
                for i in range(expl.k)]
     handles.append(Patch(facecolor=(0.8, 0.8, 0.8), label="no class above chance"))
     kwargs = {"loc": "center left", "bbox_to_anchor": (1.02, 0.5), "fontsize": 7, "frameon": False}
@@ -136,41 +144,50 @@ def render_figure(
     drawn = panels(expl, scale, opacity)
     blim, rlim = drawn["limits"]
     h, w = expl.shape
-    ncols = 3 if show_base else 2
-    nrows = len(idx) + int(show_territory)
-    cell_w = 3.2
-    cell_h = max(1.2, min(4.0, cell_w * h / w)) + 0.5
-    fig = Figure(figsize=(cell_w * ncols + 0.8, cell_h * nrows + 0.9), dpi=dpi)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    kinds = (["base"] if show_base else []) + ["refined"]
     method = (expl.method_label or expl.method) + (" (partial estimate)" if expl.partial else "")
-    for row, i in enumerate(idx):
-        ax = axes[row][0]
-        ax.imshow(expl.image, interpolation="nearest")
-        ax.set_title(f"{expl.class_names[i]}\np = {expl.probs[i]:.3f}", fontsize=9)
-        cells = [("base", drawn["base"][i], blim[i])] if show_base else []
-        cells.append(("Attribution Lens", drawn["refined"][i], rlim[i]))
-        for col, (name, rgb, lim) in enumerate(cells, start=1):
-            ax = axes[row][col]
-            ax.imshow(rgb, interpolation="nearest")
-            ax.set_title(f"{method}: {name}", fontsize=9)
-            _colorbar(fig, ax, scale, lim, drawn["signed"])
-    if show_territory:
-        row = len(idx)
-        axes[row][0].imshow(expl.image, interpolation="nearest")
-        axes[row][0].set_title("image", fontsize=9)
-        axes[row][1].imshow(drawn["territory"], interpolation="nearest")
-        axes[row][1].set_title("class territory (winning class; faint = narrow win)", fontsize=9)
-        territory_legend(fig, axes[row][1], expl)
-        for ax in axes[row][2:]:
-            ax.axis("off")
-    for ax in axes.flat:
+    # The photograph once, at the top (beside the class territory when asked for); then one row
+    # per class: its name and probability, then its maps, each with its own colour bar (an
+    # inset, so every map panel has one size and the rows stay close together).
+    cell_w = 3.0
+    map_h = max(1.0, min(3.6, cell_w * h / w))
+    ncols = 1 + len(kinds)
+    heights = [map_h + 0.45] * (len(idx) + 1)
+    fig = Figure(figsize=(1.4 + 1.6 + cell_w * 1.3 * len(kinds), sum(heights) + 1.3), dpi=dpi)
+    FigureCanvasAgg(fig)
+    right = 1 - 1.6 / fig.get_figwidth()  # room for the last colour bar and the territory's legend
+    gs = fig.add_gridspec(len(idx) + 1, ncols, width_ratios=[0.45] + [1.0] * len(kinds),
+                          left=0.01, right=right, top=1 - 0.75 / fig.get_figheight(),
+                          bottom=0.6 / fig.get_figheight(), wspace=0.35, hspace=0.4)
+    ax = fig.add_subplot(gs[0, 1])
+    ax.imshow(expl.image, interpolation="nearest")
+    ax.set_title(_wrap(str(expl.source.get("file") or "image"), 40), fontsize=9)
+    if show_territory and len(kinds) > 1:
+        tax = fig.add_subplot(gs[0, 2])
+        tax.imshow(drawn["territory"], interpolation="nearest")
+        tax.set_title("class territory (winning class; faint = narrow win)", fontsize=8)
+        territory_legend(fig, tax, expl)
+    elif show_territory:
+        ax.imshow(drawn["territory"], interpolation="nearest")
+        ax.set_title("class territory (winning class; faint = narrow win)", fontsize=8)
+        territory_legend(fig, ax, expl)
+    for row, i in enumerate(idx, start=1):
+        label = fig.add_subplot(gs[row, 0])
+        label.axis("off")
+        label.text(0.95, 0.5, f"{_wrap(expl.class_names[i], 18)}\np = {expl.probs[i]:.3f}", ha="right",
+                   va="center", fontsize=9, transform=label.transAxes)
+        for col, kind in enumerate(kinds, start=1):
+            ax = fig.add_subplot(gs[row, col])
+            ax.imshow(drawn[kind][i], interpolation="nearest")
+            ax.set_title(f"{method}: base" if kind == "base" else "Attribution Lens", fontsize=8.5)
+            lim = (blim if kind == "base" else rlim)[i]
+            _colorbar(fig, ax, scale, lim, drawn["signed"], cax=ax.inset_axes((1.03, 0.0, 0.05, 1.0)))
+    for ax in fig.axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title or f"{method} + Attribution Lens, K = {expl.k} classes", fontsize=11)
     caption = expl.caption() + f"; colours {scale.scope} p{scale.percentile:g}, gamma {scale.gamma:g}"
     fig.text(0.5, 0.005, _wrap(caption, 110), ha="center", va="bottom", fontsize=7)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
     data = buf.getvalue()
@@ -180,21 +197,10 @@ def render_figure(
 
 
 def comparison_panels(a: Explanation, b: Explanation, scale: ColorScale | None = None, opacity: float = 0.75):
-    """:func:`panels` of two explanations of one class set under one colour scale (joint limits)."""
-    scale = scale or ColorScale()
-    signed = a.signed or b.signed
-    (ba, ra), (bb, rb) = scale.joint_limits([(a.base, a.refined), (b.base, b.refined)])
-    out = []
-    for e, blim, rlim in ((a, ba, ra), (b, bb, rb)):
-        under = backdrop(e.image)
-        labels, strength = e.territory()
-        out.append({
-            "signed": signed, "limits": (blim, rlim),
-            "base": [composite(under, scale.rgba(e.base[i], blim[i], signed), opacity) for i in range(e.k)],
-            "refined": [composite(under, scale.rgba(e.refined[i], rlim[i], signed), opacity) for i in range(e.k)],
-            "territory": composite(under, territory_rgba(labels, strength), 1.0),
-        })
-    return out
+    """:func:`panels` of two explanations of one class set under one colour scale
+    (:func:`~alens_gui.core.render.render_pair`, as the window's comparison draws them)."""
+    ra, rb = render_pair(a, b, scale or ColorScale())
+    return [_panels_of(ra, opacity), _panels_of(rb, opacity)]
 
 
 def render_comparison(
@@ -214,8 +220,6 @@ def render_comparison(
     image with the probabilities and their difference; a last panel plots the class-set
     probabilities of both.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     if list(a.classes) != list(b.classes):
         raise ValueError("a comparison needs the same class set in both explanations")
@@ -223,26 +227,47 @@ def render_comparison(
         fmt = Path(path).suffix.lstrip(".").lower() if path is not None else "png"
     if fmt not in FORMATS:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    fig = comparison_figure(a, b, names=names, scale=scale, opacity=opacity, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    data = buf.getvalue()
+    if path is None:
+        return data
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def comparison_figure(a: Explanation, b: Explanation, *, names: tuple[str, str] = ("pinned", "current"),
+                      scale: ColorScale | None = None, opacity: float = 0.75, dpi: int = 150):
+    """The matplotlib figure :func:`render_comparison` writes (a test reads its panels and bars)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     scale = scale or ColorScale()
     pa, pb = comparison_panels(a, b, scale, opacity)
     k = a.k
-    fig = Figure(figsize=(13.0, 2.9 * (k + 1) + 2.2), dpi=dpi)
+    fig = Figure(figsize=(14.0, 2.9 * (k + 1) + 2.2), dpi=dpi)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(k + 2, 4, squeeze=False, gridspec_kw={"height_ratios": [1.0] * (k + 1) + [0.8]})
+    axes = fig.subplots(k + 2, 4, squeeze=False, gridspec_kw={"height_ratios": [1.0] * (k + 1) + [0.8],
+                                                                "wspace": 0.45})
+    method = a.method_label or a.method
+    # Laid out as the window lays out a comparison: per image its base map, then its refined
+    # map; every map panel has its own colour bar (an inset, so all panels keep one size and
+    # stay in line), with the limits both images share.
     for col, (e, pnl, nm) in enumerate(((a, pa, names[0]), (b, pb, names[1]))):
         axes[0][2 * col].imshow(e.image, interpolation="nearest")
-        axes[0][2 * col].set_title(f"{nm}: {e.source.get('file') or 'image'}", fontsize=9)
+        axes[0][2 * col].set_title(_wrap(f"{nm}: {e.source.get('file') or 'image'}", 40), fontsize=9)
         axes[0][2 * col + 1].imshow(pnl["territory"], interpolation="nearest")
         axes[0][2 * col + 1].set_title("class territory", fontsize=9)
+        blim, rlim = pnl["limits"]
         for i in range(k):
-            ax = axes[i + 1][2 * col]
-            ax.imshow(pnl["refined"][i], interpolation="nearest")
-            ax.set_title(f"{nm}: {e.class_names[i]}  p = {e.probs[i]:.3f}", fontsize=8.5)
-            axes[i + 1][2 * col + 1].imshow(pnl["base"][i], interpolation="nearest")
-            axes[i + 1][2 * col + 1].set_title("base map", fontsize=8.5)
-    for i in range(k):
-        _colorbar(fig, axes[i + 1][3], scale, pa["limits"][1][i], pa["signed"])
-    territory_legend(fig, axes[0][3], b)
+            for j, (kind, lims, label) in enumerate((("base", blim, f"{method}: base"),
+                                                     ("refined", rlim, "Attribution Lens"))):
+                ax = axes[i + 1][2 * col + j]
+                ax.imshow(pnl[kind][i], interpolation="nearest")
+                ax.set_title(_wrap(f"{nm}: {e.class_names[i]}  p = {e.probs[i]:.3f}", 40) + f"\n{label}",
+                             fontsize=8)
+                _colorbar(fig, ax, scale, lims[i], pnl["signed"], cax=ax.inset_axes((1.03, 0.0, 0.05, 1.0)))
+    territory_legend(fig, axes[0][3], b, bbox_to_anchor=(1.04, 0.5))
     bar = axes[k + 1]
     for ax in bar[1:]:
         ax.axis("off")
@@ -261,16 +286,12 @@ def render_comparison(
         for axx in row:
             axx.set_xticks([])
             axx.set_yticks([])
-    fig.suptitle(f"Comparison: {a.method_label or a.method} + Attribution Lens, one colour scale", fontsize=11)
+    fig.suptitle(f"Comparison: {method} + Attribution Lens, one colour scale", fontsize=11)
     fig.text(0.5, 0.005, _wrap(b.caption() + f"; colours {scale.scope} p{scale.percentile:g}, gamma {scale.gamma:g}",
                                130), ha="center", va="bottom", fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
-    data = buf.getvalue()
-    if path is None:
-        return data
-    return atomic_write(path, lambda f: f.write(data))
+    # inset colour bars are outside tight_layout's reach: fixed margins leave room for them and the legend
+    fig.subplots_adjust(left=0.05, right=0.86, top=0.93, bottom=0.07, hspace=0.5)
+    return fig
 
 
 def render_territory(expl: Explanation, path: str | os.PathLike | None = None, *, dpi: int = 150,

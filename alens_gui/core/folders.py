@@ -239,6 +239,36 @@ def folder_labels(folder: str | os.PathLike, files: Sequence[str | os.PathLike] 
     return {p: r.parts[0] for p, r in rel.items()}
 
 
+def labels_note(folder: str | os.PathLike, files: Sequence[str | os.PathLike], labels: dict) -> str:
+    """Why a folder's images got no true labels, in one line ("" where they got some, or where
+    the folder has no sub-folders to read as classes).
+
+    The case it explains: images at the top of a folder next to class sub-folders, so the
+    sub-folders are not read as classes (:func:`folder_labels`) and "wrong only" is empty.
+    """
+    if labels:
+        return ""
+    top = _resolved(Path(folder))
+    at_top, subs = 0, set()
+    for f in files:
+        try:
+            parts = _resolved(Path(f)).relative_to(top).parts
+        except ValueError:
+            continue
+        if len(parts) < 2:
+            at_top += 1
+        else:
+            subs.add(parts[0])
+    if at_top and subs:
+        return (f"no true labels: {at_top} image(s) lie at the top of the folder beside the sub-folders "
+                f"{', '.join(sorted(subs)[:4])}{'…' if len(subs) > 4 else ''}; move them into a class sub-folder "
+                f"or add a {LABELS_FILE} (path,label)")
+    if len(subs) == 1:
+        return (f"no true labels: all images lie in one sub-folder ({next(iter(subs))}); class sub-folders "
+                f"need at least two classes, or add a {LABELS_FILE}")
+    return ""
+
+
 def _resolved(p: Path) -> Path:
     """``p.resolve()``, or its absolute form where links cannot be followed (a link loop)."""
     try:

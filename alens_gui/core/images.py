@@ -31,15 +31,12 @@ from typing import IO
 
 import numpy as np
 
-from . import safeio
+from . import imagelimits, safeio
 from .errors import ImageReadError, WindowError
+from .imagelimits import MAX_DECODED_BYTES, MAX_PIXELS, check_decoded  # noqa: F401 - re-exported
+from .imagelimits import check_pixels as _check_pixels
 from .windowing import Window, dtype_range, is_low_depth, parse_window, resolve_window
 
-#: Above this many pixels an image is refused (decompression-bomb guard).
-MAX_PIXELS = 120_000_000
-#: Above this many bytes of decoded data (one image or frame, every channel, in its own type) an
-#: image is refused, and so is anything above half the memory available when it is read.
-MAX_DECODED_BYTES = 2 * 1024**3
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 #: The formats Pillow may recognise in a file: what :data:`SUFFIXES` names, nothing else. Pillow
 #: opens any format it knows by content, and some (EPS) run an external program to do it.
@@ -98,23 +95,6 @@ def read_image(path: str | os.PathLike, window=None, frame: int | None = None) -
         decompression bombs, each with a message naming the file and the problem.
     """
     return load_image(path, window=window, frame=frame).pixels
-
-
-def _check_pixels(name: str, w: int, h: int) -> None:
-    if w * h > MAX_PIXELS:
-        raise ImageReadError(
-            f"{name}: the image is {w} x {h} pixels, more than the {MAX_PIXELS // 1_000_000} "
-            "megapixel limit (possible decompression bomb)"
-        )
-
-
-def check_decoded(name: str, nbytes: int, what: str = "the image") -> None:
-    """Refuse, before decoding, an image whose header says it decodes to more than
-    :data:`MAX_DECODED_BYTES` or than half the memory available now."""
-    limit = min(MAX_DECODED_BYTES, safeio.memory_budget(0.5))
-    if nbytes > limit:
-        raise ImageReadError(f"{name}: {what} would take {safeio.fmt_bytes(nbytes)} decoded, more than the "
-                             f"{safeio.fmt_bytes(limit)} limit (possible decompression bomb)")
 
 
 def _pil_native(im) -> np.ndarray:
@@ -325,12 +305,12 @@ class _SegmentBomb(ImageReadError):
 def _tiff_inflate(data, out=None):
     # tifffile passes the segment's decoded size as ``out``; without imagecodecs its own zlib
     # fallback ignores it and inflates everything, so a 64 x 64 page could expand to gigabytes
-    limit = out if isinstance(out, int) and out > 0 else MAX_DECODED_BYTES
+    limit = out if isinstance(out, int) and out > 0 else imagelimits.MAX_DECODED_BYTES
     return safeio.decompress(bytes(data), limit, "a TIFF strip or tile", _SegmentBomb, "compressed data")
 
 
 def _tiff_unlzma(data, out=None):
-    limit = out if isinstance(out, int) and out > 0 else MAX_DECODED_BYTES
+    limit = out if isinstance(out, int) and out > 0 else imagelimits.MAX_DECODED_BYTES
     return safeio.decompress_lzma(bytes(data), limit, "a TIFF strip or tile", _SegmentBomb, "compressed data")
 
 

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .colors import ColorScale, class_color
+from .colors import ColorScale, class_color, class_colors
 from .errors import AlensError, Cancelled, ReportError
 from .explanation import Explanation, atomic_write
-from .export import _colorbar, panels, shared_scale, territory_legend
+from .export import _colorbar, comparison_panels, panels, territory_legend
 from .progress import Progress, ensure_progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -501,7 +501,8 @@ def _show(ax, img, title: str = "", fontsize: float = 7.5) -> None:
         ax.set_title(title, fontsize=fontsize)
 
 
-def _prob_bars(ax, names: Sequence[str], series: Sequence[tuple[str, np.ndarray]], title: str) -> None:
+def _prob_bars(ax, names: Sequence[str], series: Sequence[tuple[str, np.ndarray]], title: str,
+               classes: Sequence[int] | None = None) -> None:
     """Horizontal bars per class (one bar per series), in the class colours, value labels."""
     k = len(names)
     n = len(series)
@@ -509,7 +510,8 @@ def _prob_bars(ax, names: Sequence[str], series: Sequence[tuple[str, np.ndarray]
     y = np.arange(k)
     for j, (label, probs) in enumerate(series):
         off = (j - (n - 1) / 2) * height
-        colors = [np.array(class_color(i)) / 255.0 for i in range(k)]
+        colors = [np.array(c) / 255.0 for c in (class_colors(classes) if classes is not None
+                                                 else [class_color(i) for i in range(k)])]
         bars = ax.barh(y + off, probs, height=height * 0.9, color=colors, alpha=1.0 if j == 0 else 0.55,
                        edgecolor="0.2", linewidth=0.4, hatch=None if j == 0 else "///")
         for b, p in zip(bars, probs):
@@ -581,7 +583,8 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
     pairs = 1 if expl.k <= 3 else 2
     pages = []
     chunks = _chunks(expl.k, 4 * pairs, 7 * pairs)
-    counter = f"{n} / {total}" if total else f"{n}"
+    # the item's number, said as such: "1 / 5" read as a page number beside the contents' pages
+    counter = f"image {n} of {total}" if total else f"image {n}"
     name = input_name(expl)
     top5 = ", ".join(f"{nm} {float(p):.3f}" for _, nm, p in expl.top5)
     for c, idx in enumerate(chunks):
@@ -601,7 +604,7 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
             territory_legend(fig, ax, expl, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
             _prob_bars(fig.add_subplot(gs[0, 2]), expl.class_names, [("", expl.probs)],
                        "probability (sigmoid per class)" if expl.output == "sigmoid"
-                       else "probability (softmax over all classes)")
+                       else "probability (softmax over all classes)", classes=expl.classes)
             y -= h + 0.08
         _class_rows(fig, [expl], [drawn], idx, y, 0.04, pairs, s.scale)
         pages.append(fig)
@@ -610,11 +613,9 @@ def _explanation_pages(expl: Explanation, s: ReportSettings, n: int, total: int 
 
 def _comparison_pages(cmp: Comparison, s: ReportSettings, n: int, total: int | None, footer: str) -> list:
     a, b = cmp.first, cmp.second
-    limits, signed = shared_scale([a, b], s.scale)
-    da = panels(a, s.scale, s.opacity, limits=(limits[0], limits[1]), signed=signed)
-    db = panels(b, s.scale, s.opacity, limits=(limits[0], limits[1]), signed=signed)
+    da, db = comparison_panels(a, b, s.scale, s.opacity)  # one colour scale, as the window draws them
     na, nb = cmp.names
-    counter = f"{n} / {total}" if total else f"{n}"
+    counter = f"comparison {n} of {total}" if total else f"comparison {n}"
     diff = cmp.probability_differences()
     pages = []
     for c, idx in enumerate(_chunks(a.k, 4, 8)):
@@ -638,13 +639,13 @@ def _comparison_pages(cmp: Comparison, s: ReportSettings, n: int, total: int | N
             gs2 = fig.add_gridspec(1, 2, left=0.2, right=0.96, top=y, bottom=y - h2, wspace=0.05,
                                    width_ratios=(1.4, 1))
             _prob_bars(fig.add_subplot(gs2[0, 0]), a.class_names, [("A ", a.probs), ("B ", b.probs)],
-                       "probability: A (solid), B (hatched)")
+                       "probability: A (solid), B (hatched)", classes=a.classes)
             ax = fig.add_subplot(gs2[0, 1])
             ax.axis("off")
             ax.set_title("difference B - A", fontsize=7.5)
             for i, (nm, d) in enumerate(zip(a.class_names, diff)):
                 ax.text(0.05, 1 - (i + 0.5) / a.k, f"{_wrap(nm, 22)}:  {d:+.3f}", fontsize=7, va="center",
-                        transform=ax.transAxes, color=np.array(class_color(i)) / 255.0)
+                        transform=ax.transAxes, color=np.array(class_colors(a.classes)[i]) / 255.0)
             y -= h2 + 0.05
         _class_rows(fig, [a, b], [da, db], idx, y, 0.04, 1, s.scale, labels=("A: ", "B: "))
         pages.append(fig)

@@ -169,7 +169,11 @@ class Window:
 
 
 def _num(v: float) -> str:
-    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.6g}"
+    """A window value as a person writes it: ``32770``, ``-600``, ``0.25``, ``1234.5`` (never ``3.277e+04``)."""
+    v = float(v)
+    if abs(v) < 1e12 and v == round(v):
+        return str(int(round(v)))
+    return f"{v:.4g}" if abs(v) < 1e3 else f"{v:.1f}"
 
 
 def parse_window(spec) -> str | Window | None:

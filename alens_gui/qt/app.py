@@ -1,7 +1,8 @@
-"""``alens-gui [PATH] [--model SPEC] [--arch A] [--labels F] [--device D] [--torchscript]``: the desktop program.
+"""``alens-gui [PATH [PATH2]] [--model SPEC] [--arch A] [--labels F] [--device D] [--torchscript]``: the desktop program.
 
 ``PATH`` is opened as what it is: an image, a folder (the gallery, class sub-folders included)
-or a ``.alens`` session (so a double-click on a session file opens it).
+or a ``.alens`` session (so a double-click on a session file opens it). Two images are opened
+as a comparison: the first is explained and pinned, the second explained with its class set.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-APP_NAME = "Attribution Lens Studio"
-ORG_NAME = "alens"
+from .appinfo import APP_NAME, ORG_NAME, make_app  # noqa: F401 - re-exported
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,9 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="alens-gui",
         description="Attribution Lens Studio: per-class attribution maps refined by class competition.",
     )
-    p.add_argument("path", nargs="?", metavar="PATH",
+    p.add_argument("path", nargs="*", metavar="PATH",
                    help="an image, a folder (shown in the gallery) or a .alens session to open "
-                        "(default: a sample photograph)")
+                        "(default: a sample photograph); two images are opened as a comparison "
+                        "(the first pinned, the second explained with its class set)")
     p.add_argument("--model", default="default",
                    help="default (offline EfficientNet-Lite0), torchvision:NAME, timm:NAME or a checkpoint file")
     p.add_argument("--arch", help="architecture of a state-dict checkpoint (timm:NAME, torchvision:NAME, or your "
@@ -36,23 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_app(argv: Sequence[str] | None = None):
-    """The QApplication (created once), with the names QSettings/QStandardPaths use."""
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if app is None:
-        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName(ORG_NAME)
-    app.setApplicationDisplayName(APP_NAME)
-    app.setDesktopFileName("alens-gui")  # the window manager matches the window to alens-gui.desktop
-    return app
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the GUI; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.path) > 2:
+        parser.error(f"at most two paths (an image, or two images to compare); got {len(args.path)}")
     if args.self_test or args.install_desktop or args.uninstall_desktop:
         from alens_gui import desktop, selftest
 
@@ -72,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     icon = resource_path("icon.png")
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    win = MainWindow(args.path, args.model, args.arch, args.labels, args.device, torchscript=args.torchscript)
+    paths = list(args.path) + [None, None]
+    win = MainWindow(paths[0], args.model, args.arch, args.labels, args.device, torchscript=args.torchscript,
+                     compare_with=paths[1])
     win.show()
     return int(app.exec())
 

@@ -27,12 +27,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from alens_gui.core.errors import AlensError
 
-from . import jobs
+from . import jobs, sessionstate
 from .session import Activity, ClassRequest, ImageRequest, ModelRequest, Session
 from .tasks import MainThreadCollector, TaskRunner, readable_error
 
 #: Slots whose tasks show in the status bar's progress.
 VISIBLE_SLOTS = ("model", "image", "explain", "mask", "export", "session", "evaluate")
+#: The slot of the open folder's work (listing, classifying, Explain all): shown in the gallery.
+GALLERY_SLOT = "folder"
 #: Library warnings that say nothing to a user (captum's hooks, its inputs' grad flag).
 _QUIET_WARNINGS = ("Setting forward, backward hooks", "Input Tensor 0 did not already require gradients")
 
@@ -379,7 +381,12 @@ class Controller(QObject):
         if not region.any():
             self.notify(f"{expl.class_names[index]} wins no pixel at this lens setting; nothing to mask", "warning")
             return False
+        before = self.session.mask
         self.session.add_to_mask(region)
+        if before is not None and before.any():  # said, not done silently: the result is of the union
+            self.notify(f"the top {percent:g} % of {expl.class_names[index]} was added to the mask already drawn "
+                        f"({100 * self.session.mask.mean():.1f} % of the image masked now); Clear first to mask "
+                        "only these pixels", "warning")
         return True
 
     # -- export and sessions ----------------------------------------------------------------
@@ -402,40 +409,8 @@ class Controller(QObject):
                                on_return=lambda p: self.notify(f"saved {p}"))
 
     def session_state(self) -> dict:
-        """The session's settings as plain JSON (what a session file stores).
-
-        The inputs' and the checkpoint's SHA-256 are left to the saving job (hashing a large
-        file on the GUI thread would stall the window): ``inputs[i]["sha256"]`` is None here and
-        ``model["checkpoint"]`` says whether the spec is a checkpoint file to hash.
-        """
-        from alens_gui.core.safeio import is_regular_file
-
-        s = self.session
-        req = s.image_request
-        inputs = [{"path": str(Path(p).resolve()), "sha256": None}
-                  for p in ([req.path] if req.path else [t for t in req.tiles if Path(t).suffix])]
-        m = s.model_request
-        return {
-            "inputs": inputs,
-            "image_request": {"path": req.path, "sample": req.sample, "tiles": list(req.tiles), "frame": req.frame},
-            "model": {"spec": m.spec, "arch": m.arch, "labels": m.labels, "device": m.device,
-                      "torchscript": m.torchscript, "output": m.output, "checkpoint_sha256": None,
-                      "checkpoint": m.spec != "default" and is_regular_file(m.spec),
-                      "name": getattr(s.model, "name", None)},
-            "method": s.method, "options": dict(s.options), "input_policy": s.input_policy,
-            "window": list(s.window) if isinstance(s.window, tuple) else s.window,
-            "class_request": {"kind": s.class_request.kind, "k": s.class_request.k,
-                              "with_lowest": s.class_request.with_lowest, "classes": list(s.class_request.classes)},
-            "lens": s.lens.as_dict(),
-            "view": {"mode": s.view.mode, "overlay": s.view.overlay, "opacity": s.view.opacity,
-                     "scale": s.view.scale.as_dict(), "territory": s.view.territory,
-                     "hover_radius": s.view.hover_radius},
-            "selected": s.selected, "fill": s.fill,
-            "mask_result": None if s.mask_result is None else {
-                "classes": [int(c) for c in s.mask_result.classes], "before": list(map(float, s.mask_result.before)),
-                "after": list(map(float, s.mask_result.after)), "fraction": float(s.mask_result.fraction),
-                "fill": s.mask_result.fill},
-        }
+        """The session's settings as plain JSON (what a session file stores; see :mod:`.sessionstate`)."""
+        return sessionstate.state_of(self.session)
 
     def save_session(self, path: str):
         s = self.session
@@ -463,12 +438,6 @@ class Controller(QObject):
         return False
 
     def _on_session_opened(self, opened, name: str = "") -> None:
-        from alens_gui.core.colors import ColorScale
-        from alens_gui.core.lensparams import LensParams
-        from alens_gui.core.methods import get_method
-
-        from .session import ViewOptions
-
         data, rendered = opened.data, opened.rendered
         st = data.state  # every field checked by load_session: types and ranges hold
         s = self.session
@@ -476,34 +445,12 @@ class Controller(QObject):
         autorun, self.autorun = self.autorun, False  # restoring shows the saved maps; nothing runs
         self._restoring = True
         try:
-            ir = st.get("image_request") or {}
             self.runner.cancel("image")
-            self._shown_request = ImageRequest(path=ir.get("path", ""), sample=ir.get("sample", ""),
-                                               tiles=tuple(ir.get("tiles") or ()), frame=ir.get("frame", 0))
-            s.image_request = self._shown_request
-            cr = st.get("class_request")
-            if cr:
-                s.class_request = ClassRequest(kind=cr["kind"], k=cr["k"], with_lowest=cr["with_lowest"],
-                                               classes=tuple(cr["classes"]))
-            if "method" in st:
-                try:
-                    get_method(st["method"])
-                    s.method = st["method"]
-                    s.options = dict(st.get("options") or {})
-                except AlensError:
-                    warnings.append(f"the session's method {st['method']!r} is not available here; "
-                                    f"{s.method} stays selected")
-            if "input_policy" in st:
-                s.input_policy = st["input_policy"]
-            if "window" in st:
-                s.window = tuple(st["window"]) if isinstance(st["window"], list) else st["window"]
-            v = st.get("view")
-            if v:
-                s.view = ViewOptions(mode=v["mode"], overlay=v["overlay"], opacity=v["opacity"],
-                                     scale=ColorScale(**v["scale"]), territory=v["territory"],
-                                     hover_radius=v["hover_radius"])
-            if "fill" in st:
-                s.fill = st["fill"]
+            fields, notes = sessionstate.settings_from_state(st, has_maps=data.explanation is not None)
+            warnings += notes
+            self._shown_request = fields["image_request"]
+            for field, value in fields.items():  # in the order the panels expect (class set before method)
+                setattr(s, field, value)
             if data.explanation is not None:
                 s.lens = data.explanation.lens
                 if rendered is None or rendered.scale != s.view.scale:
@@ -514,9 +461,8 @@ class Controller(QObject):
                 s.selected = min(st.get("selected", 0), data.explanation.k - 1)
                 if data.mask is not None:
                     s.mask = data.mask
-                    s.mask_result = _saved_mask_result(st.get("mask_result"), data.explanation, data.mask)
-            elif "lens" in st:
-                s.lens = LensParams(**{k: tuple(v) if k == "temperatures" else v for k, v in st["lens"].items()})
+                    s.mask_result = sessionstate.mask_result_from_state(st.get("mask_result"), data.explanation,
+                                                                        data.mask)
             s.stale = False
         finally:
             self.autorun = autorun
@@ -524,7 +470,8 @@ class Controller(QObject):
         self._read_session_image(warnings)
         for w in warnings:
             self.notify(w, "warning")
-        self.notify(f"session opened ({len(st.get('inputs') or [])} input file(s)); nothing was recomputed")
+        inputs = len(st.get("inputs") or [])
+        self.notify("session opened" + (f" ({inputs} input file(s))" if inputs else "") + "; nothing was recomputed")
         m = st.get("model")
         if m:
             req = ModelRequest(spec=m["spec"], arch=m["arch"], labels=m["labels"], device=m["device"],
@@ -600,9 +547,12 @@ class Controller(QObject):
         s.folder = str(folder)
 
         def listed(result) -> None:
-            root, items, skipped = result
+            root, items, skipped, notes = result
             for note in skipped:  # a FIFO, a device, a link loop: not opened, and the user is told
                 self.notify(f"{root.name}/{note}", "warning")
+            for note in notes:
+                self.notify(f"{root.name}: {note}", "warning" if note.startswith("no true labels") else "info")
+            s.gallery.notes = list(notes)
             rows = [GalleryRow(path=p, rel=rel, true_label=label, explained=explained) for p, rel, label, _, explained
                     in items]
             for r, (_p, _rel, _lab, pred, _e) in zip(rows, items):
@@ -781,11 +731,22 @@ class Controller(QObject):
     def _on_started(self, slot: str, label: str) -> None:
         if slot in VISIBLE_SLOTS:
             self.session.activity = Activity(label=label)
+        elif slot == GALLERY_SLOT:
+            self.session.gallery_activity = Activity(label=label)
 
     def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
         if slot in VISIBLE_SLOTS:
             a = self.session.activity
             self.session.activity = Activity(a.label or slot, done, total, message or a.message)
+        elif slot == GALLERY_SLOT:
+            a = self.session.gallery_activity
+            self.session.gallery_activity = Activity(a.label or slot, done, total, message or a.message)
+
+    def cancel_gallery(self) -> None:
+        """Stop the folder's background work (Explain all, classifying); what is done stays cached."""
+        if self.runner.busy(GALLERY_SLOT):
+            self.runner.cancel(GALLERY_SLOT)
+            self.notify("stopped the folder's work; the images done so far are kept")
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         s = self.session
@@ -798,8 +759,14 @@ class Controller(QObject):
             expl, rendered = self._last_complete
             self._last_complete = None
             s.explanation, s.rendered = expl, rendered
-        if not any(self.runner.busy(x) for x in VISIBLE_SLOTS):
+        still = [x for x in VISIBLE_SLOTS if self.runner.busy(x)]
+        if not still:
             s.activity = Activity()
+        elif slot in VISIBLE_SLOTS and s.activity.label != self.runner.label(still[0]):
+            # the status says what still runs (the model loading), not what just finished
+            s.activity = Activity(label=self.runner.label(still[0]))
+        if slot == GALLERY_SLOT and not self.runner.busy(GALLERY_SLOT):
+            s.gallery_activity = Activity()
 
     def shutdown(self) -> bool:
         done = self.runner.shutdown()
@@ -818,16 +785,3 @@ def _cached_items(cache, chosen, window):
         expl = cache.explanation(key, path, window)
         yield expl if expl is not None else Failure(rel, f"{rel}: its cached explanation cannot be read any more "
                                                          "(damaged, or the image changed): explain it again")
-
-
-def _saved_mask_result(saved: dict | None, expl, mask):
-    """The masking result a session saved, with its masked image made again (no model run)."""
-    if not saved:
-        return None
-    from alens_gui.core.masking import MaskResult, apply_mask
-
-    return MaskResult(
-        classes=np.asarray(saved["classes"], dtype=np.int64), before=np.asarray(saved["before"], dtype=np.float64),
-        after=np.asarray(saved["after"], dtype=np.float64), masked_image=apply_mask(expl.image, mask, saved["fill"]),
-        fraction=float(saved["fraction"]), fill=str(saved["fill"]),
-    )

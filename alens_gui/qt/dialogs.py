@@ -66,7 +66,7 @@ class GridDialog(QDialog):
         form.addRow(box)
 
     def _browse(self, combo: QComboBox) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Tile image", "", IMAGE_FILTER)
+        path = open_file(self, "Tile image", IMAGE_FILTER)
         if path:
             combo.setCurrentText(path)
 
@@ -74,13 +74,28 @@ class GridDialog(QDialog):
         return [c.currentText().strip() for c in self.combos]
 
 
-def open_file(parent: QWidget, title: str, filt: str) -> str:
-    path, _ = QFileDialog.getOpenFileName(parent, title, "", filt)
+#: The folder the last file dialog was left in: every dialog starts there (this run of the program).
+_last = {"folder": ""}
+
+
+def last_folder() -> str:
+    return _last["folder"]
+
+
+def remember(path: str, is_folder: bool = False) -> str:
+    """Note where a dialog was left (``path`` itself for a folder, else its folder); returns ``path``."""
+    if path:
+        _last["folder"] = str(Path(path) if is_folder else Path(path).parent)
     return path
 
 
+def open_file(parent: QWidget, title: str, filt: str) -> str:
+    path, _ = QFileDialog.getOpenFileName(parent, title, last_folder(), filt)
+    return remember(path)
+
+
 def open_folder(parent: QWidget, title: str) -> str:
-    return QFileDialog.getExistingDirectory(parent, title, "")
+    return remember(QFileDialog.getExistingDirectory(parent, title, last_folder()), is_folder=True)
 
 
 def save_file(parent: QWidget, title: str, filt: str, default_suffix: str = "", suggested: str = "") -> str:
@@ -90,11 +105,13 @@ def save_file(parent: QWidget, title: str, filt: str, default_suffix: str = "", 
     does not ask about overwriting: the window asks once, for every way a file is written
     (dialog, API, tests).
     """
-    path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filt,
+    start = str(Path(last_folder()) / suggested) if last_folder() and suggested and not Path(suggested).is_absolute() \
+        else (suggested or last_folder())
+    path, chosen = QFileDialog.getSaveFileName(parent, title, start, filt,
                                                options=QFileDialog.Option.DontConfirmOverwrite)
     if path and not Path(path).suffix:
         path += "." + (chosen.split("*.")[-1].rstrip(")") if "*." in chosen else default_suffix)
-    return path
+    return remember(path)
 
 
 def file_stem(text: str) -> str:

@@ -66,8 +66,9 @@ class LabelJudge:
         from alens_gui.core.classsets import label_to_class, prediction_is_right
 
         label = label_to_class(row.true_label, self.class_names, self.synsets)
-        if label is None:  # a label this model does not know: compare by name as before
-            return row.true_label.strip().lower().replace("_", " ") == row.pred_name.strip().lower()
+        if label is None:  # a label this model has no class for: right where the names agree, else not judged
+            same = row.true_label.strip().lower().replace("_", " ") == row.pred_name.strip().lower()
+            return True if same else None
         return prediction_is_right(label, row.pred, row.top5, self.output)
 
 
@@ -76,6 +77,16 @@ def thumbnail_image(rgb: np.ndarray) -> QImage:
     a = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = a.shape[:2]
     return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+#: What each column's marks mean (the header's tooltips).
+HEADER_TIPS = {
+    1: "● explained with the current settings (cached: opens at once)",
+    2: "the true label: the class sub-folder the image lies in, or its row in labels.csv",
+    3: "the model's top class",
+    5: "✓ the prediction matches the true label, ✗ it does not; empty: no true label, or one the model "
+       "has no class for",
+}
 
 
 class GalleryModel(QAbstractTableModel):
@@ -95,6 +106,8 @@ class GalleryModel(QAbstractTableModel):
         self.root: Path | None = None
         #: The loaded model's classes and output rule, for the right/wrong column (set_model).
         self.judge: LabelJudge | None = None
+        #: What the user should know about the listing (sub-folders opened; why no labels).
+        self.notes: list[str] = []
         self._wanted: list[int] = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -153,8 +166,12 @@ class GalleryModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt naming
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):

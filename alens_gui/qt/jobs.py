@@ -13,61 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alens_gui.core.colors import ColorScale, backdrop, territory_rgba
+from alens_gui.core.colors import ColorScale
 from alens_gui.core.locking import using_model
 from alens_gui.core.progress import Progress
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The colour images of one explanation under one colour scale (what the views blit).
-
-    ``base``/``refined``: K RGBA uint8 images (alpha carries the overlay rule);
-    ``territory``: RGBA; ``backdrop``: the grey RGB image (uint8) under the maps;
-    ``limits``: ((K,), (K,)) colour limits; ``signed``; ``scale``; ``explanation``: the
-    explanation these were made from (views check they draw a matching pair).
-    """
-
-    explanation: object
-    scale: ColorScale
-    base: list
-    refined: list
-    territory: np.ndarray
-    backdrop: np.ndarray
-    limits: tuple
-    signed: bool
-
-
-_BACKDROP: list = [None, None]  # (image, its backdrop): consecutive renders of one image share it
-
-
-def _backdrop_for(image: np.ndarray) -> np.ndarray:
-    """The grey backdrop as uint8 (so the views blit it without converting), made once per image."""
-    img, bd = _BACKDROP
-    if img is not image:
-        bd = np.round(backdrop(image) * 255).astype(np.uint8)
-        _BACKDROP[:] = [image, bd]
-    return bd
-
-
-def render(expl, scale: ColorScale, limits=None, signed: bool | None = None) -> Rendered:
-    """Colour images of every map of ``expl`` (NumPy only; runs in a worker).
-
-    ``limits`` and ``signed`` are given when several explanations share one colour scale.
-    """
-    signed = expl.signed if signed is None else signed
-    blim, rlim = scale.limits(expl.base, expl.refined) if limits is None else limits
-    labels, strength = expl.territory()
-    return Rendered(
-        explanation=expl,
-        scale=scale,
-        base=[scale.rgba(expl.base[i], blim[i], signed) for i in range(expl.k)],
-        refined=[scale.rgba(expl.refined[i], rlim[i], signed) for i in range(expl.k)],
-        territory=territory_rgba(labels, strength),
-        backdrop=_backdrop_for(expl.image),
-        limits=(blim, rlim),
-        signed=signed,
-    )
+from alens_gui.core.render import Rendered, render, render_pair  # noqa: F401 - the views' one render
 
 
 # -- jobs -----------------------------------------------------------------------------
@@ -217,13 +166,6 @@ def relens_job(progress: Progress, expl, lens, scale: ColorScale):
     return out, render(out, scale)
 
 
-def render_pair(current, pinned, scale: ColorScale) -> tuple[Rendered, Rendered]:
-    """Two explanations of one class set drawn with one colour scale (a comparison)."""
-    signed = current.signed or pinned.signed
-    la, lb = scale.joint_limits([(current.base, current.refined), (pinned.base, pinned.refined)])
-    return render(current, scale, la, signed), render(pinned, scale, lb, signed)
-
-
 def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):
     """The pinned explanation under the current lens, and both drawn with one colour scale."""
     progress.add_total(1)
@@ -354,19 +296,32 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     """List a folder's images with their true labels and whatever the cache already knows.
 
     ``explain_key(path)`` gives the cache key of an explanation with the current settings.
-    Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped)``, ``skipped``
-    one line for each entry left out (a FIFO, a device, a link loop); nothing is decoded.
+    Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped, notes)``,
+    ``skipped`` one line for each entry left out (a FIFO, a device, a link loop), ``notes`` what
+    the user should know about the listing (a folder of class sub-folders opened without them
+    was opened with them; why no image has a true label); nothing is decoded.
     """
     from pathlib import Path
 
-    from alens_gui.core.folders import folder_labels, scan_images
+    from alens_gui.core.folders import folder_labels, labels_note, scan_images
 
     progress.add_total(1)
     yield ("status", f"listing {folder}…")
     root = Path(folder)
     listing = scan_images(root, recursive=recursive)
+    notes = []
+    if not recursive and not listing.images:
+        # a dataset of class sub-folders has no images at its top: show the sub-folders' images
+        deeper = scan_images(root, recursive=True)
+        if deeper.images:
+            listing = deeper
+            subs = sorted({p.relative_to(root).parts[0] for p in deeper.images if len(p.relative_to(root).parts) > 1})
+            notes.append(f"no images at the top of {root.name}: the images of its {len(subs)} sub-folder(s) "
+                         f"({', '.join(subs[:4])}{'…' if len(subs) > 4 else ''}) are shown")
     files = listing.images
     labels = folder_labels(root, files)
+    if note := labels_note(root, files, labels):
+        notes.append(note)
     out = []
     for i, p in enumerate(files):
         if i % 200 == 0:
@@ -375,7 +330,7 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
         out.append((p, str(p.relative_to(root)), labels.get(p), cache.prediction(key), cache.has_explanation(
             explain_key(p))))
     progress.advance(1, f"{len(files)} images")
-    return root, out, listing.skipped
+    return root, out, listing.skipped, notes
 
 
 def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window):

@@ -106,7 +106,7 @@ def missing_libraries(plugin: Path, loader: Loader | None = None) -> tuple[list[
 
 def xcb_message(missing: list[str], error: str) -> str:
     """The one message a user sees when the xcb plugin cannot load."""
-    from .app import APP_NAME
+    from .appinfo import APP_NAME
 
     if not missing:
         return (f"{APP_NAME} cannot open its window: Qt's X11 (xcb) platform plugin does not load ({error}). "
@@ -114,6 +114,16 @@ def xcb_message(missing: list[str], error: str) -> str:
     packages = " ".join(dict.fromkeys(debian_package(n) for n in missing))
     return (f"{APP_NAME} cannot open its window: Qt's X11 (xcb) platform plugin needs system libraries "
             f"that are not installed: {', '.join(missing)}. Install them with:  sudo apt-get install {packages}")
+
+
+def dialog_text(message: str, width: int = 76) -> str:
+    """``message`` for a dialog: wrapped, with a shell command on a line of its own (a dialog
+    that does not wrap showed one long line cut off at the screen's edge, the command with it)."""
+    import textwrap
+
+    head, sep, command = message.partition("  sudo ")
+    text = textwrap.fill(head.strip(), width)
+    return f"{text}\n\n    sudo {command.strip()}\n" if sep else text
 
 
 def check_platform(
@@ -139,7 +149,7 @@ def check_platform(
 
 
 DIALOG_TOOLS = (
-    ("zenity", ["--error", "--no-wrap", "--title", "{title}", "--text", "{text}"]),
+    ("zenity", ["--error", "--no-wrap", "--no-markup", "--title", "{title}", "--text", "{text}"]),
     ("kdialog", ["--title", "{title}", "--error", "{text}"]),
     ("notify-send", ["--urgency=critical", "{title}", "{text}"]),
     ("xmessage", ["-center", "{text}"]),
@@ -151,7 +161,7 @@ def report(message: str, *, tty: bool | None = None) -> str | None:
 
     Returns the dialog tool used, if any.
     """
-    from .app import APP_NAME
+    from .appinfo import APP_NAME
 
     print(message, file=sys.stderr)
     if tty is None:
@@ -162,7 +172,7 @@ def report(message: str, *, tty: bool | None = None) -> str | None:
         exe = shutil.which(tool)
         if exe is None:
             continue
-        argv = [exe] + [a.format(title=APP_NAME, text=message) for a in args]
+        argv = [exe] + [a.format(title=APP_NAME, text=dialog_text(message)) for a in args]
         try:
             subprocess.run(argv, timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError):

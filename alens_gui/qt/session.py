@@ -100,7 +100,7 @@ class ImageRequest:
         if self.path:
             from pathlib import Path
 
-            return Path(self.path).name + (f" [frame {self.frame + 1}]" if self.frame else "")
+            return Path(self.path).name + (f" [frame {self.frame}]" if self.frame else "")
         if self.tiles:
             return "2 x 2 grid of " + ", ".join(t.rsplit("/", 1)[-1] for t in self.tiles)
         return f"sample: {self.sample}" if self.sample else ""
@@ -144,14 +144,14 @@ VIEW_MODES = ("both", "refined", "base")
 @dataclass(frozen=True)
 class ViewOptions:
     """How maps are drawn: which maps (``mode``), overlay on/off and opacity, the colour
-    scale, whether the class-territory view is shown, and the hover radius."""
+    scale and whether the class-territory view is shown. (The hover read-out's radius is a
+    session field of its own: changing it must not re-lay out or redraw the maps.)"""
 
     mode: str = "both"
     overlay: bool = True
     opacity: float = 0.75
     scale: ColorScale = field(default_factory=ColorScale)
     territory: bool = True
-    hover_radius: int = 0
 
     def with_(self, **changes) -> ViewOptions:
         return replace(self, **changes)
@@ -183,7 +183,8 @@ class Session(QObject):
     images, prepared in a worker), ``mask_result``, ``activity``, ``stale`` (the settings
     changed since the maps were made), ``pinned`` and ``pinned_rendered`` (an explanation kept
     for comparison, drawn with the current one's colour scale), ``folder`` (the open folder;
-    its rows are :attr:`Session.gallery`).
+    its rows are :attr:`Session.gallery`), ``gallery_activity`` (the folder's background work:
+    listing, classifying, Explain all; the gallery shows its progress and a Cancel).
     """
 
     model_request = Field(ModelRequest)
@@ -208,10 +209,12 @@ class Session(QObject):
     mask = Field(None)
     mask_result = Field(None)
     hover = Field((-1, -1))
+    hover_radius = Field(0)
     activity = Field(Activity)
     pinned = Field(None)
     pinned_rendered = Field(None)
     folder = Field("")
+    gallery_activity = Field(Activity)
 
     model_request_changed = Signal(object)
     model_changed = Signal(object)
@@ -235,10 +238,12 @@ class Session(QObject):
     mask_changed = Signal(object)
     mask_result_changed = Signal(object)
     hover_changed = Signal(object)
+    hover_radius_changed = Signal(object)
     activity_changed = Signal(object)
     pinned_changed = Signal(object)
     pinned_rendered_changed = Signal(object)
     folder_changed = Signal(object)
+    gallery_activity_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -222,6 +222,11 @@ class TaskRunner(QObject):
             if not t.done:
                 t.cancel()
 
+    def label(self, slot: str) -> str:
+        """The label of the task last started in ``slot`` ("" when none)."""
+        task = self._tasks.get(slot)
+        return task.label if task is not None else ""
+
     def busy(self, slot: str | None = None) -> bool:
         """Whether any task (in ``slot``) is still running."""
         return any(slot is None or t.slot == slot for t in self._live.values())

@@ -1,16 +1,30 @@
-"""Wheel safety: a stray scroll over a control never changes the analysis.
+"""Wheel and keyboard safety: a stray scroll over a control, or a letter typed into a field,
+never changes the analysis.
 
 Spin boxes, combo boxes and sliders take wheel events only when they have keyboard focus
 (clicked or tabbed into). Otherwise the wheel event goes to the control's parent, so the
-scrolling column under the mouse scrolls on instead. The guard is one application-wide
+scrolling column under the mouse scrolls on instead. Tab bars (tabbed docks) ignore the
+wheel: a scroll passing over them must not switch what the dock shows. The guard is one application-wide
 event filter, so controls built later (method option forms) are covered too.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollBar, QWidget
+from PySide6.QtGui import QKeyEvent, QWheelEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QScrollBar,
+    QTabBar,
+    QTextEdit,
+    QWidget,
+)
 
 GUARDED = (QAbstractSpinBox, QComboBox, QAbstractSlider)
 
@@ -19,6 +33,8 @@ class WheelGuard(QObject):
     """Application-wide event filter; see the module docstring."""
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QTabBar):
+            return True  # a dock's tab bar: the wheel passing over it never switches the tab
         if event.type() != QEvent.Type.Wheel or not isinstance(obj, GUARDED) or isinstance(obj, QScrollBar):
             return False  # scroll bars are what the wheel is for
         widget: QWidget = obj
@@ -55,4 +71,34 @@ def install(app: QApplication | None = None) -> WheelGuard:
         guard = WheelGuard(app)
         app.installEventFilter(guard)
         app._alens_wheel_guard = guard
+    return guard
+
+
+TYPING = (QLineEdit, QAbstractSpinBox, QComboBox, QTextEdit, QPlainTextEdit, QAbstractItemView)
+
+
+class TypingGuard(QObject):
+    """Application-wide: a key without Ctrl/Alt/Meta typed into a control that takes keys goes to the
+    control, never to a one-key shortcut of the window (see the module docstring)."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        mods = event.modifiers() & ~(Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier)
+        if mods != Qt.KeyboardModifier.NoModifier or not event.text().isalnum():
+            return False  # letters and digits only: "[" and "]" step the class from anywhere
+        w = QApplication.focusWidget()
+        if isinstance(w, TYPING) and w.isEnabled() and w.isVisible():
+            event.accept()  # the focused control takes the key; the shortcut does not fire
+            return True
+        return False
+
+
+def install_typing_guard(app: QApplication | None = None) -> TypingGuard:
+    app = app or QApplication.instance()
+    guard = getattr(app, "_alens_typing_guard", None)
+    if guard is None:
+        guard = TypingGuard(app)
+        app.installEventFilter(guard)
+        app._alens_typing_guard = guard
     return guard

@@ -357,21 +357,93 @@ class FlowLayout(QLayout):
         return y + line - rect.y() + m.bottom()
 
 
+class ElidedLabel(QLabel):
+    """One line of plain text that shrinks with its column: elided with "…", whole in the tooltip."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(40)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+        self._full = str(text)
+        self.setToolTip(plain_tip(self._full) if self._full else "")
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def text(self) -> str:  # what was set (the shown, elided text is the label's own)
+        return self._full
+
+    def sizeHint(self):  # noqa: N802 - Qt naming: one line high, as wide as the room it gets
+        hint = super().sizeHint()
+        hint.setWidth(40)
+        return hint
+
+    def resizeEvent(self, ev):  # noqa: N802 - Qt naming
+        super().resizeEvent(ev)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(10, self.width()))
+        super().setText(shown)
+
+
 def compact_combos(root: QWidget) -> None:
     """Combo boxes size to a short text, not their longest item, so side columns never clip."""
     for c in root.findChildren(QComboBox):
         c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         c.setMinimumContentsLength(8)
+        # an explicit minimum is what layouts use (not the style's hint, 200 px for some fonts):
+        # a combo narrower than its text elides it and shows it whole in the list and tooltip
+        c.setMinimumWidth(min(c.minimumSizeHint().width(), 90))
+        if not c.toolTip():
+            c.currentTextChanged.connect(c.setToolTip)
+            c.setToolTip(c.currentText())
 
 
-def scroll_column(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    # never narrower than its content: a column that cannot show its controls whole would clip them
-    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
-    return area
+class ScrollColumn(QScrollArea):
+    """A side column that scrolls vertically and is never narrower than its content.
+
+    Its minimum width follows the content's (a section opened later, a longer status text),
+    up to ``cap``; content wider than that gets a horizontal scroll bar instead of being
+    cut off at the right without a sign.
+    """
+
+    def __init__(self, widget: QWidget, cap: int = 420) -> None:
+        super().__init__()
+        self.cap = cap
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        widget.installEventFilter(self)
+        self._fit()
+
+    def eventFilter(self, obj, ev):  # noqa: N802 - Qt naming
+        if obj is self.widget() and ev.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show):
+            QTimer.singleShot(0, self._fit)
+        return False
+
+    def _fit(self) -> None:
+        w = self.widget()
+        if w is None:
+            return
+        need = w.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 4
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if need > self.cap
+                                          else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        if self.minimumWidth() != min(need, self.cap):
+            self.setMinimumWidth(min(need, self.cap))
+
+    def clipped(self) -> int:
+        """How many pixels of the content are out of sight to the right (0: none)."""
+        w = self.widget()
+        return max(0, w.minimumSizeHint().width() - self.viewport().width()) if w is not None else 0
+
+
+def scroll_column(widget: QWidget, cap: int = 420) -> QScrollArea:
+    return ScrollColumn(widget, cap)
 
 
 class RecentList:

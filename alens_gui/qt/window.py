@@ -21,11 +21,9 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -48,7 +46,7 @@ from .session import SAMPLES, ImageRequest, ModelRequest, Session
 from .views import CompareView, DistributionView, MapsView, ProbabilityView
 from .views.cohort import CohortView
 from .views.gallery import GalleryView
-from .widgets import NotificationArea, RecentList, Section, compact_combos, scroll_column
+from .widgets import ElidedLabel, NotificationArea, RecentList, Section, compact_combos, scroll_column
 
 MAX_RECENT = 10
 SESSION_SUFFIX = ".alens"  # (core.sessionfile.SUFFIX; that module loads torch, the window must not yet)
@@ -57,6 +55,17 @@ SESSION_SUFFIX = ".alens"  # (core.sessionfile.SUFFIX; that module loads torch, 
 def default_config_dir() -> Path:
     loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppConfigLocation)
     return Path(loc or Path.home() / ".config" / "alens-gui")
+
+
+def initial_size() -> tuple[int, int]:
+    """1500 x 900, or the screen's free area where that is smaller (a 1280 x 800 laptop)."""
+    from PySide6.QtGui import QGuiApplication
+
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return 1500, 900
+    free = screen.availableGeometry()
+    return min(1500, free.width()), min(900, free.height())
 
 
 class MainWindow(QMainWindow):
@@ -76,16 +85,19 @@ class MainWindow(QMainWindow):
         Where settings (recent files, window layout) and class-set presets live.
     autorun : bool
         Explain each new image (and the first one) as soon as the model is ready.
+    compare_with : path, optional
+        A second image: once ``image`` is explained it is pinned, and this one is explained
+        with its class set beside it (``alens-gui A B``).
     """
 
     def __init__(self, image=None, model_spec: str = "default", arch: str | None = None, labels: str | None = None,
                  device: str | None = None, *, loaded=None, config_dir: str | os.PathLike | None = None,
-                 autorun: bool = True, torchscript: bool = False) -> None:
+                 autorun: bool = True, torchscript: bool = False, compare_with=None) -> None:
         super().__init__()
         self.setWindowTitle("Attribution Lens Studio")
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
-        self.resize(1500, 900)
+        self.resize(*initial_size())
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.settings = QSettings(str(self.config_dir / "settings.ini"), QSettings.Format.IniFormat)
         #: Asked before a file is overwritten; replaceable (tests inject an answer).
@@ -93,6 +105,7 @@ class MainWindow(QMainWindow):
         #: Asked before the result cache is cleared (the question names its size); replaceable.
         self.confirm_clear_cache: Callable[[str], bool] = self._ask_clear_cache
         wheel.install()
+        wheel.install_typing_guard()
 
         self.session = Session(self)
         # the result cache lives in the platform's cache folder (ALENS_CACHE_DIR overrides), not here
@@ -108,6 +121,7 @@ class MainWindow(QMainWindow):
         wheel.make_wheel_safe(self)
         compact_combos(self)
 
+        self._compare_with = compare_with
         self._first = (image, ModelRequest(spec=model_spec or "default", arch=arch or "", labels=labels or "",
                                            device=device or "auto", torchscript=bool(torchscript)), loaded)
         QTimer.singleShot(0, self.start)
@@ -125,11 +139,15 @@ class MainWindow(QMainWindow):
         self.masking_panel = MaskingPanel(s)
         self.maps = MapsView(s)
         self.pinned_maps = MapsView(s, role="pinned")
+        self.pinned_maps.follow(self.maps)
         self.compare_view = CompareView(s)
         self.distribution = DistributionView(s)
         self.probabilities = ProbabilityView(s)
         for panel in (self.class_panel, self.lens_panel):
             panel.notified.connect(self.notify)
+        for panel in (self.model_panel, self.image_panel, self.window_panel, self.method_panel, self.class_panel,
+                      self.masking_panel):
+            compact_combos(panel)  # before the docks take their widths from these panels
         self.model_panel.loadRequested.connect(self.controller.load_model)
         self.image_panel.openRequested.connect(self._open_dialog)
         self.image_panel.gridRequested.connect(self._grid_dialog)
@@ -142,14 +160,16 @@ class MainWindow(QMainWindow):
         lay.setSpacing(2)
         lay.addWidget(self.lens_panel)
         lay.addWidget(self.view_panel)
-        lay.addWidget(self.compare_view)
-        self.map_split = QSplitter(Qt.Orientation.Horizontal)
-        self.map_split.addWidget(self.pinned_maps)
-        self.map_split.addWidget(self.maps)
+        # a comparison's two halves always get one width (equal stretch, no splitter to drag
+        # one of them narrow), and lay out alike (the pinned half follows the current one)
+        self.map_split = QWidget()
+        halves = QHBoxLayout(self.map_split)
+        halves.setContentsMargins(0, 0, 0, 0)
+        halves.setSpacing(6)
+        halves.addWidget(self.pinned_maps, 1)
+        halves.addWidget(self.maps, 1)
         lay.addWidget(self.map_split, 1)
         self.setCentralWidget(central)
-        self._show_comparison(None)
-        s.pinned_changed.connect(self._show_comparison)
 
     def _build_docks(self) -> None:
         setup = QWidget()
@@ -193,6 +213,10 @@ class MainWindow(QMainWindow):
         self.hover_radius = HoverRadius(self.session)
         pv.addWidget(self.hover_radius)
         pv.addWidget(self.distribution)
+        # the comparison's read-out sits at the top of this column while an image is pinned, so
+        # the maps keep the height of the window
+        self.compare_section = Section("Comparison", self.compare_view)
+        v.addWidget(self.compare_section)
         for title, panel in (("Under the cursor", pixel), ("Probabilities", self.probabilities),
                              ("Masking", self.masking_panel)):
             v.addWidget(Section(title, panel))
@@ -209,6 +233,7 @@ class MainWindow(QMainWindow):
         g.openRequested.connect(c.open_gallery_row)
         g.compareRequested.connect(c.compare_rows)
         g.explainAllRequested.connect(c.explain_all)
+        g.cancelRequested.connect(c.cancel_gallery)
         g.openFolderRequested.connect(self._open_folder_dialog)
         g.reportRequested.connect(lambda: self._report_dialog("gallery"))
         self.cohort = CohortView(self.session, self.controller)
@@ -217,12 +242,13 @@ class MainWindow(QMainWindow):
         self.cohort_dock.hide()
         self.cohort.openRequested.connect(c.open_gallery_row)
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
+        self._show_comparison(None)
+        self.session.pinned_changed.connect(self._show_comparison)
 
     def _show_comparison(self, pinned) -> None:
         self.pinned_maps.setVisible(pinned is not None)
+        self.compare_section.setVisible(pinned is not None)
         self.compare_view.setVisible(pinned is not None)
-        if pinned is not None:
-            self.map_split.setSizes([1, 1])
 
     def _dock(self, title: str, name: str, widget: QWidget, area, width: int) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -270,9 +296,15 @@ class MainWindow(QMainWindow):
         self._action(m, "Export figure of the &selected class…", lambda: self._export_dialog("figure", True))
         self._action(m, "Export class &territory…", lambda: self._export_dialog("territory"))
         self._action(m, "Export raw maps (.&npz)…", lambda: self._export_dialog("npz"))
-        self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison"))
-        self._action(m, "Export &report (PDF) of this image…", lambda: self._report_dialog("current"))
-        self._action(m, "Export report of the comparison…", lambda: self._report_dialog("comparison"))
+        compare_actions = [
+            self._action(m, "Export the &comparison…", lambda: self._export_dialog("comparison")),
+            self._action(m, "Export &report (PDF) of this image…", lambda: self._report_dialog("current")),
+            self._action(m, "Export report of the comparison…", lambda: self._report_dialog("comparison")),
+        ]
+        del compare_actions[1]  # the report of this image needs no comparison
+        for act in compare_actions:  # enabled only while there is a comparison to export
+            act.setEnabled(False)
+            self.session.pinned_changed.connect(lambda p, act=act: act.setEnabled(p is not None))
         m.addSeparator()
         self._action(m, "Clear the cac&he…", self.clear_cache,
                      tip="remove every cached prediction and explanation of the gallery")
@@ -311,7 +343,8 @@ class MainWindow(QMainWindow):
                                                self.open_session, MAX_RECENT)
 
     def _build_status(self) -> None:
-        self.status_text = QLabel("starting…")
+        # one line that shrinks with the window: elided, the whole text in its tooltip (was clipped)
+        self.status_text = ElidedLabel("starting…")
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(260)
         self.progress_bar.setRange(0, 1000)
@@ -320,6 +353,8 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.status_text, 1)
         sb.addPermanentWidget(self.progress_bar)
         self.session.activity_changed.connect(self._on_activity)
+        self.session.gallery_activity_changed.connect(
+            lambda _a: self.status_text.setText(self._idle_status()) if not self.session.activity.busy else None)
         self.session.model_status_changed.connect(lambda t: self.status_text.setText(t)
                                                   if not self.session.activity.busy else None)
 
@@ -337,13 +372,30 @@ class MainWindow(QMainWindow):
         if self.isVisible():
             self.repaint()  # the first frame is on screen before the loading work starts
         image, request, loaded = self._first
+        # the keyboard starts on the maps, not in the first combo box of the Setup column, so the
+        # one-key shortcuts work at once (and a click on a map brings the keyboard back there)
+        self.maps.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.maps.setFocus()
         self.session.model_request = request
         if loaded is not None:
             self.controller.set_loaded(loaded)
         else:
             self.controller.load_model()
-        if image is None or self.open_path(image) in ("folder", None):
+        opened = None if image is None else self.open_path(image)
+        if opened in ("folder", None):
             self.session.image_request = ImageRequest(sample="chelsea")
+        elif opened == "image" and self._compare_with is not None:
+            self.compare_with(self._compare_with)
+
+    def compare_with(self, path) -> None:
+        """Once the current image is explained, pin it and explain ``path`` beside it."""
+        second = Path(str(path)).expanduser()
+        if not second.is_file():
+            self.notify(f"{second.name or second}: no such image to compare with", "error")
+            return
+        c = self.controller
+        c.autorun = True
+        c._after_explained.append(lambda: c.pin() and self.open_image(second))
 
     # ------------------------------------------------------------------ user actions
     def notify(self, text: str, level: str = "info") -> None:
@@ -429,7 +481,12 @@ class MainWindow(QMainWindow):
         if what == "gallery" and not rows:
             self.notify("select the images to report in the gallery first", "warning")
             return
-        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf", self.suggested_name("report", "pdf"))
+        if what == "gallery":  # a report of gallery images is named after the folder, not the open image
+            folder = Path(self.session.folder).name or "gallery"
+            suggested = f"{dialogs.file_stem(folder)}-{len(rows)}-images-report.pdf"
+        else:
+            suggested = self.suggested_name("report", "pdf")
+        path = dialogs.save_file(self, "Export report", "PDF (*.pdf)", "pdf", suggested)
         if path:
             self.export_report(path, what, rows)
 
@@ -517,6 +574,9 @@ class MainWindow(QMainWindow):
         if self.session.explanation is None:
             self.notify("nothing to export yet: explain an image first", "warning")
             return
+        if kind == "comparison" and self.session.pinned is None:  # (the menu item is disabled then too)
+            self.notify("nothing to compare: pin an explanation (View → Pin) and open another image", "warning")
+            return
         filt = "NumPy maps (*.npz)" if kind == "npz" else dialogs.FIGURE_FILTER
         suffix = "npz" if kind == "npz" else "png"
         path = dialogs.save_file(self, "Export", filt, suffix,
@@ -597,7 +657,13 @@ class MainWindow(QMainWindow):
             self.progress_bar.setFormat(f"{a.message[:40]} (%p%)" if a.message else "%p%")
             self.status_text.setText(a.label + "…")
         else:
-            self.status_text.setText("ready" if self.session.model is not None else self.session.model_status)
+            self.status_text.setText(self._idle_status())
+
+    def _idle_status(self) -> str:
+        g = self.session.gallery_activity
+        if g.busy:  # the folder's work runs on while the analysis view is idle
+            return f"gallery: {g.label}… {g.message}".rstrip()
+        return "ready" if self.session.model is not None else self.session.model_status
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):  # noqa: N802 - Qt naming

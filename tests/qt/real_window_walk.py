@@ -124,25 +124,93 @@ def main() -> int:
     print(f"rectangle mask {box}, {100 * s.mask_result.fraction:.1f}% masked", flush=True)
 
     # 4. nothing clipped at 1280 x 800 and at 1920 x 1080
-    from PySide6.QtWidgets import QAbstractSpinBox, QScrollArea, QWidget
+    def unclipped(what: str) -> None:
+        from PySide6.QtWidgets import QAbstractSpinBox, QScrollArea, QWidget
 
-    for size in ((1280, 800), (1920, 1080)):
-        xdo("windowsize", wid, str(size[0]), str(size[1]))
-        wait_for(app, lambda size=size: (win.width(), win.height()) == size, 10, f"the window at {size}")
-        pump(app, 1.0)
-        for dock in (win.setup_dock, win.inspect_dock):
-            scroll = dock.widget() if isinstance(dock.widget(), QScrollArea) else dock.widget().findChild(QScrollArea)
-            vp = scroll.viewport()
-            for w in scroll.widget().findChildren(QWidget):
-                if not w.isVisible() or isinstance(w.parent(), QAbstractSpinBox):
-                    continue
-                left = w.mapTo(vp, QPoint(0, 0)).x()
-                assert left >= 0 and left + w.width() <= vp.width() + 1, (size, dock.windowTitle(), type(w).__name__)
-        geo = win.geometry()
-        for dock in (win.setup_dock, win.inspect_dock):
-            r = dock.geometry()
-            assert r.right() <= geo.width() and r.bottom() <= geo.height(), (size, dock.windowTitle(), r)
-        print(f"{size[0]}x{size[1]}: nothing clipped", flush=True)
+        for size in ((1280, 800), (1920, 1080)):
+            xdo("windowsize", wid, str(size[0]), str(size[1]))
+            wait_for(app, lambda size=size: (win.width(), win.height()) == size, 10, f"the window at {size}")
+            pump(app, 1.0)
+            for dock in (win.setup_dock, win.inspect_dock):
+                scroll = dock.widget() if isinstance(dock.widget(), QScrollArea) else dock.widget().findChild(QScrollArea)
+                vp = scroll.viewport()
+                for w in scroll.widget().findChildren(QWidget):
+                    if not w.isVisible() or isinstance(w.parent(), QAbstractSpinBox):
+                        continue
+                    left = w.mapTo(vp, QPoint(0, 0)).x()
+                    assert left >= 0 and left + w.width() <= vp.width() + 1, (what, size, dock.windowTitle(),
+                                                                               type(w).__name__)
+            geo = win.geometry()
+            for dock in (win.setup_dock, win.inspect_dock):
+                r = dock.geometry()
+                assert r.right() <= geo.width() and r.bottom() <= geo.height(), (what, size, dock.windowTitle(), r)
+            print(f"{what}, {size[0]}x{size[1]}: nothing clipped", flush=True)
+
+    unclipped("a photograph")
+
+    # 5. a CT scan with its intensity window open: the setup column still shows every control whole
+    from pathlib import Path
+
+    import pydicom
+
+    ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+    c.autorun = True
+    assert win.open_image(ct)
+    wait_for(app, lambda: s.explanation is not None and s.explanation.source.get("file") == "CT_small.dcm"
+             and not c.runner.busy(), 120, "the scan's explanation")
+    assert win.window_section.button.isChecked(), "a scan opens with its intensity window shown"
+    unclipped("a CT scan, intensity window open")
+
+    # 6. File → Open folder (not "with sub-folders") on a dataset of class sub-folders finds its images
+    from PIL import Image
+
+    from alens_gui.core.images import sample_images
+
+    photos = sample_images()
+    root = Path(tempfile.mkdtemp(prefix="alens-walk-data-")) / "cases"
+    for rel, name in (("Egyptian cat/a.png", "chelsea"), ("Egyptian cat/b.png", "cat"), ("espresso/c.png", "coffee")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((photos[name] * 255).round().astype(np.uint8)).save(root / rel)
+    xdo("windowsize", wid, "1280", "800")
+    wait_for(app, lambda: (win.width(), win.height()) == (1280, 800), 10, "the window at 1280 x 800")
+    assert win.open_folder(root, recursive=False) is not None
+    g = s.gallery
+    wait_for(app, lambda: len(g.rows) == 3 and not c.runner.busy("folder"), 120, "the folder's images")
+    assert sum(r.true_label is not None for r in g.rows) == 3, [r.true_label for r in g.rows]
+    print(f"Open folder on class sub-folders: {len(g.rows)} images, all labelled", flush=True)
+
+    # 7. the wheel over the docks' tab bar (Notifications | Gallery) leaves the tab as it is
+    from PySide6.QtWidgets import QTabBar
+
+    bars = [b for b in win.findChildren(QTabBar) if b.isVisible() and b.count() >= 2]
+    assert bars, "no tab bar of tabbed docks"
+    bar = bars[0]
+    before_tab = bar.currentIndex()
+    p = bar.mapToGlobal(bar.tabRect(before_tab).center())
+    xdo("mousemove", str(p.x()), str(p.y()))
+    for button in ("5", "5", "4", "5"):
+        xdo("click", button)
+        pump(app, 0.05)
+    pump(app, 0.3)
+    assert bar.currentIndex() == before_tab, (before_tab, bar.currentIndex())
+    print("wheel over the dock tab bar: the tab stays", flush=True)
+
+    # 8. a comparison at 1280 x 800: pinned beside the current image, nothing off the screen
+    c.autorun = True
+    win.open_sample("chelsea")
+    wait_for(app, lambda: s.explanation is not None and s.explanation.source.get("file", "").startswith("chelsea")
+             and not c.runner.busy(), 120, "chelsea explained")
+    assert c.pin()
+    win.open_sample("coffee")
+    wait_for(app, lambda: s.pinned_rendered is not None and s.explanation is not None
+             and s.explanation.source.get("file", "").startswith("coffee") and not c.runner.busy(), 120,
+             "the comparison")
+    pump(app, 1.0)
+    assert win.width() <= 1280 and win.inspect_dock.geometry().right() <= win.width(), win.width()
+    assert win.pinned_maps.columns == win.maps.columns
+    print(f"comparison at {win.width()}x{win.height()}: both halves {win.maps.columns} columns", flush=True)
+    unclipped("a comparison")
+
     if os.environ.get("ALENS_WALK_SHOT"):
         win.grab().save(os.environ["ALENS_WALK_SHOT"])
     win.close()

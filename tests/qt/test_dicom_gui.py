@@ -70,7 +70,9 @@ def test_a_multi_frame_file_gets_a_frame_slider(make_window, qtbot, dcm):
     wait_idle(qtbot, win)
     assert s.image_request.frame == 1 and s.image.frame == 1
     assert not np.array_equal(first, s.image.pixels)
-    assert "frame 2" in s.image_request.label
+    assert "frame 1" in s.image_request.label  # numbered from 0, as in the info line and `alens --frame`
+    assert win.window_panel.frame_label.text() == "1 of 0–1" and "frame 1 of 0-1" in win.window_panel.info.text()
+    assert not win.window_panel.frame.hasTracking()  # one drag, one frame read and explained
     # an 8-bit photograph keeps no frame slider
     win.open_sample("coffee")
     wait_idle(qtbot, win)
@@ -86,3 +88,31 @@ def test_a_corrupt_scan_is_one_line_and_loses_nothing(make_window, qtbot, dcm):
     msg = win.notifications.errors()[-1]
     assert "MR_truncated.dcm" in msg and "\n" not in msg
     assert win.session.image is shown
+
+
+def test_a_ct_scan_offers_ct_presets_and_only_the_windows_it_has(make_window, qtbot, dcm):
+    """CT presets (lung, mediastinum, bone, brain) for a CT scan; "DICOM tags" greyed where the file
+    has no window; window values written as numbers, never as 3.277e+04 (issue 16, minor)."""
+    from alens_gui.core.windowing import _num
+    from alens_gui.qt.controls.window_panel import CT_PRESETS
+
+    win = make_window()
+    s = win.session
+    wait_idle(qtbot, win)
+    assert win.open_image(dcm("CT_small.dcm"))
+    wait_idle(qtbot, win)
+    panel = win.window_panel
+    model = panel.mode.model()
+    enabled = {panel.mode.itemData(i): model.item(i).isEnabled() for i in range(panel.mode.count())}
+    assert all(enabled[k] for k in CT_PRESETS)
+    assert enabled["dicom"] is False and "no window" in model.item(panel.mode.findData("dicom")).toolTip()
+    panel.mode.setCurrentIndex(panel.mode.findData("ct-lung"))
+    wait_idle(qtbot, win)
+    assert s.window == (-600.0, 1500.0) and s.image.window.center == pytest.approx(-600.0)
+    assert "C -600 W 1500" in panel.info.text()
+    assert panel.mode.currentData() == "ct-lung"
+    # an MR scan: no CT presets
+    assert win.open_image(dcm("MR_small.dcm"))
+    wait_idle(qtbot, win)
+    assert not any(model.item(panel.mode.findData(k)).isEnabled() for k in CT_PRESETS)
+    assert _num(32770.0) == "32770" and _num(-0.25) == "-0.25" and "e+" not in _num(123456.7)

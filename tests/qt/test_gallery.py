@@ -239,3 +239,51 @@ def test_thumbnails_of_a_cancelled_batch_are_asked_for_again(make_window, qtbot,
         view.table.scrollTo(view.proxy.index(i, 0))
         qtbot.wait(50)
     qtbot.waitUntil(lambda: all(r.thumb is not None for r in g.rows), timeout=30_000)
+
+
+def test_explain_all_shows_its_progress_and_can_be_cancelled(make_window, qtbot, labelled_folder):
+    """Explain all runs with a progress bar, an n-of-N message and a Cancel in the gallery, and
+    the status bar says so; Cancel stops it and keeps what was done (issue 16, finding 4)."""
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.session.method = "ig"  # seconds per image: there is time to see it run and stop it
+    win.session.options = {**win.session.options, "steps": 64}
+    win.open_folder(labelled_folder, recursive=True)
+    wait_idle(qtbot, win)
+    view, g = win.gallery, win.session.gallery
+    assert not view.progress.isVisible() and not view.cancel_button.isVisible()
+    assert win.controller.explain_all() is not None
+    qtbot.waitUntil(lambda: view.progress.isVisible() and view.cancel_button.isVisible(), timeout=10_000)
+    assert "explaining 5 images" in view.task_label.text()
+    assert win.status_text.text() != "ready" and "explaining 5 images" in win.status_text.text()
+    qtbot.waitUntil(lambda: any(r.explained for r in g.rows), timeout=180_000)
+    qtbot.waitUntil(lambda: "of 5" in view.task_label.text() and view.progress.value() > 0, timeout=10_000)
+    QTest.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not win.controller.runner.busy("folder"), timeout=120_000)
+    assert not view.progress.isVisible() and not view.cancel_button.isVisible()
+    done = sum(r.explained for r in g.rows)
+    assert 1 <= done < 5, done
+    assert any("stopped" in m for _level, m in win.notifications.messages)
+    assert win.status_text.text() == "ready"
+
+
+def test_open_folder_on_class_sub_folders_finds_their_images(make_window, qtbot, labelled_folder, photos):
+    """File → Open folder (not "with sub-folders") on a dataset of class sub-folders shows their
+    images with their labels and says so; a folder that mixes top-level images with class
+    sub-folders says why nothing is labelled (issue 16, finding 5)."""
+    win = make_window()
+    wait_idle(qtbot, win)
+    assert win.open_folder(labelled_folder, recursive=False) is not None
+    wait_idle(qtbot, win)
+    g = win.session.gallery
+    assert len(g.rows) == 5 and sum(r.true_label is not None for r in g.rows) == 5
+    assert any("sub-folder" in m and "Egyptian cat" in m for _lvl, m in win.notifications.messages)
+    assert "5 with a true label" in win.gallery.title.text()
+    # one image at the top beside the class sub-folders: no labels, and the reason is given
+    save(photos["rocket"], labelled_folder / "loose.png")
+    assert win.open_folder(labelled_folder, recursive=True) is not None
+    wait_idle(qtbot, win)
+    assert len(g.rows) == 6 and all(r.true_label is None for r in g.rows)
+    why = [m for _lvl, m in win.notifications.messages if "no true labels" in m]
+    assert why and "1 image(s) lie at the top" in why[-1] and "labels.csv" in why[-1]
+    assert "no true labels" in win.gallery.title.text() and "lie at the top" in win.gallery.title.toolTip()

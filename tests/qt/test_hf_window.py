@@ -86,6 +86,8 @@ def test_gallery_right_and_wrong_follow_the_model(tmp_path):
     assert row.correct(judge) is True and row.correct() is False  # by name alone: wrong
     row.true_label = "mass"
     assert row.correct(judge) is False
+    row.true_label = "unsorted"  # a folder name that is no class of the model: not judged, never "wrong"
+    assert row.correct(judge) is None
 
     class ImageNet:
         class_names = [f"c{i}" for i in range(1000)]

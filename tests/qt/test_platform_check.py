@@ -129,3 +129,11 @@ def test_without_a_terminal_the_message_also_goes_to_a_dialog(tmp_path, monkeypa
     assert "the message" in log.read_text().splitlines()
     assert pc.report("the message", tty=True) is None
     assert capsys.readouterr().err.count("the message") == 2
+
+
+def test_the_dialog_shows_the_install_command_whole_on_its_own_line():
+    msg = pc.xcb_message(["libxcb-cursor.so.0", "libxcb-icccm.so.4"], "")
+    text = pc.dialog_text(msg)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "    sudo apt-get install libxcb-cursor0 libxcb-icccm4" in lines

@@ -97,3 +97,76 @@ def test_view_matches_the_stored_reference(drawn):
     assert ref.shape == shot.shape, (ref.shape, shot.shape)
     diff = np.abs(ref - shot.astype(int))
     assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 12, (diff.mean(), np.percentile(diff, 99))
+
+
+def striped() -> Explanation:
+    """A map finer than any tile: in a block, columns alternate strong positive and weak negative
+    (the cat's-eyes case of Guided Backprop / IG maps); the rest is zero."""
+    h, w = 300, 450
+    img = np.full((h, w, 3), 0.5, dtype=np.float32)
+    raw = np.zeros((2, 1, h, w), dtype=np.float32)
+    raw[0, 0, 60:240, 100:350:2] = 2.0
+    raw[0, 0, 60:240, 101:350:2] = -0.5
+    raw[1] = -raw[0]
+    return Explanation.from_raw(img, [1, 2], ["one", "two"], [0.6, 0.4], raw, method="synthetic")
+
+
+def test_a_map_drawn_smaller_than_its_data_says_the_same_at_every_size(qtbot):
+    session = Session()
+    view = MapsView(session)
+    qtbot.addWidget(view)
+    view.setFixedSize(700, 520)
+    view.show()
+    session.view = ViewOptions(mode="base", territory=False, opacity=1.0, scale=ColorScale(scope="row"))
+    expl = striped()
+    session.explanation = expl
+    session.rendered = jobs.render(expl, session.view.scale)
+    qtbot.waitUntil(lambda: view.map_tiles("base") and view.map_tiles("base")[0].view.width() > 100)
+    seen = []
+    for size in ((700, 520), (685, 505), (640, 480), (600, 450), (560, 420), (480, 360)):
+        view.setFixedSize(*size)
+        qtbot.wait(100)
+        for cls, sign in ((0, 1), (1, -1)):
+            tile = view.map_tiles("base")[cls]
+            assert tile.reduction() >= 2, "the tile must be smaller than the data for this test"
+            shot = grab(tile).astype(int)
+            y0, x0 = screen_xy(tile, 80, 120)
+            y1, x1 = screen_xy(tile, 220, 330)
+            region = shot[y0:y1, x0:x1]
+            red_minus_blue = region[..., 0] - region[..., 2]
+            # every screen pixel of the block is on the side of its mean (red for class 0), at every size
+            assert (np.sign(red_minus_blue) == sign).all(), (size, cls, (np.sign(red_minus_blue) != sign).mean())
+            seen.append(tile.reduction())
+    assert len(set(seen)) >= 2  # the sizes covered more than one reduction
+
+
+def test_a_comparison_on_screen_blits_the_arrays_the_export_composites(qtbot):
+    from alens_gui.core.export import comparison_panels
+
+    session = Session()
+    current, pinned = MapsView(session), MapsView(session, role="pinned")
+    for v in (current, pinned):
+        qtbot.addWidget(v)
+        v.setFixedSize(600, 500)
+        v.show()
+    session.view = ViewOptions(mode="both", territory=True, opacity=0.8, scale=ColorScale(scope="class"))
+    a, b = synthetic(), striped_small()
+    session.explanation, session.pinned = b, a
+    rb, ra = jobs.render_pair(b, a, session.view.scale)
+    session.rendered, session.pinned_rendered = rb, ra
+    qtbot.waitUntil(lambda: len(pinned.map_tiles("refined")) == 2 and len(current.map_tiles("refined")) == 2)
+    pa, pb = comparison_panels(a, b, session.view.scale, session.view.opacity)
+    for view, exported in ((pinned, pa["rendered"]), (current, pb["rendered"])):
+        for kind in ("base", "refined"):
+            for i, tile in enumerate(view.map_tiles(kind)):
+                on_screen = tile.sources[1]
+                np.testing.assert_array_equal(on_screen, getattr(exported, kind)[i])
+        np.testing.assert_array_equal(view.tiles[("territory", -1)].sources[1], exported.territory)
+        assert view.rendered.limits[0] == pytest.approx(exported.limits[0])
+
+
+def striped_small() -> Explanation:
+    """The synthetic explanation's image and maps, mirrored: another image of the same class set."""
+    e = synthetic()
+    return Explanation.from_raw(e.image[:, ::-1].copy(), [1, 2], ["one", "two"], [0.3, 0.7],
+                                e.raw[..., ::-1].copy() * 3, method="synthetic")

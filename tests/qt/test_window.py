@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from PySide6.QtCore import QPointF, QRectF, QThreadPool
 from PySide6.QtGui import QAction
 
 from alens_gui.core.images import GRID_CLASSES, GRID_PHOTOS
+from alens_gui.core.render import area_average
 from alens_gui.qt.session import ClassRequest, ImageRequest, ModelRequest
 
 from .conftest import wait_idle
@@ -77,7 +79,8 @@ def test_first_start_explains_a_sample_photograph(make_window, qtbot):
     # every map tile shows the colour image the controller prepared for it
     r = win.session.rendered
     for i, tile in enumerate(win.maps.map_tiles("refined")):
-        np.testing.assert_array_equal(tile.heat.image, r.refined[i])
+        assert tile.sources[1] is r.refined[i]  # the very array the exporters composite
+        np.testing.assert_array_equal(tile.heat.image, area_average(r.refined[i], tile.reduction()))
         r_ = tile.vb.viewRect()  # the whole image is in view, and it fills the tile in one direction
         assert r_.contains(QRectF(0.5, 0.5, 450, 299))
         assert r_.width() == pytest.approx(451, rel=0.02) or r_.height() == pytest.approx(300, rel=0.02)
@@ -93,7 +96,7 @@ def test_open_image_and_see_k_refined_maps(make_window, qtbot, chelsea_png):
     expl = win.session.explanation
     assert expl.k == 4 and len(win.maps.map_tiles("refined")) == 4 and len(win.maps.map_tiles("base")) == 4
     for i, tile in enumerate(win.maps.map_tiles("base")):
-        np.testing.assert_array_equal(tile.heat.image, win.session.rendered.base[i])
+        assert tile.sources[1] is win.session.rendered.base[i]
     assert not np.array_equal(expl.refined, expl.base)
     assert str(chelsea_png.resolve()) in win.recent_files()
     np.testing.assert_allclose(win.probabilities.plot.heights(), expl.probs)
@@ -134,13 +137,13 @@ def test_hover_reads_the_class_distribution(make_window, qtbot):
 def test_lens_controls_relens_without_a_model_call(make_window, qtbot, explainer):
     win = make_window()
     expl = run(qtbot, win, "ixg")
-    before = [t.heat.image.copy() for t in win.maps.map_tiles("refined")]
+    before = [t.sources[1].copy() for t in win.maps.map_tiles("refined")]
     with ForwardCounter(explainer.model) as counter:
         win.lens_panel.tau.setValue(0.2)
         wait_idle(qtbot, win)
         after = win.session.explanation
         assert after.lens.tau == pytest.approx(0.2)
-        changed = [not np.array_equal(b, t.heat.image) for b, t in zip(before, win.maps.map_tiles("refined"))]
+        changed = [not np.array_equal(b, t.sources[1]) for b, t in zip(before, win.maps.map_tiles("refined"))]
         assert any(changed)
         assert (after.refined != 0).sum() < (expl.refined != 0).sum()  # a larger margin keeps fewer pixels
         np.testing.assert_array_equal(after.base, expl.base)
@@ -517,7 +520,8 @@ def test_command_line_arguments():
     args = build_parser().parse_args(["cat.png", "--model", "ck.pt", "--arch", "timm:resnet18",
                                       "--labels", "l.txt", "--device", "cpu"])
     assert (args.path, args.model, args.arch, args.labels, args.device, args.torchscript) == (
-        "cat.png", "ck.pt", "timm:resnet18", "l.txt", "cpu", False)
+        ["cat.png"], "ck.pt", "timm:resnet18", "l.txt", "cpu", False)
+    assert build_parser().parse_args(["a.png", "b.png"]).path == ["a.png", "b.png"]  # a comparison
     assert build_parser().parse_args([]).model == "default"
     assert build_parser().parse_args(["--model", "net.pt", "--torchscript"]).torchscript
 
@@ -528,11 +532,12 @@ def test_save_dialogs_suggest_a_file_name(make_window, qtbot, tmp_path, monkeypa
 
     win = make_window()
     run(qtbot, win, "gradcam")  # chelsea
-    asked = []
+    asked, starts = [], []
 
     def fake_dialog(parent, title, suggested, filt, options=None):
-        asked.append(suggested)
-        return str(tmp_path / suggested), filt.split(";;")[0]
+        asked.append(Path(suggested).name)
+        starts.append(Path(suggested).parent)
+        return str(tmp_path / Path(suggested).name), filt.split(";;")[0]
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
     action = next(a for a in win.findChildren(QAction) if a.text().replace("&", "").startswith("Export figure (all classes)"))
@@ -544,3 +549,4 @@ def test_save_dialogs_suggest_a_file_name(make_window, qtbot, tmp_path, monkeypa
     action.trigger()
     wait_idle(qtbot, win)
     assert asked[-1] == "chelsea_sample_photograph-gradcam-territory.png"
+    assert starts[-1] == tmp_path  # the second dialog starts in the folder the first one was left in

@@ -128,7 +128,8 @@ def test_a_session_restores_the_screen_without_running_the_model(make_window, qt
     run(qtbot, win, "ixg")
     win.lens_panel.tau.setValue(0.05)
     wait_idle(qtbot, win)
-    win.session.view = win.session.view.with_(mode="refined", hover_radius=3)
+    win.session.view = win.session.view.with_(mode="refined")
+    win.session.hover_radius = 3
     mask = np.zeros(win.session.explanation.shape, bool)
     mask[20:60, 30:90] = True
     win.session.add_to_mask(mask)
@@ -149,7 +150,7 @@ def test_a_session_restores_the_screen_without_running_the_model(make_window, qt
     assert e.lens == saved.lens and e.lens.tau == pytest.approx(0.05)
     np.testing.assert_allclose(e.refined, saved.refined, atol=1e-6)
     assert again.session.method == "ixg" and again.session.view.mode == "refined"
-    assert again.session.view.hover_radius == 3 and again.hover_radius.spin.value() == 3
+    assert again.session.hover_radius == 3 and again.hover_radius.spin.value() == 3
     assert again.session.image_request.path == str(img.resolve())
     np.testing.assert_array_equal(again.session.mask, win.session.mask)
     r0, r1 = win.session.mask_result, again.session.mask_result  # the masking result is there too

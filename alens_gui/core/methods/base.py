@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import AlensError, Cancelled, MethodError
 from ..locking import using_model
 from ..progress import Progress, ensure_progress
+from .hooks import hooks  # noqa: F401 - re-exported (methods import it from here)
 from .registry import MethodInfo, Option, get_method, list_methods, register_method  # noqa: F401 - re-exported
 
 
@@ -54,17 +55,6 @@ class MethodContext:
 # ---------------------------------------------------------------------------------
 # Shared machinery
 # ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def hooks() -> Iterator[list]:
-    """Collect hook handles; every one is removed on exit, also when the body raises."""
-    handles: list = []
-    try:
-        yield handles
-    finally:
-        for h in handles:
-            h.remove()
-
-
 @contextlib.contextmanager
 def cancellation_points(model: nn.Module, progress: Progress) -> Iterator[None]:
     """Let a cancel interrupt a forward or backward pass half-way, not only between passes.

@@ -75,7 +75,7 @@ from torch import nn
 
 from ..errors import MethodError
 from ..progress import Progress
-from .base import hooks
+from .hooks import hooks
 
 #: Module class names that mark a transformer although "Attention" is not in them (timm's
 #: class-attention, twins, XCiT, halo/bottleneck self-attention, ConViT; torchvision's ViT block).

@@ -6,7 +6,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..session import SAMPLES, ImageRequest, Session
-from ._util import blocked, combo, set_combo_data
+from ._util import combo, set_combo_data
 
 POLICIES = (
     ("the model's own (its resize and crop)", "model"),
@@ -61,9 +61,9 @@ class ImagePanel(QWidget):
 
     def _on_request(self, req: ImageRequest) -> None:
         self.label.setText(req.label or "no image yet")
-        with blocked(self.samples):
-            set_combo_data(self.samples, req.sample if req.sample and not req.path else "")
+        # bound per field: the echo (the combo's change setting the same request) ends at the
+        # session field's equality check; the placeholder entry ("") asks for nothing
+        set_combo_data(self.samples, req.sample if req.sample and not req.path else "")
 
     def _on_policy(self, policy: str) -> None:
-        with blocked(self.policy):
-            set_combo_data(self.policy, policy)
+        set_combo_data(self.policy, policy)  # the echo sets the same policy: no signal

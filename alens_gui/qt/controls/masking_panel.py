@@ -27,7 +27,7 @@ from alens_gui.core.masking import FILLS
 
 from ..session import Session
 from ..widgets import BarPlot
-from ._util import blocked, combo, set_combo_data
+from ._util import combo, set_combo_data
 
 TOOLS = (("navigate", "navigate"), ("brush", "brush"), ("rectangle", "rectangle"))
 
@@ -52,7 +52,8 @@ class MaskingPanel(QWidget):
         self.top_percent.setValue(20.0)
         self.top_percent.setSuffix(" %")
         top = QPushButton("Mask top")
-        top.setToolTip("mask the top p % of pixels of this class's refined map")
+        top.setToolTip("mask the top p % of pixels of this class's refined map (added to a mask already "
+                       "drawn: Clear first to mask only these)")
         top.clicked.connect(lambda: self.topRequested.emit(max(0, self.top_class.currentIndex()),
                                                            self.top_percent.value()))
         self.undo = QPushButton("Undo")
@@ -83,6 +84,11 @@ class MaskingPanel(QWidget):
         self.preview_vb = self.preview.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
         self.preview_img = pg.ImageItem()
         self.preview_vb.addItem(self.preview_img)
+        # the preview keeps its place while hidden and the read-out its rows while empty: the
+        # buttons above and below never move under the mouse (Clear moved "Mask top" 200 px)
+        policy = self.preview.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.preview.setSizePolicy(policy)
         self.preview.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
@@ -107,31 +113,43 @@ class MaskingPanel(QWidget):
 
     def _pull(self, *_args) -> None:
         s = self.session
-        with blocked(self.tool, self.brush, self.fill):
-            set_combo_data(self.tool, s.tool)
-            self.brush.setValue(int(s.brush_radius))
-            set_combo_data(self.fill, s.fill)
+        # bound per field: each widget's echo sets its field to the value it has (no signal)
+        set_combo_data(self.tool, s.tool)
+        self.brush.setValue(int(s.brush_radius))
+        set_combo_data(self.fill, s.fill)
         self.brush.setEnabled(s.tool == "brush")
 
     def _on_explanation(self, expl) -> None:
         if expl is None:
             return
+        if self.session.mask_result is None:
+            self.text.setText(self._empty_text())
         items = [f"{int(c)} {n}" for c, n in zip(expl.classes, expl.class_names)]
         if items != [self.top_class.itemText(i) for i in range(self.top_class.count())]:
-            with blocked(self.top_class):
-                self.top_class.clear()
-                self.top_class.addItems(items)
+            self.top_class.clear()  # (read when "Mask top" is clicked: nothing listens to its changes)
+            self.top_class.addItems(items)
             self._on_selected(self.session.selected)
 
     def _on_selected(self, index: int) -> None:
-        with blocked(self.top_class):
-            if 0 <= index < self.top_class.count():
-                self.top_class.setCurrentIndex(index)
+        if 0 <= index < self.top_class.count():
+            self.top_class.setCurrentIndex(index)
+
+    def _empty_text(self) -> str:
+        """The read-out with no mask: the explanation's classes with empty values (the same rows
+        as a result has, so nothing below moves when one arrives or is cleared)."""
+        expl = self.session.explanation
+        head = "Select a region to mask; the model then runs on the masked image."
+        if expl is None:
+            return head
+        rows = "".join(f"<tr><td>{int(c)} {html.escape(n)}</td><td align='right'>–</td><td align='right'>–</td>"
+                       f"<td align='right'>–</td></tr>" for c, n in zip(expl.classes, expl.class_names))
+        return (f"{head}<br><table cellspacing='3'><tr><th align='left'>class</th><th>before</th><th>after</th>"
+                f"<th>change</th></tr>{rows}</table>")
 
     def _on_result(self, r) -> None:
         if r is None:
             self.plot.set_bars([], [], [])
-            self.text.setText("Select a region to mask; the model then runs on the masked image.")
+            self.text.setText(self._empty_text())
             self.preview.hide()
             return
         expl = self.session.explanation

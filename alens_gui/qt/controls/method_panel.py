@@ -137,7 +137,22 @@ class MethodPanel(QWidget):
         self.combo.currentIndexChanged.connect(self._method_chosen)
         session.method_changed.connect(self._on_method)
         session.options_changed.connect(self.form.show_values)
+        session.model_changed.connect(self._on_model)
         self._on_method(session.method)
+
+    def _on_model(self, model) -> None:
+        """Methods the loaded model's architecture cannot run are listed greyed, with the reason
+        (before: offered, and refused only after Run)."""
+        arch = getattr(model, "architecture", None)
+        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
+        items = self.combo.model()
+        for i in range(self.combo.count()):
+            spec = self.specs.get(self.combo.itemData(i))
+            ok = arch is None or spec is None or arch in spec.architectures
+            items.item(i).setEnabled(ok)
+            why = "" if ok else (f"not for this model ({kinds.get(arch, arch)}); it supports "
+                                 f"{', '.join(kinds.get(a, a) for a in spec.architectures)}\n\n")
+            self.combo.setItemData(i, why + (spec.description if spec else ""), Qt.ItemDataRole.ToolTipRole)
 
     def _method_chosen(self, _index: int) -> None:
         name = self.combo.currentData()

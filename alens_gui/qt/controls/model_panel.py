@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..session import ModelRequest, Session
+from ..widgets import ElidedLabel
 from ._util import blocked, combo, set_combo_data
 
 SPECS = ("default", "torchvision:resnet50", "timm:resnet18")
@@ -33,8 +34,7 @@ class ModelPanel(QWidget):
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
-        self.status = QLabel("loading…")
-        self.status.setWordWrap(True)
+        self.status = ElidedLabel("loading…")
         self.spec = combo([(s, s) for s in SPECS], "default, torchvision:NAME, timm:NAME (also timm:hf-hub:ORG/NAME, "
                                                    "timm:local-dir:DIR), hf:DIR (a transformers folder) or a checkpoint file")
         self.spec.setEditable(True)

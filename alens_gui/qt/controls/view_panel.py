@@ -85,7 +85,8 @@ class ViewPanel(QWidget):
 
 
 class HoverRadius(QWidget):
-    """The radius the hover read-out averages over, bound to ``session.view.hover_radius``."""
+    """The radius the hover read-out averages over, bound to ``session.hover_radius`` (the
+    field's equality check ends the echo: no signal blocker)."""
 
     def __init__(self, session: Session, parent=None) -> None:
         from PySide6.QtWidgets import QHBoxLayout, QSpinBox
@@ -101,5 +102,5 @@ class HoverRadius(QWidget):
         lay.addWidget(QLabel("average over a radius of"))
         lay.addWidget(self.spin)
         lay.addStretch(1)
-        self.spin.valueChanged.connect(lambda v: setattr(session, "view", session.view.with_(hover_radius=int(v))))
-        session.view_changed.connect(lambda v: self.spin.setValue(v.hover_radius))
+        self.spin.valueChanged.connect(lambda v: setattr(session, "hover_radius", int(v)))
+        session.hover_radius_changed.connect(lambda r: self.spin.setValue(int(r)))

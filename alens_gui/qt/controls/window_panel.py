@@ -21,12 +21,19 @@ from ._util import blocked, combo, set_combo_data
 
 MODES = (("the image's default", "default"), ("auto (0.5-99.5 %)", "auto"), ("full range", "full"),
          ("DICOM tags", "dicom"), ("custom", "custom"))
+#: Common CT windows in Hounsfield units (centre, width), offered for CT scans.
+CT_PRESETS = {"ct-lung": ("CT lung", -600.0, 1500.0), "ct-mediastinum": ("CT mediastinum", 50.0, 350.0),
+              "ct-bone": ("CT bone", 400.0, 1800.0), "ct-brain": ("CT brain", 40.0, 80.0)}
 HIST_SAMPLES = 262_144  # the histogram reads at most this many values: it stays instant for any image
 
 
 def _window_mode(window) -> str:
     if isinstance(window, str) and window in ("default", "auto", "full", "dicom"):
         return window
+    if isinstance(window, tuple) and len(window) == 2:
+        for key, (_name, c, w) in CT_PRESETS.items():
+            if (float(window[0]), float(window[1])) == (c, w):
+                return key
     return "custom"
 
 
@@ -40,13 +47,18 @@ class WindowPanel(QWidget):
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
-        self.mode = combo(list(MODES), "how native values map to the brightness the model sees")
+        items = list(MODES) + [(f"{name} (C {c:g}, W {w:g})", key) for key, (name, c, w) in CT_PRESETS.items()]
+        self.mode = combo(items, "how native values map to the brightness the model sees; the CT presets are "
+                                 "windows in Hounsfield units, offered for CT scans")
         self.center = QDoubleSpinBox()
         self.width_ = QDoubleSpinBox()
         for w in (self.center, self.width_):
             w.setRange(-1e9, 1e9)
             w.setDecimals(2)
             w.setKeyboardTracking(False)
+            # the range of +-1e9 made each box 130 px wide at least and clipped the column; the
+            # range follows the image (see _on_image), the minimum width a number's
+            w.setMinimumWidth(70)
         self.width_.setMinimum(1e-6)
         self.hist = pg.PlotWidget()
         self.hist.setBackground("w")
@@ -79,6 +91,11 @@ class WindowPanel(QWidget):
         row.addWidget(self.center, 1)
         row.addWidget(QLabel("width"))
         row.addWidget(self.width_, 1)
+        self.frame.setMinimumWidth(40)
+        # one frame per drag: the frame is read (and explained) where the slider is let go; while
+        # dragging, the label follows the handle
+        self.frame.setTracking(False)
+        self.frame.sliderMoved.connect(self._frame_label)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
         lay.addLayout(form)
@@ -99,7 +116,10 @@ class WindowPanel(QWidget):
     # -- widgets -> session ---------------------------------------------------------------
     def _mode_chosen(self, _i: int) -> None:
         mode = self.mode.currentData()
-        if mode == "custom":
+        if mode in CT_PRESETS:
+            _name, c, w = CT_PRESETS[mode]
+            self.session.window = (c, w)
+        elif mode == "custom":
             self._push_custom(self.center.value(), self.width_.value())
         else:
             self.session.window = mode
@@ -118,6 +138,25 @@ class WindowPanel(QWidget):
         if req.path and value != req.frame:
             self.session.image_request = ImageRequest(path=req.path, frame=int(value))
 
+    def _offer(self, image) -> None:
+        """Only what applies to this image is offered: the file's own window where it has one,
+        the CT presets for CT scans (the others stay listed, greyed, with the reason)."""
+        info = getattr(image, "info", {}) or {}
+        has_file_window = bool(getattr(image, "dicom_windows", ()))
+        is_ct = str(info.get("modality", "")).upper() == "CT"
+        model = self.mode.model()
+        for i in range(self.mode.count()):
+            key = self.mode.itemData(i)
+            if key == "dicom":
+                ok, why = has_file_window, "this image has no window in its file"
+            elif key in CT_PRESETS:
+                ok, why = is_ct, "for CT scans (values in Hounsfield units)"
+            else:
+                continue
+            item = model.item(i)
+            item.setEnabled(ok)
+            item.setToolTip("" if ok else why)
+
     # -- session -> widgets ---------------------------------------------------------------
     def _on_window(self, window) -> None:
         with blocked(self.mode):
@@ -128,6 +167,7 @@ class WindowPanel(QWidget):
         self.setEnabled(has)
         if not has:
             return
+        self._offer(image)
         raw = np.asarray(image.raw)
         step = max(1, int(np.sqrt(raw.shape[0] * raw.shape[1] * (raw.shape[2] if raw.ndim == 3 else 1) / HIST_SAMPLES)))
         sample = raw[::step, ::step].reshape(-1)
@@ -142,7 +182,10 @@ class WindowPanel(QWidget):
         view_lo, view_hi = min(lo_hi[0], w.lo), max(lo_hi[1], w.hi)
         pad = 0.02 * (view_hi - view_lo)
         self.hist.setXRange(view_lo - pad, view_hi + pad, padding=0)
+        span = max(lo_hi[1] - lo_hi[0], float(w.width), 1e-6)
         with blocked(self.center, self.width_, self.region):
+            self.center.setRange(min(lo_hi[0], w.lo) - 4 * span, max(lo_hi[1], w.hi) + 4 * span)
+            self.width_.setRange(1e-6, 10 * span)
             self.center.setValue(float(w.center))
             self.width_.setValue(float(w.width))
             self.region.setRegion((w.lo, w.hi))
@@ -153,4 +196,9 @@ class WindowPanel(QWidget):
             with blocked(self.frame):
                 self.frame.setRange(0, image.n_frames - 1)
                 self.frame.setValue(image.frame)
-            self.frame_label.setText(f"{image.frame + 1} / {image.n_frames}")
+            self._frame_label(image.frame)
+
+    def _frame_label(self, frame: int) -> None:
+        """Frames are numbered from 0, as in the info line, the caption and ``alens --frame``."""
+        n = self.frame.maximum() + 1
+        self.frame_label.setText(f"{int(frame)} of 0–{n - 1}")

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -47,6 +48,7 @@ class GalleryView(QWidget):
     explainAllRequested = Signal()
     reportRequested = Signal()
     openFolderRequested = Signal()
+    cancelRequested = Signal()
 
     def __init__(self, session: Session, parent=None) -> None:
         from PySide6.QtWidgets import QComboBox
@@ -90,9 +92,30 @@ class GalleryView(QWidget):
         compare.clicked.connect(self._compare)
         report = QPushButton("Report the selected…")
         report.clicked.connect(self.reportRequested)
+        # the folder's background work (Explain all, classifying): its progress and a Cancel
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("stop the folder's work; the images done so far stay cached")
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.task_label = QLabel("")
+        self.task_label.setStyleSheet("color: #555;")
+        self.progress.setMaximumWidth(160)
+        for w in (self.progress, self.cancel_button, self.task_label):
+            # their place is kept while hidden: the table never re-lays out when the work starts or ends
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
+            w.hide()
+        self.task_label.setMinimumWidth(40)
         bar = QHBoxLayout()
         bar.addWidget(open_button)
         bar.addWidget(self.title, 1)
+        bar.addWidget(self.task_label)
+        bar.addWidget(self.progress)
+        bar.addWidget(self.cancel_button)
         bar.addWidget(self.search)
         bar.addWidget(self.show_combo)
         bar.addWidget(explain)
@@ -103,13 +126,33 @@ class GalleryView(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.table, 1)
         session.gallery.modelReset.connect(self._on_reset)
+        session.gallery_activity_changed.connect(self._on_activity)
+
+    def _on_activity(self, a) -> None:
+        """Show the folder's work while it runs: what, how far (n of N) and a Cancel."""
+        busy = a.busy
+        for w in (self.progress, self.cancel_button, self.task_label):
+            w.setVisible(busy)
+        if not busy:
+            return
+        text = a.label + "…" + (f"  {a.message}" if a.message else "")
+        self.task_label.setText(text)
+        self.task_label.setToolTip(text)
+        if a.total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(1.0, a.done / a.total)))
+        else:
+            self.progress.setRange(0, 0)  # busy, extent unknown yet
 
     def _on_reset(self) -> None:
         g = self.session.gallery
         n = len(g.rows)
         labelled = sum(r.true_label is not None for r in g.rows)
+        why = next((note for note in g.notes if note.startswith("no true labels")), "")
         self.title.setText(f"<b>{html.escape(g.root.name) if g.root else ''}</b>: {n} images"
-                           + (f", {labelled} with a true label" if labelled else ""))
+                           + (f", {labelled} with a true label" if labelled else "")
+                           + (" — <span style='color:#a05000'>no true labels (hover for why)</span>" if why else ""))
+        self.title.setToolTip(html.escape(why) if why else "")
 
     def selected_rows(self) -> list[int]:
         """Rows (of the session's gallery model) selected in the table, in table order."""

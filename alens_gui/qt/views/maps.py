@@ -5,7 +5,8 @@ Tiles: the image, the class-territory view, and per class its base and/or refine
 window; the column count is chosen so that the tiles are as large as the space allows
 (they wrap for K up to 10 and beyond). Zoom and pan are linked, the crosshair and the
 mask are drawn in every tile, and the colour images come ready-made from the controller
-(:class:`~alens_gui.qt.jobs.Rendered`), so drawing is a blit.
+(:class:`~alens_gui.core.render.Rendered`, the arrays the exporters composite too), so
+drawing is a blit, area-averaged where a tile is smaller than the data.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from alens_gui.core.colors import class_color
+from alens_gui.core.colors import class_colors
 from alens_gui.core.masking import brush_mask, rectangle_mask
+from alens_gui.core.render import area_average
 
 from ..session import Session
 from ..widgets import Throttled, plain_tip
@@ -106,7 +108,9 @@ class MapTile(QWidget):
         lay.addWidget(self.view, 1)
         # Every tile gets exactly the share of the grid its stretch gives it: equal sizes.
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.setMinimumSize(60, 60)
+        # small enough that a comparison's two halves of K maps fit a 1280-pixel screen; the
+        # column choice keeps tiles larger than this wherever there is room
+        self.setMinimumSize(40, 40)
         self.size_hw = (0, 0)
         self._title = ("", False, None)
         if kind == "blank":  # keeps base/refined pairs in columns; drawn as empty space, not an empty frame
@@ -114,11 +118,16 @@ class MapTile(QWidget):
             policy.setRetainSizeWhenHidden(True)
             self.view.setSizePolicy(policy)
             self.view.hide()
+        #: the full-size (backdrop, RGBA map) this tile shows: arrays of the session's Rendered
+        self.sources: tuple | None = None
+        self._drawn_key: tuple | None = None
         self.vb.sigRangeChangedManually.connect(lambda _m: grid.sync_range(self.vb))
+        self.vb.sigTransformChanged.connect(lambda _vb: self._blit())
+        self.vb.sigResized.connect(lambda _vb: self._blit())
         self.view.scene().sigMouseMoved.connect(self._moved)
 
-    def set_title(self, text: str, selected: bool = False, color: tuple | None = None) -> None:
-        self._title = (text, selected, color)
+    def set_title(self, text: str, selected: bool = False, color: tuple | None = None, tip: str = "") -> None:
+        self._title = (text, selected, color, tip)
         mark = "▶ " if selected else ""
         swatch = ""
         if color is not None:
@@ -127,17 +136,68 @@ class MapTile(QWidget):
         shown = fm.elidedText(mark + text, Qt.TextElideMode.ElideRight, max(40, self.width() - 16))
         shown = html.escape(shown)  # a class name from a file is text, never markup
         self.title.setText(swatch + (f"<b>{shown}</b>" if selected else shown))
-        self.title.setToolTip(plain_tip(text))
+        self.title.setToolTip(plain_tip(tip or text))
+
+    def set_legend(self, items: list[tuple[tuple, str]]) -> None:
+        """The class-territory tile's title: a colour swatch and a name per class (elided to the
+        tile's width; the whole legend in the tooltip)."""
+        self._title = ("", False, None, "")
+        self._legend = items
+        fm = QFontMetrics(self.title.font())
+        room = max(40, self.width() - 16)
+        width = max(12, room // max(1, len(items)) - fm.horizontalAdvance("■ "))
+        parts = [f"<span style='color: rgb{tuple(c)}'>■</span> "
+                 f"{html.escape(fm.elidedText(name, Qt.TextElideMode.ElideRight, width))}" for c, name in items]
+        self.title.setText("&nbsp;".join(parts))
+        self.title.setToolTip(plain_tip("class territory (the winning class per pixel; faint: a narrow win): "
+                                        + ", ".join(name for _c, name in items)))
 
     def resizeEvent(self, ev):  # noqa: N802 - Qt naming
         super().resizeEvent(ev)
+        if getattr(self, "_legend", None) and not self._title[0]:
+            self.set_legend(self._legend)
         if self._title[0]:
             self.set_title(*self._title)  # re-elide for the new width
+        QTimer.singleShot(0, self._blit)  # the view box has its new size on the next turn
 
     def set_size(self, h: int, w: int) -> None:
         if (h, w) != self.size_hw:
             self.size_hw = (h, w)
             self.vb.setRange(QRectF(0, 0, w, h), padding=0.0, disableAutoRange=True)
+
+    def show_map(self, backdrop: np.ndarray, rgba: np.ndarray | None) -> None:
+        """Draw ``rgba`` over ``backdrop`` (full-size uint8 arrays of a Rendered)."""
+        self.sources = (backdrop, rgba)
+        self._blit()
+
+    def reduction(self) -> int:
+        """By how much the maps are area-averaged: data pixels per screen pixel, rounded up."""
+        px = self.vb.viewPixelSize()
+        if not px or not all(math.isfinite(v) and v > 0 for v in px):
+            return 1
+        return max(1, math.ceil(max(px) - 0.02))
+
+    def _blit(self) -> None:
+        """Blit the sources, area-averaged where the tile is smaller than the data (see
+        :func:`alens_gui.core.render.area_average`): what a map says must not change with
+        the size it is drawn at, and a blit without averaging samples one pixel in n."""
+        if self.sources is None:
+            return
+        backdrop, rgba = self.sources
+        f = self.reduction()
+        key = (id(backdrop), id(rgba), f)
+        if key == self._drawn_key:
+            return
+        self._drawn_key = key
+        h, w = backdrop.shape[:2]
+        full = QRectF(0, 0, w, h)
+        self.backdrop.setImage(area_average(backdrop, f), levels=(0, 255))
+        self.backdrop.setRect(full)
+        if rgba is None:
+            self.heat.clear()
+        else:
+            self.heat.setImage(area_average(rgba, f), levels=(0, 255))
+            self.heat.setRect(full)
 
     def set_crosshair(self, y: int, x: int) -> None:
         h, w = self.size_hw
@@ -224,6 +284,7 @@ class MapsView(QWidget):
         self.banner.setStyleSheet("background: #fff3cd; color: #664d03; padding: 3px;")
         self.placeholder = QLabel("The maps appear here once the model and an image are loaded.")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)  # one line of it made a comparison's half 390 px wide at least
         self.placeholder.setStyleSheet("color: #777;")
         self.area = QWidget()
         self.grid_layout = QGridLayout(self.area)
@@ -350,10 +411,20 @@ class MapsView(QWidget):
                 best, best_size = c, tile_w
         return best
 
+    def follow(self, leader: MapsView) -> None:
+        """Lay out as ``leader`` does (the pinned half of a comparison follows the current one):
+        the same column count, so class i sits in the same cell on both sides."""
+        self.leader = leader
+        leader.tilesChanged.connect(lambda: self.relayout() if self.isVisible() and self._order else None)
+
     def relayout(self, force: bool = False) -> None:
         order = self._wanted_order()
         pairs = self.session.view.mode == "both"
-        cols = self._best_columns(len(order), pairs)
+        leader = getattr(self, "leader", None)
+        if leader is not None and leader.columns and leader.explanation is not None:
+            cols = min(leader.columns, len(order))
+        else:
+            cols = self._best_columns(len(order), pairs)
         if not force and order == self._order and cols == self._columns:
             return
         for tile in self.tiles.values():
@@ -431,10 +502,8 @@ class MapsView(QWidget):
                     tile.backdrop.setImage(img, levels=(0.0, 1.0))
                 tile.heat.clear()
             elif kind in ("territory", "base", "refined"):
-                if tile.backdrop.image is not r.backdrop:
-                    tile.backdrop.setImage(r.backdrop, levels=(0, 255))
                 rgba = r.territory if kind == "territory" else (r.base if kind == "base" else r.refined)[i]
-                tile.heat.setImage(rgba, levels=(0, 255))
+                tile.show_map(r.backdrop, rgba)
         self._on_view(self.session.view)
         if self.role == "current":
             self._draw_mask(self.session.mask)
@@ -477,13 +546,21 @@ class MapsView(QWidget):
                 label = (expl.source.get("file") if expl is not None else "") or "pinned image"
                 tile.set_title(("pinned: " + label) if self.role == "pinned" else (s.image_request.label or "image"))
             elif kind == "territory":
-                tile.set_title("class territory (winner per pixel)")
+                if expl is not None:  # its legend: each class's colour, as in the maps' titles
+                    tile.set_legend([(c, n) for c, n in zip(class_colors(expl.classes), expl.class_names)])
+                else:
+                    tile.set_title("class territory (winner per pixel)")
             elif kind == "blank":
                 tile.set_title("class territory: off (T shows it)")
             elif expl is not None and i < expl.k:
                 sel = i == s.selected
-                tile.set_title(f"{kind}: {int(expl.classes[i])} {expl.class_names[i]} (p={expl.probs[i]:.2f})",
-                               selected=sel, color=class_color(i))
+                # the class's name (its index only on hover: "2 grade 3" read as one name), and
+                # which method made the map: after a cancel the method box may name another
+                what = (expl.method_label or expl.method) if kind == "base" else "Attribution Lens"
+                tile.set_title(f"{expl.class_names[i]} (p={expl.probs[i]:.2f}) · {what}",
+                               selected=sel, color=class_colors(expl.classes)[i],
+                               tip=f"class {int(expl.classes[i])}: {expl.class_names[i]}, p = {expl.probs[i]:.4f}\n"
+                                   f"{kind} map of {expl.method_label or expl.method}")
         self._colorbars()
 
     def _update_banner(self) -> None:
@@ -493,7 +570,7 @@ class MapsView(QWidget):
         parts = []
         if expl is not None and expl.partial:
             parts.append("Partial estimate: the method is still running; these maps will be replaced.")
-        if self.session.stale:
+        elif self.session.stale:  # (while a run is under way there is nothing to re-run)
             parts.append("The settings changed since these maps were made: Run (Ctrl+R) to update them.")
         self.banner.setText(" ".join(parts))
         self.banner.setVisible(bool(parts))
@@ -516,7 +593,10 @@ class MapsView(QWidget):
             return
         self._syncing = True
         try:
-            rect = source.viewRect()
+            # the region asked for, not the source's view of it: a tile laid out a moment ago (no
+            # size yet, or the size of an earlier layout) stretches its view rect to its own
+            # aspect, and copying that made every tile show a region many times too large
+            rect = source.targetRect()
             for tile in self._pool.values():
                 if tile.vb is not source:
                     tile.vb.setRange(rect, padding=0.0, disableAutoRange=True)

@@ -42,7 +42,7 @@ class DistributionView(QWidget):
         lay.addWidget(self.text)
         session.hover_changed.connect(lambda _yx: self.refresh())
         session.explanation_changed.connect(lambda _e: self.refresh())
-        session.view_changed.connect(lambda _v: self.refresh())
+        session.hover_radius_changed.connect(lambda _r: self.refresh())
         session.pinned_changed.connect(lambda _p: self.refresh())
 
     def refresh(self) -> None:
@@ -50,9 +50,10 @@ class DistributionView(QWidget):
         expl = s.explanation
         y, x = s.hover
         if expl is None or y < 0 or not (0 <= y < expl.shape[0] and 0 <= x < expl.shape[1]):
-            self.values = None
+            self.values = self.base_values = self.pinned_values = None
+            self._idle(expl)
             return
-        r = s.view.hover_radius
+        r = s.hover_radius
         d = expl.distribution_at(y, x, radius=r)
         if not np.isfinite(d).all():
             self.values = None
@@ -80,7 +81,31 @@ class DistributionView(QWidget):
             where += "; blue: pinned image, orange: this one"
         else:
             header = ["class", "S", "base", "refined"]
-        self.text.setText(f"{where}; dashed line: chance 1/K + τ<br>" + _table(header, rows))
+        self._set_text(f"{where}; dashed line: chance 1/K + τ<br>" + _table(header, rows))
+
+    def _idle(self, expl) -> None:
+        """No pixel under the mouse: this explanation's classes with empty values, so the
+        read-out never shows another image's classes and keeps its height (nothing below it jumps)."""
+        if expl is None:
+            self.plot.set_bars([], np.zeros(0), ymax=1.0)
+            self.text.setText("Move the mouse over a map.")
+            return
+        self.plot.set_bars(expl.class_names, np.zeros(expl.k), ymax=1.0)
+        pinned = self.session.pinned is not None and list(self.session.pinned.classes) == list(expl.classes)
+        header = ["class", "S", "S pinned", "base", "refined"] if pinned else ["class", "S", "base", "refined"]
+        rows = [[f"{int(c)} {n}"] + ["–"] * (len(header) - 1) for c, n in zip(expl.classes, expl.class_names)]
+        self._set_text("Move the mouse over a map to read it here; dashed line: chance 1/K + τ<br>"
+                       + _table(header, rows))
+
+    def _set_text(self, text: str) -> None:
+        """Set the read-out; its height only grows (until the class set changes), so the sections
+        below it never jump up and down as the mouse enters and leaves the maps."""
+        self.text.setText(text)
+        key = (self.session.explanation.k if self.session.explanation is not None else 0, self.width())
+        if key != getattr(self, "_height_key", None):
+            self._height_key = key
+            self.text.setMinimumHeight(0)
+        self.text.setMinimumHeight(max(self.text.minimumHeight(), self.text.heightForWidth(max(50, self.width()))))
 
     def _pinned_distribution(self, expl, y: int, x: int, r: int):
         p = self.session.pinned

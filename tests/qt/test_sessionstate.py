@@ -1,0 +1,60 @@
+"""Session settings <-> session-file state: the two directions hold together (a round trip)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from alens_gui.core.colors import ColorScale
+from alens_gui.core.lensparams import LensParams
+from alens_gui.qt.session import ClassRequest, ImageRequest, Session, ViewOptions
+from alens_gui.qt.sessionstate import mask_result_from_state, settings_from_state, state_of
+
+
+def test_settings_survive_a_round_trip_through_a_session_files_state(tmp_path):
+    a = Session()
+    a.image_request = ImageRequest(path=str(tmp_path / "scan.dcm"), frame=3)
+    a.class_request = ClassRequest(kind="picked", classes=(285, 967, 1))
+    a.method = "ig"
+    a.options = {"steps": 32, "baseline": "blurred"}
+    a.input_policy = "center-crop"
+    a.window = (40.0, 400.0)
+    a.view = ViewOptions(mode="refined", overlay=False, opacity=0.4, scale=ColorScale(scope="class", percentile=98,
+                                                                                      gamma=0.7),
+                         territory=False)
+    a.hover_radius = 5
+    a.fill = "mean"
+    a.lens = LensParams(temperatures=(1.0, 0.3), tau=0.05)
+    state = json.loads(json.dumps(state_of(a)))  # what a file holds: plain JSON
+    fields, warnings = settings_from_state(state)
+    assert warnings == []
+    b = Session()
+    for name, value in fields.items():
+        setattr(b, name, value)
+    for name in ("image_request", "class_request", "method", "options", "input_policy", "window", "view", "fill",
+                 "lens", "hover_radius"):
+        assert getattr(b, name) == getattr(a, name), name
+    assert json.loads(json.dumps(state_of(b))) == state
+    # with maps in the file, the maps' own lens is shown: the settings leave the lens alone
+    assert "lens" not in settings_from_state(state, has_maps=True)[0]
+
+
+def test_a_method_missing_here_is_a_warning_not_a_failure():
+    fields, warnings = settings_from_state({"method": "no-such-method", "options": {"x": 1}})
+    assert "method" not in fields and "options" not in fields
+    assert len(warnings) == 1 and "no-such-method" in warnings[0]
+
+
+def test_a_saved_masking_result_is_rebuilt_without_a_model():
+    from alens_gui.core.explanation import Explanation
+
+    img = np.random.default_rng(0).uniform(0, 1, (20, 30, 3)).astype(np.float32)
+    e = Explanation.from_raw(img, [1, 2], ["a", "b"], [0.6, 0.4], np.zeros((2, 1, 20, 30), np.float32), method="x")
+    mask = np.zeros((20, 30), bool)
+    mask[:5, :5] = True
+    r = mask_result_from_state({"classes": [1, 2], "before": [0.6, 0.4], "after": [0.5, 0.5], "fraction": 25 / 600,
+                                "fill": "black"}, e, mask)
+    assert r.masked_image[:5, :5].max() == 0 and np.allclose(r.masked_image[10:, 10:], img[10:, 10:])
+    assert list(r.classes) == [1, 2] and r.fill == "black"
+    assert mask_result_from_state(None, e, mask) is None
