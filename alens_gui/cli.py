@@ -782,9 +782,11 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
     stems = [st for _, st in todo]
     written_now: set[str] = set()  # names this run wrote (case-folded): one input never replaces another's
 
+    fatal: list[OSError] = []  # a full disk or a read-only folder: nothing further is written
+
     def write(result):  # on the writer thread, one result at a time
         expl = result.explanation
-        if expl is None:
+        if expl is None or fatal:
             return None
         stem = stems[result.index]
         if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
@@ -807,6 +809,8 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
                 written_now.add(target.name.casefold())
         except (OSError, _SameName) as exc:
             _remove(created)
+            if isinstance(exc, OSError) and is_fatal(exc):
+                fatal.append(exc)
             raise _WriteFailed(exc, target) from exc
         except BaseException:
             _remove(created)

@@ -260,3 +260,20 @@ def test_ctrl_c_in_a_folder_run_keeps_what_was_written(photos, tmp_path):
         with np.load(out / name) as z:
             assert z["refined"].shape[0] == 2
     assert len(written) < 6
+
+
+def test_maps_in_the_model_frame_and_the_normalisation_are_public(explainer, photos):
+    """For evaluators: the maps on the model's pixels, and how a model input is made."""
+    import torch
+
+    expl = explainer.explain(photos["coffee"], "ixg", top_k=3)  # 400 x 600: display and model frames differ
+    frame = expl.model_frame()
+    h, w = explainer.input_size
+    assert all(frame[k].shape == (3, h, w) for k in ("base", "distribution", "refined"))
+    np.testing.assert_allclose(frame["base"], expl.raw.sum(axis=1), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(frame["distribution"].sum(0), 1.0, atol=1e-5)
+    norm = explainer.normalization
+    img = explainer.loaded.model_image(photos["coffee"])
+    x = (torch.from_numpy(img).permute(2, 0, 1)[None] - torch.tensor(norm["mean"]).view(1, -1, 1, 1)) \
+        / torch.tensor(norm["std"]).view(1, -1, 1, 1)
+    torch.testing.assert_close(x, explainer.loaded.to_input(img))

@@ -49,7 +49,8 @@ def _errors(err: str) -> list[str]:
 
 
 class ExplainCounter:
-    """Counts the images the model explains (``Explainer.explain`` calls) during a command."""
+    """Counts the images the model explains (``Explainer.explain`` calls, and images the batch engine
+    reads) during a command."""
 
     def __init__(self, monkeypatch, after=None):
         from alens_gui.core.api import Explainer
@@ -65,6 +66,16 @@ class ExplainCounter:
             return out
 
         monkeypatch.setattr(Explainer, "explain", explain)
+        # several images go through the batch engine, which reads each once before the model sees it
+        from alens_gui.core import batch
+
+        real_prepare = batch.prepare_image
+
+        def prepare(loaded, settings, item, *args, **kwargs):
+            self.calls.append(Path(item).name)
+            return real_prepare(loaded, settings, item, *args, **kwargs)
+
+        monkeypatch.setattr(batch, "prepare_image", prepare)
 
 
 def _no_model(monkeypatch):

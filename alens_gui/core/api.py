@@ -69,6 +69,18 @@ class Explainer:
     def class_names(self) -> list[str]:
         return self.loaded.class_names
 
+    @property
+    def normalization(self) -> dict[str, tuple[float, ...]]:
+        """The model's input normalisation, ``{"mean": (...), "std": (...)}`` per channel: a model
+        input is ``(image in [0, 1] - mean) / std`` at :attr:`input_size` (for evaluators that feed
+        the model their own images)."""
+        return {"mean": tuple(float(v) for v in self.loaded.mean), "std": tuple(float(v) for v in self.loaded.std)}
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The model's input (height, width)."""
+        return tuple(int(v) for v in self.loaded.input_size)
+
     def predict(self, image) -> np.ndarray:
         """The model's probabilities over all classes for an image (softmax, or sigmoid per class)."""
         return self.loaded.predict(image)

@@ -491,14 +491,18 @@ def per_sample_bytes(loaded: LoadedModel) -> int:
         if isinstance(out, torch.Tensor):
             total[0] += out.numel() * out.element_size()
 
-    x = torch.zeros((1, len(loaded.mean) if len(loaded.mean) > 1 else 3, *loaded.input_size), device=loaded.device)
-    with loaded.using(), eval_and_frozen(loaded.model), hooks() as handles, torch.no_grad():
-        for _n, m in loaded.model.named_modules():
-            try:
-                handles.append(m.register_forward_hook(count))
-            except (RuntimeError, AttributeError):
-                continue
-        loaded.model(x)
+    x = torch.zeros((1, 3, *loaded.input_size), device=loaded.device)  # inputs are RGB (LoadedModel.to_input)
+    try:
+        with loaded.using(), eval_and_frozen(loaded.model), hooks() as handles, torch.no_grad():
+            for _n, m in loaded.model.named_modules():
+                try:
+                    handles.append(m.register_forward_hook(count))
+                except (RuntimeError, AttributeError):
+                    continue
+            loaded.model(x)
+    except Exception as exc:  # a model that fails here fails on the images too, with their own message
+        log.info("could not measure the model's activations (%s); assuming 64 MB per image", exc)
+        total[0] = 64 << 20
     # the input, its gradient and K maps come on top; at least the input's own size
     value = max(total[0], x.numel() * 4) + 2 * x.numel() * 4
     _SAMPLE_BYTES[key] = value

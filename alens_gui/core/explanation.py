@@ -188,6 +188,25 @@ class Explanation:
             self.raw[idx], base_box, lens, self.geometry, self._meta(),
         )
 
+    def model_frame(self, params: LensParams | None = None) -> dict[str, np.ndarray]:
+        """Base, distribution and refined maps in the model's input frame (what the model saw).
+
+        The display-frame maps (``base``, ``distribution``, ``refined``) are what a user sees;
+        evaluators that draw their own inputs at the model's size (grids, pointing games,
+        Quantus) want the maps on the model's pixels instead: the lens is run on ``raw``
+        reduced over channels, with this explanation's lens parameters or ``params``.
+
+        Returns
+        -------
+        dict with ``base``, ``distribution``, ``refined`` : (K, h, w) float32 arrays at the
+        model's input size (padding included for the ``pad`` policy).
+        """
+        lens = params or self.lens
+        out = refine(reduce_channels_np(self.raw, lens.reduce), lens)
+        return {"base": np.asarray(out.base, dtype=np.float32),
+                "distribution": np.asarray(out.distribution, dtype=np.float32),
+                "refined": np.asarray(out.refined, dtype=np.float32)}
+
     def distribution_at(self, y: int, x: int, radius: float = 0) -> np.ndarray:
         """The class distribution (K,) at pixel (row ``y``, column ``x``); sums to 1.
 
