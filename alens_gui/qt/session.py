@@ -185,6 +185,10 @@ class Session(QObject):
     for comparison, drawn with the current one's colour scale), ``folder`` (the open folder;
     its rows are :attr:`Session.gallery`), ``gallery_activity`` (the folder's background work:
     listing, classifying, Explain all; the gallery shows its progress and a Cancel).
+    Bookkeeping (set by the controllers): ``shown_request`` (the image request whose image is on
+    screen; a request equal to it reads nothing), ``run_wanted`` (a run was asked for before the
+    model or the image was in: it starts when both are), ``restoring`` (a session file's fields
+    are being set: nothing may run the model).
     """
 
     model_request = Field(ModelRequest)
@@ -215,6 +219,9 @@ class Session(QObject):
     pinned_rendered = Field(None)
     folder = Field("")
     gallery_activity = Field(Activity)
+    shown_request = Field(None)
+    run_wanted = Field(False)
+    restoring = Field(False)
 
     model_request_changed = Signal(object)
     model_changed = Signal(object)
@@ -244,6 +251,9 @@ class Session(QObject):
     pinned_rendered_changed = Signal(object)
     folder_changed = Signal(object)
     gallery_activity_changed = Signal(object)
+    shown_request_changed = Signal(object)
+    run_wanted_changed = Signal(object)
+    restoring_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -172,7 +172,7 @@ def test_masking_the_top_of_one_class_on_the_grid(make_window, qtbot):
     expl = win.session.explanation
     assert [int(c) for c in expl.classes] == list(GRID_CLASSES)
     win.session.fill = "blur"
-    assert win.controller.select_top_fraction(0, 20.0)
+    assert win.controller.checks.select_top_fraction(0, 20.0)
     wait_idle(qtbot, win)
     r = win.session.mask_result
     assert r is not None and list(r.classes) == list(GRID_CLASSES)
@@ -488,10 +488,10 @@ def test_zoom_is_linked_across_views(make_window, qtbot):
 def test_grid_pointing_game_from_the_evaluate_menu(make_window, qtbot):
     win = make_window()
     win.session.method = "gradcam"
-    assert win.controller.run_grid_game(2) is not None
+    assert win.controller.checks.run_grid_game(2) is not None
     wait_idle(qtbot, win)
     assert not win.notifications.errors()
-    r = win.controller.grid_game_result["gradcam"]
+    r = win.controller.checks.grid_game_result["gradcam"]
     assert r["base"]["n"] == r["al"]["n"] == 8  # 2 grids x 4 tiles
     assert r["al"]["ra"] > r["base"]["ra"]  # the lens puts more of Grad-CAM's mass in the right tile
     assert "grid game, Grad-CAM" in win.notifications.messages[-1][1]
