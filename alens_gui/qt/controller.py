@@ -63,7 +63,6 @@ class Controller(QObject):
         #: Explain an image as soon as it and the model are in (off in some tests and while restoring).
         self.autorun = autorun
         self._fell_back = False  # the first model that failed was replaced by the default
-        self._last_complete = None  # (explanation, rendered) to restore when a partial run stops
         self.gallery = GalleryController(self, cache_dir)  # (before comparison: a shown row is cached first)
         self.comparison = CompareController(self)
         self.checks = CheckController(self)
@@ -212,11 +211,12 @@ class Controller(QObject):
             classes, names = payload
             s.activity = Activity(label=s.activity.label, done=s.activity.done, total=s.activity.total,
                                   message="explaining " + ", ".join(f"{c} {n}" for c, n in zip(classes, names)))
-        elif kind == "estimate":
+        elif kind == "estimate":  # drawn over what is shown until the run ends
             expl, rendered = payload
-            if self._last_complete is None:
-                self._last_complete = (s.explanation, s.rendered)
-            self._put(expl, rendered)
+            if s.explanation is not None and s.explanation.shape != expl.shape:
+                s.reset_mask()  # (a new image: the mask of the old one does not fit)
+            s.selected = min(s.selected, expl.k - 1)
+            s.estimate = rendered
 
     def _put(self, expl, rendered) -> None:
         s = self.session
@@ -231,8 +231,8 @@ class Controller(QObject):
     def show(self, expl, rendered, computed: bool = True) -> None:
         """Show a complete explanation (``computed`` now, or from a cache) and say so (``shown``)."""
         s = self.session
-        self._last_complete = None
         self._put(expl, rendered)
+        s.estimate = None  # (after the result is in: the maps switch from the estimate to it once)
         s.stale = False
         if computed:
             if expl.lens != s.lens:  # the user moved a lens control while the model ran
@@ -259,10 +259,7 @@ class Controller(QObject):
                                on_return=self._on_relensed)
 
     def _on_relensed(self, result) -> None:
-        expl, rendered = result
-        if self.runner.busy("explain") and self._last_complete is not None:
-            return  # a partial estimate is on screen; the final result will be re-lensed
-        self._put(expl, rendered)  # a pinned explanation follows the lens in compare()
+        self._put(*result)  # a pinned explanation follows the lens in compare()
 
     def _on_view(self, view) -> None:
         r = self.session.rendered
@@ -304,11 +301,10 @@ class Controller(QObject):
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         s = self.session
-        if slot == "explain" and outcome != "done" and self._last_complete is not None:
-            # a cancelled or failed run must not leave its partial estimate looking like a result
-            expl, rendered = self._last_complete
-            self._last_complete = None
-            s.explanation, s.rendered = expl, rendered
+        if slot == "explain" and outcome != "done":
+            s.estimate = None  # a cancelled or failed run leaves no estimate: the last result shows again
+            if s.mask is not None and s.explanation is not None and s.mask.shape != s.explanation.shape:
+                s.reset_mask()  # (drawn on the estimate of another image)
         still = [x for x in VISIBLE_SLOTS if self.runner.busy(x)]
         if not still:
             s.activity = Activity()

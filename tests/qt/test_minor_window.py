@@ -60,11 +60,14 @@ def test_a_running_estimate_is_not_also_called_out_of_date(qtbot):
     qtbot.addWidget(view)
     view.show()
     e = explanation(["a", "b"], [1, 2], partial=True)
-    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    s.estimate = jobs.render(e, s.view.scale)
     s.stale = True
     assert "Partial estimate" in view.banner.text() and "Run (Ctrl+R)" not in view.banner.text()
     done = explanation(["a", "b"], [1, 2])
     s.explanation, s.rendered = done, jobs.render(done, s.view.scale)
+    assert view.explanation is e  # the estimate stays drawn until it is cleared
+    s.estimate = None
+    assert view.explanation is done
     s.stale = True
     assert "Run (Ctrl+R)" in view.banner.text()
 
