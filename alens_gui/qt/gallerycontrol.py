@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject
 
 from alens_gui.core.errors import AlensError
 
-from . import jobs
+from . import jobs, sessionstate
 from .session import Activity, ImageRequest
 from .tasks import readable_error
 
@@ -130,9 +130,9 @@ class GalleryController(QObject):
             ok, failed = result
             notify(f"explained {ok} image(s) of {Path(s.folder).name}" + (f"; {failed} failed" if failed else ""))
 
+        settings = sessionstate.run_settings(s, method, options)
         return self.host.runner.run(GALLERY_SLOT, jobs.explain_all_job, s.model, items, self.cache, self.model_id(),
-                                    s.input_policy, s.window, method, options, s.class_request, s.lens,
-                                    self.explain_key_fn(), label=f"explaining {len(items)} images",
+                                    settings, self.explain_key_fn(), label=f"explaining {len(items)} images",
                                     on_yield=self._on_folder_yield, on_return=done)
 
     def _on_folder_yield(self, item) -> None:

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..cohortjob import cohort_job, run_settings
+from ..cohortjob import cohort_job
+from ..sessionstate import run_settings
 
 SLOT = "cohort"
 PROTO = 72
