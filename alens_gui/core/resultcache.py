@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .explanation import Explanation, atomic_write
+from .explanation import Explanation
+from .outputs import atomic_write
 
 INDEX = "predictions.json"
 ENTRIES = "explanations"

@@ -54,14 +54,12 @@ class GalleryController(QObject):
 
     def model_id(self) -> str:
         """What names the loaded model in cache keys (its spec, files' SHA-256, name, output rule)."""
-        from alens_gui.core.sessionfile import file_sha256
+        from alens_gui.core.cohort import model_identity  # (the CLI's cohorts read what the gallery wrote)
 
         s = self.session
         m = s.model_request
-        ck = file_sha256(m.spec) if m.spec != "default" and Path(m.spec).is_file() else ""
-        output = getattr(s.model, "output", "softmax")  # probabilities differ per output rule
-        return f"{m.spec}|{m.arch}|{m.labels}|{ck}|{getattr(s.model, 'name', '')}" + (
-            f"|{output}" if output != "softmax" else "")
+        return model_identity(m.spec, m.arch, m.labels, getattr(s.model, "name", ""),
+                              getattr(s.model, "output", "softmax"))  # probabilities differ per output rule
 
     def explain_key_fn(self):
         """``key(path)``: the cache key of a file's explanation under the session's settings now."""

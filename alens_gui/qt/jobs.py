@@ -223,15 +223,16 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None, sca
 
 def save_session_job(progress: Progress, path: str, state: dict, expl, mask):
     """Write a session file; the inputs' SHA-256 are computed here, not on the GUI thread."""
-    from alens_gui.core.sessionfile import file_sha256, save_session
+    from alens_gui.core.safeio import sha256_file
+    from alens_gui.core.sessionfile import save_session
 
     progress.add_total(1)
     yield ("status", f"saving {path}…")
     state = dict(state)
-    state["inputs"] = [dict(item, sha256=file_sha256(item["path"])) for item in state.get("inputs") or []]
+    state["inputs"] = [dict(item, sha256=sha256_file(item["path"])) for item in state.get("inputs") or []]
     model = dict(state.get("model") or {})
     if model.pop("checkpoint", None):
-        model["checkpoint_sha256"] = file_sha256(model["spec"])
+        model["checkpoint_sha256"] = sha256_file(model["spec"])
         state["model"] = model
     out = save_session(path, state, expl, mask)
     progress.advance(1)

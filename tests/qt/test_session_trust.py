@@ -60,7 +60,7 @@ def saved(explainer, photos, tmp_path_factory):
     expl = explainer.explain(str(img), method="gradcam", top_k=3)
 
     def write(path, model: dict | None = None, inputs: list[str] | None = None, **state):
-        from alens_gui.core.sessionfile import file_sha256
+        from alens_gui.core.safeio import sha256_file as file_sha256
 
         paths = [str(img)] if inputs is None else inputs
         st = {"inputs": [{"path": p, "sha256": file_sha256(p)} for p in paths],
