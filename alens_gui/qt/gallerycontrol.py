@@ -75,7 +75,7 @@ class GalleryController(QObject):
     # -- listing, classifying, Explain all ---------------------------------------------------
     def open_folder(self, folder: str, recursive: bool = False):
         """List a folder's images in the gallery (nothing decoded); then classify the ones the cache lacks."""
-        from .gallery import GalleryRow
+        from .gallerystate import GalleryRow
 
         s, notify = self.session, self.host.notify
         s.folder = str(folder)

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import AL
 
-from .gallery import GalleryModel
+from .gallerystate import GalleryModel
 
 _MISSING = object()
 #: The photographs scikit-image ships (the offline sample set); decoded only when chosen.
