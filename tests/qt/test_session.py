@@ -94,6 +94,17 @@ def test_view_panel_binds_both_ways(session, qtbot):
     assert session.view.scale == ColorScale(scope="class", percentile=90.0, gamma=0.5)
     panel.overlay.setChecked(False)
     assert session.view.overlay is False and session.view.mode == "refined"
+    # no signal blocker: setting the widgets from the session writes nothing back, even values a
+    # widget can only show rounded (a 75.5 % opacity, a gamma of 0.733), and sends one view change
+    changes = []
+    session.view_changed.connect(changes.append)
+    odd = ViewOptions(mode="base", overlay=True, opacity=0.755, territory=False,
+                      scale=ColorScale(scope="row", percentile=97.25, gamma=0.733))
+    session.view = odd
+    assert changes == [odd] and session.view is odd
+    assert panel.opacity.value() == 76 and panel.gamma.value() == pytest.approx(0.73)
+    panel.gamma.setValue(1.5)  # one widget changes one field
+    assert session.view == odd.with_(scale=odd.scale.with_(gamma=1.5))
 
 
 def test_class_panel_binds_both_ways(session, qtbot, tmp_path):
