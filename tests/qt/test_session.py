@@ -80,6 +80,17 @@ def test_lens_panel_binds_both_ways(session, qtbot):
     panel.push()
     assert errors and errors[-1][0] == "error" and "positive" in errors[-1][1]
     assert panel.temps.text() == "0.1"  # the widget shows the session again
+    # no signal blocker: a lens set from elsewhere comes back unchanged (a τ the spin box can only
+    # show rounded is not rewritten), with one change; one control changes one field
+    changes = []
+    session.lens_changed.connect(changes.append)
+    odd = VAR.with_(tau=0.01234, normalize=panel.normalize.itemData(panel.normalize.count() - 1))
+    session.lens = odd
+    assert changes == [odd] and session.lens is odd and panel.preset.currentData() == "custom"
+    panel.softmax.setCurrentIndex((panel.softmax.currentIndex() + 1) % panel.softmax.count())
+    assert session.lens == odd.with_(softmax_input=panel.softmax.currentData())
+    panel.preset.setCurrentIndex(panel.preset.findData("al"))
+    assert session.lens == AL.with_(reduce=odd.reduce) and panel.temps.text() == "1, 0.2, 0.01"
 
 
 def test_view_panel_binds_both_ways(session, qtbot):

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QLabel, QPushButton, QS
 
 from ..session import Session, ViewOptions
 from ..widgets import FlowLayout
-from ._util import combo, labeled, set_combo_data
+from ._util import combo, differs, labeled, set_combo_data
 
 MODES = (("base + refined", "both"), ("refined only", "refined"), ("base only", "base"))
 SCOPES = (("one limit per row", "row"), ("one limit for all", "all"), ("one limit per map", "class"))
@@ -65,9 +65,9 @@ class ViewPanel(QWidget):
         self.territory.toggled.connect(lambda on: self._set(territory=bool(on)))
         self.scope.currentIndexChanged.connect(lambda _i: self._set_scale(scope=self.scope.currentData()))
         self.percentile.valueChanged.connect(lambda x: self._set_scale(percentile=float(x))
-                                             if _differs(self.percentile, x, session.view.scale.percentile) else None)
+                                             if differs(self.percentile, x, session.view.scale.percentile) else None)
         self.gamma.valueChanged.connect(lambda x: self._set_scale(gamma=float(x))
-                                        if _differs(self.gamma, x, session.view.scale.gamma) else None)
+                                        if differs(self.gamma, x, session.view.scale.gamma) else None)
         session.view_changed.connect(self.pull)
         self.pull(session.view)
 
@@ -91,10 +91,6 @@ class ViewPanel(QWidget):
         self.percentile.setValue(v.scale.percentile)
         self.gamma.setValue(v.scale.gamma)
 
-
-def _differs(spin, shown: float, value: float) -> bool:
-    """Whether a spin box's value says something else than ``value`` (it shows it rounded)."""
-    return abs(float(shown) - float(value)) >= 0.5 * 10 ** -spin.decimals()
 
 
 class HoverRadius(QWidget):
