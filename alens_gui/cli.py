@@ -451,10 +451,9 @@ def cmd_explain(args) -> int:
 
     from .core.api import Explainer
     from .core.errors import AlensError
-    from .core.explanation import atomic_write
     from .core.export import render_figure, safe_name
     from .core.methods import get_method
-    from .core.outputs import check_writable, is_fatal, write_error
+    from .core.outputs import atomic_write, check_writable, is_fatal, write_error
     from .core.progress import Progress
 
     if args.with_lowest and args.top_k is None:
@@ -770,9 +769,8 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
     from tqdm import tqdm
 
     from .core.batch import BatchEngine
-    from .core.explanation import atomic_write
     from .core.export import render_figure, safe_name
-    from .core.outputs import is_fatal, write_error
+    from .core.outputs import atomic_write, is_fatal, write_error
 
     settings = _settings_from(explainer, info, options, lens, request, img_opts)
     engine = BatchEngine(explainer.loaded, settings, batch_size=args.batch_size,

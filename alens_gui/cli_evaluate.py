@@ -132,7 +132,7 @@ def _read_results(args) -> list[dict]:
 
 def _lens_choice(args) -> int:
     from .cli_args import _Usage
-    from .core.evaluation.report import lens_choice_table
+    from .core.evaluation.summary import lens_choice_table
 
     by = {part["_meta"]["protocol"]: part for part in _read_results(args)}
     try:
@@ -145,7 +145,7 @@ def _lens_choice(args) -> int:
 def _report(args) -> int:
     from .cli_args import _Usage
     from .core.evaluation import format_markdown, save_plots, write_json
-    from .core.evaluation.report import summary_table, with_al_variant
+    from .core.evaluation.summary import summary_table, with_al_variant
 
     parts = _read_results(args)
     if args.al:

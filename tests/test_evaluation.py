@@ -385,7 +385,7 @@ def _fake_grid(values: dict) -> dict:
 
 
 def test_paper_averages_use_only_the_methods_both_ran():
-    from alens_gui.core.evaluation.report import average_change, common_methods, paper_average
+    from alens_gui.core.evaluation.summary import average_change, common_methods, paper_average
 
     res = _fake_grid({"saliency": (0.2, 0.4), "ixg": (0.5, 0.55), "gradcam": (0.4, 0.6)})
     common = common_methods(res, "grid", "ra")
@@ -401,7 +401,7 @@ def test_paper_averages_use_only_the_methods_both_ran():
 
 
 def test_summary_puts_each_method_beside_the_paper_across_benchmarks():
-    from alens_gui.core.evaluation.report import summary_table
+    from alens_gui.core.evaluation.summary import summary_table
 
     grid = _fake_grid({"saliency": (0.2, 0.4), "ixg": (0.5, 0.55), "gradcam": (0.4, 0.6)})
     table = summary_table({"grid": grid})
@@ -411,7 +411,7 @@ def test_summary_puts_each_method_beside_the_paper_across_benchmarks():
 
 
 def test_lens_choice_ranks_variants_over_all_benchmarks():
-    from alens_gui.core.evaluation.report import lens_choice, lens_choice_table
+    from alens_gui.core.evaluation.summary import lens_choice, lens_choice_table
 
     labels = ("al/none/signed", "al/none/abs")
 

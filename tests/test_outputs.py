@@ -17,8 +17,8 @@ from PIL import Image
 from alens_gui import cli
 from alens_gui.cli import main
 from alens_gui.core import explanation as explanation_module
-from alens_gui.core.explanation import atomic_write
-from alens_gui.core.outputs import HASH_CHARS, MAX_STEM_BYTES, output_names, path_hash
+from alens_gui.core import outputs as outputs_module
+from alens_gui.core.outputs import HASH_CHARS, MAX_STEM_BYTES, atomic_write, output_names, path_hash
 
 FAST = ["--method", "ixg", "--classes", "285,967"]
 
@@ -263,7 +263,7 @@ def test_exclusive_writes_without_hard_links_still_refuse(tmp_path, monkeypatch)
     def no_links(_src, _dst):
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(explanation_module.os, "link", no_links)
+    monkeypatch.setattr(outputs_module.os, "link", no_links)
     atomic_write(tmp_path / "a.bin", lambda f: f.write(b"first"), overwrite=False)
     with pytest.raises(FileExistsError):
         atomic_write(tmp_path / "a.bin", lambda f: f.write(b"second"), overwrite=False)
@@ -274,7 +274,7 @@ def test_exclusive_writes_without_hard_links_still_refuse(tmp_path, monkeypatch)
 # -- write errors -------------------------------------------------------------------------------
 def _failing_writes(monkeypatch, victim: str, code: int) -> None:
     """Writes of files whose name contains ``victim`` fail with ``code`` part-way through."""
-    real = explanation_module.atomic_write
+    real = outputs_module.atomic_write
 
     def atomic(path, write, **kwargs):
         if victim in Path(path).name:
@@ -285,7 +285,8 @@ def _failing_writes(monkeypatch, victim: str, code: int) -> None:
             return real(path, broken, **kwargs)
         return real(path, write, **kwargs)
 
-    monkeypatch.setattr(explanation_module, "atomic_write", atomic)
+    monkeypatch.setattr(outputs_module, "atomic_write", atomic)  # (what the CLI imports when it runs)
+    monkeypatch.setattr(explanation_module, "atomic_write", atomic)  # (what Explanation.to_npz calls)
 
 
 @pytest.mark.parametrize("code, goes_on", [(errno.ENOSPC, False), (errno.ENAMETOOLONG, True)])

@@ -238,7 +238,7 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     """Files are written to a private temporary file and renamed: the result must not stay private."""
     import os
 
-    from alens_gui.core.explanation import atomic_write
+    from alens_gui.core.outputs import atomic_write
 
     old = os.umask(0o022)
     try:

@@ -32,7 +32,7 @@ MiB = 1 << 20
 # -- a real session to start from ------------------------------------------------------------------
 def full_state(img_path, spec="default", arch="", torchscript=False) -> dict:
     """A state as the window writes it (``Controller.session_state`` plus the hashes)."""
-    from alens_gui.core.sessionfile import file_sha256
+    from alens_gui.core.safeio import sha256_file as file_sha256
 
     return {
         "inputs": [{"path": str(img_path), "sha256": file_sha256(img_path)}],

@@ -75,7 +75,7 @@ def test_session_file_round_trip(explainer, photos, tmp_path):
     e = explainer.explain(str(img), method="gradcam", top_k=3).relens(tau=0.05)
     mask = np.zeros(e.shape, bool)
     mask[10:50, 20:80] = True
-    from alens_gui.core.sessionfile import file_sha256
+    from alens_gui.core.safeio import sha256_file as file_sha256
 
     state = {"inputs": [{"path": str(img), "sha256": file_sha256(img)}], "method": "gradcam"}
     path = save_session(tmp_path / "s.alens", state, e, mask)

@@ -17,7 +17,7 @@ the gallery's Explain all, ``--engine ray``) goes through :class:`BatchEngine`:
 3. **Finish on a writer thread.** The lens at display size and whatever the caller does
    with a result (``finish``: npz, PNGs, a cache entry) run on one writer thread, so the
    next batch computes meanwhile. Files are written by the caller through
-   :func:`~.explanation.atomic_write`, so a cancel or Ctrl-C leaves no partial file.
+   :func:`~.outputs.atomic_write`, so a cancel or Ctrl-C leaves no partial file.
 
 Progress is counted per image (``progress.advance(1, name)``); a cancel is honoured
 between batches (and between the backward passes of a batch). An image that fails

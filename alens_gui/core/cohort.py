@@ -283,9 +283,9 @@ def model_identity(spec: str, arch: str | None, labels: str | None, name: str, o
     """The model part of the window's cache keys, so the CLI reads what the gallery wrote."""
     from pathlib import Path
 
-    from .sessionfile import file_sha256
+    from .safeio import sha256_file
 
-    ck = file_sha256(spec) if spec != "default" and Path(spec).is_file() else ""
+    ck = (sha256_file(spec) or "") if spec != "default" and Path(spec).is_file() else ""
     return f"{spec}|{arch or ''}|{labels or ''}|{ck}|{name}" + (f"|{output}" if output != "softmax" else "")
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .cohort import Clustering, Cohort
-from .explanation import atomic_write
 from .export import safe_name
+from .outputs import atomic_write
 
 JSON_NAME = "cohort.json"
 PDF_NAME = "cohort.pdf"

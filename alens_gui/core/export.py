@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .colors import ColorScale, class_color, class_colors
-from .explanation import Explanation, atomic_write
+from .explanation import Explanation
+from .outputs import atomic_write
 from .render import Rendered, render, render_pair
 
 FORMATS = ("png", "svg", "pdf")

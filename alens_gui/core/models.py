@@ -581,11 +581,6 @@ def declared_preprocessing(model: nn.Module) -> dict:
     return out
 
 
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a regular file ("" when it is not one or is too large to hash)."""
-    return safeio.sha256_file(path) or ""
-
-
 def _is_torchscript(p: Path) -> bool:
     """Whether a file is a TorchScript archive: a zip with a ``code/`` folder (its program)
     or pickled constants, whatever its suffix."""
@@ -875,11 +870,11 @@ def _provenance(spec: str, arch: str | None, labels, name: str, pretrained: bool
                         if (folder / n).is_file()), None)
         if weights is not None:
             out["checkpoint"] = weights.name
-            out["checkpoint_sha256"] = file_sha256(weights)
+            out["checkpoint_sha256"] = (safeio.sha256_file(weights) or "")
             out["checkpoint_kind"] = "state dict"
     elif p.is_file():
         out["checkpoint"] = p.name
-        out["checkpoint_sha256"] = file_sha256(p)
+        out["checkpoint_sha256"] = (safeio.sha256_file(p) or "")
         out["checkpoint_kind"] = "state dict" if arch else "TorchScript"
     elif spec.startswith(("timm:", "torchvision:")):
         out["weights"] = "pretrained" if pretrained else "random"
@@ -887,10 +882,10 @@ def _provenance(spec: str, arch: str | None, labels, name: str, pretrained: bool
         out["arch"] = _arch_label(arch)
         where = arch.rpartition(":")[0]
         if where.endswith(".py") and Path(where).expanduser().is_file():
-            out["arch_sha256"] = file_sha256(Path(where).expanduser())
+            out["arch_sha256"] = (safeio.sha256_file(Path(where).expanduser()) or "")
     if labels:
         out["labels"] = Path(labels).name
-        out["labels_sha256"] = file_sha256(labels)
+        out["labels_sha256"] = (safeio.sha256_file(labels) or "")
     return out
 
 

@@ -17,7 +17,7 @@ Naming rule (``alens explain``; the README's *Command line* section says the sam
 
 The same input path, given the same way, therefore always gets the same name, and two inputs
 of one run never share one. Across runs, a name already taken in the output folder is refused
-rather than replaced (see :func:`~alens_gui.core.explanation.atomic_write` with
+rather than replaced (see :func:`atomic_write` with
 ``overwrite=False``).
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -174,3 +175,108 @@ def check_writable(folder: str | os.PathLike) -> str | None:
             return f"{d}: exists and is not a folder"
         return write_error(exc, d / "x")
     return None
+
+
+# -- writing a file whole or not at all ----------------------------------------------------
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write, *, overwrite: bool = True, mode: int | None = None) -> Path:
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, then publish it at ``path``.
+
+    A crash or an error (a full disk, a cancel) never leaves a partial file at ``path``, nor
+    the temporary file.
+
+    Parameters
+    ----------
+    path : path
+        The file to write; its folder is created if needed.
+    write : callable
+        Writes the whole content to the binary file object it is given.
+    overwrite : bool
+        True: an existing file is replaced in one step (``os.replace``), so when two writers
+        race the last *complete* file wins. False: the file is published only if no file of
+        that name exists at that moment: a hard link of the complete temporary file, which
+        the system refuses when the name exists, so a concurrent writer is never replaced
+        silently and the loser gets :class:`FileExistsError`.
+    mode : int, optional
+        Permission bits of the file (e.g. ``0o600`` for private files); default what
+        ``open()`` would give it (``0o666`` less the umask).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    FileExistsError
+        ``overwrite=False`` and ``path`` exists.
+    OSError
+        The folder cannot be written (read-only, no permission, disk full, name too long).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and os.path.lexists(path):  # fail before the work of writing
+        raise FileExistsError(errno.EEXIST, "already exists", str(path))
+    # the temporary name is short whatever the final name's length (a name near the system's
+    # 255-byte limit plus a prefix and a suffix would not fit)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        # mkstemp's files are private (0600); the result gets what open() would have given it
+        try:
+            if mode is not None:
+                os.chmod(tmp, mode)
+            else:
+                os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+        except OSError:
+            pass
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+#: ``os.link`` errors that mean "no hard links on this file system" (FAT, exFAT, some network shares).
+_NO_HARD_LINKS = {getattr(errno, n) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK", "EXDEV")
+                  if hasattr(errno, n)}
+
+
+def _publish_new(tmp: str, path: Path) -> None:
+    """Give the complete file ``tmp`` the name ``path`` unless that name exists (then FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "already exists", str(path)) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # no hard links here: claim the name with an exclusive create, then move the file onto it
+        # (readers may see an empty file for that moment; a concurrent writer still fails)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "already exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)

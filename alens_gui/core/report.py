@@ -33,8 +33,9 @@ import numpy as np
 
 from .colors import ColorScale, class_color, class_colors
 from .errors import AlensError, Cancelled, ReportError
-from .explanation import Explanation, atomic_write
+from .explanation import Explanation
 from .export import _colorbar, comparison_panels, panels, territory_legend
+from .outputs import atomic_write
 from .progress import Progress, ensure_progress
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .explanation import Explanation, atomic_write
+from .explanation import Explanation
+from .outputs import atomic_write
 
 INDEX = "predictions.json"
 ENTRIES = "explanations"
@@ -122,8 +123,10 @@ def _digest(*parts) -> str:
 
 
 def _window_request(window):
-    """The ``window=`` a front end passes to ``load_image`` for a session's window field."""
-    return None if window is None or (isinstance(window, str) and window in ("", "default")) else window
+    """The ``window=`` of ``load_image`` for a front end's window value (:func:`~.windowing.window_request`)."""
+    from .windowing import window_request
+
+    return window_request(window)
 
 
 @dataclass
@@ -283,12 +286,12 @@ class ResultCache:
     @staticmethod
     def prediction_key(path, model_id: str, policy: str, window) -> str | None:
         ident = file_identity(path)
-        return None if ident is None else _digest("prediction", ident, model_id, policy, window)
+        return None if ident is None else _digest("prediction", ident, model_id, policy, _window_request(window))
 
     @staticmethod
     def explanation_key(path, model_id: str, policy: str, window, method: str, options: dict, classes) -> str | None:
         ident = file_identity(path)
-        return None if ident is None else _digest("explanation", ident, model_id, policy, window, method,
+        return None if ident is None else _digest("explanation", ident, model_id, policy, _window_request(window), method,
                                                    dict(options), classes)
 
     # -- predictions ---------------------------------------------------------------------

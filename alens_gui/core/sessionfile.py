@@ -82,12 +82,6 @@ class SessionData:
     warnings: list[str] = field(default_factory=list)
 
 
-def file_sha256(path: str | os.PathLike) -> str | None:
-    """SHA-256 of a regular file's bytes, or None when it is not one, cannot be read or is too
-    large to hash (:func:`~.safeio.sha256_file`: never blocks on a FIFO or a device)."""
-    return safeio.sha256_file(path)
-
-
 # -- writing ------------------------------------------------------------------------------------
 def save_session(
     path: str | os.PathLike,
@@ -96,7 +90,7 @@ def save_session(
     mask: np.ndarray | None = None,
 ) -> Path:
     """Write a session file atomically (a temporary file renamed into place)."""
-    from .explanation import atomic_write
+    from .outputs import atomic_write
 
     try:
         text = json.dumps({"format": FORMAT, "version": VERSION, "state": state}, indent=2, default=_jsonable,

@@ -176,6 +176,13 @@ def _num(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e3 else f"{v:.1f}"
 
 
+def window_request(window):
+    """The ``window=`` that :func:`~alens_gui.core.images.load_image` takes for a front end's
+    window value: ``None``, ``""`` and the window menu's ``"default"`` all mean the file's own
+    default (``None``). The one place this rule lives (the window, its jobs, the cache keys)."""
+    return None if window is None or (isinstance(window, str) and window in ("", "default")) else window
+
+
 def parse_window(spec) -> str | Window | None:
     """Check a window request: ``None``, ``"auto"``, ``"full"``, ``"dicom"``, ``"C,W"``,
     a ``(center, width)`` pair or a :class:`Window`.

@@ -6,21 +6,6 @@ from __future__ import annotations
 from alens_gui.core.progress import Progress
 
 
-def run_settings(session, method: str, options: dict):
-    """The session's settings as one :class:`~alens_gui.core.settings.RunSettings`."""
-    from alens_gui.core.settings import ClassSet, RunSettings
-
-    req = session.class_request
-    if req.kind == "picked":
-        classes = ClassSet.picked(list(req.classes))
-    elif req.kind == "best_vs_worst":
-        classes = ClassSet.best_vs_worst()
-    else:
-        classes = ClassSet.top(req.k, req.with_lowest)
-    window = None if session.window in (None, "", "default") else session.window
-    return RunSettings(method, options, classes, session.lens, window, None, session.input_policy)
-
-
 def cohort_job(progress: Progress, loaded, items, settings, cache, key_of, by: str, clusters, groups=None):
     """``items`` are ``(path, label)``; yields ``("explained", n)``; returns the Cohort. With
     ``groups`` (two labels) each class's refined maps are compared between those label groups."""

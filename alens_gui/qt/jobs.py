@@ -17,6 +17,7 @@ from alens_gui.core.colors import ColorScale
 from alens_gui.core.locking import using_model
 from alens_gui.core.progress import Progress
 from alens_gui.core.render import Rendered, render, render_pair  # noqa: F401 - the views' one render
+from alens_gui.core.windowing import window_request
 
 
 # -- jobs -----------------------------------------------------------------------------
@@ -72,7 +73,7 @@ def read_image_job(progress: Progress, request, window="auto", previous=None):
 
     progress.add_total(1)
     yield ("status", f"reading {request.label}…")
-    win = None if window in (None, "", "default") else window
+    win = window_request(window)
     if request.tiles:
         image = load_image(compose_grid([_tile_source(t) for t in request.tiles]), window=win)
     elif request.path:
@@ -93,7 +94,7 @@ def rewindow_job(progress: Progress, image, window):
     """The same image under another intensity window (no file is read)."""
     progress.add_total(1)
     yield ("status", "windowing…")
-    out = image.with_window(None if window in (None, "", "default") else window)
+    out = image.with_window(window_request(window))
     progress.advance(1)
     return out
 
@@ -222,15 +223,16 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None, sca
 
 def save_session_job(progress: Progress, path: str, state: dict, expl, mask):
     """Write a session file; the inputs' SHA-256 are computed here, not on the GUI thread."""
-    from alens_gui.core.sessionfile import file_sha256, save_session
+    from alens_gui.core.safeio import sha256_file
+    from alens_gui.core.sessionfile import save_session
 
     progress.add_total(1)
     yield ("status", f"saving {path}…")
     state = dict(state)
-    state["inputs"] = [dict(item, sha256=file_sha256(item["path"])) for item in state.get("inputs") or []]
+    state["inputs"] = [dict(item, sha256=sha256_file(item["path"])) for item in state.get("inputs") or []]
     model = dict(state.get("model") or {})
     if model.pop("checkpoint", None):
-        model["checkpoint_sha256"] = file_sha256(model["spec"])
+        model["checkpoint_sha256"] = sha256_file(model["spec"])
         state["model"] = model
     out = save_session(path, state, expl, mask)
     progress.advance(1)
@@ -340,7 +342,7 @@ def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy
     from alens_gui.core.resultcache import prediction_record
 
     progress.add_total(len(items))
-    win = None if window in (None, "", "default") else window
+    win = window_request(window)
     for n, (row, path) in enumerate(items):
         try:
             img = load_image(path, window=win)
@@ -357,9 +359,9 @@ def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy
     return len(items)
 
 
-def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window, method: str,
-                    options: dict, request, lens, key_of, batch_size="auto"):
-    """Explain every ``(row, path)`` with the current settings, skipping what the cache has.
+def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, settings, key_of, batch_size="auto"):
+    """Explain every ``(row, path)`` with ``settings`` (one :class:`~alens_gui.core.settings.RunSettings`:
+    method, options, class set, lens, window, input policy), skipping what the cache has.
 
     The images not in the cache go through the batch engine (:class:`~alens_gui.core.batch.BatchEngine`):
     read ahead, one forward pass per image (the class set comes from the pass the maps use),
@@ -367,10 +369,9 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
     """
     from alens_gui.core.batch import BatchEngine, FollowProgress
     from alens_gui.core.resultcache import prediction_record
-    from alens_gui.core.settings import ClassSet, RunSettings
 
     progress.add_total(len(items))
-    win = None if window in (None, "", "default") else window
+    policy = settings.resize or loaded.resize
     failures = 0
     todo = []
     done = 0
@@ -384,10 +385,6 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
     if not todo:
         cache.flush()
         return len(items), 0
-    choice = _class_choice(request)
-    settings = RunSettings(method, options, ClassSet.from_request(
-        choice.get("classes"), choice.get("top_k"), choice.get("with_lowest", False),
-        choice.get("best_vs_worst", False), loaded.class_names), lens, window=win)
     with using_model(loaded.model, progress):
         loaded.resize = policy
     engine = BatchEngine(loaded, settings, batch_size=batch_size)
@@ -398,7 +395,7 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, pol
         _row, path = todo[result.index]
         cache.put_explanation(key_of(path), result.explanation)
         full = prediction_record(result.probs, loaded.class_names)
-        cache.put_prediction(cache.prediction_key(path, model_id, policy, window), full, flush=False)
+        cache.put_prediction(cache.prediction_key(path, model_id, policy, settings.window), full, flush=False)
         return full
 
     # the engine cancels with the job's progress; the job counts the images itself

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import AL
 
-from .gallery import GalleryModel
+from .gallerystate import GalleryModel
 
 _MISSING = object()
 #: The photographs scikit-image ships (the offline sample set); decoded only when chosen.
@@ -179,12 +179,18 @@ class Session(QObject):
     ``input_policy``, ``method``, ``options``, ``class_request``, ``lens``, ``view``,
     ``selected``, ``tool``, ``brush_radius``, ``fill``, ``mask``, ``hover``.
     Results (set by the controller): ``model`` (a LoadedModel), ``image`` (the image as
-    read), ``explanation`` (maybe a partial estimate), ``rendered`` (the maps' colour
-    images, prepared in a worker), ``mask_result``, ``activity``, ``stale`` (the settings
+    read), ``explanation`` (the complete explanation shown), ``rendered`` (its colour images,
+    prepared in a worker), ``estimate`` (the running method's partial estimate, drawn: a
+    rendered estimate whose ``.explanation`` is partial; views draw it while it is not None,
+    a finished or cancelled run clears it), ``mask_result``, ``activity``, ``stale`` (the settings
     changed since the maps were made), ``pinned`` and ``pinned_rendered`` (an explanation kept
     for comparison, drawn with the current one's colour scale), ``folder`` (the open folder;
     its rows are :attr:`Session.gallery`), ``gallery_activity`` (the folder's background work:
     listing, classifying, Explain all; the gallery shows its progress and a Cancel).
+    Bookkeeping (set by the controllers): ``shown_request`` (the image request whose image is on
+    screen; a request equal to it reads nothing), ``run_wanted`` (a run was asked for before the
+    model or the image was in: it starts when both are), ``restoring`` (a session file's fields
+    are being set: nothing may run the model).
     """
 
     model_request = Field(ModelRequest)
@@ -202,6 +208,7 @@ class Session(QObject):
     selected = Field(0)
     explanation = Field(None)
     rendered = Field(None)
+    estimate = Field(None)
     stale = Field(False)
     tool = Field("navigate")
     brush_radius = Field(8)
@@ -215,6 +222,9 @@ class Session(QObject):
     pinned_rendered = Field(None)
     folder = Field("")
     gallery_activity = Field(Activity)
+    shown_request = Field(None)
+    run_wanted = Field(False)
+    restoring = Field(False)
 
     model_request_changed = Signal(object)
     model_changed = Signal(object)
@@ -231,6 +241,7 @@ class Session(QObject):
     selected_changed = Signal(object)
     explanation_changed = Signal(object)
     rendered_changed = Signal(object)
+    estimate_changed = Signal(object)
     stale_changed = Signal(object)
     tool_changed = Signal(object)
     brush_radius_changed = Signal(object)
@@ -244,6 +255,9 @@ class Session(QObject):
     pinned_rendered_changed = Signal(object)
     folder_changed = Signal(object)
     gallery_activity_changed = Signal(object)
+    shown_request_changed = Signal(object)
+    run_wanted_changed = Signal(object)
+    restoring_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -265,9 +279,14 @@ class Session(QObject):
 
     # -- derived --------------------------------------------------------------------
     @property
+    def drawn_explanation(self):
+        """What the maps show: the running estimate if there is one, else the shown explanation."""
+        return self.estimate.explanation if self.estimate is not None else self.explanation
+
+    @property
     def image_shape(self) -> tuple[int, int] | None:
         """(H, W) of the display frame the maps and the mask live in."""
-        expl = self.explanation
+        expl = self.drawn_explanation
         if expl is not None:
             return tuple(expl.shape)
         return None

@@ -97,6 +97,25 @@ def settings_from_state(st: dict, has_maps: bool = False) -> tuple[dict, list[st
     return fields, warnings
 
 
+def run_settings(s, method: str, options: dict):
+    """The session's run as one :class:`~alens_gui.core.settings.RunSettings`: the one place where
+    its class request becomes a :class:`~alens_gui.core.settings.ClassSet` and its window field a
+    window request (the menu's "default" is None: the file's own). ``method`` and ``options`` are
+    the ones the registry checked (``Controller.check_settings``). A grid's tile classes are known
+    only once its tiles are classified: a folder's images use the top-k of the request."""
+    from alens_gui.core.settings import ClassSet, RunSettings
+    from alens_gui.core.windowing import window_request
+
+    req = s.class_request
+    if req.kind == "picked":
+        classes = ClassSet.picked(list(req.classes))
+    elif req.kind == "best_vs_worst":
+        classes = ClassSet.best_vs_worst()
+    else:
+        classes = ClassSet.top(req.k, req.with_lowest)
+    return RunSettings(method, options, classes, s.lens, window_request(s.window), None, s.input_policy)
+
+
 def mask_result_from_state(saved: dict | None, expl, mask):
     """The masking result a session saved, with its masked image made again (no model run)."""
     if not saved:

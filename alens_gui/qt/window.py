@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         # the result cache lives in the platform's cache folder (ALENS_CACHE_DIR overrides), not here
         self.controller = Controller(self.session, self, autorun=autorun)
-        self.controller.confirm_code = self._ask_run_code
+        self.controller.files.confirm_code = self._ask_run_code
         self.notifications = NotificationArea()
         self.controller.notified.connect(self.notify)
         self._build_panels()
@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
         self.image_panel.openRequested.connect(self._open_dialog)
         self.image_panel.gridRequested.connect(self._grid_dialog)
         self.view_panel.resetZoomRequested.connect(self.maps.reset_zoom)
-        self.masking_panel.topRequested.connect(self.controller.select_top_fraction)
+        self.masking_panel.topRequested.connect(self.controller.checks.select_top_fraction)
 
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -230,17 +230,17 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.notes_dock, self.gallery_dock)
         self.gallery_dock.hide()
         g, c = self.gallery, self.controller
-        g.openRequested.connect(c.open_gallery_row)
-        g.compareRequested.connect(c.compare_rows)
-        g.explainAllRequested.connect(c.explain_all)
-        g.cancelRequested.connect(c.cancel_gallery)
+        g.openRequested.connect(c.gallery.open_row)
+        g.compareRequested.connect(c.gallery.compare_rows)
+        g.explainAllRequested.connect(c.gallery.explain_all)
+        g.cancelRequested.connect(c.gallery.cancel)
         g.openFolderRequested.connect(self._open_folder_dialog)
         g.reportRequested.connect(lambda: self._report_dialog("gallery"))
         self.cohort = CohortView(self.session, self.controller)
         self.cohort_dock = self._dock("Cohort", "cohort", self.cohort, Qt.DockWidgetArea.BottomDockWidgetArea, 0)
         self.tabifyDockWidget(self.gallery_dock, self.cohort_dock)
         self.cohort_dock.hide()
-        self.cohort.openRequested.connect(c.open_gallery_row)
+        self.cohort.openRequested.connect(c.gallery.open_row)
         self.resizeDocks([self.notes_dock], [70], Qt.Orientation.Vertical)
         self._show_comparison(None)
         self.session.pinned_changed.connect(self._show_comparison)
@@ -328,9 +328,9 @@ class MainWindow(QMainWindow):
         self._action(m, "Toggle class &territory", self.toggle_territory, "T")
         self._action(m, "&Reset zoom", self.maps.reset_zoom, "0")
         m.addSeparator()
-        self._action(m, "&Pin for comparison", self.controller.pin, "P",
+        self._action(m, "&Pin for comparison", self.controller.comparison.pin, "P",
                      "keep these maps; the next image is explained with the same class set and shown beside them")
-        self._action(m, "&Unpin", self.controller.unpin, "Shift+P")
+        self._action(m, "&Unpin", self.controller.comparison.unpin, "Shift+P")
         m.addSeparator()
         for dock in (self.setup_dock, self.inspect_dock, self.notes_dock, self.gallery_dock, self.cohort_dock):
             m.addAction(dock.toggleViewAction())
@@ -395,7 +395,7 @@ class MainWindow(QMainWindow):
             return
         c = self.controller
         c.autorun = True
-        c._after_explained.append(lambda: c.pin() and self.open_image(second))
+        c.comparison.open_pair(None, lambda: self.open_image(second))
 
     # ------------------------------------------------------------------ user actions
     def notify(self, text: str, level: str = "info") -> None:
@@ -454,7 +454,7 @@ class MainWindow(QMainWindow):
     def step_image(self, step: int) -> None:
         row = self.gallery.step(step)
         if row is not None:
-            self.controller.open_gallery_row(row)
+            self.controller.gallery.open_row(row)
 
     def open_folder(self, folder, recursive: bool = False):
         """Show a folder's images in the gallery (listing, then predictions, in the background)."""
@@ -464,11 +464,11 @@ class MainWindow(QMainWindow):
             return None
         self.gallery_dock.show()
         self.gallery_dock.raise_()
-        return self.controller.open_folder(str(p.resolve()), recursive)
+        return self.controller.gallery.open_folder(str(p.resolve()), recursive)
 
     def export_report(self, path, what: str = "current", rows: Sequence[int] = ()):
         if self._check_target(str(path), (".pdf",)):
-            return self.controller.export_report(str(path), what, rows)
+            return self.controller.gallery.export_report(str(path), what, rows)
         return None
 
     def _open_folder_dialog(self, recursive: bool = False) -> None:
@@ -500,22 +500,22 @@ class MainWindow(QMainWindow):
 
     def export_figure(self, path, indices: Sequence[int] | None = None):
         if self._check_target(str(path), (".png", ".svg", ".pdf")):
-            return self.controller.export("figure", str(path), indices)
+            return self.controller.files.export("figure", str(path), indices)
         return None
 
     def export_territory(self, path):
         if self._check_target(str(path), (".png", ".svg", ".pdf")):
-            return self.controller.export("territory", str(path))
+            return self.controller.files.export("territory", str(path))
         return None
 
     def export_comparison(self, path):
         if self._check_target(str(path), (".png", ".svg", ".pdf")):
-            return self.controller.export("comparison", str(path))
+            return self.controller.files.export("comparison", str(path))
         return None
 
     def export_npz(self, path):
         if self._check_target(str(path), (".npz",)):
-            return self.controller.export("npz", str(path))
+            return self.controller.files.export("npz", str(path))
         return None
 
     def save_session(self, path):
@@ -524,11 +524,11 @@ class MainWindow(QMainWindow):
         if not self._check_target(str(path), (".alens",)):
             return None
         self.recent_sessions_list.add(str(Path(path).resolve()))
-        return self.controller.save_session(str(path))
+        return self.controller.files.save_session(str(path))
 
     def open_session(self, path):
         self.recent_sessions_list.add(str(Path(path).resolve()))
-        return self.controller.open_session(str(path))
+        return self.controller.files.open_session(str(path))
 
     def recent_files(self) -> list[str]:
         return self.recent.items()
@@ -595,7 +595,7 @@ class MainWindow(QMainWindow):
     def _grid_game_dialog(self) -> None:
         n, ok = QInputDialog.getInt(self, "Grid pointing game", "Number of 2 × 2 grids:", 8, 1, 500)
         if ok:
-            self.controller.run_grid_game(n)
+            self.controller.checks.run_grid_game(n)
 
     def _ask_run_code(self, what: str, where: str) -> bool:
         return dialogs.ask_run_code(self, what, where)

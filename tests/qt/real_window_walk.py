@@ -200,7 +200,7 @@ def main() -> int:
     win.open_sample("chelsea")
     wait_for(app, lambda: s.explanation is not None and s.explanation.source.get("file", "").startswith("chelsea")
              and not c.runner.busy(), 120, "chelsea explained")
-    assert c.pin()
+    assert c.comparison.pin()
     win.open_sample("coffee")
     wait_for(app, lambda: s.pinned_rendered is not None and s.explanation is not None
              and s.explanation.source.get("file", "").startswith("coffee") and not c.runner.busy(), 120,

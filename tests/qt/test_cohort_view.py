@@ -118,7 +118,7 @@ def test_the_cli_reads_what_the_gallery_explained(make_window, qtbot, folder, tm
     win.session.method = "gradcam"
     win.open_folder(folder, recursive=True)
     wait_idle(qtbot, win)
-    assert win.controller.explain_all() is not None
+    assert win.controller.gallery.explain_all() is not None
     wait_idle(qtbot, win)
     entries = win.controller.cache.root / "explanations"
     before = sorted(p.name for p in entries.glob("*.npz"))

@@ -13,7 +13,7 @@ def test_pin_then_compare_with_another_image(make_window, qtbot, tmp_path):
     win = make_window()
     s, c = win.session, win.controller
     first = run(qtbot, win, "gradcam")  # chelsea
-    assert c.pin()
+    assert c.comparison.pin()
     assert s.class_request.kind == "picked" and list(s.class_request.classes) == list(first.classes)
     assert win.pinned_maps.isVisible() and win.compare_view.isVisible()
     c.autorun = True
@@ -48,7 +48,7 @@ def test_pin_then_compare_with_another_image(make_window, qtbot, tmp_path):
 
     with Image.open(tmp_path / "cmp.png") as im:
         assert im.size[0] > 1500 and im.size[1] > 1000
-    c.unpin()
+    c.comparison.unpin()
     wait_idle(qtbot, win)
     assert not win.pinned_maps.isVisible() and s.pinned is None
 
@@ -66,7 +66,7 @@ def test_a_grid_opened_while_pinned_keeps_the_pinned_class_set(make_window, qtbo
     wait_idle(qtbot, win)
     first = s.explanation
     assert first is not None and s.class_request.kind == "tiles"
-    assert c.pin()
+    assert c.comparison.pin()
     moved = tuple(reversed(GRID_PHOTOS))
     s.image_request = ImageRequest(tiles=moved)
     wait_idle(qtbot, win)

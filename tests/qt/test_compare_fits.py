@@ -52,7 +52,7 @@ def test_a_comparison_fits_1280_by_800_with_both_halves_alike(make_window, qtbot
     win = make_window(size=(1280, 800))
     s, c = win.session, win.controller
     run(qtbot, win, "gradcam")  # chelsea, the top 3 classes
-    assert c.pin()
+    assert c.comparison.pin()
     c.autorun = True
     win.open_sample("coffee")
     wait_idle(qtbot, win)
@@ -72,6 +72,6 @@ def test_a_comparison_fits_1280_by_800_with_both_halves_alike(make_window, qtbot
     for view in (win.pinned_maps, win.maps):
         for tile in view.map_tiles("refined"):
             assert tile.view.width() >= 60 and tile.view.height() >= 60, (tile.view.width(), tile.view.height())
-    c.unpin()
+    c.comparison.unpin()
     wait_idle(qtbot, win)
     assert win.width() <= 1280

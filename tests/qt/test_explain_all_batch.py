@@ -40,7 +40,7 @@ def test_explain_all_runs_one_forward_pass_per_image(make_window, qtbot, labelle
     rows = win.session.gallery.rows
     save(photos["astronaut"], labelled_folder / "espresso" / "late.png")  # not classified yet: no matter
     with SampleCounter(explainer.model) as counter:
-        assert win.controller.explain_all() is not None
+        assert win.controller.gallery.explain_all() is not None
         wait_idle(qtbot, win)
     assert all(r.explained for r in rows)
     # five images, five samples through the model: the class set comes from the pass the maps use,
@@ -48,7 +48,7 @@ def test_explain_all_runs_one_forward_pass_per_image(make_window, qtbot, labelle
     assert counter.samples == len(rows) == 5
     assert counter.calls < 5
     # what the cache holds is what the per-image path gives
-    key = win.controller._explain_key_fn()(rows[3].path)
+    key = win.controller.gallery.explain_key_fn()(rows[3].path)
     cached = win.controller.cache.explanation(key, rows[3].path)
     single = explainer.explain(rows[3].path, "ixg", top_k=3)
     assert list(cached.classes) == list(single.classes)

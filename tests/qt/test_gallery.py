@@ -74,7 +74,7 @@ def test_explain_all_caches_and_reopening_is_instant(make_window, qtbot, labelle
     win.session.method = "gradcam"
     win.open_folder(labelled_folder, recursive=True)
     wait_idle(qtbot, win)
-    assert win.controller.explain_all() is not None
+    assert win.controller.gallery.explain_all() is not None
     wait_idle(qtbot, win)
     g = win.session.gallery
     assert all(r.explained for r in g.rows)
@@ -88,7 +88,7 @@ def test_explain_all_caches_and_reopening_is_instant(make_window, qtbot, labelle
         rows = again.session.gallery.rows
         assert all(r.pred is not None and r.explained for r in rows)
         again.gallery.table.setFocus()
-        again.controller.open_gallery_row(3)  # espresso/cup1.png
+        again.controller.gallery.open_row(3)  # espresso/cup1.png
         wait_idle(qtbot, again)
         assert counter.calls == 0
     e = again.session.explanation
@@ -117,7 +117,7 @@ def test_clear_the_cache_asks_with_its_size_and_clears(make_window, qtbot, label
     win.session.method = "gradcam"
     win.open_folder(labelled_folder, recursive=True)
     wait_idle(qtbot, win)
-    win.controller.explain_all()
+    win.controller.gallery.explain_all()
     wait_idle(qtbot, win)
     root = win.controller.cache.root
     assert len(list((root / "explanations").glob("*.npz"))) == 5
@@ -145,13 +145,13 @@ def test_a_tampered_cache_never_keeps_a_folder_from_opening(make_window, qtbot, 
     files = sorted(labelled_folder.rglob("*.png"))
     # an index whose records under the folder's own keys have other shapes, and a damaged
     # explanation under the key of the current settings
-    model_id = c._model_id()
+    model_id = c.gallery.model_id()
     keys = [c.cache.prediction_key(p, model_id, s.input_policy, s.window) for p in files]
     bad = {k: {"top1": "x", "name": 5} for k in keys}
     bad[keys[0]] = [1, 2]
     (c.cache.root / "explanations").mkdir(parents=True, exist_ok=True)
     (c.cache.root / "predictions.json").write_text(json.dumps(bad))
-    damaged = c.cache.root / "explanations" / f"{c._explain_key_fn()(files[0])}.npz"
+    damaged = c.cache.root / "explanations" / f"{c.gallery.explain_key_fn()(files[0])}.npz"
     damaged.write_bytes(b"PK\x03\x04 damaged")
     c.autorun = True
     win.open_folder(labelled_folder, recursive=True)
@@ -160,7 +160,7 @@ def test_a_tampered_cache_never_keeps_a_folder_from_opening(make_window, qtbot, 
     assert len(rows) == 5 and all(isinstance(r.pred, int) for r in rows)  # classified again
     assert not win.notifications.errors(), win.notifications.errors()
     row = next(i for i, r in enumerate(rows) if Path(r.path).name == files[0].name and r.explained)
-    c.open_gallery_row(row)  # the damaged entry is a miss: the image is explained again
+    c.gallery.open_row(row)  # the damaged entry is a miss: the image is explained again
     wait_idle(qtbot, win)
     assert s.explanation is not None and s.explanation.source["file"] == files[0].name
     assert not damaged.exists() or damaged.read_bytes() != b"PK\x03\x04 damaged"
@@ -191,7 +191,7 @@ def test_compare_two_images_picked_in_the_gallery(make_window, qtbot, labelled_f
     win.session.method = "gradcam"
     win.open_folder(labelled_folder, recursive=True)
     wait_idle(qtbot, win)
-    win.controller.compare_rows(0, 3)  # a cat and a cup
+    win.controller.gallery.compare_rows(0, 3)  # a cat and a cup
     qtbot.waitUntil(lambda: win.session.pinned is not None and win.session.explanation is not None
                     and win.session.explanation.source.get("file") == "cup1.png", timeout=120_000)
     wait_idle(qtbot, win)
@@ -252,7 +252,7 @@ def test_explain_all_shows_its_progress_and_can_be_cancelled(make_window, qtbot,
     wait_idle(qtbot, win)
     view, g = win.gallery, win.session.gallery
     assert not view.progress.isVisible() and not view.cancel_button.isVisible()
-    assert win.controller.explain_all() is not None
+    assert win.controller.gallery.explain_all() is not None
     qtbot.waitUntil(lambda: view.progress.isVisible() and view.cancel_button.isVisible(), timeout=10_000)
     assert "explaining 5 images" in view.task_label.text()
     assert win.status_text.text() != "ready" and "explaining 5 images" in win.status_text.text()

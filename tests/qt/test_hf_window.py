@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from alens_gui.qt.gallery import GalleryRow, LabelJudge
+from alens_gui.qt.gallerystate import GalleryRow, LabelJudge
 
 from .conftest import wait_idle
 

@@ -60,11 +60,14 @@ def test_a_running_estimate_is_not_also_called_out_of_date(qtbot):
     qtbot.addWidget(view)
     view.show()
     e = explanation(["a", "b"], [1, 2], partial=True)
-    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    s.estimate = jobs.render(e, s.view.scale)
     s.stale = True
     assert "Partial estimate" in view.banner.text() and "Run (Ctrl+R)" not in view.banner.text()
     done = explanation(["a", "b"], [1, 2])
     s.explanation, s.rendered = done, jobs.render(done, s.view.scale)
+    assert view.explanation is e  # the estimate stays drawn until it is cleared
+    s.estimate = None
+    assert view.explanation is done
     s.stale = True
     assert "Run (Ctrl+R)" in view.banner.text()
 
@@ -95,9 +98,9 @@ def test_comparison_exports_wait_for_a_comparison(make_window, qtbot):
     win.session.method = "gradcam"
     win.run()
     wait_idle(qtbot, win)
-    assert win.controller.pin()
+    assert win.controller.comparison.pin()
     assert cmp_export.isEnabled() and cmp_report.isEnabled()
-    win.controller.unpin()
+    win.controller.comparison.unpin()
     assert not cmp_export.isEnabled()
 
 
@@ -204,7 +207,7 @@ def test_the_inspect_column_keeps_its_buttons_in_place(make_window, qtbot):
     win.session.hover = (50, 50)
     win.session.hover = (-1, -1)
     assert where() == before
-    win.controller.select_top_fraction(0, 20.0)
+    win.controller.checks.select_top_fraction(0, 20.0)
     wait_idle(qtbot, win)
     assert win.session.mask_result is not None
     scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
@@ -246,7 +249,7 @@ def test_mask_top_over_a_drawn_rectangle_says_it_adds_to_it(make_window, qtbot):
     s = win.session
     s.add_to_mask(rectangle_mask(s.image_shape, 0, 0, 40, 40))
     wait_idle(qtbot, win)
-    assert win.controller.select_top_fraction(0, 10.0)
+    assert win.controller.checks.select_top_fraction(0, 10.0)
     wait_idle(qtbot, win)
     said = [m for _lvl, m in win.notifications.messages if "added to the mask already drawn" in m]
     assert said and "Clear first" in said[-1]

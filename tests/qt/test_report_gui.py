@@ -26,7 +26,7 @@ def test_report_of_the_current_image_and_of_the_comparison(make_window, qtbot, t
     # a comparison report needs a comparison first: a message, no file
     assert win.export_report(tmp_path / "none.pdf", "comparison") is None
     assert "pin" in win.notifications.messages[-1][1] and not (tmp_path / "none.pdf").exists()
-    assert c.pin()
+    assert c.comparison.pin()
     c.autorun = True
     win.open_sample("coffee")
     wait_idle(qtbot, win)
@@ -48,7 +48,7 @@ def test_report_of_the_gallery_selection(make_window, qtbot, labelled_folder, tm
     # rows not explained yet: the user is told to explain them first, and nothing is written
     assert win.export_report(tmp_path / "early.pdf", "gallery", [0, 3]) is None
     assert "Explain all" in win.notifications.messages[-1][1] and not (tmp_path / "early.pdf").exists()
-    win.controller.explain_all()
+    win.controller.gallery.explain_all()
     wait_idle(qtbot, win)
     # select two rows in the table as a user would, then report the selection
     win.gallery.select_rows([0, 3])

@@ -80,6 +80,17 @@ def test_lens_panel_binds_both_ways(session, qtbot):
     panel.push()
     assert errors and errors[-1][0] == "error" and "positive" in errors[-1][1]
     assert panel.temps.text() == "0.1"  # the widget shows the session again
+    # no signal blocker: a lens set from elsewhere comes back unchanged (a τ the spin box can only
+    # show rounded is not rewritten), with one change; one control changes one field
+    changes = []
+    session.lens_changed.connect(changes.append)
+    odd = VAR.with_(tau=0.01234, normalize=panel.normalize.itemData(panel.normalize.count() - 1))
+    session.lens = odd
+    assert changes == [odd] and session.lens is odd and panel.preset.currentData() == "custom"
+    panel.softmax.setCurrentIndex((panel.softmax.currentIndex() + 1) % panel.softmax.count())
+    assert session.lens == odd.with_(softmax_input=panel.softmax.currentData())
+    panel.preset.setCurrentIndex(panel.preset.findData("al"))
+    assert session.lens == AL.with_(reduce=odd.reduce) and panel.temps.text() == "1, 0.2, 0.01"
 
 
 def test_view_panel_binds_both_ways(session, qtbot):
@@ -94,6 +105,17 @@ def test_view_panel_binds_both_ways(session, qtbot):
     assert session.view.scale == ColorScale(scope="class", percentile=90.0, gamma=0.5)
     panel.overlay.setChecked(False)
     assert session.view.overlay is False and session.view.mode == "refined"
+    # no signal blocker: setting the widgets from the session writes nothing back, even values a
+    # widget can only show rounded (a 75.5 % opacity, a gamma of 0.733), and sends one view change
+    changes = []
+    session.view_changed.connect(changes.append)
+    odd = ViewOptions(mode="base", overlay=True, opacity=0.755, territory=False,
+                      scale=ColorScale(scope="row", percentile=97.25, gamma=0.733))
+    session.view = odd
+    assert changes == [odd] and session.view is odd
+    assert panel.opacity.value() == 76 and panel.gamma.value() == pytest.approx(0.73)
+    panel.gamma.setValue(1.5)  # one widget changes one field
+    assert session.view == odd.with_(scale=odd.scale.with_(gamma=1.5))
 
 
 def test_class_panel_binds_both_ways(session, qtbot, tmp_path):

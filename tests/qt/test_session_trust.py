@@ -60,7 +60,7 @@ def saved(explainer, photos, tmp_path_factory):
     expl = explainer.explain(str(img), method="gradcam", top_k=3)
 
     def write(path, model: dict | None = None, inputs: list[str] | None = None, **state):
-        from alens_gui.core.sessionfile import file_sha256
+        from alens_gui.core.safeio import sha256_file as file_sha256
 
         paths = [str(img)] if inputs is None else inputs
         st = {"inputs": [{"path": p, "sha256": file_sha256(p)} for p in paths],
@@ -207,7 +207,7 @@ def test_the_torchscript_filter_sets_the_flag_and_it_round_trips(make_window, qt
     win.model_panel._browse_checkpoint()
     assert not win.model_panel.request().torchscript  # a state dict, read as data
     win.session.model_request = ModelRequest(spec=str(ts), torchscript=True)  # (as Load would, without loading)
-    state = win.controller.session_state()
+    state = win.controller.files.session_state()
     assert state["model"]["torchscript"] is True
     win.session.model_request = ModelRequest()
     win.session.model_request = ModelRequest(spec=str(ts), torchscript=True)
@@ -363,7 +363,7 @@ def test_names_from_a_session_are_shown_as_text_never_read_as_markup(make_window
     path = save_session(tmp_path / "markup.alens", {"method": "gradcam"}, crafted)
     win = open_via_path(make_window, qtbot, path)
     qtbot.waitUntil(lambda: win.session.explanation is not None, timeout=LONG)
-    win.controller.pin()
+    win.controller.comparison.pin()
     win.notify(f"a message quoting {evil}", "warning")
     qtbot.wait(300)  # (painted: a label loads its images when it is laid out)
     assert "&lt;img" in win.probabilities.top5.text() and "<img" not in win.probabilities.top5.text()

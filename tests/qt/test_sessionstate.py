@@ -9,7 +9,7 @@ import numpy as np
 from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import LensParams
 from alens_gui.qt.session import ClassRequest, ImageRequest, Session, ViewOptions
-from alens_gui.qt.sessionstate import mask_result_from_state, settings_from_state, state_of
+from alens_gui.qt.sessionstate import mask_result_from_state, run_settings, settings_from_state, state_of
 
 
 def test_settings_survive_a_round_trip_through_a_session_files_state(tmp_path):
@@ -58,3 +58,28 @@ def test_a_saved_masking_result_is_rebuilt_without_a_model():
     assert r.masked_image[:5, :5].max() == 0 and np.allclose(r.masked_image[10:, 10:], img[10:, 10:])
     assert list(r.classes) == [1, 2] and r.fill == "black"
     assert mask_result_from_state(None, e, mask) is None
+
+
+def test_the_session_run_is_one_run_settings_with_the_window_rule_applied_once():
+    from alens_gui.core.resultcache import ResultCache
+    from alens_gui.core.settings import ClassSet
+
+    s = Session()
+    s.class_request = ClassRequest(kind="picked", classes=(285, 967))
+    s.input_policy = "pad"
+    s.lens = LensParams(temperatures=(1.0, 0.3), tau=0.05)
+    r = run_settings(s, "ig", {"steps": 8})
+    assert (r.method, r.option_dict, r.classes, r.lens, r.resize) == ("ig", {"steps": 8}, ClassSet.picked([285, 967]),
+                                                                      s.lens, "pad")
+    assert s.window == "default" and r.window is None  # the menu's "default" is the file's own window
+    s.window = (40.0, 400.0)
+    s.class_request = ClassRequest(kind="topk", k=4, with_lowest=True)
+    r = run_settings(s, "gradcam", {})
+    assert r.window == "40,400" and r.classes == ClassSet.top(4, True)
+    s.class_request = ClassRequest(kind="best_vs_worst")
+    assert run_settings(s, "gradcam", {}).classes == ClassSet.best_vs_worst()
+    # the gallery's "default" and a RunSettings' None name one cache entry
+    assert ResultCache.explanation_key(__file__, "m", "pad", "default", "ig", {}, "x") == \
+        ResultCache.explanation_key(__file__, "m", "pad", None, "ig", {}, "x")
+    assert ResultCache.prediction_key(__file__, "m", "pad", "default") == \
+        ResultCache.prediction_key(__file__, "m", "pad", None) != ResultCache.prediction_key(__file__, "m", "pad", "auto")

@@ -172,7 +172,7 @@ def test_masking_the_top_of_one_class_on_the_grid(make_window, qtbot):
     expl = win.session.explanation
     assert [int(c) for c in expl.classes] == list(GRID_CLASSES)
     win.session.fill = "blur"
-    assert win.controller.select_top_fraction(0, 20.0)
+    assert win.controller.checks.select_top_fraction(0, 20.0)
     wait_idle(qtbot, win)
     r = win.session.mask_result
     assert r is not None and list(r.classes) == list(GRID_CLASSES)
@@ -247,22 +247,27 @@ def test_cancel_a_long_run_and_a_new_request_replaces_the_old(make_window, qtbot
 def test_ig_shows_running_estimates_then_the_result(make_window, qtbot):
     win = make_window()
     first = run(qtbot, win, "gradcam")
-    shown = []
+    shown, estimates = [], []
     win.session.explanation_changed.connect(shown.append)
+    win.session.estimate_changed.connect(estimates.append)
     final = run(qtbot, win, "ig", steps=12, batch_size=3)
-    partial = [e for e in shown if e is not None and e.partial]
-    assert len(partial) == 3  # after batches 1-3 of 4
+    partial = [e.explanation for e in estimates if e is not None]
+    assert len(partial) == 3 and all(e.partial for e in partial)  # after batches 1-3 of 4
     assert all(e.k == final.k and np.allclose(e.distribution.sum(0), 1, atol=1e-5) for e in partial)
-    assert win.session.explanation is final and not final.partial
+    assert shown == [final] and not final.partial  # the shown explanation is never an estimate
+    assert win.session.estimate is None and win.maps.explanation is final
     assert "partial estimate" not in win.maps.banner.text()
-    # a run cancelled after showing an estimate goes back to the last complete result
+    # a run cancelled after showing an estimate clears it: the last complete result is drawn again
     set_method(win, "ig", steps=400, batch_size=4)
     win.run()
-    qtbot.waitUntil(lambda: win.session.explanation.partial, timeout=LONG)
-    assert "Partial estimate" in win.maps.banner.text() and "partial estimate" in win.session.explanation.caption()
+    qtbot.waitUntil(lambda: win.session.estimate is not None, timeout=LONG)
+    assert win.session.explanation is final and win.maps.explanation is win.session.estimate.explanation
+    assert "Partial estimate" in win.maps.banner.text() and "partial estimate" in win.maps.explanation.caption()
     win.cancel_button.click()
     wait_idle(qtbot, win)
-    assert win.session.explanation is final and first is not final
+    assert win.session.estimate is None and win.session.explanation is final and first is not final
+    assert win.maps.explanation is final and "Partial estimate" not in win.maps.banner.text()
+    assert all(t.sources[1] is win.session.rendered.base[i] for i, t in enumerate(win.maps.map_tiles("base")))
 
 
 def test_export_png_svg_pdf_and_npz(make_window, qtbot, tmp_path):
@@ -488,10 +493,10 @@ def test_zoom_is_linked_across_views(make_window, qtbot):
 def test_grid_pointing_game_from_the_evaluate_menu(make_window, qtbot):
     win = make_window()
     win.session.method = "gradcam"
-    assert win.controller.run_grid_game(2) is not None
+    assert win.controller.checks.run_grid_game(2) is not None
     wait_idle(qtbot, win)
     assert not win.notifications.errors()
-    r = win.controller.grid_game_result["gradcam"]
+    r = win.controller.checks.grid_game_result["gradcam"]
     assert r["base"]["n"] == r["al"]["n"] == 8  # 2 grids x 4 tiles
     assert r["al"]["ra"] > r["base"]["ra"]  # the lens puts more of Grad-CAM's mass in the right tile
     assert "grid game, Grad-CAM" in win.notifications.messages[-1][1]

@@ -15,8 +15,8 @@ from .data import EvaluationDataError, Sample, make_composites, make_grids, map_
 from .grid import lens_ranking, run_grid_game
 from .metrics import auc, blur_positive, cosine, localisation, localisation_batch, pearson, spearman
 from .perturbation import run_perturbation
-from .report import format_markdown, lens_choice, lens_choice_table, save_plots, write_json
 from .sanity import CLASS_SETS, cascade, cascade_groups, randomization_layers, run_sanity
+from .summary import format_markdown, lens_choice, lens_choice_table, save_plots, write_json
 
 __all__ = [
     "CLASS_SETS", "DEFAULT_METHODS", "EvaluationDataError", "LensVariant", "Sample", "auc", "blur_positive", "cascade",

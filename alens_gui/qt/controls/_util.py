@@ -20,6 +20,12 @@ def blocked(*widgets: QWidget) -> Iterator[None]:
             b.unblock()
 
 
+def differs(spin, shown: float, value: float) -> bool:
+    """Whether a spin box's value says something else than the session's ``value``: it shows
+    values rounded to its decimals, and writing the rounded value back would change the field."""
+    return abs(float(shown) - float(value)) >= 0.5 * 10 ** -spin.decimals()
+
+
 def set_combo_data(combo: QComboBox, value) -> None:
     i = combo.findData(value)
     if i >= 0 and i != combo.currentIndex():

@@ -48,7 +48,7 @@ class PresetStore:
                 if isinstance(v, list) and all(isinstance(c, int) for c in v)}
 
     def save(self, name: str, classes: Sequence[int]) -> None:
-        from alens_gui.core.explanation import atomic_write
+        from alens_gui.core.outputs import atomic_write
 
         data = self.load()
         data[name] = [int(c) for c in classes]

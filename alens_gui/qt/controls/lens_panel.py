@@ -10,7 +10,7 @@ from alens_gui.core.lensparams import AL, NORMALIZE_CHOICES, SOFTMAX_INPUT_CHOIC
 
 from ..session import Session
 from ..widgets import FlowLayout
-from ._util import blocked, combo, labeled, set_combo_data
+from ._util import combo, differs, labeled, set_combo_data
 
 
 def parse_temperatures(text: str) -> tuple[float, ...]:
@@ -50,25 +50,31 @@ class LensPanel(QWidget):
             lay.addWidget(labeled(text, w))
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         self.temps.editingFinished.connect(self.push)
-        self.tau.valueChanged.connect(lambda _v: self.push())
-        self.normalize.currentIndexChanged.connect(lambda _i: self.push())
-        self.softmax.currentIndexChanged.connect(lambda _i: self.push())
+        # per field: a control writes only its own field, so setting the controls from the session
+        # writes back what the session holds, and the field's equality check ends the echo
+        self.tau.valueChanged.connect(lambda x: self._set(tau=float(x)) if differs(self.tau, x, session.lens.tau)
+                                      else None)
+        self.normalize.currentIndexChanged.connect(lambda _i: self._set(normalize=self.normalize.currentData()))
+        self.softmax.currentIndexChanged.connect(lambda _i: self._set(softmax_input=self.softmax.currentData()))
         session.lens_changed.connect(self.pull)
         self.pull(session.lens)
 
-    def params(self) -> LensParams:
-        """The parameters the widgets describe (raises LensError on bad input)."""
-        return self.session.lens.with_(temperatures=parse_temperatures(self.temps.text()), tau=self.tau.value(),
-                                       normalize=self.normalize.currentData(), softmax_input=self.softmax.currentData())
-
     def push(self) -> None:
+        """The temperatures as typed (on Enter or leaving the field)."""
         try:
-            params = self.params()
+            temps = parse_temperatures(self.temps.text())
         except AlensError as exc:
             self.notified.emit(str(exc), "error")
             self.pull(self.session.lens)
             return
-        self.session.lens = params
+        self._set(temperatures=temps)
+
+    def _set(self, **changes) -> None:
+        try:
+            self.session.lens = self.session.lens.with_(**changes)
+        except AlensError as exc:  # the controls show the session again
+            self.notified.emit(str(exc), "error")
+            self.pull(self.session.lens)
 
     def _preset_chosen(self, _index: int) -> None:
         name = self.preset.currentData()
@@ -78,10 +84,9 @@ class LensPanel(QWidget):
             self.session.lens = VAR.with_(reduce=self.session.lens.reduce)
 
     def pull(self, params: LensParams) -> None:
-        with blocked(self.temps, self.tau, self.normalize, self.softmax, self.preset):
-            self.temps.setText(", ".join(f"{t:g}" for t in params.temperatures))
-            self.tau.setValue(params.tau)
-            set_combo_data(self.normalize, params.normalize)
-            set_combo_data(self.softmax, params.softmax_input)
-            base = params.with_(reduce="sum")
-            set_combo_data(self.preset, "al" if base == AL else "var" if base == VAR else "custom")
+        self.temps.setText(", ".join(f"{t:g}" for t in params.temperatures))
+        self.tau.setValue(params.tau)
+        set_combo_data(self.normalize, params.normalize)
+        set_combo_data(self.softmax, params.softmax_input)
+        base = params.with_(reduce="sum")
+        set_combo_data(self.preset, "al" if base == AL else "var" if base == VAR else "custom")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from ..session import ModelRequest, Session
 from ..widgets import ElidedLabel
-from ._util import blocked, combo, set_combo_data
+from ._util import combo, set_combo_data
 
 SPECS = ("default", "torchvision:resnet50", "timm:resnet18")
 CHECKPOINT_FILTER = "Checkpoints, state dicts (*.pt *.pth *.safetensors)"
@@ -90,13 +90,14 @@ class ModelPanel(QWidget):
         self.loadRequested.emit()
 
     def pull(self, req: ModelRequest) -> None:
-        with blocked(self.spec, self.arch, self.labels, self.device, self.torchscript, self.output):
-            self.spec.setCurrentText(req.spec)
-            self.torchscript.setChecked(req.torchscript)
-            self.arch.setText(req.arch)
-            self.labels.setText(req.labels)
-            set_combo_data(self.device, req.device)
-            set_combo_data(self.output, req.output)
+        """Show the session's request. No signal blocker: this is a form read only by *Load*
+        (:meth:`push`); nothing listens to its controls, so there is no echo to stop."""
+        self.spec.setCurrentText(req.spec)
+        self.torchscript.setChecked(req.torchscript)
+        self.arch.setText(req.arch)
+        self.labels.setText(req.labels)
+        set_combo_data(self.device, req.device)
+        set_combo_data(self.output, req.output)
 
     def _browse_checkpoint(self) -> None:
         """Choose a checkpoint; the filter it was chosen through says whether it is TorchScript

@@ -1,4 +1,6 @@
-"""The view panel: which maps, overlay and opacity, the colour scale (scope, percentile, gamma)."""
+"""The view panel: which maps, overlay and opacity, the colour scale (scope, percentile, gamma).
+
+Bound per field, with no signal blocker: see :meth:`ViewPanel.pull`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QLabel, QPushButton, QS
 
 from ..session import Session, ViewOptions
 from ..widgets import FlowLayout
-from ._util import blocked, combo, labeled, set_combo_data
+from ._util import combo, differs, labeled, set_combo_data
 
 MODES = (("base + refined", "both"), ("refined only", "refined"), ("base only", "base"))
 SCOPES = (("one limit per row", "row"), ("one limit for all", "all"), ("one limit per map", "class"))
@@ -55,33 +57,40 @@ class ViewPanel(QWidget):
         lay.addWidget(labeled("percentile", self.percentile))
         lay.addWidget(labeled("γ", self.gamma))
         lay.addWidget(reset)
-        self.mode.currentIndexChanged.connect(lambda _i: self.push())
-        self.overlay.toggled.connect(lambda _v: self.push())
-        self.opacity.valueChanged.connect(lambda _v: self.push())
-        self.territory.toggled.connect(lambda _v: self.push())
-        self.scope.currentIndexChanged.connect(lambda _i: self.push())
-        self.percentile.valueChanged.connect(lambda _v: self.push())
-        self.gamma.valueChanged.connect(lambda _v: self.push())
+        # per field: a widget writes only its own field, so setting the widgets from the session
+        # writes back values the session already holds, and the field's equality check ends the echo
+        self.mode.currentIndexChanged.connect(lambda _i: self._set(mode=self.mode.currentData()))
+        self.overlay.toggled.connect(lambda on: self._set(overlay=bool(on)))
+        self.opacity.valueChanged.connect(self._opacity)
+        self.territory.toggled.connect(lambda on: self._set(territory=bool(on)))
+        self.scope.currentIndexChanged.connect(lambda _i: self._set_scale(scope=self.scope.currentData()))
+        self.percentile.valueChanged.connect(lambda x: self._set_scale(percentile=float(x))
+                                             if differs(self.percentile, x, session.view.scale.percentile) else None)
+        self.gamma.valueChanged.connect(lambda x: self._set_scale(gamma=float(x))
+                                        if differs(self.gamma, x, session.view.scale.gamma) else None)
         session.view_changed.connect(self.pull)
         self.pull(session.view)
 
-    def push(self) -> None:
+    def _set(self, **changes) -> None:
+        self.session.view = self.session.view.with_(**changes)
+
+    def _set_scale(self, **changes) -> None:
         v = self.session.view
-        scale = v.scale.with_(scope=self.scope.currentData(), percentile=self.percentile.value(),
-                              gamma=self.gamma.value())
-        self.session.view = v.with_(mode=self.mode.currentData(), overlay=self.overlay.isChecked(),
-                                    opacity=self.opacity.value() / 100.0, territory=self.territory.isChecked(),
-                                    scale=scale)
+        self.session.view = v.with_(scale=v.scale.with_(**changes))
+
+    def _opacity(self, percent: int) -> None:
+        if percent != round(self.session.view.opacity * 100):  # (a slider shows whole percents)
+            self._set(opacity=percent / 100.0)
 
     def pull(self, v: ViewOptions) -> None:
-        with blocked(self.mode, self.overlay, self.opacity, self.territory, self.scope, self.percentile, self.gamma):
-            set_combo_data(self.mode, v.mode)
-            self.overlay.setChecked(v.overlay)
-            self.opacity.setValue(round(v.opacity * 100))
-            self.territory.setChecked(v.territory)
-            set_combo_data(self.scope, v.scale.scope)
-            self.percentile.setValue(v.scale.percentile)
-            self.gamma.setValue(v.scale.gamma)
+        set_combo_data(self.mode, v.mode)
+        self.overlay.setChecked(v.overlay)
+        self.opacity.setValue(round(v.opacity * 100))
+        self.territory.setChecked(v.territory)
+        set_combo_data(self.scope, v.scale.scope)
+        self.percentile.setValue(v.scale.percentile)
+        self.gamma.setValue(v.scale.gamma)
+
 
 
 class HoverRadius(QWidget):

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..cohortjob import cohort_job, run_settings
+from ..cohortjob import cohort_job
+from ..sessionstate import run_settings
 
 SLOT = "cohort"
 PROTO = 72
@@ -189,7 +190,7 @@ class CohortView(QWidget):
             if missing:
                 return None, f"groups: no sub-folder {missing[0]!r} in this folder"
             groups = (parts[0], parts[1])
-        key = (s.folder, tuple(str(r.path) for r in rows), settings.key(), self.controller._model_id(), by, clusters,
+        key = (s.folder, tuple(str(r.path) for r in rows), settings.key(), self.controller.gallery.model_id(), by, clusters,
                groups)
         return (key, settings, by, clusters, groups), ""
 
@@ -214,7 +215,7 @@ class CohortView(QWidget):
 
         return self.controller.runner.run(
             SLOT, cohort_job, self.session.model, items, settings, self.controller.cache,
-            self.controller._explain_key_fn(), by, clusters, groups, label=f"cohort of {len(items)} images",
+            self.controller.gallery.explain_key_fn(), by, clusters, groups, label=f"cohort of {len(items)} images",
             on_return=done)
 
     def _progress(self, slot: str, done: float, total: float, message: str) -> None:

@@ -3,7 +3,7 @@
 It sorts by any column (click a header; "right?" puts the wrong ones first) and filters by
 text, by right/wrong and by class. Double-click (or Enter) opens an image in the analysis
 view; two selected rows can be compared. The buttons ask the window for work through
-signals; the rows are the session's :class:`~alens_gui.qt.gallery.GalleryModel`.
+signals; the rows are the session's :class:`~alens_gui.qt.gallerystate.GalleryModel`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..gallery import THUMB, GalleryFilter
+from ..gallerystate import THUMB, GalleryFilter
 from ..session import Session
 
 SHOW = (("all images", "all"), ("wrong only", "wrong"), ("right only", "right"), ("unlabelled", "unlabelled"))

@@ -312,7 +312,11 @@ class MapsView(QWidget):
         self._rect_item: QGraphicsRectItem | None = None
         self._hover = Throttled(self._set_hover, 25, self)
         s = session
-        (s.pinned_rendered_changed if role == "pinned" else s.rendered_changed).connect(self._on_rendered)
+        if role == "pinned":
+            s.pinned_rendered_changed.connect(self._on_rendered)
+        else:  # the running estimate is drawn while there is one; then the result (or, cancelled, the last one)
+            s.rendered_changed.connect(lambda r: self._on_rendered(r) if s.estimate is None else None)
+            s.estimate_changed.connect(lambda _e: self._on_rendered(self.rendered))
         s.view_changed.connect(self._on_view)
         s.selected_changed.connect(lambda _i: self._titles())
         s.hover_changed.connect(self._on_hover)
@@ -361,11 +365,14 @@ class MapsView(QWidget):
     # -- what this view draws -------------------------------------------------------------
     @property
     def explanation(self):
-        return self.session.pinned if self.role == "pinned" else self.session.explanation
+        return self.session.pinned if self.role == "pinned" else self.session.drawn_explanation
 
     @property
     def rendered(self):
-        return self.session.pinned_rendered if self.role == "pinned" else self.session.rendered
+        s = self.session
+        if self.role == "pinned":
+            return s.pinned_rendered
+        return s.estimate if s.estimate is not None else s.rendered
 
     def _scale_to(self, yx, src, dst):
         """A pixel of one explanation at the same relative position in another (linked hover)."""
@@ -619,12 +626,12 @@ class MapsView(QWidget):
         if expl is None or not (0 <= y < expl.shape[0] and 0 <= x < expl.shape[1]):
             y, x = -1, -1
         elif self.role == "pinned":  # the hover is kept in the current image's pixels
-            y, x = self._scale_to((y, x), expl, self.session.explanation)
+            y, x = self._scale_to((y, x), expl, self.session.drawn_explanation)
         self.session.hover = (int(y), int(x))
 
     def _on_hover(self, yx) -> None:
         if self.role == "pinned":
-            yx = self._scale_to(yx, self.session.explanation, self.explanation)
+            yx = self._scale_to(yx, self.session.drawn_explanation, self.explanation)
         y, x = yx
         for tile in self.tiles.values():
             tile.set_crosshair(y, x)

@@ -42,12 +42,13 @@ class DistributionView(QWidget):
         lay.addWidget(self.text)
         session.hover_changed.connect(lambda _yx: self.refresh())
         session.explanation_changed.connect(lambda _e: self.refresh())
+        session.estimate_changed.connect(lambda _e: self.refresh())
         session.hover_radius_changed.connect(lambda _r: self.refresh())
         session.pinned_changed.connect(lambda _p: self.refresh())
 
     def refresh(self) -> None:
         s = self.session
-        expl = s.explanation
+        expl = s.drawn_explanation  # (the maps under the mouse: the running estimate while there is one)
         y, x = s.hover
         if expl is None or y < 0 or not (0 <= y < expl.shape[0] and 0 <= x < expl.shape[1]):
             self.values = self.base_values = self.pinned_values = None
@@ -101,7 +102,8 @@ class DistributionView(QWidget):
         """Set the read-out; its height only grows (until the class set changes), so the sections
         below it never jump up and down as the mouse enters and leaves the maps."""
         self.text.setText(text)
-        key = (self.session.explanation.k if self.session.explanation is not None else 0, self.width())
+        expl = self.session.drawn_explanation
+        key = (expl.k if expl is not None else 0, self.width())
         if key != getattr(self, "_height_key", None):
             self._height_key = key
             self.text.setMinimumHeight(0)
@@ -142,6 +144,7 @@ class ProbabilityView(QWidget):
         lay.addWidget(self.plot)
         lay.addWidget(self.top5)
         session.explanation_changed.connect(self._on_explanation)
+        session.estimate_changed.connect(lambda _e: self._on_explanation(session.drawn_explanation))
 
     def _on_explanation(self, expl) -> None:
         if expl is None:

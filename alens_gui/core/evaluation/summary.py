@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..explanation import atomic_write
+from ..outputs import atomic_write
 from .metrics import LOCALISATION_KEYS, SIMILARITY_KEYS, relative_change
 from .paper import PAPER_LABELS, SOURCES, paper_entry
 
