@@ -208,3 +208,15 @@ def test_cli_grid_on_prebuilt_grids_writes_instances(loaded, grids, tmp_path, ca
     assert main(["evaluate", "grid", "--grids", str(tmp_path), "--methods", "gradcam", "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("alens: error:") and "outside the grids folder" in err and "\n" not in err
+
+
+def test_a_results_file_with_malformed_instances_is_one_line(tmp_path, capsys):
+    from alens_gui.cli import main
+
+    bad = {"_meta": {"protocol": "grid", "model": "m", "n": 1, "seed": 0}, "_instances": [{"grid": 0, "refined": 3}]}
+    (tmp_path / "r.json").write_text(json.dumps(bad))
+    assert main(["evaluate", "report", "--inputs", str(tmp_path / "r.json"), "--instances",
+                 str(tmp_path / "i.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "alens: error: per-instance entry 1 of these results is malformed"
+    assert not (tmp_path / "i.csv").exists()

@@ -128,7 +128,13 @@ def instance_rows(results: dict) -> list[dict]:
     the refined map's value side by side: ready for a paired test per method and metric.
     """
     out = []
-    for inst in results.get("_instances", []):
+    instances = results.get("_instances", [])
+    for n, inst in enumerate(instances if isinstance(instances, list) else [None]):
+        # results files are passed around: a malformed entry is one clear line, not a traceback
+        if not (isinstance(inst, dict) and isinstance(inst.get("base"), dict) and isinstance(inst.get("refined"), dict)
+                and all(isinstance(r, dict) for r in inst["refined"].values())
+                and all(c in inst for c in ("grid", "tile", "class", "class_name", "method"))):
+            raise EvaluationDataError(f"per-instance entry {n + 1} of these results is malformed")
         for lens, refined in inst["refined"].items():
             for k in GRID_KEYS:
                 if k in inst["base"]:
