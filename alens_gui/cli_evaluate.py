@@ -58,6 +58,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--instances", metavar="FILE",
                    help="grid, report: write every per-instance value (grid, tile, class, method, lens, metric, base, "
                         "refined) to FILE, CSV for .csv, JSON otherwise: for paired tests")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="grid: B grids per batch for the methods the batch engine batches (one forward pass, "
+                        "each grid with its own tile classes); default 1, grid by grid")
     p.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="[METHOD.]NAME=VALUE",
                    help="a method option, e.g. -O ig.steps=16 (repeatable)")
     p.add_argument("--steps", type=int, default=None,
@@ -210,6 +213,8 @@ def cmd_evaluate(args) -> int:
         raise _Usage(f"--steps is too small: {args.steps}")
     if args.steps is not None and args.protocol == "grid":
         raise _Usage("--steps applies to insertion, deletion and sanity, not to grid")
+    if args.batch_size is not None and (args.protocol != "grid" or args.batch_size < 1):
+        raise _Usage("--batch-size applies to grid only and must be at least 1")
     if args.grids and args.protocol != "grid":
         raise _Usage("--grids applies to grid only")
     if args.instances and args.protocol != "grid":
@@ -238,7 +243,7 @@ def cmd_evaluate(args) -> int:
     names = [i.name for i in infos]
     try:
         if args.protocol == "grid":
-            results = run_grid_game(loaded, names, n, args.seed, grids=grids,
+            results = run_grid_game(loaded, names, n, args.seed, grids=grids, batch_size=args.batch_size,
                                     source=str(args.grids) if args.grids else None, **common)
         elif args.protocol == "sanity":
             results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, class_sets=args.class_sets,

@@ -220,3 +220,44 @@ def test_a_results_file_with_malformed_instances_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "alens: error: per-instance entry 1 of these results is malformed"
     assert not (tmp_path / "i.csv").exists()
+
+
+# --------------------------------------------------------------------------- through the batch engine
+def test_batched_grids_give_the_maps_and_scores_of_the_grid_by_grid_path(loaded, grids):
+    from alens_gui.core.evaluation.common import base_maps, prepare
+    from alens_gui.core.evaluation.grid import _chunk_maps
+    from alens_gui.core.progress import Progress
+
+    methods, opts = ["ixg", "gradcam", "ig"], {"ig.steps": 4}
+    run = prepare(loaded, methods, opts, None, None)
+    batched = _chunk_maps(loaded, grids, [0, 1], run.infos, run.options, Progress())
+    assert set(batched) == {(gi, m) for gi in (0, 1) for m in methods}  # every method batched, each grid
+    for gi, g in enumerate(grids):
+        x = loaded.to_input(g.image)
+        for info in run.infos:
+            one = base_maps(loaded, x, g.classes, info, run.options[info.name], Progress())
+            got = batched[(gi, info.name)]
+            assert got.shape == one.shape == (4, *one.shape[1:])  # the grid's own four tile classes
+            assert np.abs(got - one).max() <= 1e-5 * np.abs(one).max(), (gi, info.name)
+    a = run_grid_game(loaded, methods, grids=grids, method_options=opts)
+    b = run_grid_game(loaded, methods, grids=grids, method_options=opts, batch_size=2)
+    assert [(i["grid"], i["tile"], i["method"]) for i in a["_instances"]] == \
+        [(i["grid"], i["tile"], i["method"]) for i in b["_instances"]]
+    for m in methods:
+        for k in GRID_KEYS:
+            assert b[m]["al"][k] == pytest.approx(a[m]["al"][k], abs=1e-6)
+            assert b[m]["base"][k] == pytest.approx(a[m]["base"][k], abs=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "sanity", "--batch-size", "2"], "--batch-size applies to grid only"),
+    (["evaluate", "grid", "--batch-size", "0"], "must be at least 1"),
+    (["evaluate", "perturbation", "--grids", "x"], "--grids applies to grid only"),
+    (["evaluate", "grid", "--grids", "x", "--folder", "y"], "not both"),
+])
+def test_grid_only_options_are_usage_errors_before_the_model_loads(argv, message, capsys):
+    from alens_gui.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
