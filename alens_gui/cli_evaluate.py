@@ -52,6 +52,15 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="number of grids / composites (default: 8; 2 for sanity)")
     p.add_argument("--seed", type=int, default=0, help="seed of the grids / composites (default: %(default)s)")
     p.add_argument("--folder", help="ImageNet-val style folder (one sub-folder per class) instead of the photographs")
+    p.add_argument("--grids", metavar="DIR",
+                   help="grid: pre-built grids, a folder holding grids.json and the grid images "
+                        "(see README, Evaluation), instead of drawing grids")
+    p.add_argument("--instances", metavar="FILE",
+                   help="grid, report: write every per-instance value (grid, tile, class, method, lens, metric, base, "
+                        "refined) to FILE, CSV for .csv, JSON otherwise: for paired tests")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="grid: B grids per batch for the methods the batch engine batches (one forward pass, "
+                        "each grid with its own tile classes); default 1, grid by grid")
     p.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="[METHOD.]NAME=VALUE",
                    help="a method option, e.g. -O ig.steps=16 (repeatable)")
     p.add_argument("--steps", type=int, default=None,
@@ -127,6 +136,9 @@ def _read_results(args) -> list[dict]:
 
         keep = {i.name for i in resolve_methods(args.methods)}
         out = [{k: v for k, v in p.items() if k.startswith("_") or k in keep} for p in out]
+        for p in out:
+            if isinstance(p.get("_instances"), list):
+                p["_instances"] = [i for i in p["_instances"] if isinstance(i, dict) and i.get("method") in keep]
     return out
 
 
@@ -153,6 +165,13 @@ def _report(args) -> int:
             parts = [with_al_variant(p, args.al) for p in parts]
         except ValueError as exc:
             raise _Usage(str(exc)) from None
+    if args.instances:
+        from .core.evaluation import write_instances
+
+        grid = [p for p in parts if p["_meta"]["protocol"] == "grid"]
+        if len(grid) != 1:
+            raise _Usage("--instances needs exactly one grid results file in --inputs")
+        print(f"wrote {write_instances(grid[0], args.instances)}", file=sys.stderr)
     if args.summary:
         print(summary_table({p["_meta"]["protocol"]: p for p in parts}), flush=True)
         return 0
@@ -194,6 +213,16 @@ def cmd_evaluate(args) -> int:
         raise _Usage(f"--steps is too small: {args.steps}")
     if args.steps is not None and args.protocol == "grid":
         raise _Usage("--steps applies to insertion, deletion and sanity, not to grid")
+    if args.batch_size is not None and (args.protocol != "grid" or args.batch_size < 1):
+        raise _Usage("--batch-size applies to grid only and must be at least 1")
+    if args.grids and args.protocol != "grid":
+        raise _Usage("--grids applies to grid only")
+    if args.instances and args.protocol != "grid":
+        raise _Usage("--instances applies to grid and report only")
+    if args.grids and args.folder:
+        raise _Usage("give --grids (pre-built grids) or --folder (grids drawn from it), not both")
+    if args.instances and Path(args.instances).is_dir():
+        raise _Usage(f"--instances {args.instances} is a folder; give a file name")
     if args.json and Path(args.json).is_dir():
         raise _Usage(f"--json {args.json} is a folder; give a file name")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
@@ -203,13 +232,19 @@ def cmd_evaluate(args) -> int:
     split_options(infos, options)
     variants = lens_variants(args.preset, args.normalize, args.softmax_input, args.temperatures, args.tau)
     loaded = load_from_args(args)
+    grids = None
+    if args.grids:  # an EvaluationDataError is one line, like every other core error
+        from .core.evaluation import read_grids
+
+        grids = read_grids(loaded, args.grids)
     bar = _Bar(f"evaluate {args.protocol}", args.no_progress)
     progress = Progress(bar)
     common = dict(lens_params_list=variants, progress=progress, folder=args.folder, method_options=options)
     names = [i.name for i in infos]
     try:
         if args.protocol == "grid":
-            results = run_grid_game(loaded, names, n, args.seed, **common)
+            results = run_grid_game(loaded, names, n, args.seed, grids=grids, batch_size=args.batch_size,
+                                    source=str(args.grids) if args.grids else None, **common)
         elif args.protocol == "sanity":
             results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, class_sets=args.class_sets,
                                  **common)
@@ -224,6 +259,10 @@ def cmd_evaluate(args) -> int:
     if args.json:
         path = write_json(results, args.json)
         print(f"wrote {path}", file=sys.stderr)
+    if args.instances:
+        from .core.evaluation import write_instances
+
+        print(f"wrote {write_instances(results, args.instances)}", file=sys.stderr)
     if args.plots:
         for r in parts:
             for path in save_plots(r, args.plots):

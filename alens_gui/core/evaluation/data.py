@@ -293,3 +293,117 @@ def make_composites(loaded, n: int, seed: int = 0, folder=None, source: ImageSou
         img[:, half:2 * half] = tiles[1]
         out.append(Sample(img, classes, [loaded.class_names[c] for c in classes], regions.copy(), sources))
     return out
+
+
+#: The index file of a folder of pre-built grids (see :func:`read_grids`).
+GRIDS_FILE = "grids.json"
+MAX_GRIDS = 10_000
+MAX_GRID_SIDE = 8
+MAX_GRIDS_BYTES = 4 * 1024 * 1024
+
+
+def _class_of(label, class_names: list[str], synsets: list[str] | None, where: str) -> int:
+    """A class given by index (int or digits), by name (case, ``_`` and ``-`` ignored) or by WordNet id."""
+    n = len(class_names)
+    if isinstance(label, bool) or not isinstance(label, (int, str)):
+        raise EvaluationDataError(f"{where}: a tile class must be a class index or a class name; got {label!r:.60}")
+    if isinstance(label, str) and label.strip().isdigit():
+        label = int(label.strip())
+    if isinstance(label, int):
+        if not 0 <= label < n:
+            raise EvaluationDataError(f"{where}: class index {label} out of range (the model has {n} classes)")
+        return label
+    if re.fullmatch(r"n\d{8}", label.strip()):
+        ids = {w: i for i, w in enumerate(synsets or [])}
+        if label.strip() not in ids:
+            raise EvaluationDataError(f"{where}: {label.strip()!r} is a WordNet id that this model's classes "
+                                      "do not include")
+        return ids[label.strip()]
+    key = _normalise_name(label)
+    for i, name in enumerate(class_names):
+        if _normalise_name(name) == key:
+            return i
+    raise EvaluationDataError(f"{where}: {label[:60]!r} matches no class name of the model; use a class index "
+                              "or one of its names (e.g. " + ", ".join(repr(c) for c in class_names[:2]) + ")")
+
+
+def _int_field(entry: dict, key: str, where: str, default: int) -> int:
+    v = entry.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_GRID_SIDE:
+        raise EvaluationDataError(f"{where}: {key!r} must be a whole number from 1 to {MAX_GRID_SIDE}; got {v!r:.40}")
+    return v
+
+
+def cell_masks(size: int, rows: int, cols: int) -> np.ndarray:
+    """Boolean masks (rows * cols, size, size) of a grid's cells, row by row (2 x 2: as ``tile_masks``)."""
+    ys = [(i * size) // rows for i in range(rows + 1)]
+    xs = [(j * size) // cols for j in range(cols + 1)]
+    m = np.zeros((rows * cols, size, size), dtype=bool)
+    for i in range(rows):
+        for j in range(cols):
+            m[i * cols + j, ys[i]:ys[i + 1], xs[j]:xs[j + 1]] = True
+    return m
+
+
+def read_grids(loaded, path: str | os.PathLike) -> list[Sample]:
+    """Pre-built grids from a folder holding ``grids.json`` and the grid images (or from that file).
+
+    The file (UTF-8 JSON, at most 4 MiB, read as untrusted input)::
+
+        {"grids": [
+            {"image": "grid0.png", "rows": 2, "cols": 2,
+             "tiles": ["Egyptian cat", 504, "n04037443", "space shuttle"]},
+            ...
+        ]}
+
+    ``image`` is a path relative to the file's folder (it may not leave it); ``rows`` and
+    ``cols`` (1-8, default 2) split the image into equal cells, row by row; ``tiles`` gives
+    one class per cell, by index, name or WordNet id, all different. Each image is resized
+    to the model's square input size S x S and its cells become the class regions.
+
+    Raises
+    ------
+    EvaluationDataError
+        One line naming the file, the grid and the problem.
+    """
+    from .. import safeio
+
+    p = Path(path).expanduser()
+    index = p / GRIDS_FILE if p.is_dir() else p
+    if not index.exists():
+        raise EvaluationDataError(f"{p}: no {GRIDS_FILE} there (a grids folder holds {GRIDS_FILE} and the images)")
+    data = safeio.read_json(index, str(index), EvaluationDataError, max_bytes=MAX_GRIDS_BYTES, max_depth=6,
+                            what="grids file")
+    entries = data.get("grids") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise EvaluationDataError(f"{index}: expected {{\"grids\": [{{\"image\": ..., \"tiles\": [...]}}, ...]}}")
+    if len(entries) > MAX_GRIDS:
+        raise EvaluationDataError(f"{index}: {len(entries)} grids, more than the {MAX_GRIDS} limit")
+    root = index.parent.resolve()
+    s = _size(loaded)
+    out = []
+    for gi, e in enumerate(entries):
+        where = f"{index.name}, grid {gi + 1}"
+        if not isinstance(e, dict) or not isinstance(e.get("image"), str) or not e["image"].strip():
+            raise EvaluationDataError(f"{where}: each grid needs an \"image\" file name and \"tiles\"")
+        rows, cols = _int_field(e, "rows", where, 2), _int_field(e, "cols", where, 2)
+        tiles = e.get("tiles")
+        if not isinstance(tiles, list) or len(tiles) != rows * cols:
+            raise EvaluationDataError(f"{where}: \"tiles\" must list {rows * cols} classes ({rows} x {cols} cells)")
+        classes = [_class_of(t, loaded.class_names, getattr(loaded, "synsets", None), where) for t in tiles]
+        if len(set(classes)) != len(classes):
+            raise EvaluationDataError(f"{where}: a class appears in two tiles; each tile needs its own class")
+        try:
+            img_path = (root / e["image"]).resolve()
+        except (OSError, ValueError):
+            img_path = None
+        if img_path is None or not img_path.is_relative_to(root):
+            raise EvaluationDataError(f"{where}: image {e['image'][:80]!r} is outside the grids folder")
+        try:
+            img = read_image(img_path)
+        except ImageReadError as exc:
+            raise EvaluationDataError(f"{where}: {safeio.one_line(exc)}") from None
+        names = [loaded.class_names[c] for c in classes]
+        out.append(Sample(_resize(img, s, s), classes, names, cell_masks(s, rows, cols),
+                          [f"{e['image']} tile {t + 1}" for t in range(len(classes))]))
+    return out

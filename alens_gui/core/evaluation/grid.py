@@ -3,18 +3,26 @@
 For every 2 x 2 grid the class set is the four tile classes; each method runs once per
 grid (K = 4 classes batched), and every lens variant is applied to the same cached
 maps, so a lens sweep costs no extra model time.
+
+Every map is scored with :data:`~.metrics.GRID_KEYS`: RA on the positive part (``ra``, the
+paper's rule) and on ``|A|`` (``ra_abs``), the pointing game (``pointing``), the negative
+share of the map's mass (``neg_mass``) and the IoU / precision / recall / F1 of the
+binarised map. Besides the means, the results keep every value per instance (one grid
+tile, one method) under ``"_instances"``, so paired tests (base vs refined on the same
+tile) are possible; :func:`instance_rows` flattens them for a CSV file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from ..progress import Progress
 from .common import base_maps, lensed, mean_dicts, method_entry, prepare, run_meta
-from .data import Sample, make_grids
-from .metrics import LOCALISATION_KEYS, localisation_batch
+from .data import EvaluationDataError, Sample, make_grids
+from .metrics import GRID_KEYS, grid_scores
 
 
 def run_grid_game(
@@ -28,6 +36,8 @@ def run_grid_game(
     folder=None,
     method_options: dict | None = None,
     grids: Sequence[Sample] | None = None,
+    source: str | None = None,
+    batch_size: int | None = None,
 ) -> dict:
     """Run the grid pointing game; return ``{method: {"base": ..., "al": ..., "variants": ...}, "_meta": ...}``.
 
@@ -45,15 +55,24 @@ def run_grid_game(
     method_options : dict, optional
         ``{"ig.steps": 16, ...}`` (see :func:`~.common.split_options`).
     grids : list of Sample, optional
-        Pre-built grids (overrides ``n``, ``seed`` and ``folder``).
+        Pre-built grids (overrides ``n``, ``seed`` and ``folder``), e.g. from
+        :func:`~.data.read_grids`.
+    source : str, optional
+        Where the grids came from, for ``_meta.source``.
+    batch_size : int, optional
+        Grids per batch for the methods the batch engine batches (gradient, CAM, IG and
+        SmoothGrad): one forward pass for the batch, each grid with its own tile classes.
+        ``None`` or 1: grid by grid. The maps equal the grid-by-grid path.
 
     Returns
     -------
     dict
-        Per method: ``base`` and ``al`` hold the mean RA, IoU, precision, recall, F1 and
+        Per method: ``base`` and ``al`` hold the means of :data:`~.metrics.GRID_KEYS` and
         ``n`` (class instances), plus ``per_class`` means keyed ``"idx name"``;
         ``variants`` holds the refined means for every lens variant. ``_meta`` records
-        the protocol, model, grids and lens settings.
+        the protocol, model, grids, lens settings and the scoring rule (``scoring``);
+        ``_instances`` lists every (grid, tile, method) with its ``base`` values and its
+        ``refined`` values per lens variant.
     """
     run = prepare(explainer, methods, method_options, lens_params_list, progress)
     loaded, progress, infos, options, variants = run.loaded, run.progress, run.infos, run.options, run.variants
@@ -62,15 +81,21 @@ def run_grid_game(
         grids = make_grids(loaded, n, seed, folder)
     progress.add_total(len(grids) * len(infos))
     rows: dict[str, dict[str, list]] = {i.name: {"base": [], **{v.label: [] for v in variants}} for i in infos}
-    for gi, g in enumerate(grids):
-        x = loaded.to_input(g.image)
-        for info in infos:
-            raw = base_maps(loaded, x, g.classes, info, options[info.name], progress)
-            base, refined = lensed(raw, variants)
-            for key, maps in [("base", base)] + [(v.label, r) for v, r in zip(variants, refined)]:
-                for c, name, m in zip(g.classes, g.names, localisation_batch(maps, g.regions)):
-                    rows[info.name][key].append({"class": f"{c} {name}", **m})
-            progress.advance(1, f"grid {gi + 1}/{len(grids)} {info.label}")
+    instances: list[dict] = []
+    step = max(1, int(batch_size or 1))
+    for start in range(0, len(grids), step):
+        chunk = list(range(start, min(start + step, len(grids))))
+        raws = _chunk_maps(loaded, grids, chunk, infos, options, progress) if step > 1 else {}
+        for gi in chunk:
+            g = grids[gi]
+            x = None
+            for info in infos:
+                raw = raws.pop((gi, info.name), None)
+                if raw is None:
+                    x = loaded.to_input(g.image) if x is None else x
+                    raw = base_maps(loaded, x, g.classes, info, options[info.name], progress)
+                _score(g, gi, info, raw, variants, rows, instances)
+                progress.advance(1, f"grid {gi + 1}/{len(grids)} {info.label}")
     results: dict = {}
     for info in infos:
         r = rows[info.name]
@@ -78,18 +103,107 @@ def run_grid_game(
             info, options[info.name], _summary(r["base"]), _summary(r[variants[0].label]),
             {v.label: _summary(r[v.label], per_class=False) for v in variants},
         )
-    results["_meta"] = run_meta("grid", run, grids, seed,
-                                source=str(folder) if folder else "skimage photographs")
+    results["_instances"] = instances
+    results["_meta"] = run_meta("grid", run, grids, seed, source=source or (
+        str(folder) if folder else "skimage photographs"), scoring=SCORING)
     return results
 
 
+def _score(g: Sample, gi: int, info, raw: np.ndarray, variants, rows: dict, instances: list) -> None:
+    """Score one method's raw (K, C, H, W) maps of grid ``gi``: summary rows and per-instance values."""
+    base, refined = lensed(raw, variants)
+    scored = {key: grid_scores(maps, g.regions)
+              for key, maps in [("base", base)] + [(v.label, r) for v, r in zip(variants, refined)]}
+    for key, per_tile in scored.items():
+        for c, name, m in zip(g.classes, g.names, per_tile):
+            rows[info.name][key].append({"class": f"{c} {name}", **m})
+    for ti, (c, name) in enumerate(zip(g.classes, g.names)):
+        instances.append({
+            "grid": gi, "tile": ti, "class": int(c), "class_name": name, "method": info.name,
+            "source": g.sources[ti] if ti < len(g.sources) else "",
+            "base": scored["base"][ti],
+            "refined": {v.label: scored[v.label][ti] for v in variants},
+        })
+
+
+def _chunk_maps(loaded, grids, chunk: list[int], infos, options: dict, progress: Progress) -> dict:
+    """Raw maps ``{(grid index, method): (K, C, H, W)}`` of the batched methods for several grids at once.
+
+    The batch engine's per-batch function (:func:`~alens_gui.core.batch.batched_maps`) runs one
+    forward pass for the stacked grids and each grid's own class set (its tile classes) in the
+    backward passes. Methods the engine does not batch are left out (computed grid by grid).
+    """
+    import torch
+
+    from ..batch import BATCHED_METHODS, batched_maps
+    from ..methods.base import cancellation_points, eval_and_frozen
+    from ..methods.vit import model_architecture
+    from .common import inner_progress
+
+    model = loaded.model
+    arch = model_architecture(model)
+    todo = [i for i in infos if i.name in BATCHED_METHODS and arch in i.architectures]
+    if not todo or len(chunk) < 2 or len({len(grids[gi].classes) for gi in chunk}) != 1:
+        return {}
+    x = torch.cat([loaded.to_input(grids[gi].image) for gi in chunk]).to(loaded.device)
+    classes = torch.as_tensor([grids[gi].classes for gi in chunk], dtype=torch.long, device=loaded.device)
+    out = {}
+    inner = inner_progress(progress)
+    for info in todo:
+        opts = options[info.name]
+        sample_chunk = max(int(opts.get("batch_size", 25)), len(chunk))
+        with loaded.using(inner), eval_and_frozen(model), cancellation_points(model, inner):
+            maps, _ = batched_maps(model, x, lambda _logits: classes, info, opts, inner, loaded.context(),
+                                   sample_chunk)
+        maps_np = maps.cpu().numpy()
+        for j, gi in enumerate(chunk):
+            out[(gi, info.name)] = maps_np[j]
+    return out
+
+
+#: How the grid game scores a map, written into every results file (``_meta.scoring``).
+SCORING = {
+    "ra": "relevance accuracy on the positive part max(A, 0), blurred 11x11 sigma 2 (the paper's rule)",
+    "ra_abs": "relevance accuracy on |A|, same blur: negative evidence counts as mass",
+    "pointing": "pointing game: 1 when a maximum of the blurred positive part lies in the class's tile",
+    "neg_mass": "sum(max(-A, 0)) / sum(|A|) before the blur: the mass the positive-part rule drops",
+    "iou/precision/recall/f1": "blurred positive part binarised at > 0, against the tile",
+}
+
+#: The columns of :func:`instance_rows` (one row per grid, tile, method, lens variant and metric).
+INSTANCE_COLUMNS = ("grid", "tile", "class", "class_name", "method", "lens", "metric", "base", "refined")
+
+
+def instance_rows(results: dict) -> list[dict]:
+    """The per-instance values of grid results as flat rows (:data:`INSTANCE_COLUMNS`).
+
+    One row per (grid, tile, method, lens variant, metric), with the base map's value and
+    the refined map's value side by side: ready for a paired test per method and metric.
+    """
+    out = []
+    instances = results.get("_instances", [])
+    for n, inst in enumerate(instances if isinstance(instances, list) else [None]):
+        # results files are passed around: a malformed entry is one clear line, not a traceback
+        if not (isinstance(inst, dict) and isinstance(inst.get("base"), dict) and isinstance(inst.get("refined"), dict)
+                and all(isinstance(r, dict) for r in inst["refined"].values())
+                and all(c in inst for c in ("grid", "tile", "class", "class_name", "method"))):
+            raise EvaluationDataError(f"per-instance entry {n + 1} of these results is malformed")
+        for lens, refined in inst["refined"].items():
+            for k in GRID_KEYS:
+                if k in inst["base"]:
+                    out.append({"grid": inst["grid"], "tile": inst["tile"], "class": inst["class"],
+                                "class_name": inst["class_name"], "method": inst["method"], "lens": lens,
+                                "metric": k, "base": inst["base"][k], "refined": refined.get(k)})
+    return out
+
+
 def _summary(rows: list[dict], per_class: bool = True) -> dict:
-    out = mean_dicts(rows, LOCALISATION_KEYS)
+    out = mean_dicts(rows, GRID_KEYS)
     if per_class:
         by: dict[str, list] = {}
         for r in rows:
             by.setdefault(r["class"], []).append(r)
-        out["per_class"] = {k: mean_dicts(v, LOCALISATION_KEYS) for k, v in sorted(by.items())}
+        out["per_class"] = {k: mean_dicts(v, GRID_KEYS) for k, v in sorted(by.items())}
     return out
 
 
@@ -104,3 +218,26 @@ def lens_ranking(results: dict, key: str = "ra") -> list[tuple[str, float]]:
     labels = list(results["_meta"]["lens"])
     scores = [(lab, float(np.mean([results[m]["variants"][lab][key] for m in names]))) for lab in labels]
     return sorted(scores, key=lambda t: -t[1])
+
+
+def write_instances(results: dict, path) -> Path:
+    """Write :func:`instance_rows` as CSV (``.csv``) or as a JSON list of rows (any other suffix), atomically."""
+    import csv
+    import io
+    import json
+
+    from ..outputs import atomic_write
+
+    rows = instance_rows(results)
+    if not rows:
+        raise EvaluationDataError("these results hold no per-instance values (only grid results written by "
+                                  "this version have them)")
+    if str(path).lower().endswith(".csv"):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=INSTANCE_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    else:
+        text = json.dumps(rows, indent=0, ensure_ascii=False)
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))

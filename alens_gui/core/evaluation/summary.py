@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..outputs import atomic_write
-from .metrics import LOCALISATION_KEYS, SIMILARITY_KEYS, relative_change
+from .metrics import GRID_KEYS, LOCALISATION_KEYS, SIMILARITY_KEYS, relative_change
 from .paper import PAPER_LABELS, SOURCES, paper_entry
 
-_NAMES = {"ra": "RA", "iou": "IoU", "precision": "Precision", "recall": "Recall", "f1": "F1",
+_NAMES = {"ra": "RA", "ra_abs": "RA on |A|", "pointing": "Pointing game", "neg_mass": "Negative mass", "iou": "IoU", "precision": "Precision", "recall": "Recall", "f1": "F1",
           "spearman": "Spearman", "pearson": "Pearson", "cosine": "Cosine", "auc": "AUC"}
 
 
@@ -111,10 +111,27 @@ def _average_rows(results: dict, protocol: str, metrics, paper: bool, blank_befo
     return lines
 
 
+#: The sentence under every grid table: how signed maps are scored.
+GRID_RULE = ("Scoring: RA on the positive part max(A, 0) (the paper's rule) and on |A|; the pointing game "
+             "is a hit when a maximum of the blurred positive part lies in the class's tile; negative mass "
+             "is the share of |A| that is negative (what the positive-part rule drops).")
+
+
+def _grid_keys(results: dict) -> tuple[str, ...]:
+    """The grid metrics every method of ``results`` has (older files lack the newer ones)."""
+    names = method_names(results)
+    return tuple(k for k in GRID_KEYS if all(k in results[m]["base"] and k in results[m]["al"] for m in names))
+
+
+def _grid_cell(k: str, b: float, a: float) -> str:
+    return _diff(b, a) if k == "neg_mass" else _cell(b, a)
+
+
 def _grid_table(results: dict, paper: bool = False) -> str:
     meta = results["_meta"]
     lines = [_header(meta, "Grid pointing game"), ""]
     names = method_names(results)
+    gkeys = _grid_keys(results)
     if paper:
         keys = ("ra", "iou", "f1")
         lines[0] += f"; paper: its {SOURCES['grid']}, value with AL (relative change)"
@@ -125,21 +142,24 @@ def _grid_table(results: dict, paper: bool = False) -> str:
             cells = " | ".join(f"{_cell(b[k], a[k])} | {_paper_cell('grid', k, m)}" for k in keys)
             lines.append(f"| {results[m]['label']} | {cells} |")
         lines += _average_rows(results, "grid", keys, paper=True)
-        lines += ["", "Precision and recall of the same masks (the paper's Table 1 does not report them):", ""]
-        lines.append("| Method | Precision | Recall |")
-        lines.append("|---|---|---|")
+        more = tuple(k for k in ("ra_abs", "pointing", "neg_mass", "precision", "recall") if k in gkeys)
+        lines += ["", "The same maps under the other rules and the masks' precision and recall "
+                      "(the paper's Table 1 does not report them):", ""]
+        lines.append("| Method | " + " | ".join(_NAMES[k] for k in more) + " |")
+        lines.append("|---" * (len(more) + 1) + "|")
         for m in names:
             b, a = results[m]["base"], results[m]["al"]
-            lines.append(f"| {results[m]['label']} | {_cell(b['precision'], a['precision'])} | "
-                         f"{_cell(b['recall'], a['recall'])} |")
+            lines.append(f"| {results[m]['label']} | " + " | ".join(_grid_cell(k, b[k], a[k]) for k in more) + " |")
     else:
-        lines.append("| Method | " + " | ".join(_NAMES[k] for k in LOCALISATION_KEYS) + " |")
-        lines.append("|---" * (len(LOCALISATION_KEYS) + 1) + "|")
+        lines.append("| Method | " + " | ".join(_NAMES[k] for k in gkeys) + " |")
+        lines.append("|---" * (len(gkeys) + 1) + "|")
         for m in names:
             b, a = results[m]["base"], results[m]["al"]
-            lines.append(f"| {results[m]['label']} | " + " | ".join(_cell(b[k], a[k]) for k in LOCALISATION_KEYS)
+            lines.append(f"| {results[m]['label']} | " + " | ".join(_grid_cell(k, b[k], a[k]) for k in gkeys)
                          + " |")
-        lines += _average_rows(results, "grid", LOCALISATION_KEYS, paper=False)
+        lines += _average_rows(results, "grid", gkeys, paper=False)
+    if "pointing" in gkeys:
+        lines += ["", GRID_RULE]
     if len(meta.get("lens", {})) > 1:
         lines += ["", lens_sweep_table(results)]
     return "\n".join(lines)
@@ -281,6 +301,7 @@ def with_al_variant(results: dict, label: str) -> dict:
             entry["class_sets"] = {cs: {**e, "al": e["variants"][label]} for cs, e in entry["class_sets"].items()}
             entry["al"] = next(iter(entry["class_sets"].values()))["al"]
         out[m] = entry
+    out.update({k: v for k, v in results.items() if k.startswith("_") and k != "_meta"})
     out["_meta"] = {**meta, "al_variant": label, "lens": {label: lens[label], **{k: v for k, v in lens.items()
                                                                                 if k != label}}}
     return out
