@@ -14,7 +14,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the install
     ray = None
 
-pytestmark = pytest.mark.skipif(ray is None, reason="ray is not installed (pip install alens-gui[ray])")
+needs_ray = pytest.mark.skipif(ray is None, reason="ray is not installed (pip install alens-gui[ray])")
 
 NAMES = ("chelsea", "coffee", "astronaut")
 
@@ -34,6 +34,7 @@ def _folder(photos, path):
     return path
 
 
+@needs_ray
 def test_ray_engine_writes_what_the_local_engine_writes_resumes_and_lists_failures(local_ray, photos, tmp_path,
                                                                                       capsys):
     from alens_gui.cli import main
@@ -75,6 +76,7 @@ def test_ray_engine_writes_what_the_local_engine_writes_resumes_and_lists_failur
     assert ray.is_initialized()  # the CLI leaves a Ray it did not start running
 
 
+@needs_ray
 def test_ray_report_pages_come_in_input_order(local_ray, photos, tmp_path, capsys):
     from pypdf import PdfReader
 
@@ -88,3 +90,23 @@ def test_ray_report_pages_come_in_input_order(local_ray, photos, tmp_path, capsy
     text = "\n".join(page.extract_text() for page in PdfReader(out).pages)
     positions = [text.find(f"{n}.png") for n in sorted(NAMES)]
     assert all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+@pytest.mark.parametrize("command", ["explain", "report"])
+def test_without_ray_engine_ray_says_how_to_install_it_before_any_model_work(command, photos, tmp_path,
+                                                                             monkeypatch, capsys):
+    import sys
+
+    from alens_gui.cli import main
+
+    for name in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees: ImportError
+    loaded = []
+    monkeypatch.setattr("alens_gui.cli.load_from_args", lambda args: loaded.append(args))
+    src = _folder(photos, tmp_path / "in")
+    out = tmp_path / ("out" if command == "explain" else "r.pdf")
+    rc = main([command, str(src), "--engine", "ray", "--out", str(out)])
+    assert rc != 0 and not loaded
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'pip install "alens-gui[ray]"' in lines[0], lines
