@@ -903,7 +903,12 @@ def _explain_ray(args, explainer, info, options, lens, request, img_opts, todo, 
     settings.classes.check(explainer.loaded.num_classes)
     engine = RayEngine(model_kwargs(args), settings, batch_size=args.batch_size, address=args.ray_address,
                        actors=args.ray_actors, include_identifiers=img_opts["include_identifiers"])
-    print(f"alens: {len(todo)} image(s); {engine.start()}", file=sys.stderr)
+    try:
+        print(f"alens: {len(todo)} image(s); {engine.start()}", file=sys.stderr)
+    except KeyboardInterrupt:
+        engine.close()
+        print("alens: interrupted while Ray started; nothing was written", file=sys.stderr)
+        raise
     paths = [im for im, _ in todo]
     stems = [st for _, st in todo]
     write = dict(frame=args.frame, png=not args.no_png, overwrite=args.overwrite, skip_existing=args.skip_existing)
@@ -937,9 +942,13 @@ def _explain_ray(args, explainer, info, options, lens, request, img_opts, todo, 
     except KeyboardInterrupt:
         bar.close()
         engine.stop()  # ends this run's actors and tasks on the cluster
-        print(f"alens: interrupted; the Ray work was stopped. {written} of {len(todo)} image(s) were reported "
-              f"written to {out} (an actor may have finished a few more); run again with --skip-existing to go on",
-              file=sys.stderr)
+        try:  # what the actors published, counted on disk (some after their last report came back)
+            present = set(os.listdir(out))
+            on_disk = sum(any(n in present for n in _npz_names(st, args.frame)) for st in stems)
+        except OSError:
+            on_disk = written
+        print(f"alens: interrupted; the Ray work was stopped. {on_disk} of {len(todo)} image(s) were written to "
+              f"{out}; run again with --skip-existing to go on", file=sys.stderr)
         raise
     finally:
         rows.close()

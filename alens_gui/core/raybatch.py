@@ -178,9 +178,9 @@ class RayEngine:
         if not ray.is_initialized():
             try:
                 if self.address:
-                    ray.init(address=self.address, log_to_driver=False)
+                    ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
                 else:
-                    ray.init(include_dashboard=False, log_to_driver=False)
+                    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"the cluster at {self.address}" if self.address else "a local Ray instance"
                 raise AlensError(f"could not start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -212,6 +212,7 @@ class RayEngine:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = out is None  # report pages in input order
         ctx.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # the run's own lines say how it goes
         per_actor = {}
         threads = None
         if self.gpus:
