@@ -724,4 +724,4 @@ def explain_many(loaded: LoadedModel, inputs: Iterable, settings: RunSettings, *
 
 
 __all__ = ["BATCHED_METHODS", "BatchEngine", "BatchResult", "PreparedImage", "choose_batch_size",
-           "compute_batch", "explain_batch", "explain_many", "prepare_image"]
+           "compute_batch", "explain_batch", "explain_many", "prepare_checked", "prepare_image"]
