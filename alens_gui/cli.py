@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(ex, "images whose .npz exists in --out are skipped without any model work, so a stopped "
                              "batch resumes where it stopped")
     add_batch_arguments(ex)
+    add_engine_arguments(ex)
     ex.set_defaults(func=cmd_explain)
 
     rp = sub.add_parser("report", help="explain images and write one PDF report (settings, then a page per image)")
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="embed images and maps at their own resolution (larger file; default: 150 dpi)")
     rp.add_argument("--out", required=True, help="the PDF file to write")
     add_output_arguments(rp, "if the PDF exists, nothing is done")
+    add_engine_arguments(rp)
     rp.set_defaults(func=cmd_report)
 
     co = sub.add_parser("cohort", help="strategies per class across a folder (spectral clustering of refined maps), "
@@ -369,6 +371,19 @@ def add_batch_arguments(p, group: bool = True) -> None:
     g.add_argument("--batch-size", type=_batch_size, default="auto", metavar="N|auto",
                    help="images per forward pass (default: auto, from the model, the input size, the class "
                         "set and the free memory; the GPU's on a GPU)")
+
+
+def add_engine_arguments(p) -> None:
+    """``--engine local|ray``, ``--ray-address``, ``--ray-actors`` (:mod:`alens_gui.core.raybatch`)."""
+    g = p.add_argument_group("engine (Ray: pip install \"alens-gui[ray]\")")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process's batch engine (default); ray: Ray Data actors, each loading the "
+                        "model once, on this machine or on --ray-address")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="a running Ray cluster (ray://HOST:10001, HOST:6379 or auto); default: start Ray here. "
+                        "On a cluster, the inputs and --out must be on storage every node sees")
+    g.add_argument("--ray-actors", type=int, metavar="N",
+                   help="actors, each with the model loaded (default: one per GPU, else one per 4 CPUs)")
 
 
 def add_output_arguments(p: argparse.ArgumentParser, skip_help: str) -> None:
@@ -488,9 +503,16 @@ def cmd_explain(args) -> int:
     if not todo:
         print(f"all {len(images)} image(s) are already explained in {out}; nothing to do", file=sys.stderr)
         return EXIT_ERROR if failures else 0
+    if args.engine == "ray":
+        from .core.raybatch import require_ray
+
+        require_ray()  # before any model work: one line on how to install it
     explainer = Explainer(load_from_args(args))
     request, _ = class_request(args, explainer.class_names)
     img_opts = image_options(args)
+    if args.engine == "ray":
+        return _explain_ray(args, explainer, info, options, lens, request, img_opts, todo, images, out, failures,
+                            done)
     if len(todo) > 1:
         return _explain_batched(args, explainer, info, options, lens, request, img_opts, todo, images, out,
                                 failures, done)
@@ -769,8 +791,8 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
     from tqdm import tqdm
 
     from .core.batch import BatchEngine
-    from .core.export import render_figure, safe_name
-    from .core.outputs import atomic_write, is_fatal, write_error
+    from .core.outputs import is_fatal, write_error
+    from .core.publish import publish_explanation
 
     settings = _settings_from(explainer, info, options, lens, request, img_opts)
     engine = BatchEngine(explainer.loaded, settings, batch_size=args.batch_size,
@@ -786,34 +808,14 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
         expl = result.explanation
         if expl is None or fatal:
             return None
-        stem = stems[result.index]
-        if args.frame is not None and int(expl.source.get("n_frames", 1)) > 1:
-            stem = f"{stem}_frame{args.frame}"
-        figures = [] if args.no_png else [
-            out / f"{stem}_{int(expl.classes[i])}_{safe_name(expl.class_names[i])}.png" for i in range(expl.k)]
-        created: list[Path] = []
-        target = out / f"{stem}.npz"
         try:
-            for i, target in enumerate(figures + [out / f"{stem}.npz"]):
-                if target.name.casefold() in written_now:
-                    raise _SameName(target.name)
-                if target.suffix == ".npz":  # last: its presence says the image is done
-                    expl.to_npz(target, overwrite=args.overwrite)
-                else:
-                    data = render_figure(expl, None, [i])
-                    atomic_write(target, lambda f, data=data: f.write(data),
-                                 overwrite=args.overwrite or args.skip_existing)
-                created.append(target)
-                written_now.add(target.name.casefold())
+            return publish_explanation(expl, out, stems[result.index], frame=args.frame, png=not args.no_png,
+                                       overwrite=args.overwrite, keep_figures=args.skip_existing,
+                                       taken=written_now)
         except (OSError, _SameName) as exc:
-            _remove(created)
             if isinstance(exc, OSError) and is_fatal(exc):
                 fatal.append(exc)
-            raise _WriteFailed(exc, target) from exc
-        except BaseException:
-            _remove(created)
-            raise
-        return created
+            raise _WriteFailed(exc, exc.target) from exc
 
     plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
     bar = tqdm(total=len(todo), unit="image", disable=None, file=sys.stderr, smoothing=0.1)
@@ -887,8 +889,80 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
     return EXIT_ERROR if failures else 0
 
 
-class _SameName(Exception):
-    """Two inputs of one run would write one file (a name that differs only in case, a frame suffix)."""
+def _explain_ray(args, explainer, info, options, lens, request, img_opts, todo, images, out, failures, done) -> int:
+    """``alens explain --engine ray``: Ray Data actors run the batch engine's per-batch function and write
+    into ``out`` with the local engine's names and atomic publishing; Ctrl-C ends the cluster work."""
+    import time
+
+    from tqdm import tqdm
+
+    from .cli_args import model_kwargs
+    from .core.raybatch import RayEngine
+
+    settings = _settings_from(explainer, info, options, lens, request, img_opts)
+    settings.classes.check(explainer.loaded.num_classes)
+    engine = RayEngine(model_kwargs(args), settings, batch_size=args.batch_size, address=args.ray_address,
+                       actors=args.ray_actors, include_identifiers=img_opts["include_identifiers"])
+    try:
+        print(f"alens: {len(todo)} image(s); {engine.start()}", file=sys.stderr)
+    except KeyboardInterrupt:
+        engine.close()
+        print("alens: interrupted while Ray started; nothing was written", file=sys.stderr)
+        raise
+    paths = [im for im, _ in todo]
+    stems = [st for _, st in todo]
+    write = dict(frame=args.frame, png=not args.no_png, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    bar = tqdm(total=len(todo), unit="image", disable=None, file=sys.stderr, smoothing=0.1)
+    plain = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    written = bad = kept_now = n_seen = 0
+    shown = -1
+    start = time.monotonic()
+    rows = engine.run(paths, [p.name for p in paths], stems, out=os.fspath(out), write=write)
+    try:
+        for row in rows:
+            n_seen += 1
+            bar.update(1)
+            if row.status == "written":
+                written += 1
+                tqdm.write(row.message, file=sys.stderr)
+            elif row.status == "kept":
+                kept_now += 1
+                tqdm.write(row.message, file=sys.stderr)
+            else:
+                bad += 1
+                failures.append(row.message)
+                tqdm.write(f"alens: error: {row.message}", file=sys.stderr)
+            if plain:
+                tenth = int(10 * n_seen / len(todo))
+                if tenth > shown:
+                    shown = tenth
+                    rate = n_seen / max(time.monotonic() - start, 1e-9)
+                    print(f"explain: {n_seen} of {len(todo)} image(s), {rate:.2f} image/s, "
+                          f"{_eta((len(todo) - n_seen) / rate)} left", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        bar.close()
+        engine.stop()  # ends this run's actors and tasks on the cluster
+        try:  # what the actors published, counted on disk (some after their last report came back)
+            present = set(os.listdir(out))
+            on_disk = sum(any(n in present for n in _npz_names(st, args.frame)) for st in stems)
+        except OSError:
+            on_disk = written
+        print(f"alens: interrupted; the Ray work was stopped. {on_disk} of {len(todo)} image(s) were written to "
+              f"{out}; run again with --skip-existing to go on", file=sys.stderr)
+        raise
+    finally:
+        rows.close()
+        bar.close()
+        engine.close()
+    elapsed = time.monotonic() - start
+    kept = 0 if args.overwrite else len(done) + kept_now
+    rate = f"; {n_seen / elapsed:.2f} image/s ({elapsed:.1f} s)" if elapsed > 0 and n_seen else ""
+    print(f"wrote {written} of {len(images)} image(s) to {out} with Ray" + (f"; {kept} already there, kept" if kept else "")
+          + (f"; {bad} failed" if bad else "") + rate, file=sys.stderr)
+    return EXIT_ERROR if failures else 0
+
+
+from .core.publish import SameName as _SameName  # noqa: E402  (one class for both engines)
 
 
 def _remove(paths) -> None:
@@ -954,6 +1028,12 @@ def cmd_report(args) -> int:
     inputs, failures = report_inputs(args)
     if args.compare and (len(inputs) != 2 or failures):
         raise _Usage(f"--compare needs exactly two images; got {len(inputs)}")
+    if args.engine == "ray":
+        if args.compare:
+            raise _Usage("--compare explains two images; it runs with the local engine (leave out --engine ray)")
+        from .core.raybatch import require_ray
+
+        require_ray()  # before any model work: one line on how to install it
     explainer = Explainer(load_from_args(args))
     request, described = class_request(args, explainer.class_names)
     img_opts = image_options(args)
@@ -991,10 +1071,18 @@ def cmd_report(args) -> int:
     kwargs = dict(image_options=img_opts, lens=lens, progress=progress, **options)
     if args.compare:
         items = counted(_compare_items(explainer, inputs, info.name, request, kwargs))
+    elif args.engine == "ray":
+        engine = _report_ray_engine(args, explainer, info, options, lens, request, img_opts)
+        items = itertools.chain(failures, counted(_ray_report_items(engine, inputs, progress)))
     else:
         items = itertools.chain(failures, counted(explain_inputs(explainer, inputs, info.name, **request, **kwargs)))
     try:
         write_report(out, items, settings, progress, total=total, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        if args.engine == "ray":
+            engine.stop()  # ends this run's actors and tasks on the cluster
+            print(f"alens: interrupted; the Ray work was stopped and {out} was not written", file=sys.stderr)
+        raise
     except OSError as exc:
         msg = write_error(exc, out)
         if isinstance(exc, FileExistsError):
@@ -1002,10 +1090,38 @@ def cmd_report(args) -> int:
         raise _Failed(msg) from None
     finally:
         bar.close()
+        if args.engine == "ray":
+            engine.close()
     n_in = len(inputs) + len(failures)
     print(f"wrote {out}: {n_in - len(bad)} of {n_in} input(s) explained"
           + (f", {len(bad)} listed as failed" if bad else ""), file=sys.stderr)
     return EXIT_ERROR if bad else 0
+
+
+def _report_ray_engine(args, explainer, info, options, lens, request, img_opts):
+    from .cli_args import model_kwargs
+    from .core.raybatch import RayEngine
+
+    settings = _settings_from(explainer, info, options, lens, request, img_opts)
+    settings.classes.check(explainer.loaded.num_classes)
+    engine = RayEngine(model_kwargs(args), settings, batch_size=getattr(args, "batch_size", "auto"), address=args.ray_address,
+                       actors=args.ray_actors, include_identifiers=img_opts["include_identifiers"])
+    print(f"alens: {engine.start()}", file=sys.stderr)
+    return engine
+
+
+def _ray_report_items(engine, inputs, progress):
+    """The report's items from Ray actors, in input order: an explanation, or a Failure of one line."""
+    from .core.raybatch import explanation_from_row
+    from .core.report import Failure
+
+    rows = engine.run(inputs, [Path(p).name for p in inputs], [""] * len(inputs))
+    try:
+        for row in rows:
+            progress.check()
+            yield explanation_from_row(row) if row.status == "explained" else Failure(row.name, row.message)
+    finally:
+        rows.close()
 
 
 def _compare_items(explainer, inputs, method, request, kwargs):

@@ -75,15 +75,21 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "problem_type of multi_label_classification, else softmax)")
 
 
+def model_kwargs(args) -> dict:
+    """The keywords of :func:`~.core.models.load_model` that the model options describe (plain values,
+    so a Ray actor can load the same model)."""
+    return dict(source=args.model, arch=args.arch, labels=args.labels, device=args.device,
+                pretrained=not args.no_pretrained, resize=getattr(args, "resize", "model"),
+                input_size=getattr(args, "input_size", None), mean=getattr(args, "mean", None),
+                std=getattr(args, "std", None), torchscript=getattr(args, "torchscript", False),
+                output=getattr(args, "output", None), trust_remote_code=getattr(args, "trust_remote_code", False))
+
+
 def load_from_args(args):
     from .core.models import load_model
 
-    return load_model(args.model, arch=args.arch, labels=args.labels, device=args.device,
-                      pretrained=not args.no_pretrained, resize=getattr(args, "resize", "model"),
-                      input_size=getattr(args, "input_size", None), mean=getattr(args, "mean", None),
-                      std=getattr(args, "std", None), torchscript=getattr(args, "torchscript", False),
-                      output=getattr(args, "output", None),
-                      trust_remote_code=getattr(args, "trust_remote_code", False))
+    kw = model_kwargs(args)
+    return load_model(kw.pop("source"), **kw)
 
 
 class _Usage(Exception):

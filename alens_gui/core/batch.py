@@ -149,6 +149,17 @@ def prepare_image(loaded: LoadedModel, settings: RunSettings, item, index: int =
                          src.provenance(include_identifiers))
 
 
+def prepare_checked(loaded: LoadedModel, settings: RunSettings, item, index: int, include_identifiers: bool,
+                    name: str) -> PreparedImage:
+    """:func:`prepare_image`, with an unexpected decoder failure turned into a one-line :class:`AlensError`."""
+    try:
+        return prepare_image(loaded, settings, item, index, include_identifiers, name)
+    except AlensError:
+        raise
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise AlensError(_one_line(exc, name)) from exc
+
+
 def loaded_for(loaded: LoadedModel, settings: RunSettings) -> LoadedModel:
     """The model with the settings' input policy (as :meth:`Explainer.explain` does)."""
     if settings.resize and settings.resize != loaded.resize:
@@ -665,12 +676,7 @@ class BatchEngine:
     def _prepare(self, item, index: int, name: str, stop: threading.Event) -> PreparedImage:
         if stop.is_set():
             raise Cancelled()
-        try:
-            return prepare_image(self.loaded, self.settings, item, index, self.include_identifiers, name)
-        except AlensError:
-            raise
-        except (OSError, ValueError, RuntimeError) as exc:  # an unexpected decoder failure: one line
-            raise AlensError(_one_line(exc, name)) from exc
+        return prepare_checked(self.loaded, self.settings, item, index, self.include_identifiers, name)
 
     def _flush(self, batch, items, writer, pending_write, finish_job, progress) -> None:
         computed = compute_batch(self.loaded, self.settings, batch, progress)
@@ -718,4 +724,4 @@ def explain_many(loaded: LoadedModel, inputs: Iterable, settings: RunSettings, *
 
 
 __all__ = ["BATCHED_METHODS", "BatchEngine", "BatchResult", "PreparedImage", "choose_batch_size",
-           "compute_batch", "explain_batch", "explain_many", "prepare_image"]
+           "compute_batch", "explain_batch", "explain_many", "prepare_checked", "prepare_image"]
