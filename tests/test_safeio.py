@@ -131,3 +131,15 @@ def test_npz_headers_give_declared_shapes_without_reading_data():
         zf.writestr("big.npy", h.getvalue())
     shape, dtype = safeio.npz_headers(z.getvalue(), "h.npz")["big"]
     assert shape == (500_000, 250_000) and dtype == np.float32
+
+
+def test_an_explanations_meta_is_read_with_the_json_limits():
+    """The meta of an explanation (sessions, cache entries, npz files from someone else) is bounded JSON: a
+    100,000-deep nesting is one error line, not a RecursionError."""
+    from alens_gui.core.errors import AlensError
+    from alens_gui.core.explanation import Explanation
+
+    with pytest.raises(AlensError, match="meta JSON"):
+        Explanation.from_arrays({"meta": np.array("[" * 100_000 + "]" * 100_000)})
+    with pytest.raises(AlensError, match="meta JSON is not an object"):
+        Explanation.from_arrays({"meta": np.array("[1, 2]")})

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ClassSetError, LensError
+from . import safeio
+from .errors import AlensError, ClassSetError, LensError
 from .geometry import Geometry
 from .lens import AL, LensParams, refine
 from .lensparams import TIE_MARGIN
@@ -320,7 +321,9 @@ class Explanation:
     @classmethod
     def from_arrays(cls, arrays) -> Explanation:
         """Rebuild an explanation written by :meth:`to_arrays` (re-lensed from ``raw``)."""
-        meta = json.loads(str(arrays["meta"]))
+        meta = safeio.loads_json(str(arrays["meta"]), "the explanation's meta", what="meta JSON")
+        if not isinstance(meta, dict):
+            raise AlensError("the explanation's meta JSON is not an object")
         geom = meta.get("geometry")
         lens = LensParams(**{k: tuple(v) if k == "temperatures" else v for k, v in meta["lens"].items()})
         return cls.from_raw(
