@@ -205,6 +205,15 @@ def add_lens_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--softmax-input", choices=SOFTMAX_INPUT_CHOICES)
 
 
+def add_run_arguments(p: argparse.ArgumentParser, option_example: str = "-O steps=32") -> None:
+    """What a run explains with: the method and its options, the class set and the lens."""
+    p.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
+    p.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                   help=f"a method option, e.g. {option_example} (repeatable)")
+    add_class_set_arguments(p)
+    add_lens_arguments(p)
+
+
 def lens_from_args(args):
     from .core.lens import preset
 
@@ -227,11 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--recursive", "-r", action="store_true", help="also explain the images in sub-folders of a folder")
     add_image_arguments(ex)
     add_model_arguments(ex)
-    ex.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
-    ex.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
-                    help="a method option, e.g. -O steps=32 -O baseline=blurred (repeatable)")
-    add_class_set_arguments(ex)
-    add_lens_arguments(ex)
+    add_run_arguments(ex, "-O steps=32 -O baseline=blurred")
     ex.add_argument("--out", required=True, help="output folder")
     ex.add_argument("--no-png", action="store_true", help="write only the .npz maps")
     add_output_arguments(ex, "images whose .npz exists in --out are skipped without any model work, so a stopped "
@@ -244,11 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("images", nargs="+", metavar="INPUT", help="image files or folders of images")
     add_input_arguments(rp)
     add_model_arguments(rp)
-    rp.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
-    rp.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
-                    help="a method option, e.g. -O steps=32 (repeatable)")
-    add_class_set_arguments(rp)
-    add_lens_arguments(rp)
+    add_run_arguments(rp)
     rp.add_argument("--compare", action="store_true",
                     help="two inputs side by side on one page (one class set: --classes/--class-preset, "
                          "else the first image's top-k)")
@@ -267,11 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--recursive", "-r", action="store_true", help="also take the images in sub-folders")
     add_image_arguments(co)
     add_model_arguments(co)
-    co.add_argument("--method", default="ixg", help="attribution method (see `alens methods`; default: %(default)s)")
-    co.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="NAME=VALUE",
-                    help="a method option, e.g. -O steps=32 (repeatable)")
-    add_class_set_arguments(co)
-    add_lens_arguments(co)
+    add_run_arguments(co)
     g = co.add_argument_group("cohort")
     g.add_argument("--by", choices=("classset", "predicted", "label"), default="classset",
                    help="which images make a class's cohort: those with the class in their class set (default), "

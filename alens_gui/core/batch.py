@@ -196,22 +196,10 @@ def _class_grads(model, x: torch.Tensor, cls, progress: Progress, wrt=None) -> t
 
 def _cam_batch(model, x, cls, progress, layer: str, kind: str):
     """Batched Grad-CAM / LayerCAM: (B, K, 1, h, w) maps and the (B, K) classes."""
-    from .methods.cam import feature_layout, find_cam_layer
+    from .methods.cam import capturing_layer, feature_layout
     from .methods.vit import tokens_to_grid
 
-    name = layer or find_cam_layer(model, x[:1])
-    modules = dict(model.named_modules())
-    if name not in modules:
-        raise MethodError(f"model has no layer named {name!r} (-O layer=NAME takes a name from model.named_modules())")
-    store: dict[str, torch.Tensor] = {}
-
-    def keep(_m, _i, out):
-        if not isinstance(out, torch.Tensor):
-            raise MethodError(f"layer {name!r} does not return a tensor; choose another with -O layer=NAME")
-        store["a"] = out
-
-    with hooks() as handles:
-        handles.append(modules[name].register_forward_hook(keep))
+    with capturing_layer(model, x[:1], layer) as (name, store):
         grads, cls = _class_grads(model, x, cls, progress, wrt=lambda: store["a"])
     full = store["a"]
     act = full.detach()

@@ -25,7 +25,9 @@ map of the wrong shape without any error, so :func:`feature_layout` decides, per
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -126,8 +128,10 @@ def find_cam_layer(model: nn.Module, x: torch.Tensor) -> str:
     return best
 
 
-def _cam_gradients(model, x, classes, progress, layer: str):
-    """Gradients and activations of the CAM layer as ``(K, C, h, w)`` and ``(C, h, w)``."""
+@contextlib.contextmanager
+def capturing_layer(model, x, layer: str) -> Iterator[tuple[str, dict]]:
+    """The CAM layer (``layer`` or the automatic one for input ``x``) and a dict whose ``"a"`` is its
+    output in the forward passes run inside the block (the hook is removed on exit)."""
     name = layer or find_cam_layer(model, x)
     modules = dict(model.named_modules())
     if name not in modules:
@@ -141,6 +145,12 @@ def _cam_gradients(model, x, classes, progress, layer: str):
 
     with hooks() as handles:
         handles.append(modules[name].register_forward_hook(keep))
+        yield name, store
+
+
+def _cam_gradients(model, x, classes, progress, layer: str):
+    """Gradients and activations of the CAM layer as ``(K, C, h, w)`` and ``(C, h, w)``."""
+    with capturing_layer(model, x, layer) as (name, store):
         grads = class_gradients(model, x, classes, progress, wrt=lambda: store["a"], count=True)[:, 0]
     full = store["a"]
     act = full.detach()[0]
