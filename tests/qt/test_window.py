@@ -106,6 +106,19 @@ def test_open_image_and_see_k_refined_maps(make_window, qtbot, chelsea_png):
     assert max(widths) - min(widths) <= 1 and max(heights) - min(heights) <= 1, (widths, heights)
 
 
+def test_tiles_are_laid_out_as_soon_as_the_view_changes(make_window, qtbot):
+    # Read before the event loop turns again: a fit-to-view or a linked zoom runs right after
+    # the grid changes, and a CI run once caught tiles still at their 40 x 40 build size.
+    win = make_window()
+    run(qtbot, win, "ixg")
+    for mode in ("refined", "both", "base", "both"):
+        win.session.view = win.session.view.with_(mode=mode)
+        widths = [t.width() for t in win.maps.tiles.values()]
+        heights = [t.height() for t in win.maps.tiles.values()]
+        assert min(widths) > 100 and min(heights) > 100, (mode, widths, heights)
+        assert max(widths) - min(widths) <= 1 and max(heights) - min(heights) <= 1, (mode, widths, heights)
+
+
 def test_hover_reads_the_class_distribution(make_window, qtbot):
     win = make_window()
     expl = run(qtbot, win, "ixg")

@@ -449,6 +449,12 @@ class MapsView(QWidget):
         for r in range(self.grid_layout.rowCount()):
             self.grid_layout.setRowStretch(r, 1 if r < rows else 0)
         self._order, self._columns = order, cols
+        # Lay the grid out now, not on the next turn of the event loop: until then the tiles
+        # just shown keep the geometry they were built with (40 x 40), and whatever reads them
+        # in between (a fit-to-view, a linked zoom, an export of the view) saw that size.
+        if self.isVisible():
+            self.layout().activate()
+            self.grid_layout.activate()
         self._titles()
         self.tilesChanged.emit()
 
