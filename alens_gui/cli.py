@@ -755,15 +755,6 @@ def cmd_cohort(args) -> int:
     return EXIT_ERROR if bad or not cohort.classes else 0
 
 
-def _settings_from(explainer, info, options, lens, request, img_opts):
-    """The CLI's class-set keywords, lens, window and frame as one :class:`RunSettings`."""
-    from .core.settings import ClassSet, RunSettings
-
-    classes = ClassSet.from_request(request.get("classes"), request.get("top_k"), request.get("with_lowest", False),
-                                    request.get("best_vs_worst", False), explainer.class_names)
-    return RunSettings(info.name, options, classes, lens, window=img_opts.get("window"), frame=img_opts.get("frame"))
-
-
 class _WriteFailed(Exception):
     """A result's file could not be written: ``error`` (OSError or _SameName) at ``target``."""
 
@@ -791,7 +782,7 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
     from .core.outputs import is_fatal, write_error
     from .core.publish import publish_explanation
 
-    settings = _settings_from(explainer, info, options, lens, request, img_opts)
+    settings = run_settings_from_args(args, explainer.class_names)
     engine = BatchEngine(explainer.loaded, settings, batch_size=args.batch_size,
                          include_identifiers=img_opts["include_identifiers"])
     print(f"alens: {len(todo)} image(s); {engine.note}", file=sys.stderr)
@@ -896,7 +887,7 @@ def _explain_ray(args, explainer, info, options, lens, request, img_opts, todo, 
     from .cli_args import model_kwargs
     from .core.raybatch import RayEngine
 
-    settings = _settings_from(explainer, info, options, lens, request, img_opts)
+    settings = run_settings_from_args(args, explainer.class_names)
     settings.classes.check(explainer.loaded.num_classes)
     engine = RayEngine(model_kwargs(args), settings, batch_size=args.batch_size, address=args.ray_address,
                        actors=args.ray_actors, include_identifiers=img_opts["include_identifiers"])
@@ -1099,7 +1090,7 @@ def _report_ray_engine(args, explainer, info, options, lens, request, img_opts):
     from .cli_args import model_kwargs
     from .core.raybatch import RayEngine
 
-    settings = _settings_from(explainer, info, options, lens, request, img_opts)
+    settings = run_settings_from_args(args, explainer.class_names)
     settings.classes.check(explainer.loaded.num_classes)
     engine = RayEngine(model_kwargs(args), settings, batch_size=getattr(args, "batch_size", "auto"), address=args.ray_address,
                        actors=args.ray_actors, include_identifiers=img_opts["include_identifiers"])
