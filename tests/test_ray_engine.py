@@ -110,3 +110,31 @@ def test_without_ray_engine_ray_says_how_to_install_it_before_any_model_work(com
     assert rc != 0 and not loaded
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and 'pip install "alens-gui[ray]"' in lines[0], lines
+
+
+@needs_ray
+def test_an_actor_sizes_its_passes_from_its_own_memory_and_its_maps_do_not_depend_on_it(photos, tmp_path):
+    # The driver cannot see an actor's device: with "auto" each actor chooses its images per pass
+    # as the local engine does; split into passes of any size, a batch gives the same maps.
+    from alens_gui.core.batch import choose_batch_size
+    from alens_gui.core.raybatch import BatchActor
+    from alens_gui.core.settings import ClassSet, RunSettings
+
+    src = _folder(photos, tmp_path / "in")
+    settings = RunSettings("ixg", {}, ClassSet.from_request(top_k=2))
+    kw = dict(source="default", device="cpu")
+    auto = BatchActor(kw, settings)
+    assert auto.chunk == choose_batch_size(auto.loaded, settings, "auto") >= 1
+    one = BatchActor(kw, settings, chunk=1)
+    assert one.chunk == 1
+    batch = {"index": np.arange(3), "path": np.array([str(src / f"{n}.png") for n in NAMES], dtype=object),
+             "name": np.array([f"{n}.png" for n in NAMES], dtype=object),
+             "stem": np.array(list(NAMES), dtype=object)}
+    a, b = auto(batch), one(batch)
+    assert list(a["status"]) == list(b["status"]) == ["explained"] * 3
+    from alens_gui.core.raybatch import RayRow, explanation_from_row
+
+    for n, x, y in zip(NAMES, a["npz"], b["npz"]):
+        ex, ey = (explanation_from_row(RayRow(0, n, "explained", npz=bytes(v))) for v in (x, y))
+        assert list(ex.classes) == list(ey.classes)
+        np.testing.assert_allclose(ex.refined, ey.refined, rtol=1e-5, atol=1e-5 * float(np.abs(ey.refined).max()))

@@ -65,10 +65,10 @@ class BatchActor:
     """
 
     def __init__(self, model_kwargs: dict, settings, include_identifiers: bool = False, out: str | None = None,
-                 write: dict | None = None, threads: int | None = None) -> None:
+                 write: dict | None = None, threads: int | None = None, chunk: int | str = "auto") -> None:
         import torch
 
-        from .batch import loaded_for
+        from .batch import choose_batch_size, loaded_for
         from .methods import get_method
         from .models import load_model
 
@@ -76,6 +76,9 @@ class BatchActor:
             torch.set_num_threads(int(threads))
         kw = dict(model_kwargs)
         self.loaded = loaded_for(load_model(kw.pop("source"), **kw), settings)
+        # Images per forward pass, chosen here from this actor's own device and free memory (the
+        # driver cannot see them) exactly as the local engine chooses it; a number is kept as given.
+        self.chunk = choose_batch_size(self.loaded, settings, chunk)
         self.settings = settings
         self.info = get_method(settings.method)
         self.include_identifiers = include_identifiers
@@ -95,7 +98,10 @@ class BatchActor:
                 prepared.append(prepare_checked(self.loaded, self.settings, path, i, self.include_identifiers, name))
             except AlensError as exc:
                 result[i] = ("failed", str(exc), 0, b"")
-        for prep, expl, err in explain_batch(self.loaded, self.settings, prepared):
+        done = []
+        for start in range(0, len(prepared), self.chunk):
+            done.extend(explain_batch(self.loaded, self.settings, prepared[start:start + self.chunk]))
+        for prep, expl, err in done:
             if expl is None:
                 result[prep.index] = ("failed", err or f"{prep.name}: failed", 0, b"")
             elif self.out is None:
@@ -150,8 +156,10 @@ class RayEngine:
         :func:`~.models.load_model`'s keywords (``source`` first): each actor loads the model itself.
     settings : RunSettings
     batch_size : int or "auto"
-        Images per batch handed to an actor (the batch it stacks into one pass); auto: 32 on
-        GPUs, 8 (:data:`~.batch.CPU_MAX_BATCH`) on CPUs.
+        Images per batch handed to an actor; auto: 32 on GPUs, 8 (:data:`~.batch.CPU_MAX_BATCH`)
+        on CPUs, and each actor stacks as many of them into one pass as its own device's free
+        memory allows (:func:`~.batch.choose_batch_size`, as the local engine does). A number is
+        both the batch handed over and the images per pass.
     address : str or None
         A running cluster (``ray://host:10001``, ``host:6379`` or ``auto``); None starts Ray
         on this machine (``ray.init()``) unless it is already running in this process.
@@ -172,6 +180,7 @@ class RayEngine:
         self.started = False  # whether this engine started Ray (and shuts it down)
         self.gpus = 0
         self.cpus = 0
+        self.chunk: int | str = "auto"
 
     def start(self) -> str:
         """Connect to the cluster (or start Ray here); one line saying what runs where."""
@@ -192,14 +201,16 @@ class RayEngine:
         if self.actors is None:
             self.actors = self.gpus if self.gpus else max(1, self.cpus // 4)
         self.actors = max(1, int(self.actors))
-        if self.batch_size in (None, "auto"):  # the local engine's caps: the actors' memory is not known here
-            from .batch import CPU_MAX_BATCH, GPU_MAX_BATCH
+        self.chunk = "auto" if self.batch_size in (None, "auto") else max(1, int(self.batch_size))
+        if self.batch_size in (None, "auto"):  # handed over in blocks of the local engine's cap; each actor
+            from .batch import CPU_MAX_BATCH, GPU_MAX_BATCH  # sizes its passes from its own memory
 
             self.batch_size = GPU_MAX_BATCH // 2 if self.gpus else CPU_MAX_BATCH
         self.batch_size = max(1, int(self.batch_size))
         where = f"cluster {self.address}" if self.address else "local Ray"
+        per_pass = "each actor sizes its passes from its memory" if self.chunk == "auto" else "one pass each"
         return (f"{where}: {self.cpus} CPU(s), {self.gpus} GPU(s); {self.actors} actor(s), "
-                f"{self.batch_size} image(s) per batch")
+                f"{self.batch_size} image(s) per batch ({per_pass})")
 
     def run(self, paths: Sequence, names: Sequence[str], stems: Sequence[str], *, out: str | None = None,
             write: dict | None = None) -> Iterator[RayRow]:
@@ -229,7 +240,7 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.actors),
             fn_constructor_kwargs=dict(model_kwargs=self.model_kwargs, settings=self.settings,
                                        include_identifiers=self.include_identifiers, out=out, write=write,
-                                       threads=threads),
+                                       threads=threads, chunk=self.chunk),
             **per_actor)
         for row in ds.iter_rows():
             npz = row["npz"]
