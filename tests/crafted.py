@@ -191,3 +191,33 @@ def rle_bomb_dicom(path: Path, run_pairs: int = 25_000) -> Path:
     ds.file_meta.TransferSyntaxUID = RLELossless
     ds.save_as(path, enforce_file_format=False)
     return path
+
+
+def element_flood_dicom(path: Path, n: int, *, nested: bool = False, implicit: bool = False) -> Path:
+    """MR_small with ``n`` empty private elements before its own: at the top level, or inside one
+    private sequence of undefined length (``nested``), whose elements pydicom parses at once.
+    ``implicit``: the whole file rewritten in Implicit VR Little Endian first."""
+    import io
+
+    ds = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        buf = io.BytesIO()
+        ds.save_as(buf, implicit_vr=True, little_endian=True)
+        data = buf.getvalue()
+    else:
+        data = (PYDICOM_FILES / "MR_small.dcm").read_bytes()
+    meta_end = 132 + 12 + int.from_bytes(data[140:144], "little")
+    if implicit:
+        one = [struct.pack("<HHI", 0x0009 + 2 * (i // 0xEF00), 0x1000 + i % 0xEF00, 0) for i in range(n)]
+        head = struct.pack("<HHI", 0x0009, 0x0010, 0xFFFFFFFF)  # undefined length: a sequence
+    else:
+        one = [struct.pack("<HH2sH", 0x0009 + 2 * (i // 0xEF00), 0x1000 + i % 0xEF00, b"LO", 0) for i in range(n)]
+        head = struct.pack("<HH2s2xI", 0x0009, 0x0010, b"SQ", 0xFFFFFFFF)
+    flood = b"".join(one)
+    if nested:
+        item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        close = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+        flood = head + item + flood + close
+    path.write_bytes(data[:meta_end] + flood + data[meta_end:])
+    return path

@@ -253,6 +253,35 @@ def test_a_deflated_data_set_is_inflated_within_a_bound(tmp_path, monkeypatch):
     assert real.raw.shape == (512, 512) and "Deflated" in real.info["transfer_syntax"]
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["top-level", "in-a-sequence"])
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_a_flood_of_data_elements_is_refused_before_pydicom_parses_it(tmp_path, monkeypatch, nested, implicit):
+    # 16 MB of empty elements cost pydicom 0.7 GB and 13 s; the count stops at the limit
+    monkeypatch.setattr(dicom_module, "MAX_ELEMENTS", 20_000)
+    p = crafted.element_flood_dicom(tmp_path / "flood.dcm", 100_000, nested=nested, implicit=implicit)
+    err, peak = peak_bytes(lambda: finishes(lambda: load_image(p), 60))
+    assert isinstance(err, ImageReadError), err
+    assert str(err) == ("flood.dcm: the DICOM file holds more than 20,000 data elements before its pixel data; "
+                        "not read (a real image's header has a few thousand)")
+    assert peak < 4 * MiB, peak
+    fine = crafted.element_flood_dicom(tmp_path / "fine.dcm", 10_000, nested=nested, implicit=implicit)
+    assert load_image(fine).raw.shape == (64, 64)  # below the limit: the image reads
+
+
+def test_every_pydicom_example_with_pixels_is_under_the_element_limit():
+    import io
+
+    counted = 0
+    for p in sorted(crafted.PYDICOM_FILES.glob("*.dcm")):
+        data = p.read_bytes()
+        try:
+            dicom_module._check_element_count(io.BytesIO(data), p.name, 5_000)
+        except ImageReadError as exc:
+            pytest.fail(f"a real file counted as a flood: {exc}")
+        counted += 1
+    assert counted > 50
+
+
 def test_deeply_nested_sequences_are_one_line(tmp_path):
     p = crafted.nested_sequences_dicom(tmp_path / "deep.dcm", 20_000)
     with pytest.raises(ImageReadError, match="deep.dcm: the DICOM file nests sequences too deeply to be read"):
