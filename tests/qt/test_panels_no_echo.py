@@ -53,6 +53,10 @@ def test_method_panel_renders_the_sessions_options_and_writes_back_nothing(sessi
     session.method = "smoothgrad"
     assert session.options == {**odd, "samples": 9, "abs": False}
     assert methods == ["smoothgrad", "gradcam", "smoothgrad"]
+    # a value outside an editor's range (a session file's) is shown as it is, not clamped and written back
+    big = {**session.options, "samples": 5000}
+    session.options = big
+    assert session.options is big and panel.form.editors["samples"].value() == 5000
     # the combo: a user's choice writes the method; the session's echo writes nothing
     panel.combo.setCurrentIndex(panel.combo.findData("ig"))
     assert session.method == "ig" and methods[-1] == "ig" and len(methods) == 4
@@ -114,10 +118,10 @@ def test_class_panel_pulls_without_echo(session, qtbot, tmp_path):
     qtbot.addWidget(panel)
     panel.classes.set_names([f"grade {i}" for i in range(5)])
     changes = _count(session.class_request_changed)
-    req = ClassRequest(kind="topk", k=7, with_lowest=True)
+    req = ClassRequest(kind="topk", k=70, with_lowest=True)  # (a k above the box's 50 is shown, not clamped)
     session.class_request = req
     assert changes == [req] and session.class_request is req
-    assert panel.k.value() == 7 and panel.lowest.isChecked() and panel.mode.currentData() == "topk"
+    assert panel.k.value() == 70 and panel.lowest.isChecked() and panel.mode.currentData() == "topk"
     picked = ClassRequest(kind="picked", classes=(3, 1))
     session.class_request = picked  # the marks follow, in the request's order, with no write
     assert changes == [req, picked] and panel.classes.checked() == [3, 1]

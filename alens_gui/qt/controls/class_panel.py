@@ -208,6 +208,7 @@ class ClassSetPanel(QWidget):
         set_combo_data(self.mode, req.kind)
         if req.kind == "topk":
             if self.k.value() != req.k:
+                self.k.setMaximum(max(self.k.maximum(), req.k))  # shown as it is, not clamped and written back
                 self.k.setValue(req.k)
             if self.lowest.isChecked() != req.with_lowest:
                 self.lowest.setChecked(req.with_lowest)

@@ -138,9 +138,20 @@ class OptionsForm(QWidget):
             elif isinstance(w, QCheckBox):
                 w.setChecked(bool(v))
             elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
-                w.setValue(v)
+                _show_number(w, v)
             else:
                 w.setText("" if v is None else str(v))
+
+
+def _show_number(spin, value) -> None:
+    """Show ``value`` as it is: a value outside the editor's range widens the range instead of
+    being clamped (a clamped value would be written back; the run says what the range is)."""
+    try:
+        value = int(value) if isinstance(spin, QSpinBox) else float(value)
+    except (TypeError, ValueError):
+        return  # not a number: the editor keeps its value, the run names the problem
+    spin.setRange(min(spin.minimum(), value), max(spin.maximum(), value))
+    spin.setValue(value)
 
 
 def _same_option(a, b) -> bool:
