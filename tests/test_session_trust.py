@@ -43,8 +43,8 @@ def full_state(img_path, spec="default", arch="", torchscript=False) -> dict:
         "class_request": {"kind": "topk", "k": 3, "with_lowest": False, "classes": []},
         "lens": {"temperatures": [1.0, 0.2, 0.01], "tau": 0.05, "normalize": "none", "softmax_input": "signed",
                  "reduce": "sum"},
-        "view": {"mode": "refined", "overlay": True, "opacity": 0.6,
-                 "scale": {"scope": "row", "percentile": 99.0, "gamma": 1.0}, "territory": True, "hover_radius": 2},
+        "view": {"mode": "refined", "overlay": True, "opacity": 0.6, "territory": True, "hover_radius": 2},
+        "color_scale": {"scope": "row", "percentile": 99.0, "gamma": 1.0},
         "selected": 1, "fill": "blur",
         "mask_result": {"classes": [281, 285, 282], "before": [0.5, 0.2, 0.1], "after": [0.1, 0.3, 0.2],
                         "fraction": 0.05, "fill": "blur"},
@@ -154,6 +154,7 @@ def test_a_full_session_round_trips_with_every_field_checked(made):
     saved = full_state(made["img"])
     assert data.warnings == []
     assert data.state["model"] == saved["model"] and data.state["view"] == saved["view"]
+    assert data.state["color_scale"] == saved["color_scale"]
     assert data.state["class_request"] == saved["class_request"] and data.state["lens"] == saved["lens"]
     np.testing.assert_allclose(data.explanation.refined, made["expl"].refined, atol=1e-6)
     assert data.explanation.class_names == made["expl"].class_names
@@ -323,7 +324,10 @@ MALFORMED = [
     (_set(("state", "window"), "os:system"), r"window: must be one of"),
     (_set(("state", "lens", "tau"), 5), r"lens\.tau: must be between -1 and 1"),
     (_set(("state", "lens", "normalize"), "softmax"), r"lens: normalize must be one of"),
-    (_set(("state", "view", "scale", "gamma"), "x"), r"view\.scale\.gamma: expected a number, got a text"),
+    (_set(("state", "color_scale", "gamma"), "x"), r"color_scale\.gamma: expected a number, got a text"),
+    (_set(("state", "color_scale", "scope"), "pixel"), r"color_scale\.scope: must be one of"),
+    # a file from before the colour scale had its own record keeps it in the view's, checked as well
+    (_set(("state", "view", "scale"), {"gamma": "x"}), r"view\.scale\.gamma: expected a number, got a text"),
     (_set(("state", "view", "hover_radius"), 10**9), r"hover_radius: must be between 0 and 50"),
     (_set(("state", "selected"), -1), r"selected: must be between 0"),
     (_set(("state", "model", "torchscript"), "yes"), r"model\.torchscript: expected true or false"),

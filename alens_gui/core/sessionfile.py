@@ -360,6 +360,7 @@ def validate_state(state: Any, name: str = "session.json") -> dict:
         "method": lambda x, w: v.text(x, w, 128, empty=False), "options": v.scalars,
         "input_policy": lambda x, w: v.choice(x, w, _policies()), "window": v.window,
         "class_request": v.class_request, "lens": lambda x, w: v.lens(x, w).as_dict(), "view": v.view,
+        "color_scale": v.color_scale,
         "selected": lambda x, w: v.whole(x, w, 0, MAX_CLASSES), "fill": lambda x, w: v.choice(x, w, _fills()),
         "mask_result": lambda x, w: None if x is None else v.mask_result(x, w),
     }
@@ -541,23 +542,28 @@ class _Check:
         except AlensError as exc:
             self.fail(where, str(exc))
 
-    def view(self, x, where: str) -> dict:
+    def color_scale(self, x, where: str) -> dict:
         from .colors import SCOPES, ColorScale
 
-        x = self.obj(x, where)
-        scale = self.obj(x.get("scale", {}), f"{where}.scale")
+        scale = self.obj(x, where)
         try:
-            cs = ColorScale(scope=self.choice(scale.get("scope", "row"), f"{where}.scale.scope", SCOPES),
-                            percentile=self.number(scale.get("percentile", 99.5), f"{where}.scale.percentile", 50, 100),
-                            gamma=self.number(scale.get("gamma", 1.0), f"{where}.scale.gamma", 0.05, 20))
+            cs = ColorScale(scope=self.choice(scale.get("scope", "row"), f"{where}.scope", SCOPES),
+                            percentile=self.number(scale.get("percentile", 99.5), f"{where}.percentile", 50, 100),
+                            gamma=self.number(scale.get("gamma", 1.0), f"{where}.gamma", 0.05, 20))
         except ValueError as exc:
-            self.fail(f"{where}.scale", str(exc))
-        return {"mode": self.choice(x.get("mode", "both"), f"{where}.mode", VIEW_MODES),
-                "overlay": self.flag(x.get("overlay", True), f"{where}.overlay"),
-                "opacity": self.number(x.get("opacity", 0.75), f"{where}.opacity", 0.0, 1.0),
-                "scale": cs.as_dict(),
-                "territory": self.flag(x.get("territory", True), f"{where}.territory"),
-                "hover_radius": self.whole(x.get("hover_radius", 0), f"{where}.hover_radius", 0, 50)}
+            self.fail(where, str(exc))
+        return cs.as_dict()
+
+    def view(self, x, where: str) -> dict:
+        x = self.obj(x, where)
+        out = {"mode": self.choice(x.get("mode", "both"), f"{where}.mode", VIEW_MODES),
+               "overlay": self.flag(x.get("overlay", True), f"{where}.overlay"),
+               "opacity": self.number(x.get("opacity", 0.75), f"{where}.opacity", 0.0, 1.0),
+               "territory": self.flag(x.get("territory", True), f"{where}.territory"),
+               "hover_radius": self.whole(x.get("hover_radius", 0), f"{where}.hover_radius", 0, 50)}
+        if "scale" in x:  # files written before the colour scale was a state field of its own
+            out["scale"] = self.color_scale(x["scale"], f"{where}.scale")
+        return out
 
     def mask_result(self, x, where: str) -> dict:
         x = self.obj(x, where)

@@ -68,7 +68,7 @@ class CompareController(QObject):
         pinned = pinned or s.pinned
         if current is None or pinned is None:
             return None
-        return self.host.runner.run("compare", jobs.compare_job, current, pinned, s.lens, s.view.scale,
+        return self.host.runner.run("compare", jobs.compare_job, current, pinned, s.lens, s.color_scale,
                                     label="comparison", on_return=lambda r, cur=current: self._on_compared(cur, r))
 
     def _on_compared(self, current, result) -> None:

@@ -5,7 +5,7 @@ Reactions (one task slot each; a new request in a slot cancels the running one):
 * :meth:`Controller.load_model` (the *Load* button, start-up) → load ``model_request``
   (``model``); the first model that fails to load falls back to the bundled default (SPEC §4);
 * ``image_request`` → read the image (``image``), then explain it;
-* ``lens`` → re-lens the cached maps (no model run); ``view.scale`` → redraw the maps;
+* ``lens`` → re-lens the cached maps (no model run); ``color_scale`` → redraw the maps' colours;
 * ``method``, ``options``, ``class_request``, ``input_policy``, ``window`` → the maps on
   screen no longer match the settings: ``stale`` is set until the next run.
 
@@ -69,7 +69,7 @@ class Controller(QObject):
         self.files = FileController(self)
         s.image_request_changed.connect(self._on_image_request)
         s.lens_changed.connect(lambda _l: self.relens())
-        s.view_changed.connect(self._on_view)
+        s.color_scale_changed.connect(self._on_color_scale)
         for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed):
             sig.connect(self._mark_stale)
         s.window_changed.connect(lambda _w: self.rewindow())
@@ -197,7 +197,7 @@ class Controller(QObject):
         label = f"{method} on {s.image_request.label or 'the image'}"
         return self.runner.run(
             "explain", jobs.explain_job, s.model, s.image, method, options, s.class_request, s.lens,
-            s.view.scale, s.image_request.tiles, s.input_policy, label=label, on_yield=self._on_explain_yield,
+            s.color_scale, s.image_request.tiles, s.input_policy, label=label, on_yield=self._on_explain_yield,
             on_return=self._on_explained,
         )
 
@@ -255,20 +255,20 @@ class Controller(QObject):
         expl = s.explanation
         if expl is None or expl.lens == s.lens:
             return None
-        return self.runner.run("lens", jobs.relens_job, expl, s.lens, s.view.scale, label="re-lensing",
+        return self.runner.run("lens", jobs.relens_job, expl, s.lens, s.color_scale, label="re-lensing",
                                on_return=self._on_relensed)
 
     def _on_relensed(self, result) -> None:
         self._put(*result)  # a pinned explanation follows the lens in compare()
 
-    def _on_view(self, view) -> None:
+    def _on_color_scale(self, scale) -> None:
         r = self.session.rendered
-        if r is not None and r.scale != view.scale:
+        if r is not None and r.scale != scale:
             self.redraw()
 
     def redraw(self):
         """Draw the explanation on screen again with the session's colour scale."""
-        return self.runner.run("render", jobs.render_job, self.session.explanation, self.session.view.scale,
+        return self.runner.run("render", jobs.render_job, self.session.explanation, self.session.color_scale,
                                label="drawing", on_return=self._on_rendered)
 
     def _on_rendered(self, rendered) -> None:

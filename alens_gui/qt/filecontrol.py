@@ -40,7 +40,7 @@ class FileController(QObject):
                 notify("pin an explanation and explain another image with its class set to compare them", "warning")
                 return None
             what = (s.pinned, s.explanation)
-        return self.host.runner.run("export", jobs.export_job, kind, what, str(path), indices, s.view.scale,
+        return self.host.runner.run("export", jobs.export_job, kind, what, str(path), indices, s.color_scale,
                                     s.view.opacity, label=f"exporting {Path(path).name}",
                                     on_return=lambda p: notify(f"saved {p}"))
 
@@ -61,7 +61,7 @@ class FileController(QObject):
         loaded only when loading it runs no code; otherwise :attr:`confirm_code` asks the user
         (default no), and on no the current model stays.
         """
-        return self.host.runner.run("session", jobs.open_session_job, str(path), self.session.view.scale,
+        return self.host.runner.run("session", jobs.open_session_job, str(path), self.session.color_scale,
                                     label=f"opening {Path(path).name}",
                                     on_return=lambda opened: self._on_session_opened(opened, Path(path).name))
 
@@ -88,8 +88,8 @@ class FileController(QObject):
                 setattr(s, field, value)
             if data.explanation is not None:
                 s.lens = data.explanation.lens
-                if rendered is None or rendered.scale != s.view.scale:
-                    rendered = jobs.render(data.explanation, s.view.scale)
+                if rendered is None or rendered.scale != s.color_scale:
+                    rendered = jobs.render(data.explanation, s.color_scale)
                 s.reset_mask()
                 s.explanation = data.explanation
                 s.rendered = rendered

@@ -180,7 +180,7 @@ class GalleryController(QObject):
             expl, rendered = result
             host.show(expl, rendered, computed=False)
 
-        host.runner.run("explain", jobs.cached_explanation_job, self.cache, key, s.view.scale, path, s.window,
+        host.runner.run("explain", jobs.cached_explanation_job, self.cache, key, s.color_scale, path, s.window,
                         label="cached explanation", on_return=show)
 
     def compare_rows(self, a: int, b: int) -> None:
@@ -225,7 +225,7 @@ class GalleryController(QObject):
             items = _cached_items(self.cache, chosen, s.window)  # read (images too) in the worker
         total = len(items) if isinstance(items, list) else len(chosen)
         settings = ReportSettings.for_explainer(
-            s.model, scale=s.view.scale, opacity=s.view.opacity, class_request=s.class_request.describe(),
+            s.model, scale=s.color_scale, opacity=s.view.opacity, class_request=s.class_request.describe(),
             window=str(s.window), input_policy=s.input_policy,
         )
         return self.host.runner.run("export", jobs.report_job, str(path), items, settings, total,

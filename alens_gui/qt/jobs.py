@@ -258,7 +258,8 @@ def open_session_job(progress: Progress, path: str, scale: ColorScale):
     progress.add_total(1)
     yield ("status", f"opening {path}…")
     data = load_session(path)
-    saved = (data.state.get("view") or {}).get("scale")
+    # the colour scale's own record; files from before kept it in the view's
+    saved = data.state.get("color_scale") or (data.state.get("view") or {}).get("scale")
     if saved:
         scale = ColorScale(**saved)  # (checked by load_session)
     rendered = render(data.explanation, scale) if data.explanation is not None else None

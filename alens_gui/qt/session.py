@@ -12,7 +12,7 @@ behind a signal's back. Nothing here imports torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -143,14 +143,14 @@ VIEW_MODES = ("both", "refined", "base")
 
 @dataclass(frozen=True)
 class ViewOptions:
-    """How maps are drawn: which maps (``mode``), overlay on/off and opacity, the colour
-    scale and whether the class-territory view is shown. (The hover read-out's radius is a
-    session field of its own: changing it must not re-lay out or redraw the maps.)"""
+    """How maps are laid out and shown: which maps (``mode``), overlay on/off and opacity, and
+    whether the class-territory view is shown. (The colour scale and the hover read-out's radius
+    are session fields of their own: a new colour scale re-renders the colours without re-laying
+    out the maps, a new view re-lays them out without re-rendering, and a new radius does neither.)"""
 
     mode: str = "both"
     overlay: bool = True
     opacity: float = 0.75
-    scale: ColorScale = field(default_factory=ColorScale)
     territory: bool = True
 
     def with_(self, **changes) -> ViewOptions:
@@ -177,7 +177,7 @@ class Session(QObject):
 
     Inputs (set by panels): ``model_request``, ``image_request``, ``window``,
     ``input_policy``, ``method``, ``options``, ``class_request``, ``lens``, ``view``,
-    ``selected``, ``tool``, ``brush_radius``, ``fill``, ``mask``, ``hover``.
+    ``color_scale`` (the maps' colours: a change re-renders them, nothing else), ``selected``, ``tool``, ``brush_radius``, ``fill``, ``mask``, ``hover``.
     Results (set by the controller): ``model`` (a LoadedModel), ``image`` (the image as
     read), ``explanation`` (the complete explanation shown), ``rendered`` (its colour images,
     prepared in a worker), ``estimate`` (the running method's partial estimate, drawn: a
@@ -205,6 +205,7 @@ class Session(QObject):
     class_request = Field(ClassRequest)
     lens = Field(lambda: AL)
     view = Field(ViewOptions)
+    color_scale = Field(ColorScale)
     selected = Field(0)
     explanation = Field(None)
     rendered = Field(None)
@@ -238,6 +239,7 @@ class Session(QObject):
     class_request_changed = Signal(object)
     lens_changed = Signal(object)
     view_changed = Signal(object)
+    color_scale_changed = Signal(object)
     selected_changed = Signal(object)
     explanation_changed = Signal(object)
     rendered_changed = Signal(object)

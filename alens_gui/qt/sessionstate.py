@@ -45,8 +45,8 @@ def state_of(s) -> dict:
                           "with_lowest": s.class_request.with_lowest, "classes": list(s.class_request.classes)},
         "lens": s.lens.as_dict(),
         "view": {"mode": s.view.mode, "overlay": s.view.overlay, "opacity": s.view.opacity,
-                 "scale": s.view.scale.as_dict(), "territory": s.view.territory,
-                 "hover_radius": s.hover_radius},
+                 "territory": s.view.territory, "hover_radius": s.hover_radius},
+        "color_scale": s.color_scale.as_dict(),
         "selected": s.selected, "fill": s.fill,
         "mask_result": None if s.mask_result is None else {
             "classes": [int(c) for c in s.mask_result.classes], "before": list(map(float, s.mask_result.before)),
@@ -88,8 +88,12 @@ def settings_from_state(st: dict, has_maps: bool = False) -> tuple[dict, list[st
     v = st.get("view")
     if v:
         fields["view"] = ViewOptions(mode=v["mode"], overlay=v["overlay"], opacity=v["opacity"],
-                                     scale=ColorScale(**v["scale"]), territory=v["territory"])
+                                     territory=v["territory"])
         fields["hover_radius"] = int(v.get("hover_radius", 0))  # kept in the file's view record
+    # the colour scale has its own record; files from before kept it in the view's
+    scale = st.get("color_scale") or (v or {}).get("scale")
+    if scale:
+        fields["color_scale"] = ColorScale(**scale)
     if "fill" in st:
         fields["fill"] = st["fill"]
     if not has_maps and "lens" in st:

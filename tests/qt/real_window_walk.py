@@ -40,7 +40,7 @@ def wait_for(app, cond, seconds: float, what: str) -> None:
 
 
 def settings(s) -> tuple:
-    return (s.lens, s.view, s.method, dict(s.options), s.class_request, s.fill, s.tool, s.input_policy, s.brush_radius)
+    return (s.lens, s.view, s.color_scale, s.method, dict(s.options), s.class_request, s.fill, s.tool, s.input_policy, s.brush_radius)
 
 
 def main() -> int:

@@ -61,6 +61,15 @@ def test_cohort_view_finds_strategies_keeps_them_and_opens_an_image(make_window,
     cc_b, cl_b = view.current()
     assert cl_b is cc.base and view.table.rowCount() == len(cl_b.strategies)
     view.base_box.setChecked(False)
+    # the user's choice of a class shows it; refilling the list (the cohort again) shows the class once
+    shown, real = [], view.show_class
+    view.show_class = lambda: (shown.append(view.class_combo.currentData()), real())
+    view.class_combo.setCurrentIndex(1)
+    view.class_combo.activated.emit(1)
+    assert shown == [view.class_combo.itemData(1)] and view.current()[0] is cohort.classes[shown[0]]
+    view._set_cohort(view._key, cohort)
+    assert shown == [view.class_combo.itemData(1)] * 2 and view.class_combo.currentIndex() == 1
+    del view.show_class
     # kept: the same request again shows it at once, with no model run
     with ForwardCounter(explainer.model) as counter:
         assert view.compute() is None

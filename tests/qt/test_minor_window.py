@@ -44,9 +44,10 @@ def test_map_titles_name_the_class_and_the_method_with_the_index_on_hover(qtbot)
     qtbot.addWidget(view)
     view.resize(800, 600)
     view.show()
-    s.view = ViewOptions(mode="both", scale=ColorScale())
+    s.view = ViewOptions(mode="both")
+    s.color_scale = ColorScale()
     e = explanation(["grade 3", "grade 4"], [2, 3])
-    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    s.explanation, s.rendered = e, jobs.render(e, s.color_scale)
     qtbot.waitUntil(lambda: len(view.map_tiles("refined")) == 2)
     base, refined = view.map_tiles("base")[0], view.map_tiles("refined")[0]
     assert "2 grade 3" not in base.title.text() and "grade 3" in base.title.text()
@@ -60,11 +61,11 @@ def test_a_running_estimate_is_not_also_called_out_of_date(qtbot):
     qtbot.addWidget(view)
     view.show()
     e = explanation(["a", "b"], [1, 2], partial=True)
-    s.estimate = jobs.render(e, s.view.scale)
+    s.estimate = jobs.render(e, s.color_scale)
     s.stale = True
     assert "Partial estimate" in view.banner.text() and "Run (Ctrl+R)" not in view.banner.text()
     done = explanation(["a", "b"], [1, 2])
-    s.explanation, s.rendered = done, jobs.render(done, s.view.scale)
+    s.explanation, s.rendered = done, jobs.render(done, s.color_scale)
     assert view.explanation is e  # the estimate stays drawn until it is cleared
     s.estimate = None
     assert view.explanation is done
@@ -226,7 +227,7 @@ def test_the_territory_tile_has_a_legend_in_the_class_colours(qtbot):
     view.resize(900, 600)
     view.show()
     e = explanation(["Egyptian cat", "tabby", "lynx"], [285, 281, 287])
-    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    s.explanation, s.rendered = e, jobs.render(e, s.color_scale)
     qtbot.waitUntil(lambda: ("territory", -1) in view.tiles)
     tile = view.tiles[("territory", -1)]
     text = tile.title.text()
@@ -263,7 +264,7 @@ def test_the_hover_radius_is_its_own_field_and_leaves_the_maps_alone(qtbot):
         qtbot.addWidget(w)
     maps.show()
     e = explanation(["a", "b"], [1, 2])
-    s.explanation, s.rendered = e, jobs.render(e, s.view.scale)
+    s.explanation, s.rendered = e, jobs.render(e, s.color_scale)
     views, relayouts = [], []
     s.view_changed.connect(views.append)
     maps.tilesChanged.connect(lambda: relayouts.append(1))

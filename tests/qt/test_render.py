@@ -46,10 +46,11 @@ def drawn(qtbot):
     qtbot.addWidget(view)
     view.setFixedSize(900, 700)
     view.show()
-    session.view = ViewOptions(mode="refined", territory=False, opacity=0.8, scale=ColorScale(scope="row"))
+    session.view = ViewOptions(mode="refined", territory=False, opacity=0.8)
+    session.color_scale = ColorScale(scope="row")
     expl = synthetic()
     session.explanation = expl
-    session.rendered = jobs.render(expl, session.view.scale)
+    session.rendered = jobs.render(expl, session.color_scale)
     qtbot.waitUntil(lambda: view.map_tiles("refined") and view.map_tiles("refined")[0].view.width() > 100)
     qtbot.wait(200)
     return session, view, expl
@@ -72,7 +73,7 @@ def test_view_and_export_colour_the_same_pixels_alike(drawn, cls):
     session, view, expl = drawn
     tile = view.map_tiles("refined")[cls]
     shot = grab(tile)
-    exported = panels(expl, session.view.scale, session.view.opacity)["refined"][cls]
+    exported = panels(expl, session.color_scale, session.view.opacity)["refined"][cls]
     for y, x in ((10, 15), (40, 15), (30, 45), (30, 75), (5, 88)):
         sy, sx = screen_xy(tile, y + 0.5, x + 0.5)
         on_screen = shot[sy, sx].astype(int)
@@ -117,10 +118,11 @@ def test_a_map_drawn_smaller_than_its_data_says_the_same_at_every_size(qtbot):
     qtbot.addWidget(view)
     view.setFixedSize(700, 520)
     view.show()
-    session.view = ViewOptions(mode="base", territory=False, opacity=1.0, scale=ColorScale(scope="row"))
+    session.view = ViewOptions(mode="base", territory=False, opacity=1.0)
+    session.color_scale = ColorScale(scope="row")
     expl = striped()
     session.explanation = expl
-    session.rendered = jobs.render(expl, session.view.scale)
+    session.rendered = jobs.render(expl, session.color_scale)
     qtbot.waitUntil(lambda: view.map_tiles("base") and view.map_tiles("base")[0].view.width() > 100)
     seen = []
     for size in ((700, 520), (685, 505), (640, 480), (600, 450), (560, 420), (480, 360)):
@@ -149,13 +151,14 @@ def test_a_comparison_on_screen_blits_the_arrays_the_export_composites(qtbot):
         qtbot.addWidget(v)
         v.setFixedSize(600, 500)
         v.show()
-    session.view = ViewOptions(mode="both", territory=True, opacity=0.8, scale=ColorScale(scope="class"))
+    session.view = ViewOptions(mode="both", territory=True, opacity=0.8)
+    session.color_scale = ColorScale(scope="class")
     a, b = synthetic(), striped_small()
     session.explanation, session.pinned = b, a
-    rb, ra = jobs.render_pair(b, a, session.view.scale)
+    rb, ra = jobs.render_pair(b, a, session.color_scale)
     session.rendered, session.pinned_rendered = rb, ra
     qtbot.waitUntil(lambda: len(pinned.map_tiles("refined")) == 2 and len(current.map_tiles("refined")) == 2)
-    pa, pb = comparison_panels(a, b, session.view.scale, session.view.opacity)
+    pa, pb = comparison_panels(a, b, session.color_scale, session.view.opacity)
     for view, exported in ((pinned, pa["rendered"]), (current, pb["rendered"])):
         for kind in ("base", "refined"):
             for i, tile in enumerate(view.map_tiles(kind)):

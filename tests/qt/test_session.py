@@ -98,24 +98,29 @@ def test_view_panel_binds_both_ways(session, qtbot):
 
     panel = ViewPanel(session)
     qtbot.addWidget(panel)
-    session.view = ViewOptions(mode="refined", opacity=0.3, scale=ColorScale(scope="class", gamma=0.5))
+    session.view = ViewOptions(mode="refined", opacity=0.3)
+    session.color_scale = ColorScale(scope="class", gamma=0.5)
     assert panel.mode.currentData() == "refined" and panel.opacity.value() == 30
     assert panel.scope.currentData() == "class" and panel.gamma.value() == pytest.approx(0.5)
     panel.percentile.setValue(90.0)
-    assert session.view.scale == ColorScale(scope="class", percentile=90.0, gamma=0.5)
+    assert session.color_scale == ColorScale(scope="class", percentile=90.0, gamma=0.5)
     panel.overlay.setChecked(False)
     assert session.view.overlay is False and session.view.mode == "refined"
     # no signal blocker: setting the widgets from the session writes nothing back, even values a
-    # widget can only show rounded (a 75.5 % opacity, a gamma of 0.733), and sends one view change
-    changes = []
+    # widget can only show rounded (a 75.5 % opacity, a gamma of 0.733), and sends one change each
+    changes, scales = [], []
     session.view_changed.connect(changes.append)
-    odd = ViewOptions(mode="base", overlay=True, opacity=0.755, territory=False,
-                      scale=ColorScale(scope="row", percentile=97.25, gamma=0.733))
+    session.color_scale_changed.connect(scales.append)
+    odd = ViewOptions(mode="base", overlay=True, opacity=0.755, territory=False)
+    odd_scale = ColorScale(scope="row", percentile=97.25, gamma=0.733)
     session.view = odd
-    assert changes == [odd] and session.view is odd
+    session.color_scale = odd_scale
+    assert changes == [odd] and session.view is odd and scales == [odd_scale] and session.color_scale is odd_scale
     assert panel.opacity.value() == 76 and panel.gamma.value() == pytest.approx(0.73)
-    panel.gamma.setValue(1.5)  # one widget changes one field
-    assert session.view == odd.with_(scale=odd.scale.with_(gamma=1.5))
+    panel.gamma.setValue(1.5)  # one widget changes one field: the colour scale, not the view
+    assert session.color_scale == odd_scale.with_(gamma=1.5) and changes == [odd] and session.view is odd
+    panel.territory.setChecked(True)  # and a view control changes the view, not the colour scale
+    assert session.view == odd.with_(territory=True) and len(scales) == 2
 
 
 def test_class_panel_binds_both_ways(session, qtbot, tmp_path):

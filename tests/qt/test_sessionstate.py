@@ -8,6 +8,7 @@ import numpy as np
 
 from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import LensParams
+from alens_gui.core.sessionfile import validate_state
 from alens_gui.qt.session import ClassRequest, ImageRequest, Session, ViewOptions
 from alens_gui.qt.sessionstate import mask_result_from_state, run_settings, settings_from_state, state_of
 
@@ -20,24 +21,43 @@ def test_settings_survive_a_round_trip_through_a_session_files_state(tmp_path):
     a.options = {"steps": 32, "baseline": "blurred"}
     a.input_policy = "center-crop"
     a.window = (40.0, 400.0)
-    a.view = ViewOptions(mode="refined", overlay=False, opacity=0.4, scale=ColorScale(scope="class", percentile=98,
-                                                                                      gamma=0.7),
-                         territory=False)
+    a.view = ViewOptions(mode="refined", overlay=False, opacity=0.4, territory=False)
+    a.color_scale = ColorScale(scope="class", percentile=98, gamma=0.7)
     a.hover_radius = 5
     a.fill = "mean"
     a.lens = LensParams(temperatures=(1.0, 0.3), tau=0.05)
     state = json.loads(json.dumps(state_of(a)))  # what a file holds: plain JSON
-    fields, warnings = settings_from_state(state)
+    assert "scale" not in state["view"] and state["color_scale"] == a.color_scale.as_dict()
+    checked = validate_state(state)  # (what load_session hands on)
+    assert (checked["view"], checked["color_scale"]) == (state["view"], state["color_scale"])
+    fields, warnings = settings_from_state(checked)
     assert warnings == []
     b = Session()
     for name, value in fields.items():
         setattr(b, name, value)
-    for name in ("image_request", "class_request", "method", "options", "input_policy", "window", "view", "fill",
-                 "lens", "hover_radius"):
+    for name in ("image_request", "class_request", "method", "options", "input_policy", "window", "view",
+                 "color_scale", "fill", "lens", "hover_radius"):
         assert getattr(b, name) == getattr(a, name), name
     assert json.loads(json.dumps(state_of(b))) == state
     # with maps in the file, the maps' own lens is shown: the settings leave the lens alone
     assert "lens" not in settings_from_state(state, has_maps=True)[0]
+
+
+def test_a_session_state_from_before_keeps_its_colour_scale_in_the_view():
+    """Files written before the colour scale had a field of its own stored it as ``view.scale``."""
+    old = {"view": {"mode": "base", "overlay": True, "opacity": 0.5, "territory": False, "hover_radius": 3,
+                    "scale": {"scope": "all", "percentile": 97.5, "gamma": 0.6}}}
+    fields, warnings = settings_from_state(validate_state(old))
+    assert warnings == []
+    assert fields["view"] == ViewOptions(mode="base", overlay=True, opacity=0.5, territory=False)
+    assert fields["color_scale"] == ColorScale(scope="all", percentile=97.5, gamma=0.6)
+    assert fields["hover_radius"] == 3
+    b = Session()
+    b.update(**fields)
+    new = state_of(b)  # written back in the new shape
+    assert "scale" not in new["view"] and new["color_scale"] == {"scope": "all", "percentile": 97.5, "gamma": 0.6}
+    # a state with neither leaves the session's colour scale alone
+    assert "color_scale" not in settings_from_state(validate_state({"view": {"mode": "both"}}))[0]
 
 
 def test_a_method_missing_here_is_a_warning_not_a_failure():

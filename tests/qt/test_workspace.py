@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollArea, QWidget
+
+from alens_gui.core.colors import ColorScale
 
 from .conftest import wait_idle
 from .test_window import ForwardCounter, run
@@ -129,6 +134,7 @@ def test_a_session_restores_the_screen_without_running_the_model(make_window, qt
     win.lens_panel.tau.setValue(0.05)
     wait_idle(qtbot, win)
     win.session.view = win.session.view.with_(mode="refined")
+    win.session.color_scale = ColorScale(scope="all", percentile=97.5, gamma=0.6)
     win.session.hover_radius = 3
     mask = np.zeros(win.session.explanation.shape, bool)
     mask[20:60, 30:90] = True
@@ -150,6 +156,8 @@ def test_a_session_restores_the_screen_without_running_the_model(make_window, qt
     assert e.lens == saved.lens and e.lens.tau == pytest.approx(0.05)
     np.testing.assert_allclose(e.refined, saved.refined, atol=1e-6)
     assert again.session.method == "ixg" and again.session.view.mode == "refined"
+    assert again.session.color_scale == win.session.color_scale and again.session.rendered.scale == ColorScale(
+        scope="all", percentile=97.5, gamma=0.6) and again.view_panel.gamma.value() == pytest.approx(0.6)
     assert again.session.hover_radius == 3 and again.hover_radius.spin.value() == 3
     assert again.session.image_request.path == str(img.resolve())
     np.testing.assert_array_equal(again.session.mask, win.session.mask)
@@ -157,6 +165,22 @@ def test_a_session_restores_the_screen_without_running_the_model(make_window, qt
     np.testing.assert_allclose(r1.after, r0.after)
     np.testing.assert_allclose(r1.masked_image, r0.masked_image)
     assert not again.session.stale and not again.notifications.errors()
+    # a file from before the colour scale had its own record (it was the view's "scale") opens with its scale
+    old = tmp_path / "old.alens"
+    with zipfile.ZipFile(tmp_path / "work.alens") as src, zipfile.ZipFile(old, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "session.json":
+                doc = json.loads(data)
+                doc["state"]["view"]["scale"] = {"scope": "class", "percentile": 99.0, "gamma": 1.7}
+                del doc["state"]["color_scale"]
+                data = json.dumps(doc).encode()
+            dst.writestr(name, data)
+    again.open_session(old)
+    wait_idle(qtbot, again)
+    assert again.session.color_scale == ColorScale(scope="class", percentile=99.0, gamma=1.7)
+    assert again.session.rendered.scale == again.session.color_scale and again.session.view.mode == "refined"
+    assert again.view_panel.scope.currentData() == "class" and not again.notifications.errors()
     # the input changed on disk since: the session still opens, with a warning
     Image.fromarray((photos["chelsea"] * 255).astype(np.uint8)).save(img)
     again.open_session(tmp_path / "work.alens")

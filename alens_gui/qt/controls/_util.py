@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import QComboBox, QWidget
-
-
-@contextlib.contextmanager
-def blocked(*widgets: QWidget) -> Iterator[None]:
-    """Update widgets from the session without their change signals echoing back."""
-    blockers = [QSignalBlocker(w) for w in widgets]
-    try:
-        yield
-    finally:
-        for b in blockers:
-            b.unblock()
 
 
 def differs(spin, shown: float, value: float) -> bool:
     """Whether a spin box's value says something else than the session's ``value``: it shows
-    values rounded to its decimals, and writing the rounded value back would change the field."""
-    return abs(float(shown) - float(value)) >= 0.5 * 10 ** -spin.decimals()
+    values rounded to its decimals (a QSpinBox: to whole numbers), and writing the rounded value
+    back would change the field."""
+    decimals = spin.decimals() if hasattr(spin, "decimals") else 0
+    return abs(float(shown) - float(value)) >= 0.5 * 10 ** -decimals
 
 
 def set_combo_data(combo: QComboBox, value) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..session import ClassRequest, Session
-from ._util import blocked, combo, set_combo_data
+from ._util import combo, set_combo_data
 
 MODES = (("top-k", "topk"), ("best vs worst", "best_vs_worst"), ("my classes", "picked"),
          ("the grid's tiles", "tiles"))
@@ -57,7 +58,10 @@ class PresetStore:
 
 
 class ClassList(QWidget):
-    """A searchable, checkable list of all class names; remembers the order classes were picked."""
+    """A searchable, checkable list of all class names; remembers the order classes were picked.
+
+    The picked order is the list's state; an item's check mark follows it, and a check mark that
+    already agrees with it changes nothing, so setting the marks from code sends no ``changed``."""
 
     changed = Signal()
 
@@ -80,17 +84,16 @@ class ClassList(QWidget):
         self._names: list[str] = []
 
     def set_names(self, names: list[str]) -> None:
-        keep = [c for c in self._order if c < len(names)]
+        self._order = [c for c in self._order if c < len(names)]
         self._names = list(names)
-        with blocked(self.list):
-            self.list.clear()
-            for i, n in enumerate(names):
-                item = QListWidgetItem(f"{i} {n}")
-                item.setData(Qt.ItemDataRole.UserRole, i)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Unchecked)
-                self.list.addItem(item)
-        self.set_checked(keep, emit=False)
+        self.list.clear()
+        for i, n in enumerate(names):
+            item = QListWidgetItem(f"{i} {n}")
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if i in self._order else Qt.CheckState.Unchecked)
+            self.list.addItem(item)  # (an item gets its mark before it is in the list: no itemChanged)
+        self._summary()
         self._filter(self.search.text())
 
     def _filter(self, text: str) -> None:
@@ -106,6 +109,8 @@ class ClassList(QWidget):
             self._order.append(c)
         elif not on and c in self._order:
             self._order.remove(c)
+        else:
+            return  # the mark already agrees with the picked order: set from code, nothing changed
         self._summary()
         self.changed.emit()
 
@@ -120,13 +125,14 @@ class ClassList(QWidget):
 
     def set_checked(self, classes, emit: bool = True) -> None:
         wanted = [int(c) for c in classes]
-        with blocked(self.list):
-            for row in range(self.list.count()):
-                item = self.list.item(row)
-                c = int(item.data(Qt.ItemDataRole.UserRole))
-                item.setCheckState(Qt.CheckState.Checked if c in wanted else Qt.CheckState.Unchecked)
         n = self.list.count()
-        self._order = [c for c in wanted if 0 <= c < n] if n else wanted
+        self._order = [c for c in wanted if 0 <= c < n] if n else wanted  # first: the marks then agree
+        for row in range(n):
+            item = self.list.item(row)
+            state = Qt.CheckState.Checked if int(item.data(Qt.ItemDataRole.UserRole)) in wanted \
+                else Qt.CheckState.Unchecked
+            if item.checkState() != state:
+                item.setCheckState(state)
         self._summary()
         if emit:
             self.changed.emit()
@@ -165,9 +171,11 @@ class ClassSetPanel(QWidget):
         row.addWidget(self.preset_combo, 1)
         row.addWidget(save)
         lay.addLayout(row)
-        self.mode.currentIndexChanged.connect(lambda _i: self.push())
-        self.k.valueChanged.connect(lambda _v: self.push())
-        self.lowest.toggled.connect(lambda _v: self.push())
+        # per field, no signal blocker: a control writes only its own part of the request, and only
+        # when it says something else than the session, so setting it from the session writes nothing
+        self.mode.currentIndexChanged.connect(lambda _i: self._mode_chosen())
+        self.k.valueChanged.connect(lambda v: self._set_topk(k=int(v)))
+        self.lowest.toggled.connect(lambda on: self._set_topk(with_lowest=bool(on)))
         self.classes.changed.connect(self._picked_changed)
         self.preset_combo.activated.connect(self._preset_chosen)
         session.class_request_changed.connect(self.pull)
@@ -187,11 +195,22 @@ class ClassSetPanel(QWidget):
         self.session.class_request = req
         self._enable()
 
+    def _mode_chosen(self) -> None:
+        if self.mode.currentData() != self.session.class_request.kind:
+            self.push()
+
+    def _set_topk(self, **changes) -> None:
+        req = self.session.class_request
+        if req.kind == "topk":  # (k and "+ lowest" are greyed for the other kinds)
+            self.session.class_request = replace(req, **changes)
+
     def pull(self, req: ClassRequest) -> None:
-        with blocked(self.mode, self.k, self.lowest):
-            set_combo_data(self.mode, req.kind)
-            if req.kind == "topk":
+        set_combo_data(self.mode, req.kind)
+        if req.kind == "topk":
+            if self.k.value() != req.k:
+                self.k.setMaximum(max(self.k.maximum(), req.k))  # shown as it is, not clamped and written back
                 self.k.setValue(req.k)
+            if self.lowest.isChecked() != req.with_lowest:
                 self.lowest.setChecked(req.with_lowest)
         if req.kind == "picked" and list(req.classes) != self.classes.checked():
             self.classes.set_checked(req.classes, emit=False)
@@ -207,10 +226,8 @@ class ClassSetPanel(QWidget):
             item.setEnabled(bool(self.session.image_request.tiles))
 
     def _picked_changed(self) -> None:
-        if self.mode.currentData() != "picked":
-            with blocked(self.mode):
-                set_combo_data(self.mode, "picked")
-        self.push()
+        """Picking a class in the list picks "my classes" (the session's change sets the mode)."""
+        self.session.class_request = ClassRequest(kind="picked", classes=tuple(self.classes.checked()))
 
     def _on_model(self, loaded) -> None:
         if loaded is not None:
@@ -218,11 +235,11 @@ class ClassSetPanel(QWidget):
 
     # -- presets --------------------------------------------------------------------------
     def refresh_presets(self) -> None:
-        with blocked(self.preset_combo):
-            self.preset_combo.clear()
-            self.preset_combo.addItem("presets…", "")
-            for name, classes in sorted(self.presets.load().items()):
-                self.preset_combo.addItem(f"{name} ({len(classes)})", name)
+        # (only the user's choice, ``activated``, applies a preset: refilling the list applies nothing)
+        self.preset_combo.clear()
+        self.preset_combo.addItem("presets…", "")
+        for name, classes in sorted(self.presets.load().items()):
+            self.preset_combo.addItem(f"{name} ({len(classes)})", name)
 
     def apply_preset(self, name: str) -> bool:
         classes = self.presets.load().get(name)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QLabel, QPushButton, QSlider, QWidget
 
+from alens_gui.core.colors import ColorScale
+
 from ..session import Session, ViewOptions
 from ..widgets import FlowLayout
 from ._util import combo, differs, labeled, set_combo_data
@@ -16,7 +18,8 @@ SCOPES = (("one limit per row", "row"), ("one limit for all", "all"), ("one limi
 
 
 class ViewPanel(QWidget):
-    """One row of view controls bound to ``session.view``."""
+    """One row of view controls bound to ``session.view`` (which maps, overlay, opacity, territory)
+    and ``session.color_scale`` (colour limit scope, percentile, gamma)."""
 
     resetZoomRequested = Signal()
 
@@ -65,18 +68,19 @@ class ViewPanel(QWidget):
         self.territory.toggled.connect(lambda on: self._set(territory=bool(on)))
         self.scope.currentIndexChanged.connect(lambda _i: self._set_scale(scope=self.scope.currentData()))
         self.percentile.valueChanged.connect(lambda x: self._set_scale(percentile=float(x))
-                                             if differs(self.percentile, x, session.view.scale.percentile) else None)
+                                             if differs(self.percentile, x, session.color_scale.percentile) else None)
         self.gamma.valueChanged.connect(lambda x: self._set_scale(gamma=float(x))
-                                        if differs(self.gamma, x, session.view.scale.gamma) else None)
+                                        if differs(self.gamma, x, session.color_scale.gamma) else None)
         session.view_changed.connect(self.pull)
+        session.color_scale_changed.connect(self.pull_scale)
         self.pull(session.view)
+        self.pull_scale(session.color_scale)
 
     def _set(self, **changes) -> None:
         self.session.view = self.session.view.with_(**changes)
 
     def _set_scale(self, **changes) -> None:
-        v = self.session.view
-        self.session.view = v.with_(scale=v.scale.with_(**changes))
+        self.session.color_scale = self.session.color_scale.with_(**changes)
 
     def _opacity(self, percent: int) -> None:
         if percent != round(self.session.view.opacity * 100):  # (a slider shows whole percents)
@@ -87,9 +91,11 @@ class ViewPanel(QWidget):
         self.overlay.setChecked(v.overlay)
         self.opacity.setValue(round(v.opacity * 100))
         self.territory.setChecked(v.territory)
-        set_combo_data(self.scope, v.scale.scope)
-        self.percentile.setValue(v.scale.percentile)
-        self.gamma.setValue(v.scale.gamma)
+
+    def pull_scale(self, scale: ColorScale) -> None:
+        set_combo_data(self.scope, scale.scope)
+        self.percentile.setValue(scale.percentile)
+        self.gamma.setValue(scale.gamma)
 
 
 

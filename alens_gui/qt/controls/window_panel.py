@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from ..session import ImageRequest, Session
-from ._util import blocked, combo, set_combo_data
+from ._util import combo, differs, set_combo_data
 
 MODES = (("the image's default", "default"), ("auto (0.5-99.5 %)", "auto"), ("full range", "full"),
          ("DICOM tags", "dicom"), ("custom", "custom"))
@@ -35,6 +35,15 @@ def _window_mode(window) -> str:
             if (float(window[0]), float(window[1])) == (c, w):
                 return key
     return "custom"
+
+
+def _set_within(control, lo, hi, value) -> None:
+    """Give a spin box or slider a new range and value without it ever holding a value other than
+    its old one or ``value`` (a narrower range set first would clamp the old value and send that)."""
+    control.setRange(min(lo, control.minimum()), max(hi, control.maximum()))
+    if control.value() != value:
+        control.setValue(value)
+    control.setRange(lo, hi)
 
 
 class WindowPanel(QWidget):
@@ -104,8 +113,12 @@ class WindowPanel(QWidget):
         lay.addWidget(self.info)
         lay.addWidget(self.frame_row)
         self.mode.currentIndexChanged.connect(self._mode_chosen)
-        self.center.valueChanged.connect(lambda _v: self._push_custom(self.center.value(), self.width_.value()))
-        self.width_.valueChanged.connect(lambda _v: self._push_custom(self.center.value(), self.width_.value()))
+        # no signal blocker: a control writes the window only when it shows something else than the
+        # window on screen (the image's), so setting the controls from the session writes nothing back
+        self.center.valueChanged.connect(lambda x: self._push_custom(x, self.width_.value())
+                                         if self._differs(self.center, x, "center") else None)
+        self.width_.valueChanged.connect(lambda x: self._push_custom(self.center.value(), x)
+                                         if self._differs(self.width_, x, "width") else None)
         self.region.sigRegionChangeFinished.connect(self._region_moved)
         self.frame.valueChanged.connect(self._frame_chosen)
         session.image_changed.connect(self._on_image)
@@ -114,8 +127,18 @@ class WindowPanel(QWidget):
         self._on_window(session.window)
 
     # -- widgets -> session ---------------------------------------------------------------
+    def _shown_window(self):
+        """The window of the image on screen (None before an image with one is read)."""
+        return getattr(self.session.image, "window", None)
+
+    def _differs(self, spin, value: float, what: str) -> bool:
+        w = self._shown_window()
+        return w is not None and differs(spin, value, float(getattr(w, what)))
+
     def _mode_chosen(self, _i: int) -> None:
         mode = self.mode.currentData()
+        if mode == _window_mode(self.session.window):
+            return  # the session already holds a window of this kind (this was the session's echo)
         if mode in CT_PRESETS:
             _name, c, w = CT_PRESETS[mode]
             self.session.window = (c, w)
@@ -130,6 +153,9 @@ class WindowPanel(QWidget):
 
     def _region_moved(self) -> None:
         lo, hi = self.region.getRegion()
+        w = self._shown_window()
+        if w is None or np.allclose((lo, hi), (w.lo, w.hi), rtol=1e-9, atol=1e-9 * max(1.0, float(w.width))):
+            return  # the band shows the window on screen: it was set from the session, not dragged
         if hi > lo:
             self._push_custom((lo + hi) / 2.0, hi - lo)
 
@@ -159,8 +185,7 @@ class WindowPanel(QWidget):
 
     # -- session -> widgets ---------------------------------------------------------------
     def _on_window(self, window) -> None:
-        with blocked(self.mode):
-            set_combo_data(self.mode, _window_mode(window))
+        set_combo_data(self.mode, _window_mode(window))  # its change signal finds this window: no write
 
     def _on_image(self, image) -> None:
         has = image is not None and hasattr(image, "raw")
@@ -183,19 +208,15 @@ class WindowPanel(QWidget):
         pad = 0.02 * (view_hi - view_lo)
         self.hist.setXRange(view_lo - pad, view_hi + pad, padding=0)
         span = max(lo_hi[1] - lo_hi[0], float(w.width), 1e-6)
-        with blocked(self.center, self.width_, self.region):
-            self.center.setRange(min(lo_hi[0], w.lo) - 4 * span, max(lo_hi[1], w.hi) + 4 * span)
-            self.width_.setRange(1e-6, 10 * span)
-            self.center.setValue(float(w.center))
-            self.width_.setValue(float(w.width))
-            self.region.setRegion((w.lo, w.hi))
+        # the controls show the image's window; each finds the window on screen and writes nothing
+        _set_within(self.center, min(lo_hi[0], w.lo) - 4 * span, max(lo_hi[1], w.hi) + 4 * span, float(w.center))
+        _set_within(self.width_, 1e-6, 10 * span, float(w.width))
+        self.region.setRegion((w.lo, w.hi))
         self.info.setText(f"{html.escape(image.describe())}<br>window: {html.escape(w.describe())}")
         many = image.n_frames > 1
         self.frame_row.setVisible(many)
         if many:
-            with blocked(self.frame):
-                self.frame.setRange(0, image.n_frames - 1)
-                self.frame.setValue(image.frame)
+            _set_within(self.frame, 0, image.n_frames - 1, image.frame)  # the request's frame: no write
             self._frame_label(image.frame)
 
     def _frame_label(self, frame: int) -> None:

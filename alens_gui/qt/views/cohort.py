@@ -102,7 +102,8 @@ class CohortView(QWidget):
         self.clusters.setSpecialValueText("auto")
         self.clusters.setToolTip("number of strategies per class; auto: the eigengap")
         self.class_combo = QComboBox()
-        self.class_combo.currentIndexChanged.connect(lambda _i: self.show_class())
+        # the user's choice only: refilling the list for a new cohort shows its class once, from _set_cohort
+        self.class_combo.activated.connect(lambda _i: self.show_class())
         self.base_box = QCheckBox("base maps")
         self.base_box.setToolTip("strategies of the base maps, to compare with the lens's refined maps")
         self.base_box.toggled.connect(lambda _on: self.show_class())
@@ -236,13 +237,11 @@ class CohortView(QWidget):
     def _set_cohort(self, key, cohort) -> None:
         self._key, self.cohort = key, cohort
         current = self.class_combo.currentData()
-        self.class_combo.blockSignals(True)
         self.class_combo.clear()
         for c, cc in cohort.classes.items():
             self.class_combo.addItem(f"{cc.class_name} ({len(cc.members)})", c)
         pick = self.class_combo.findData(current)
         self.class_combo.setCurrentIndex(max(pick, 0))
-        self.class_combo.blockSignals(False)
         notes = cohort.failures + cohort.notes
         self.status.setText(f"{len(cohort.items)} images, {len(cohort.classes)} classes"
                             + (f"; {len(cohort.failures)} failed" if cohort.failures else "")
