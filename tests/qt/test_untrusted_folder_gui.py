@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from .conftest import wait_idle
@@ -39,3 +40,20 @@ def test_a_presets_file_nested_too_deep_reads_as_no_presets(tmp_path):
     assert store.load() == {}
     store.path.write_text('{"pair": [285, 967], "odd": ["a"]}')
     assert store.load() == {"pair": [285, 967]}
+
+
+@pytest.mark.parametrize("text", ['{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"pair": [285, 967], "odd": ["a"]}',
+                                  "[1, 2]"], ids=["too-deep", "one-bad-entry", "not-an-object"])
+def test_saving_a_preset_keeps_a_presets_file_it_could_not_read(tmp_path, text):
+    # nothing lost: a file from someone else (or another version) is set aside, not overwritten
+    from alens_gui.qt.controls.class_panel import PresetStore
+
+    store = PresetStore(tmp_path / "class_presets.json")
+    store.path.write_text(text)
+    kept = store.save("mine", [1, 2])
+    assert kept == tmp_path / "class_presets.json.unreadable" and kept.read_text() == text
+    assert store.load()["mine"] == [1, 2]
+    assert ("pair" in store.load()) == ("pair" in text)  # what could be read is saved anew
+    assert store.save("more", [3, 4]) is None  # the new file reads whole: nothing more set aside
+    store.path.write_text(text)
+    assert store.save("again", [5, 6]) == tmp_path / "class_presets.json.unreadable-2"

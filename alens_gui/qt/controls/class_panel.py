@@ -34,27 +34,53 @@ class PresetStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.problem: str | None = None  # why the last file set aside could not be read
 
     def load(self) -> dict[str, list[int]]:
+        return self._read()[0]
+
+    def _read(self) -> tuple[dict[str, list[int]], str | None]:
+        """The presets, and why some or all of the file could not be read (None: all of it)."""
+        import os
+
         from alens_gui.core import safeio
         from alens_gui.core.errors import AlensError
 
+        if not os.path.lexists(self.path):
+            return {}, None
         try:  # size and nesting limits, regular files only (safeio)
             data = safeio.read_json(self.path, what="presets file")
-        except AlensError:
-            return {}
+        except AlensError as exc:
+            return {}, str(exc)
         if not isinstance(data, dict):
-            return {}
-        return {str(k): [int(c) for c in v] for k, v in data.items()
-                if isinstance(v, list) and all(isinstance(c, int) for c in v)}
+            return {}, "it is not a JSON object of named class lists"
+        good = {str(k): [int(c) for c in v] for k, v in data.items()
+                if isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in v)}
+        bad = len(data) - len(good)
+        return good, (f"{bad} of its {len(data)} entries are not lists of class indices" if bad else None)
 
-    def save(self, name: str, classes: Sequence[int]) -> None:
+    def save(self, name: str, classes: Sequence[int]) -> Path | None:
+        """Add (or replace) one preset. A file that could not be read whole is not overwritten: it
+        is kept beside the new one (``class_presets.json.unreadable``, numbered if that exists),
+        whose path is returned (None when nothing had to be kept)."""
+        import os
+
         from alens_gui.core.outputs import atomic_write
 
-        data = self.load()
+        data, problem = self._read()
+        kept = None
+        if problem is not None:
+            kept = self.path.with_name(self.path.name + ".unreadable")
+            n = 1
+            while os.path.lexists(kept):
+                n += 1
+                kept = self.path.with_name(f"{self.path.name}.unreadable-{n}")
+            os.replace(self.path, kept)
+            self.problem = problem
         data[name] = [int(c) for c in classes]
         text = json.dumps(data, indent=2, sort_keys=True).encode("utf-8")
         atomic_write(self.path, lambda f: f.write(text))
+        return kept
 
 
 class ClassList(QWidget):
@@ -268,10 +294,14 @@ class ClassSetPanel(QWidget):
             self.notified.emit("a class-set preset needs at least two classes (K >= 2)", "error")
             return False
         try:
-            self.presets.save(name, classes)
+            kept = self.presets.save(name, classes)
         except OSError as exc:
             self.notified.emit(f"could not save preset {name!r}: {exc.strerror or exc}", "error")
             return False
+        if kept is not None:
+            self.notified.emit(f"the class-set presets file could not be read whole ({self.presets.problem}); "
+                               f"it is kept as {kept.name} and the presets that could be read were saved anew",
+                               "warning")
         self.refresh_presets()
         self.notified.emit(f"saved class-set preset {name!r}: {', '.join(map(str, classes))}", "info")
         return True
