@@ -277,3 +277,32 @@ def test_maps_in_the_model_frame_and_the_normalisation_are_public(explainer, pho
     x = (torch.from_numpy(img).permute(2, 0, 1)[None] - torch.tensor(norm["mean"]).view(1, -1, 1, 1)) \
         / torch.tensor(norm["std"]).view(1, -1, 1, 1)
     torch.testing.assert_close(x, explainer.loaded.to_input(img))
+
+
+@pytest.mark.parametrize("method, options", [
+    ("occlusion", {"window": 48, "stride": 32, "batch_size": 8}),
+    ("feature_ablation", {"segments": 12, "batch_size": 5}),
+    ("shapley_sampling", {"samples": 2, "segments": 8, "batch_size": 7}),
+    ("kernel_shap", {"samples": 12, "segments": 8, "batch_size": 5}),
+    ("lime", {"samples": 12, "segments": 8, "batch_size": 5}),
+])
+def test_perturbed_passes_shared_across_images_equal_the_per_image_path(explainer, images, method, options,
+                                                                        one_thread):
+    """Perturbation methods with their perturbed inputs of several images in shared forward passes
+    (chunks that straddle images: the option batch_size does not divide any image's passes)."""
+    settings = RunSettings(method, options, ClassSet.top(2))
+    engine = BatchEngine(explainer.loaded, settings, batch_size=3, cross_image=True)
+    assert engine.batched and engine.cross_image and "shared passes" in engine.note
+    results = list(engine.run(images[:4]))
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    classes = set()
+    for r, img in zip(results, images[:4]):
+        assert r.ok, r.error
+        _close(r.explanation, explainer.explain(img, settings), f"{method} {NAMES[r.index]}")
+        classes.add(tuple(r.explanation.classes))
+    assert len(classes) > 1  # each image scored its own classes
+    # image by image inside the engine (where sharing does not pay) gives the same maps
+    alone = list(BatchEngine(explainer.loaded, settings, batch_size=3, cross_image=False).run(images[:2]))
+    for a, b in zip(alone, results[:2]):
+        np.testing.assert_allclose(a.explanation.raw, b.explanation.raw, rtol=1e-4,
+                                   atol=1e-5 * float(np.abs(b.explanation.raw).max()))
