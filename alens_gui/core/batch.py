@@ -10,9 +10,11 @@ the gallery's Explain all, ``--engine ray``) goes through :class:`BatchEngine`:
    image (its own top-k) comes from that pass's logits, and the K backward passes run for
    the whole batch at once (:func:`explain_batch`): Saliency, Input × Gradient, Guided
    Backprop, Grad-CAM, LayerCAM and Guided Grad-CAM. Integrated Gradients and SmoothGrad
-   put the steps of all B images into shared passes. Every other method runs image by
-   image inside the batch (:data:`BATCHED_METHODS` lists the batched ones; ``note`` says
-   so). The maps equal the per-image path (:meth:`~.api.Explainer.explain`) up to float
+   put the steps of all B images into shared passes. Perturbation methods can put the
+   perturbed inputs of all B images into shared passes (:func:`perturbation_batched`: on a
+   GPU; on a CPU only where it was measured to pay, :data:`CPU_CROSS_IMAGE`). Every other
+   method runs image by image inside the batch (:data:`BATCHED_METHODS` lists the batched
+   ones; ``note`` says so). The maps equal the per-image path (:meth:`~.api.Explainer.explain`) up to float
    rounding of batched kernels (tests per method family).
 3. **Finish on a writer thread.** The lens at display size and whatever the caller does
    with a result (``finish``: npz, PNGs, a cache entry) run on one writer thread, so the
