@@ -212,6 +212,24 @@ def test_bench_folder_prints_images_per_second_for_three_ways(capsys):
     assert "generated photographs" in out and "load average" in out
 
 
+def test_bench_folder_perturbation_row_has_captum_and_the_engine_one_by_one(capsys):
+    """A perturbation row: captum's FeatureAblation per class as the peer, and a fourth way (the engine
+    with each image's perturbed passes alone) against the engine sharing them across images."""
+    from alens_gui.cli import main
+
+    rc = main(["bench", "--generate", "3", "--methods", "feature_ablation", "--top-k", "2", "--batch-size", "2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| Feature Ablation"))
+    assert "segments=25" in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["2", "3", "2"]
+    ips = [float(c) for c in cells[4:7] + cells[9:10]]
+    assert all(v > 0 for v in ips)
+    ratio = float(cells[10])
+    assert ratio == pytest.approx(ips[3] / ips[0], rel=0.02)  # time shared / time one by one
+
+
 def test_generated_folder_is_the_same_every_time(tmp_path):
     from alens_gui.core.bench import generate_folder
 

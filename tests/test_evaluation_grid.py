@@ -247,14 +247,16 @@ def test_grids_through_the_batch_engine_give_the_maps_and_scores_of_the_grid_by_
     methods, opts = ["ixg", "gradcam", "ig", "occlusion"], {"ig.steps": 4, "occlusion.window": 56,
                                                             "occlusion.stride": 56}
     run = prepare(loaded, methods, opts, None, None)
-    for info in run.infos:
-        got = list(engine_results(loaded, three, info, run.options[info.name], Progress(), batch_size=2))
+    # Occlusion twice: image by image (a CPU's default) and with its perturbed passes shared across grids
+    for info, cross in [(i, None) for i in run.infos] + [(run.infos[-1], True)]:
+        got = list(engine_results(loaded, three, info, run.options[info.name], Progress(), batch_size=2,
+                                  cross_image=cross))
         assert [r.index for r in got] == [0, 1, 2]
         for r, g in zip(got, three):
             one = base_maps(loaded, loaded.to_input(g.image), g.classes, info, run.options[info.name], Progress())
             assert r.classes == list(g.classes)  # the grid's own four tile classes, not a top-k
             assert r.raw.shape == one.shape == (4, *one.shape[1:])
-            assert np.abs(r.raw - one).max() <= 1e-5 * np.abs(one).max(), (r.index, info.name)
+            assert np.abs(r.raw - one).max() <= 1e-5 * np.abs(one).max(), (r.index, info.name, cross)
     done = Progress()
     a = run_grid_game(loaded, methods, grids=three, method_options=opts, batch_size=1)
     b = run_grid_game(loaded, methods, grids=three, method_options=opts, progress=done)  # auto

@@ -193,7 +193,7 @@ def run_meta(protocol: str, run: Run, samples, seed: int, samples_key: str = "gr
 
 
 def engine_results(loaded, samples: Sequence, info: MethodInfo, options: dict, progress: Progress,
-                   batch_size="auto", finish=None, what: str = "grid"):
+                   batch_size="auto", finish=None, what: str = "grid", cross_image: bool | None = None):
     """Yield, in order, each sample's :class:`~..batch.BatchResult` of ``info`` through the batch engine.
 
     The engine composes each sample's model input on its decode pool (its ``image`` through
@@ -203,6 +203,7 @@ def engine_results(loaded, samples: Sequence, info: MethodInfo, options: dict, p
     (the scoring) on its writer thread while the next batch computes. Each result holds the
     raw ``(K, C, H, W)`` maps (``result.raw``) and what ``finish`` returned (``finished``).
     ``progress`` counts one unit per sample; a method error raises it as one line.
+    ``cross_image`` is the engine's (None: perturbation methods share passes where that pays).
     """
     from ..batch import BatchEngine, PreparedImage
     from ..settings import ClassSet, RunSettings
@@ -211,7 +212,7 @@ def engine_results(loaded, samples: Sequence, info: MethodInfo, options: dict, p
         return
     k = max(len(s.classes) for s in samples)
     settings = RunSettings(info.name, options, ClassSet.top(k))
-    engine = BatchEngine(loaded, settings, batch_size=batch_size)
+    engine = BatchEngine(loaded, settings, batch_size=batch_size, cross_image=cross_image)
 
     def compose(sample, index: int, name: str) -> PreparedImage:
         return PreparedImage(index, name, sample.image, loaded.geometry(sample.image.shape[:2]),
