@@ -301,3 +301,26 @@ def test_grid_only_options_are_usage_errors_before_the_model_loads(argv, message
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_caller_holding_the_model_lock_runs_the_engine_protocols(loaded, grids):
+    """The GUI holds the model's lock around its grid game: the engine's threads must not need it
+    (the grid scoring on the writer thread does not; the insertion/deletion curves are drawn here)."""
+    import threading
+
+    from alens_gui.core.evaluation import make_composites, run_perturbation
+    from alens_gui.core.locking import using_model
+
+    done = {}
+
+    def job():
+        with using_model(loaded.model):
+            done["grid"] = run_grid_game(loaded, ["ixg"], grids=grids[:2], batch_size=2)
+            done["curves"] = run_perturbation(loaded, ["ixg"], composites=make_composites(loaded, 2, seed=1),
+                                              steps=2, batch_size=2)
+
+    t = threading.Thread(target=job, daemon=True)
+    t.start()
+    t.join(timeout=600)
+    assert not t.is_alive(), "deadlock: the engine waited for a lock its caller holds"
+    assert done["grid"]["ixg"]["base"]["n"] == 8 and done["curves"]["insertion"]["ixg"]["base"]["n"] == 4

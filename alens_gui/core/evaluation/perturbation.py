@@ -93,7 +93,7 @@ def run_perturbation(
 
     The maps come from the batch engine (``batch_size`` composites per batch, ``"auto"``
     by default; the values equal batch size 1), each composite with its own two classes;
-    the curves of a batch are drawn on the engine's writer thread while the next computes.
+    the curves are drawn as the maps come back, in order.
 
     Returns
     -------
@@ -118,7 +118,8 @@ def run_perturbation(
     composites = list(composites)
 
     def comp_curves(result):
-        """Every curve of one composite's maps (on the engine's writer thread, beside the next batch)."""
+        """Every curve of one composite's maps. Run here as each result comes back, not on the engine's
+        writer thread: the curves need the model, whose lock a caller may hold around the whole run."""
         if result.raw is None:
             return None
         ci = result.index
@@ -143,8 +144,8 @@ def run_perturbation(
     found: dict[tuple[int, str], dict] = {}
     for info in infos:
         for r in engine_results(loaded, composites, info, options[info.name], progress, batch_size,
-                                finish=comp_curves, what="composite"):
-            found[(r.index, info.name)] = r.finished
+                                what="composite"):
+            found[(r.index, info.name)] = comp_curves(r)
     for ci, comp in enumerate(composites):  # composite by composite: the order of the curves
         for info in infos:
             got = found.pop((ci, info.name))
