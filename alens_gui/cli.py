@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="time batched multi-class attribution against captum per class")
     add_model_arguments(be)
     be.add_argument("--methods", help="comma-separated (default: ixg,saliency,gradcam,ig; with --folder or "
-                                      "--generate: ixg,gradcam,ig)")
+                                      "--generate: ixg,gradcam,ig; there also occlusion and feature_ablation, "
+                                      "against captum's Occlusion and FeatureAblation)")
     be.add_argument("--ks", default="1,2,4,8", help="class-set sizes (default: %(default)s)")
     be.add_argument("--repeats", type=int, default=5, help="timed repeats per cell, median reported")
     be.add_argument("--ig-steps", type=int, default=16, help="IG steps for both sides (default: %(default)s)")
@@ -1191,11 +1192,12 @@ def _bench_folder(args, loaded) -> int:
         print(f"# alens bench on {loaded.name}, {machine_description(loaded.device)}, {os.cpu_count()} CPU(s)"
               f"{load_text}; {what}; top-{args.top_k}; torch {torch.__version__}", flush=True)
         print("# images/s over the whole path (read, fit, maps, lens, npz written); after a warm-up on 2 images, "
-              "the three take turns on each third of the folder; ratio < 1: the engine takes less time", flush=True)
+              "the ways take turns on each third of the folder; ratio < 1: the engine takes less time", flush=True)
 
         def show(row):
+            alone = f", engine images one by one {row['alone_ips']:.2f}" if "alone_ips" in row else ""
             print(f"  {row['label']}: engine {row['engine_ips']:.2f} img/s (B={row['batch_size']}), per-image "
-                  f"{row['per_image_ips']:.2f}, captum per class {row['captum_ips']:.2f}", file=sys.stderr,
+                  f"{row['per_image_ips']:.2f}, captum per class {row['captum_ips']:.2f}{alone}", file=sys.stderr,
                   flush=True)
 
         rows = folder_bench(loaded, paths, methods, k=args.top_k, ig_steps=args.ig_steps,

@@ -33,6 +33,7 @@ def _list_of(choices):
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on the ``alens`` sub-command parser; return the new parser."""
+    from .cli import _batch_size
     from .cli_args import _floats, _option, add_model_arguments
     from .core.evaluation.common import DEFAULT_METHODS
     from .core.lens import NORMALIZE_CHOICES, PRESETS, SOFTMAX_INPUT_CHOICES
@@ -58,9 +59,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--instances", metavar="FILE",
                    help="grid, report: write every per-instance value (grid, tile, class, method, lens, metric, base, "
                         "refined) to FILE, CSV for .csv, JSON otherwise: for paired tests")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="grid: B grids per batch for the methods the batch engine batches (one forward pass, "
-                        "each grid with its own tile classes); default 1, grid by grid")
+    p.add_argument("--batch-size", type=_batch_size, default=None, metavar="N|auto",
+                   help="grid, insertion, deletion, perturbation: grids / composites per batch of the batch engine "
+                        "(composed ahead, one forward pass per batch with each its own classes, scored on a writer "
+                        "thread; the values equal batch size 1); default: auto, as for explain")
     p.add_argument("--option", "-O", type=_option, action="append", default=[], metavar="[METHOD.]NAME=VALUE",
                    help="a method option, e.g. -O ig.steps=16 (repeatable)")
     p.add_argument("--steps", type=int, default=None,
@@ -213,8 +215,9 @@ def cmd_evaluate(args) -> int:
         raise _Usage(f"--steps is too small: {args.steps}")
     if args.steps is not None and args.protocol == "grid":
         raise _Usage("--steps applies to insertion, deletion and sanity, not to grid")
-    if args.batch_size is not None and (args.protocol != "grid" or args.batch_size < 1):
-        raise _Usage("--batch-size applies to grid only and must be at least 1")
+    if args.batch_size is not None and args.protocol not in ("grid", "insertion", "deletion", "perturbation"):
+        raise _Usage("--batch-size applies to grid, insertion, deletion and perturbation")
+    batch_size = "auto" if args.batch_size is None else args.batch_size
     if args.grids and args.protocol != "grid":
         raise _Usage("--grids applies to grid only")
     if args.instances and args.protocol != "grid":
@@ -243,14 +246,15 @@ def cmd_evaluate(args) -> int:
     names = [i.name for i in infos]
     try:
         if args.protocol == "grid":
-            results = run_grid_game(loaded, names, n, args.seed, grids=grids, batch_size=args.batch_size,
+            results = run_grid_game(loaded, names, n, args.seed, grids=grids, batch_size=batch_size,
                                     source=str(args.grids) if args.grids else None, **common)
         elif args.protocol == "sanity":
             results = run_sanity(loaded, names, n, args.seed, steps=args.steps or 8, class_sets=args.class_sets,
                                  **common)
         else:
             modes = ("insertion", "deletion") if args.protocol == "perturbation" else (args.protocol,)
-            both = run_perturbation(loaded, names, n, args.seed, modes=modes, steps=args.steps or 16, **common)
+            both = run_perturbation(loaded, names, n, args.seed, modes=modes, steps=args.steps or 16,
+                                    batch_size=batch_size, **common)
             results = both if args.protocol == "perturbation" else both[args.protocol]
     finally:
         bar.close()

@@ -212,6 +212,24 @@ def test_bench_folder_prints_images_per_second_for_three_ways(capsys):
     assert "generated photographs" in out and "load average" in out
 
 
+def test_bench_folder_perturbation_row_has_captum_and_the_engine_one_by_one(capsys):
+    """A perturbation row: captum's FeatureAblation per class as the peer, and a fourth way (the engine
+    with each image's perturbed passes alone) against the engine sharing them across images."""
+    from alens_gui.cli import main
+
+    rc = main(["bench", "--generate", "3", "--methods", "feature_ablation", "--top-k", "2", "--batch-size", "2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| Feature Ablation"))
+    assert "segments=25" in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["2", "3", "2"]
+    ips = [float(c) for c in cells[4:7] + cells[9:10]]
+    assert all(v > 0 for v in ips)
+    ratio = float(cells[10])
+    assert ratio == pytest.approx(ips[3] / ips[0], rel=0.02)  # time shared / time one by one
+
+
 def test_generated_folder_is_the_same_every_time(tmp_path):
     from alens_gui.core.bench import generate_folder
 
@@ -277,3 +295,32 @@ def test_maps_in_the_model_frame_and_the_normalisation_are_public(explainer, pho
     x = (torch.from_numpy(img).permute(2, 0, 1)[None] - torch.tensor(norm["mean"]).view(1, -1, 1, 1)) \
         / torch.tensor(norm["std"]).view(1, -1, 1, 1)
     torch.testing.assert_close(x, explainer.loaded.to_input(img))
+
+
+@pytest.mark.parametrize("method, options", [
+    ("occlusion", {"window": 48, "stride": 32, "batch_size": 8}),
+    ("feature_ablation", {"segments": 12, "batch_size": 5}),
+    ("shapley_sampling", {"samples": 2, "segments": 8, "batch_size": 7}),
+    ("kernel_shap", {"samples": 12, "segments": 8, "batch_size": 5}),
+    ("lime", {"samples": 12, "segments": 8, "batch_size": 5}),
+])
+def test_perturbed_passes_shared_across_images_equal_the_per_image_path(explainer, images, method, options,
+                                                                        one_thread):
+    """Perturbation methods with their perturbed inputs of several images in shared forward passes
+    (chunks that straddle images: the option batch_size does not divide any image's passes)."""
+    settings = RunSettings(method, options, ClassSet.top(2))
+    engine = BatchEngine(explainer.loaded, settings, batch_size=3, cross_image=True)
+    assert engine.batched and engine.cross_image and "shared passes" in engine.note
+    results = list(engine.run(images[:4]))
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    classes = set()
+    for r, img in zip(results, images[:4]):
+        assert r.ok, r.error
+        _close(r.explanation, explainer.explain(img, settings), f"{method} {NAMES[r.index]}")
+        classes.add(tuple(r.explanation.classes))
+    assert len(classes) > 1  # each image scored its own classes
+    # image by image inside the engine (where sharing does not pay) gives the same maps
+    alone = list(BatchEngine(explainer.loaded, settings, batch_size=3, cross_image=False).run(images[:2]))
+    for a, b in zip(alone, results[:2]):
+        np.testing.assert_allclose(a.explanation.raw, b.explanation.raw, rtol=1e-4,
+                                   atol=1e-5 * float(np.abs(b.explanation.raw).max()))

@@ -223,35 +223,75 @@ def test_a_results_file_with_malformed_instances_is_one_line(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- through the batch engine
-def test_batched_grids_give_the_maps_and_scores_of_the_grid_by_grid_path(loaded, grids):
-    from alens_gui.core.evaluation.common import base_maps, prepare
-    from alens_gui.core.evaluation.grid import _chunk_maps
+@pytest.fixture
+def one_thread():
+    """One torch thread: kernels sum in the same order whatever the batch size (tests/test_batch.py
+    explains: with more, a batched kernel's rounding can flip a ReLU6 kink)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_grids_through_the_batch_engine_give_the_maps_and_scores_of_the_grid_by_grid_path(loaded, grids,
+                                                                                           one_thread):
+    """``run_grid_game`` goes through the batch engine (grids composed ahead, B per forward pass, each
+    with its own tile classes, scored on the writer thread): every map equals the grid-by-grid
+    ``compute_base`` of the grid's tile classes, and the values equal batch size 1, in the same order."""
+    from alens_gui.core.evaluation.common import base_maps, engine_results, prepare
     from alens_gui.core.progress import Progress
 
-    methods, opts = ["ixg", "gradcam", "ig"], {"ig.steps": 4}
+    three = grids + make_grids(loaded, 1, seed=5)  # batches of 2: a full one and a last one of one grid
+    methods, opts = ["ixg", "gradcam", "ig", "occlusion"], {"ig.steps": 4, "occlusion.window": 56,
+                                                            "occlusion.stride": 56}
     run = prepare(loaded, methods, opts, None, None)
-    batched = _chunk_maps(loaded, grids, [0, 1], run.infos, run.options, Progress())
-    assert set(batched) == {(gi, m) for gi in (0, 1) for m in methods}  # every method batched, each grid
-    for gi, g in enumerate(grids):
-        x = loaded.to_input(g.image)
-        for info in run.infos:
-            one = base_maps(loaded, x, g.classes, info, run.options[info.name], Progress())
-            got = batched[(gi, info.name)]
-            assert got.shape == one.shape == (4, *one.shape[1:])  # the grid's own four tile classes
-            assert np.abs(got - one).max() <= 1e-5 * np.abs(one).max(), (gi, info.name)
-    a = run_grid_game(loaded, methods, grids=grids, method_options=opts)
-    b = run_grid_game(loaded, methods, grids=grids, method_options=opts, batch_size=2)
+    # Occlusion twice: image by image (a CPU's default) and with its perturbed passes shared across grids
+    for info, cross in [(i, None) for i in run.infos] + [(run.infos[-1], True)]:
+        got = list(engine_results(loaded, three, info, run.options[info.name], Progress(), batch_size=2,
+                                  cross_image=cross))
+        assert [r.index for r in got] == [0, 1, 2]
+        for r, g in zip(got, three):
+            one = base_maps(loaded, loaded.to_input(g.image), g.classes, info, run.options[info.name], Progress())
+            assert r.classes == list(g.classes)  # the grid's own four tile classes, not a top-k
+            assert r.raw.shape == one.shape == (4, *one.shape[1:])
+            assert np.abs(r.raw - one).max() <= 1e-5 * np.abs(one).max(), (r.index, info.name, cross)
+    done = Progress()
+    a = run_grid_game(loaded, methods, grids=three, method_options=opts, batch_size=1)
+    b = run_grid_game(loaded, methods, grids=three, method_options=opts, progress=done)  # auto
+    assert done.total == len(three) * len(methods) and done.done == done.total
     assert [(i["grid"], i["tile"], i["method"]) for i in a["_instances"]] == \
         [(i["grid"], i["tile"], i["method"]) for i in b["_instances"]]
+    for ia, ib in zip(a["_instances"], b["_instances"]):
+        for k in GRID_KEYS:
+            assert ib["base"][k] == pytest.approx(ia["base"][k], abs=1e-6), (ia["grid"], ia["method"], k)
+            for lab in ia["refined"]:
+                assert ib["refined"][lab][k] == pytest.approx(ia["refined"][lab][k], abs=1e-6)
     for m in methods:
         for k in GRID_KEYS:
             assert b[m]["al"][k] == pytest.approx(a[m]["al"][k], abs=1e-6)
             assert b[m]["base"][k] == pytest.approx(a[m]["base"][k], abs=1e-6)
 
 
+def test_insertion_and_deletion_through_the_engine_equal_batch_size_one(loaded, one_thread):
+    from alens_gui.core.evaluation import make_composites, run_perturbation
+
+    comps = make_composites(loaded, 3, seed=0)
+    kw = dict(modes=("insertion", "deletion"), steps=4, composites=comps, method_options={"ig.steps": 4})
+    a = run_perturbation(loaded, ["ixg", "ig"], batch_size=1, **kw)
+    b = run_perturbation(loaded, ["ixg", "ig"], batch_size=2, **kw)
+    for mode in ("insertion", "deletion"):
+        for m in ("ixg", "ig"):
+            for lens in ("base", "al"):
+                assert b[mode][m][lens]["n"] == a[mode][m][lens]["n"] == 6
+                assert b[mode][m][lens]["auc"] == pytest.approx(a[mode][m][lens]["auc"], abs=1e-6)
+                np.testing.assert_allclose(b[mode][m][lens]["curve"], a[mode][m][lens]["curve"], atol=1e-6)
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["evaluate", "sanity", "--batch-size", "2"], "--batch-size applies to grid only"),
-    (["evaluate", "grid", "--batch-size", "0"], "must be at least 1"),
+    (["evaluate", "sanity", "--batch-size", "2"], "--batch-size applies to grid, insertion, deletion and perturbation"),
+    (["evaluate", "grid", "--batch-size", "0"], "a batch size is at least 1"),
     (["evaluate", "perturbation", "--grids", "x"], "--grids applies to grid only"),
     (["evaluate", "grid", "--grids", "x", "--folder", "y"], "not both"),
 ])
@@ -261,3 +301,26 @@ def test_grid_only_options_are_usage_errors_before_the_model_loads(argv, message
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_caller_holding_the_model_lock_runs_the_engine_protocols(loaded, grids):
+    """The GUI holds the model's lock around its grid game: the engine's threads must not need it
+    (the grid scoring on the writer thread does not; the insertion/deletion curves are drawn here)."""
+    import threading
+
+    from alens_gui.core.evaluation import make_composites, run_perturbation
+    from alens_gui.core.locking import using_model
+
+    done = {}
+
+    def job():
+        with using_model(loaded.model):
+            done["grid"] = run_grid_game(loaded, ["ixg"], grids=grids[:2], batch_size=2)
+            done["curves"] = run_perturbation(loaded, ["ixg"], composites=make_composites(loaded, 2, seed=1),
+                                              steps=2, batch_size=2)
+
+    t = threading.Thread(target=job, daemon=True)
+    t.start()
+    t.join(timeout=600)
+    assert not t.is_alive(), "deadlock: the engine waited for a lock its caller holds"
+    assert done["grid"]["ixg"]["base"]["n"] == 8 and done["curves"]["insertion"]["ixg"]["base"]["n"] == 4

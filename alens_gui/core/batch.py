@@ -10,9 +10,11 @@ the gallery's Explain all, ``--engine ray``) goes through :class:`BatchEngine`:
    image (its own top-k) comes from that pass's logits, and the K backward passes run for
    the whole batch at once (:func:`explain_batch`): Saliency, Input × Gradient, Guided
    Backprop, Grad-CAM, LayerCAM and Guided Grad-CAM. Integrated Gradients and SmoothGrad
-   put the steps of all B images into shared passes. Every other method runs image by
-   image inside the batch (:data:`BATCHED_METHODS` lists the batched ones; ``note`` says
-   so). The maps equal the per-image path (:meth:`~.api.Explainer.explain`) up to float
+   put the steps of all B images into shared passes. Perturbation methods can put the
+   perturbed inputs of all B images into shared passes (:func:`perturbation_batched`: on a
+   GPU; on a CPU only where it was measured to pay, :data:`CPU_CROSS_IMAGE`). Every other
+   method runs image by image inside the batch (:data:`BATCHED_METHODS` lists the batched
+   ones; ``note`` says so). The maps equal the per-image path (:meth:`~.api.Explainer.explain`) up to float
    rounding of batched kernels (tests per method family).
 3. **Finish on a writer thread.** The lens at display size and whatever the caller does
    with a result (``finish``: npz, PNGs, a cache entry) run on one writer thread, so the
@@ -87,6 +89,8 @@ class PreparedImage:
     geometry: Geometry
     x: torch.Tensor  # (1, C, H, W) on the model's device
     source: dict = field(default_factory=dict)
+    #: This image's own class set (e.g. a grid's tile classes) instead of the settings' class set.
+    classes: list[int] | None = None
 
 
 @dataclass
@@ -111,6 +115,8 @@ class BatchResult:
         What ``finish`` raised (the caller decides: a write error, a name clash ...).
     probs : (N,) array or None
         The model's probabilities over all classes (for a gallery's prediction column).
+    raw, classes : (K, C, H, W) array and list of int, or None
+        With ``run(..., raw=True)``: the method's maps in the model frame and their classes.
     """
 
     index: int
@@ -121,10 +127,13 @@ class BatchResult:
     finished: Any = None
     finish_error: BaseException | None = None
     probs: np.ndarray | None = None
+    raw: np.ndarray | None = None
+    classes: list[int] | None = None
 
     @property
     def ok(self) -> bool:
-        return self.explanation is not None and self.error is None and self.finish_error is None
+        return ((self.explanation is not None or self.raw is not None) and self.error is None
+                and self.finish_error is None)
 
 
 def input_name(item, index: int) -> str:
@@ -348,12 +357,18 @@ def _one_line(exc: BaseException, name: str) -> str:
 
 
 def compute_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[PreparedImage],
-                  progress: Progress | None = None, sample_chunk: int | None = None) -> list[ComputedImage]:
+                  progress: Progress | None = None, sample_chunk: int | None = None,
+                  cross_image: bool | None = None) -> list[ComputedImage]:
     """Raw maps of a batch of prepared images (model frame, before the lens).
 
-    Batched methods (:data:`BATCHED_METHODS`) run as one batch; if a batched pass fails (a
-    model that refuses batches, NaN logits for one image), each image is tried alone so one
-    bad image does not fail its neighbours. Other methods run image by image.
+    Batched methods (:data:`BATCHED_METHODS`) run as one batch; perturbation methods put the
+    perturbed inputs of all the batch's images into shared forward passes where that pays
+    (``cross_image``: None decides by :func:`perturbation_batched`). If a batched pass fails
+    (a model that refuses batches, NaN logits for one image), each image is tried alone so
+    one bad image does not fail its neighbours. Other methods run image by image.
+
+    An item with its own ``classes`` (a grid's tile classes) is explained for those classes
+    instead of the settings' class set.
     """
     progress = ensure_progress(progress)
     info = get_method(settings.method)
@@ -362,8 +377,11 @@ def compute_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[Pr
         return []
     model = loaded.model
     request = settings.classes
-    if info.name in BATCHED_METHODS and len(items) > 0:
+    cross = _cross_image(info, loaded, cross_image)
+    if (info.name in BATCHED_METHODS or cross) and len(items) > 0:
         try:
+            if cross:
+                return _compute_perturbed(loaded, request, items, info, opts, progress)
             return _compute_batched(loaded, request, items, info, opts, progress, sample_chunk)
         except Cancelled:
             raise
@@ -373,7 +391,7 @@ def compute_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[Pr
             log.info("a batch of %d failed (%s); trying its images one by one", len(items), exc)
             out = []
             for it in items:
-                out.extend(compute_batch(loaded, settings, [it], progress, sample_chunk))
+                out.extend(compute_batch(loaded, settings, [it], progress, sample_chunk, cross_image))
             return out
     out = []
     ctx = loaded.context()
@@ -388,6 +406,10 @@ def compute_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[Pr
             return found["classes"]
 
         try:
+            if it.classes is not None:  # given: no forward pass to choose them
+                raw = compute_base(model, it.x, list(it.classes), info, FollowProgress(progress), ctx, **opts)
+                out.append(ComputedImage(it, None, [int(c) for c in it.classes], raw.cpu().numpy()))
+                continue
             raw = compute_base(model, it.x, PendingClasses(choose), info, FollowProgress(progress), ctx, **opts)
             out.append(ComputedImage(it, found["probs"], found["classes"], raw.cpu().numpy()))
         except Cancelled:
@@ -412,7 +434,9 @@ def _compute_batched(loaded, request, items, info, opts, progress, sample_chunk)
     def choose(logits: torch.Tensor) -> torch.Tensor:
         probs = loaded.to_probabilities(logits).cpu().numpy()
         found["probs"] = probs
-        chosen = [request.resolve(p, loaded.num_classes) for p in probs]
+        chosen = _chosen(items, probs, request, loaded.num_classes)
+        if len({len(c) for c in chosen}) != 1:
+            raise MethodError("the images of a batch have class sets of different sizes")
         return torch.as_tensor(chosen, dtype=torch.long, device=logits.device)
 
     chunk = sample_chunk or max(int(opts.get("batch_size", 25)), len(items))
@@ -425,6 +449,77 @@ def _compute_batched(loaded, request, items, info, opts, progress, sample_chunk)
     cls_np = cls.cpu().numpy()
     return [ComputedImage(it, found["probs"][i], [int(c) for c in cls_np[i]], maps_np[i])
             for i, it in enumerate(items)]
+
+
+def _chosen(items, probs, request, num_classes: int) -> list[list[int]]:
+    """Each item's class set: its own ``classes`` when given, else the request resolved on its probabilities."""
+    return [[int(c) for c in it.classes] if it.classes is not None else request.resolve(p, num_classes)
+            for it, p in zip(items, probs)]
+
+
+#: Perturbation methods whose passes the engine batches across images on a CPU (measured with
+#: ``alens bench --methods ...``; see the README, "Many images"). On a GPU all of them are.
+CPU_CROSS_IMAGE: frozenset[str] = frozenset()
+
+
+def perturbation_batched(info: MethodInfo, device: torch.device) -> bool:
+    """Whether the engine puts the perturbed inputs of several images into shared forward passes.
+
+    Every perturbation method with a plan (:data:`~.methods.perturbation.PLANS`) can; the
+    engine does it on a GPU, and on a CPU for :data:`CPU_CROSS_IMAGE`: where one image's
+    passes already fill the option ``batch_size``, merging images only saves each image's
+    last, partly filled pass, which a CPU's time per input hardly notices.
+    """
+    from .methods.perturbation import PLANS
+
+    if info.name not in PLANS:
+        return False
+    return device.type == "cuda" or info.name in CPU_CROSS_IMAGE
+
+
+def _cross_image(info: MethodInfo, loaded: LoadedModel, cross_image: bool | None) -> bool:
+    from .methods.perturbation import PLANS
+
+    if info.name not in PLANS:
+        return False
+    return perturbation_batched(info, loaded.device) if cross_image is None else bool(cross_image)
+
+
+def _compute_perturbed(loaded, request, items, info, opts, progress) -> list[ComputedImage]:
+    """A perturbation method for a batch: one forward pass for the class sets (unless given), then the
+    perturbed inputs of all images in shared passes of the option ``batch_size`` inputs
+    (:func:`~.methods.perturbation.plans_logits`), each image scoring its own classes."""
+    from .methods.perturbation import PLANS, plans_logits
+    from .methods.vit import model_architecture
+
+    model = loaded.model
+    arch = model_architecture(model)
+    if arch not in info.architectures:
+        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
+        raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
+                          f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
+    ctx = loaded.context()
+    with loaded.using(progress), eval_and_frozen(model), cancellation_points(model, progress):
+        try:
+            if all(it.classes is not None for it in items):
+                probs = [None] * len(items)
+                chosen = [[int(c) for c in it.classes] for it in items]
+            else:
+                with torch.no_grad():
+                    logits = model(torch.cat([it.x for it in items]).to(loaded.device))
+                probs = loaded.to_probabilities(logits).cpu().numpy()
+                chosen = _chosen(items, probs, request, loaded.num_classes)
+            plans = [PLANS[info.name](it.x.to(loaded.device), ctx, **opts) for it in items]
+            maps = plans_logits(model, plans, chosen, progress, int(opts.get("batch_size", 32)))
+        except torch.OutOfMemoryError as exc:
+            raise MethodError(f"{info.label} ran out of memory: {exc}; try a smaller -O batch_size") from exc
+    out = []
+    for it, p, c, m in zip(items, probs, chosen, maps):
+        m = m.detach()
+        if m.shape[-2:] != it.x.shape[-2:]:
+            m = F.interpolate(m.float(), size=it.x.shape[-2:], mode="bilinear", align_corners=False)
+        out.append(ComputedImage(it, p, c, m.float().cpu().numpy()))
+    return out
 
 
 def explain_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[PreparedImage],
@@ -511,7 +606,8 @@ def per_sample_bytes(loaded: LoadedModel) -> int:
 _SAMPLE_BYTES: dict = {}
 
 
-def choose_batch_size(loaded: LoadedModel, settings: RunSettings, requested: int | str | None = "auto") -> int:
+def choose_batch_size(loaded: LoadedModel, settings: RunSettings, requested: int | str | None = "auto",
+                      cross_image: bool | None = None) -> int:
     """B images per batch: ``requested`` when a number, else from the model, input size, K and memory.
 
     A pass holds B samples' activations (IG/SmoothGrad: their chunk of steps, see
@@ -525,7 +621,8 @@ def choose_batch_size(loaded: LoadedModel, settings: RunSettings, requested: int
             raise MethodError(f"the batch size must be >= 1; got {b}")
         return b
     info = get_method(settings.method)
-    if info.name not in BATCHED_METHODS:
+    if info.name not in BATCHED_METHODS and not (cross_image or (cross_image is None and
+                                                                 perturbation_batched(info, loaded.device))):
         return 4  # decoded ahead and written behind; computed image by image
     k = settings.classes.size()
     per = per_sample_bytes(loaded)
@@ -558,27 +655,35 @@ class BatchEngine:
         Threads that decode and fit images ahead of the model.
     include_identifiers : bool
         Copy DICOM identifiers into each explanation's ``source`` (off by default).
+    cross_image : bool or None
+        Perturbation methods: put the perturbed inputs of a batch's images into shared
+        forward passes (True), or run them image by image (False); None decides by
+        :func:`perturbation_batched` (where it pays).
     """
 
     def __init__(self, loaded: LoadedModel, settings: RunSettings, *, batch_size: int | str | None = "auto",
-                 workers: int = 2, include_identifiers: bool = False) -> None:
+                 workers: int = 2, include_identifiers: bool = False, cross_image: bool | None = None) -> None:
         self.loaded = loaded_for(loaded, settings)
         self.settings = settings
         self.info = get_method(settings.method)
         self.opts = settings.resolved_options()  # bad options fail before any work
         settings.classes.check(self.loaded.num_classes)
-        self.batch_size = choose_batch_size(self.loaded, settings, batch_size)
+        self.cross_image = _cross_image(self.info, self.loaded, cross_image)
+        self.batch_size = choose_batch_size(self.loaded, settings, batch_size, self.cross_image)
         self.workers = max(1, int(workers))
         self.include_identifiers = include_identifiers
 
     @property
     def batched(self) -> bool:
         """Whether the method's passes are batched across images (else image by image, decoded ahead)."""
-        return self.info.name in BATCHED_METHODS
+        return self.info.name in BATCHED_METHODS or self.cross_image
 
     @property
     def note(self) -> str:
         """One line on how this run computes, for a front end to show."""
+        if self.cross_image:
+            return (f"{self.info.label}: {self.batch_size} image(s) per batch, their perturbed inputs in shared "
+                    f"passes of {self.opts.get('batch_size', 32)}")
         if self.batched:
             return f"{self.info.label}: {self.batch_size} image(s) per batch"
         return (f"{self.info.label} is not batched across images: computed image by image "
@@ -586,8 +691,15 @@ class BatchEngine:
 
     def run(self, inputs: Iterable, progress: Progress | None = None,
             finish: Callable[[BatchResult], Any] | None = None,
-            names: Sequence[str] | None = None) -> Iterator[BatchResult]:
+            names: Sequence[str] | None = None, *,
+            prepare: Callable[[Any, int, str], PreparedImage] | None = None,
+            raw: bool = False) -> Iterator[BatchResult]:
         """Explain ``inputs``; yield a :class:`BatchResult` per input, in input order.
+
+        ``prepare(item, index, name)`` replaces the reading and fitting of an input on the
+        decode pool (e.g. composing an evaluation grid, with its own ``classes``); ``raw``
+        skips the lens: each result holds the method's maps in the model frame
+        (``result.raw``, ``(K, C, H, W)``) and its ``classes``, and ``explanation`` stays None.
 
         ``finish(result)`` runs on the writer thread for every result (failed ones too, with
         ``explanation`` None) before it is yielded; what it returns is ``result.finished``,
@@ -611,11 +723,14 @@ class BatchEngine:
             while next_in < len(items) and len(pending_decode) < ahead:
                 i = next_in
                 name = names[i] if names is not None else input_name(items[i], i)
-                pending_decode.append((i, decode.submit(self._prepare, items[i], i, name, stop)))
+                pending_decode.append((i, decode.submit(self._prepare, items[i], i, name, stop, prepare)))
                 next_in += 1
 
         def finish_job(result: BatchResult, computed: ComputedImage | None) -> BatchResult:
-            if computed is not None:
+            if computed is not None and raw:
+                result.raw, result.classes, result.error, result.probs = (computed.raw, computed.classes,
+                                                                          computed.error, computed.probs)
+            elif computed is not None:
                 _p, expl, err = finish_computed(self.loaded, self.settings, self.info, self.opts, computed)
                 result.explanation, result.error, result.probs = expl, err, computed.probs
             if finish is not None:
@@ -661,13 +776,15 @@ class BatchEngine:
             # what is computed is written before the run ends (a cancel or Ctrl-C loses nothing done)
             writer.shutdown(wait=True)
 
-    def _prepare(self, item, index: int, name: str, stop: threading.Event) -> PreparedImage:
+    def _prepare(self, item, index: int, name: str, stop: threading.Event, prepare=None) -> PreparedImage:
         if stop.is_set():
             raise Cancelled()
+        if prepare is not None:
+            return prepare(item, index, name)
         return prepare_checked(self.loaded, self.settings, item, index, self.include_identifiers, name)
 
     def _flush(self, batch, items, writer, pending_write, finish_job, progress) -> None:
-        computed = compute_batch(self.loaded, self.settings, batch, progress)
+        computed = compute_batch(self.loaded, self.settings, batch, progress, cross_image=self.cross_image)
         for c in computed:
             p = c.prepared
             r = BatchResult(p.index, items[p.index], p.name)
@@ -711,5 +828,5 @@ def explain_many(loaded: LoadedModel, inputs: Iterable, settings: RunSettings, *
     return list(BatchEngine(loaded, settings, batch_size=batch_size, **kwargs).run(inputs, progress))
 
 
-__all__ = ["BATCHED_METHODS", "BatchEngine", "BatchResult", "PreparedImage", "choose_batch_size",
+__all__ = ["BATCHED_METHODS", "CPU_CROSS_IMAGE", "BatchEngine", "BatchResult", "PreparedImage", "choose_batch_size",
            "compute_batch", "explain_batch", "explain_many", "prepare_checked", "prepare_image"]

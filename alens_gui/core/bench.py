@@ -19,9 +19,15 @@ from .methods.base import compute_base, get_method
 from .methods.cam import find_cam_layer
 
 
-def _captum_runner(name: str, model, x, ctx, ig_steps: int) -> Callable[[list[int]], None]:
-    """captum's implementation of a method, called once per class (the usual usage)."""
+def _captum_runner(name: str, model, x, ctx, ig_steps: int, opts: dict | None = None) -> Callable[[list[int]], None]:
+    """captum's implementation of a method, called once per class (the usual usage).
+
+    ``opts`` are our method's options (occlusion: window, stride, batch_size; feature ablation:
+    segments, compactness, batch_size), given to captum's peer as its own arguments.
+    """
     from captum import attr
+
+    opts = dict(opts or {})
 
     if name == "ixg":
         m = attr.InputXGradient(model)
@@ -47,6 +53,26 @@ def _captum_runner(name: str, model, x, ctx, ig_steps: int) -> Callable[[list[in
     if name == "guided_backprop":
         m = attr.GuidedBackprop(model)
         return lambda classes: [m.attribute(x.clone(), target=c) for c in classes]
+    if name == "occlusion":  # black baseline, the same windows, as many perturbed inputs per pass
+        m = attr.Occlusion(model)
+        win, stride, per = int(opts.get("window", 15)), int(opts.get("stride", 8)), int(opts.get("batch_size", 32))
+        black = ctx.black.expand_as(x)
+        return lambda classes: [
+            m.attribute(x, sliding_window_shapes=(x.shape[1], win, win), strides=(x.shape[1], stride, stride),
+                        baselines=black, target=c, perturbations_per_eval=per)
+            for c in classes
+        ]
+    if name == "feature_ablation":  # our SLIC superpixels as captum's feature mask
+        from .methods.perturbation import superpixels
+
+        m = attr.FeatureAblation(model)
+        seg = superpixels(x, int(opts.get("segments", 100)), float(opts.get("compactness", 10.0)))[None, None]
+        black = ctx.black.expand_as(x)
+        per = int(opts.get("batch_size", 32))
+        return lambda classes: [
+            m.attribute(x, baselines=black, target=c, feature_mask=seg, perturbations_per_eval=per)
+            for c in classes
+        ]
     raise KeyError(name)
 
 
@@ -264,7 +290,13 @@ def generate_folder(folder, n: int, seed: int = 0) -> list:
     return paths
 
 
-def _captum_per_image(loaded, name: str, k: int, ig_steps: int):
+#: Method options of the folder benchmark's perturbation rows (small, so a 2-core CPU finishes a
+#: folder in minutes; every side uses them, captum's peer included).
+PERTURBATION_BENCH_OPTIONS = {"occlusion": {"window": 48, "stride": 32},
+                              "feature_ablation": {"segments": 25}}
+
+
+def _captum_per_image(loaded, name: str, k: int, ig_steps: int, opts: dict | None = None):
     """The naive loop: read and fit the image (our decoding and resizing), a forward pass for the
     top-k, captum's method once per class, the K maps saved (uncompressed .npy)."""
     import numpy as np
@@ -279,7 +311,7 @@ def _captum_per_image(loaded, name: str, k: int, ig_steps: int):
         with torch.no_grad():
             top = model(x)[0].argsort(descending=True)[:k].tolist()
         # captum binds the input for Grad-CAM's layer search and IG's baseline: one runner per input
-        peer = _captum_runner(name, model, x, ctx, ig_steps)
+        peer = _captum_runner(name, model, x, ctx, ig_steps, opts)
         maps = peer(top)
         np.save(out_path, torch.stack([m.detach() for m in maps]).numpy())
 
@@ -299,7 +331,12 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
       per class, the K maps saved.
 
     All three see the same files, top-``k`` classes and method options (IG: ``ig_steps`` steps,
-    the black baseline); each writes into its own scratch folder. After a warm-up on two images
+    the black baseline; perturbation methods: :data:`PERTURBATION_BENCH_OPTIONS`, captum's
+    ``Occlusion`` / ``FeatureAblation`` as the peer); each writes into its own scratch folder.
+    For a perturbation method a fourth side, **engine, images one by one**, runs the engine
+    with ``cross_image=False`` (read ahead and written behind, but each image's perturbed
+    inputs in passes of their own), so ``vs_alone`` says whether sharing passes across
+    images pays (the engine side shares them). After a warm-up on two images
     each, the folder is timed in ``rounds`` parts, the three taking turns on each part. Rows: ``method, images,
     engine_ips, per_image_ips, captum_ips`` and the ratios of times ``engine/per_image`` and
     ``engine/captum`` (< 1: the engine is faster).
@@ -320,10 +357,16 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
     try:
         for name in methods:
             info = get_method(name)
-            opts = {"steps": ig_steps, "batch_size": ig_steps} if info.name == "ig" else {}
+            from .methods.perturbation import PLANS
+
+            opts = {"steps": ig_steps, "batch_size": ig_steps} if info.name == "ig" else \
+                dict(PERTURBATION_BENCH_OPTIONS.get(info.name, {}))
             settings = RunSettings(info.name, opts, ClassSet.top(k))
-            engine = BatchEngine(loaded, settings, batch_size=batch_size)
-            dirs = {side: root / f"{info.name}-{side}" for side in ("engine", "per_image", "captum")}
+            perturbed = info.name in PLANS
+            engine = BatchEngine(loaded, settings, batch_size=batch_size, cross_image=True if perturbed else None)
+            alone = BatchEngine(loaded, settings, batch_size=engine.batch_size, cross_image=False) \
+                if perturbed else None
+            dirs = {side: root / f"{info.name}-{side}" for side in ("engine", "alone", "per_image", "captum")}
             for d in dirs.values():
                 d.mkdir(parents=True, exist_ok=True)
 
@@ -340,14 +383,16 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
                 for p in items:
                     ex.explain(p, settings).to_npz(d / f"{p.stem}.npz")
 
-            captum_one = _captum_per_image(loaded, info.name, k, ig_steps)
+            captum_one = _captum_per_image(loaded, info.name, k, ig_steps, settings.resolved_options())
 
             def run_captum(items, d=dirs["captum"], one=captum_one):
                 for p in items:
                     one(p, d / f"{p.stem}.npy")
 
             sides = (("engine", run_engine), ("per_image", run_single), ("captum", run_captum))
-            times = dict.fromkeys(("engine", "per_image", "captum"), 0.0)
+            if alone is not None:
+                sides += (("alone", lambda items, d=dirs["alone"], e=alone: run_engine(items, d, e)),)
+            times = dict.fromkeys((s for s, _ in sides), 0.0)
             for _side, fn in sides:
                 fn(paths[:2])  # warm-up: model, kernels, the CAM layer search
             # the folder in ``rounds`` parts, the three sides taking turns on each part, so that a
@@ -365,6 +410,9 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
                    "engine_ips": n / times["engine"], "per_image_ips": n / times["per_image"],
                    "captum_ips": n / times["captum"],
                    "vs_per_image": times["engine"] / times["per_image"], "vs_captum": times["engine"] / times["captum"]}
+            if alone is not None:
+                row.update(alone_s=times["alone"], alone_ips=n / times["alone"], vs_alone=times["engine"] / times["alone"],
+                           options=opts)
             rows.append(row)
             if report:
                 report(row)
@@ -376,10 +424,15 @@ def folder_bench(loaded, paths: Sequence, methods: Sequence[str] = ("ixg", "grad
 
 def format_folder_rows(rows: Sequence[dict]) -> str:
     lines = ["| method | K | images | B | engine (img/s) | our per-image (img/s) | captum per class (img/s) | "
-             "time engine / per-image | time engine / captum |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "time engine / per-image | time engine / captum | engine, images one by one (img/s) | "
+             "time engine / one by one |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['k']} | {r['images']} | {r['batch_size']} | {r['engine_ips']:.2f} | "
+        label = r["label"]
+        if r.get("options"):
+            label += " (" + ", ".join(f"{k}={v}" for k, v in r["options"].items()) + ")"
+        alone = (f"{r['alone_ips']:.2f} | {r['vs_alone']:.2f}" if "alone_ips" in r else "- | -")
+        lines.append(f"| {label} | {r['k']} | {r['images']} | {r['batch_size']} | {r['engine_ips']:.2f} | "
                      f"{r['per_image_ips']:.2f} | {r['captum_ips']:.2f} | {r['vs_per_image']:.2f} | "
-                     f"{r['vs_captum']:.2f} |")
+                     f"{r['vs_captum']:.2f} | {alone} |")
     return "\n".join(lines)

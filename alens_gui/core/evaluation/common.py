@@ -190,3 +190,38 @@ def run_meta(protocol: str, run: Run, samples, seed: int, samples_key: str = "gr
         "al_variant": run.variants[0].label,
         samples_key: [{"classes": g.classes, "names": g.names, "sources": g.sources} for g in samples],
     }
+
+
+def engine_results(loaded, samples: Sequence, info: MethodInfo, options: dict, progress: Progress,
+                   batch_size="auto", finish=None, what: str = "grid", cross_image: bool | None = None):
+    """Yield, in order, each sample's :class:`~..batch.BatchResult` of ``info`` through the batch engine.
+
+    The engine composes each sample's model input on its decode pool (its ``image`` through
+    the model's input policy, and the sample's own ``classes``), runs B samples per batch
+    (one forward pass, each sample's classes in the backward passes; perturbation methods
+    share their perturbed passes across samples where that pays), and calls ``finish(result)``
+    (the scoring) on its writer thread while the next batch computes. Each result holds the
+    raw ``(K, C, H, W)`` maps (``result.raw``) and what ``finish`` returned (``finished``).
+    ``progress`` counts one unit per sample; a method error raises it as one line.
+    ``cross_image`` is the engine's (None: perturbation methods share passes where that pays).
+    """
+    from ..batch import BatchEngine, PreparedImage
+    from ..settings import ClassSet, RunSettings
+
+    if not samples:
+        return
+    k = max(len(s.classes) for s in samples)
+    settings = RunSettings(info.name, options, ClassSet.top(k))
+    engine = BatchEngine(loaded, settings, batch_size=batch_size, cross_image=cross_image)
+
+    def compose(sample, index: int, name: str) -> PreparedImage:
+        return PreparedImage(index, name, sample.image, loaded.geometry(sample.image.shape[:2]),
+                             loaded.to_input(sample.image), classes=[int(c) for c in sample.classes])
+
+    names = [f"{what} {i + 1}/{len(samples)} {info.label}" for i in range(len(samples))]
+    for r in engine.run(samples, progress, finish=finish, names=names, prepare=compose, raw=True):
+        if r.error is not None:
+            raise MethodError(r.error)
+        if r.finish_error is not None:
+            raise r.finish_error
+        yield r

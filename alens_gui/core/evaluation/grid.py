@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import Progress
-from .common import base_maps, lensed, mean_dicts, method_entry, prepare, run_meta
+from .common import engine_results, lensed, mean_dicts, method_entry, prepare, run_meta
 from .data import EvaluationDataError, Sample, make_grids
 from .metrics import GRID_KEYS, grid_scores
 
@@ -59,10 +59,13 @@ def run_grid_game(
         :func:`~.data.read_grids`.
     source : str, optional
         Where the grids came from, for ``_meta.source``.
-    batch_size : int, optional
-        Grids per batch for the methods the batch engine batches (gradient, CAM, IG and
-        SmoothGrad): one forward pass for the batch, each grid with its own tile classes.
-        ``None`` or 1: grid by grid. The maps equal the grid-by-grid path.
+    batch_size : int or "auto", optional
+        Grids per batch of the batch engine (:class:`~..batch.BatchEngine`; ``None`` or
+        ``"auto"``: chosen from the model and the free memory): it composes the grids' model
+        inputs ahead on its pool, runs one forward pass per batch with each grid's own tile
+        classes in the backward passes (gradient, CAM, IG/SmoothGrad; perturbation methods
+        where sharing their passes pays; the others grid by grid), and scores each grid on
+        its writer thread while the next batch computes. The values equal batch size 1.
 
     Returns
     -------
@@ -79,23 +82,23 @@ def run_grid_game(
     if grids is None:
         progress.advance(0, "building grids")
         grids = make_grids(loaded, n, seed, folder)
-    progress.add_total(len(grids) * len(infos))
     rows: dict[str, dict[str, list]] = {i.name: {"base": [], **{v.label: [] for v in variants}} for i in infos}
     instances: list[dict] = []
-    step = max(1, int(batch_size or 1))
-    for start in range(0, len(grids), step):
-        chunk = list(range(start, min(start + step, len(grids))))
-        raws = _chunk_maps(loaded, grids, chunk, infos, options, progress) if step > 1 else {}
-        for gi in chunk:
-            g = grids[gi]
-            x = None
-            for info in infos:
-                raw = raws.pop((gi, info.name), None)
-                if raw is None:
-                    x = loaded.to_input(g.image) if x is None else x
-                    raw = base_maps(loaded, x, g.classes, info, options[info.name], progress)
-                _score(g, gi, info, raw, variants, rows, instances)
-                progress.advance(1, f"grid {gi + 1}/{len(grids)} {info.label}")
+    scored: dict[tuple[int, str], dict] = {}
+    grids = list(grids)
+
+    def score(result):  # on the engine's writer thread, while the next batch computes
+        if result.raw is None:
+            return None
+        return _scores(grids[result.index], result.raw, variants)
+
+    for info in infos:
+        for r in engine_results(loaded, grids, info, options[info.name], progress,
+                                "auto" if batch_size is None else batch_size, finish=score):
+            scored[(r.index, info.name)] = r.finished
+    for gi, g in enumerate(grids):  # grid by grid, method by method: the order of the per-instance values
+        for info in infos:
+            _record(g, gi, info, scored.pop((gi, info.name)), variants, rows, instances)
     results: dict = {}
     for info in infos:
         r = rows[info.name]
@@ -109,11 +112,15 @@ def run_grid_game(
     return results
 
 
-def _score(g: Sample, gi: int, info, raw: np.ndarray, variants, rows: dict, instances: list) -> None:
-    """Score one method's raw (K, C, H, W) maps of grid ``gi``: summary rows and per-instance values."""
+def _scores(g: Sample, raw: np.ndarray, variants) -> dict:
+    """The scores of one method's raw (K, C, H, W) maps of grid ``g``: base and every lens variant."""
     base, refined = lensed(raw, variants)
-    scored = {key: grid_scores(maps, g.regions)
-              for key, maps in [("base", base)] + [(v.label, r) for v, r in zip(variants, refined)]}
+    return {key: grid_scores(maps, g.regions)
+            for key, maps in [("base", base)] + [(v.label, r) for v, r in zip(variants, refined)]}
+
+
+def _record(g: Sample, gi: int, info, scored: dict, variants, rows: dict, instances: list) -> None:
+    """One method's scores of grid ``gi`` as summary rows and per-instance values."""
     for key, per_tile in scored.items():
         for c, name, m in zip(g.classes, g.names, per_tile):
             rows[info.name][key].append({"class": f"{c} {name}", **m})
@@ -124,41 +131,6 @@ def _score(g: Sample, gi: int, info, raw: np.ndarray, variants, rows: dict, inst
             "base": scored["base"][ti],
             "refined": {v.label: scored[v.label][ti] for v in variants},
         })
-
-
-def _chunk_maps(loaded, grids, chunk: list[int], infos, options: dict, progress: Progress) -> dict:
-    """Raw maps ``{(grid index, method): (K, C, H, W)}`` of the batched methods for several grids at once.
-
-    The batch engine's per-batch function (:func:`~alens_gui.core.batch.batched_maps`) runs one
-    forward pass for the stacked grids and each grid's own class set (its tile classes) in the
-    backward passes. Methods the engine does not batch are left out (computed grid by grid).
-    """
-    import torch
-
-    from ..batch import BATCHED_METHODS, batched_maps
-    from ..methods.base import cancellation_points, eval_and_frozen
-    from ..methods.vit import model_architecture
-    from .common import inner_progress
-
-    model = loaded.model
-    arch = model_architecture(model)
-    todo = [i for i in infos if i.name in BATCHED_METHODS and arch in i.architectures]
-    if not todo or len(chunk) < 2 or len({len(grids[gi].classes) for gi in chunk}) != 1:
-        return {}
-    x = torch.cat([loaded.to_input(grids[gi].image) for gi in chunk]).to(loaded.device)
-    classes = torch.as_tensor([grids[gi].classes for gi in chunk], dtype=torch.long, device=loaded.device)
-    out = {}
-    inner = inner_progress(progress)
-    for info in todo:
-        opts = options[info.name]
-        sample_chunk = max(int(opts.get("batch_size", 25)), len(chunk))
-        with loaded.using(inner), eval_and_frozen(model), cancellation_points(model, inner):
-            maps, _ = batched_maps(model, x, lambda _logits: classes, info, opts, inner, loaded.context(),
-                                   sample_chunk)
-        maps_np = maps.cpu().numpy()
-        for j, gi in enumerate(chunk):
-            out[(gi, info.name)] = maps_np[j]
-    return out
 
 
 #: How the grid game scores a map, written into every results file (``_meta.scoring``).

@@ -25,7 +25,7 @@ import torch
 from ..errors import AlensError
 from ..masking import fill_image
 from ..progress import Progress
-from .common import base_maps, lensed, method_entry, prepare, run_meta
+from .common import engine_results, lensed, method_entry, prepare, run_meta
 from .data import Sample, make_composites
 from .metrics import auc
 
@@ -87,8 +87,13 @@ def run_perturbation(
     folder=None,
     method_options: dict | None = None,
     composites: Sequence[Sample] | None = None,
+    batch_size="auto",
 ) -> dict[str, dict]:
     """Insertion and/or deletion AUC on ``n`` seeded composites.
+
+    The maps come from the batch engine (``batch_size`` composites per batch, ``"auto"``
+    by default; the values equal batch size 1), each composite with its own two classes;
+    the curves are drawn as the maps come back, in order.
 
     Returns
     -------
@@ -108,28 +113,46 @@ def run_perturbation(
     if composites is None:
         progress.advance(0, "building composites")
         composites = make_composites(loaded, n, seed, folder)
-    progress.add_total(len(composites) * len(infos))
     keys = ["base"] + [v.label for v in variants]
     curves = {m: {i.name: {k: [] for k in keys} for i in infos} for m in modes}
-    for ci, comp in enumerate(composites):
-        x = loaded.to_input(comp.image)
+    composites = list(composites)
+
+    def comp_curves(result):
+        """Every curve of one composite's maps. Run here as each result comes back, not on the engine's
+        writer thread: the curves need the model, whose lock a caller may hold around the whole run."""
+        if result.raw is None:
+            return None
+        ci = result.index
+        comp = composites[ci]
         baseline = blurred_baseline(comp.image)
+        base, refined = lensed(result.raw, variants)
+        # Lens variants often give the very same map (signed and abs softmax input agree
+        # on non-negative maps): such a curve is computed once.
+        done: dict[tuple, np.ndarray] = {}
+        out: dict[tuple, np.ndarray] = {}
+        for key, maps in zip(keys, [base, *refined]):
+            for j, cls in enumerate(comp.classes):
+                for mode in modes:
+                    tag = (j, mode, hashlib.blake2b(np.ascontiguousarray(maps[j]).tobytes()).digest())
+                    if tag not in done:
+                        # The same tie-break for base and every variant: one seed per (composite, class).
+                        rng = np.random.default_rng([seed, ci, j])
+                        done[tag] = perturbation_curve(loaded, comp.image, baseline, maps[j], cls, mode, steps, rng)
+                    out[(key, j, mode)] = done[tag]
+        return out
+
+    found: dict[tuple[int, str], dict] = {}
+    for info in infos:
+        for r in engine_results(loaded, composites, info, options[info.name], progress, batch_size,
+                                what="composite"):
+            found[(r.index, info.name)] = comp_curves(r)
+    for ci, comp in enumerate(composites):  # composite by composite: the order of the curves
         for info in infos:
-            raw = base_maps(loaded, x, comp.classes, info, options[info.name], progress)
-            base, refined = lensed(raw, variants)
-            # Lens variants often give the very same map (signed and abs softmax input agree
-            # on non-negative maps): such a curve is computed once.
-            done: dict[tuple, np.ndarray] = {}
-            for key, maps in zip(keys, [base, *refined]):
-                for j, cls in enumerate(comp.classes):
+            got = found.pop((ci, info.name))
+            for key in keys:
+                for j in range(len(comp.classes)):
                     for mode in modes:
-                        tag = (j, mode, hashlib.blake2b(np.ascontiguousarray(maps[j]).tobytes()).digest())
-                        if tag not in done:
-                            # The same tie-break for base and every variant: one seed per (composite, class).
-                            rng = np.random.default_rng([seed, ci, j])
-                            done[tag] = perturbation_curve(loaded, comp.image, baseline, maps[j], cls, mode, steps, rng)
-                        curves[mode][info.name][key].append(done[tag])
-            progress.advance(1, f"composite {ci + 1}/{len(composites)} {info.label}")
+                        curves[mode][info.name][key].append(got[(key, j, mode)])
     fractions = np.linspace(0.0, 1.0, steps + 1)
     out: dict[str, dict] = {}
     for mode in modes:
