@@ -40,7 +40,7 @@ class CheckController(QObject):
             s.mask_result = None
             return None
         return self.host.runner.run("mask", jobs.mask_job, s.model, expl, mask.copy(), s.fill, label="masking",
-                                    on_return=self._on_masked, on_yield=self.host.on_status)
+                                    on_return=self._on_masked)
 
     def _on_masked(self, result) -> None:
         self.session.mask_result = result

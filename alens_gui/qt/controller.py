@@ -34,7 +34,7 @@ from .comparecontrol import CompareController
 from .filecontrol import FileController
 from .gallerycontrol import GalleryController
 from .notifications import LogNotifier
-from .session import Activity, ClassRequest, ModelRequest, Session
+from .session import ClassRequest, ModelRequest, Session
 from .tasks import MainThreadCollector, TaskRunner, readable_error
 
 #: Slots whose tasks show in the status bar's progress.
@@ -74,8 +74,7 @@ class Controller(QObject):
             sig.connect(self._mark_stale)
         s.window_changed.connect(lambda _w: self.rewindow())
         self.runner.error.connect(lambda _slot, msg: self.notify(msg, "error"))
-        self.runner.started.connect(self._on_started)
-        self.runner.progress.connect(self._on_progress)
+        self.runner.state_changed.connect(self._on_state)
         self.runner.finished.connect(self._on_finished)
         self._log = LogNotifier(self.notify, self)
 
@@ -96,7 +95,7 @@ class Controller(QObject):
         self.session.model_status = f"loading {r.spec}…"
         return self.runner.run("model", jobs.load_model_job, r.spec, r.arch, r.labels, r.device, r.torchscript,
                                allow_code, r.output, label=f"loading model {r.spec}", on_return=self._on_model,
-                               on_error=self._on_model_error, on_yield=self.on_status)
+                               on_error=self._on_model_error)
 
     def set_loaded(self, loaded) -> None:
         """Use an already loaded model (tests share one; the self-test passes its own)."""
@@ -139,7 +138,7 @@ class Controller(QObject):
                 s.class_request = ClassRequest()
         return self.runner.run("image", jobs.read_image_job, req, s.window, s.image, label=f"reading {req.label}",
                                on_return=lambda image, req=req: self._on_image(req, image, explain),
-                               on_error=self._on_image_error, on_yield=self.on_status)
+                               on_error=self._on_image_error)
 
     def _on_image_error(self, _exc: BaseException) -> None:
         # the message goes to the notifications; the screen keeps what it showed, and says so
@@ -202,16 +201,11 @@ class Controller(QObject):
         )
 
     def _on_explain_yield(self, item) -> None:
+        """A run's partial results: ``("classes", ...)`` (the status line names them already) and
+        ``("estimate", (expl, rendered))``, drawn over what is shown until the run ends."""
         kind, payload = item
         s = self.session
-        if kind != "partial":
-            return self.on_status(item)
-        kind, payload = payload
-        if kind == "classes":
-            classes, names = payload
-            s.activity = Activity(label=s.activity.label, done=s.activity.done, total=s.activity.total,
-                                  message="explaining " + ", ".join(f"{c} {n}" for c, n in zip(classes, names)))
-        elif kind == "estimate":  # drawn over what is shown until the run ends
+        if kind == "estimate":
             expl, rendered = payload
             if s.explanation is not None and s.explanation.shape != expl.shape:
                 s.reset_mask()  # (a new image: the mask of the old one does not fit)
@@ -283,21 +277,11 @@ class Controller(QObject):
             self.runner.cancel()
             self.notify("cancelled")
 
-    def on_status(self, item) -> None:
-        """A job's ``("status", text)`` message: the status bar's line."""
-        kind, payload = item
-        if kind == "status":
-            a = self.session.activity
-            self.session.activity = Activity(a.label, a.done, a.total, str(payload))
-
-    def _on_started(self, slot: str, label: str) -> None:
-        if slot in VISIBLE_SLOTS:
-            self.session.activity = Activity(label=label)
-
-    def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
-        if slot in VISIBLE_SLOTS:
-            a = self.session.activity
-            self.session.activity = Activity(a.label or slot, done, total, message or a.message)
+    def _on_state(self, state) -> None:
+        """The status bar shows the state of the visible task started last (what still runs when
+        another ends: the model loading), idle when none runs."""
+        if state.slot in VISIBLE_SLOTS:
+            self.session.activity = self.runner.active(VISIBLE_SLOTS)
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         s = self.session
@@ -305,12 +289,6 @@ class Controller(QObject):
             s.estimate = None  # a cancelled or failed run leaves no estimate: the last result shows again
             if s.mask is not None and s.explanation is not None and s.mask.shape != s.explanation.shape:
                 s.reset_mask()  # (drawn on the estimate of another image)
-        still = [x for x in VISIBLE_SLOTS if self.runner.busy(x)]
-        if not still:
-            s.activity = Activity()
-        elif slot in VISIBLE_SLOTS and s.activity.label != self.runner.label(still[0]):
-            # the status says what still runs (the model loading), not what just finished
-            s.activity = Activity(label=self.runner.label(still[0]))
 
     def shutdown(self) -> bool:
         done = self.runner.shutdown()

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject
 from alens_gui.core.errors import AlensError
 
 from . import jobs, sessionstate
-from .session import Activity, ImageRequest
+from .session import ImageRequest
 from .tasks import readable_error
 
 #: The slot of the open folder's work (listing, classifying, Explain all): shown in the gallery.
@@ -38,8 +38,7 @@ class GalleryController(QObject):
         self._thumb_batch = itertools.count(1)
         self._thumb_rows: dict[str, list[int]] = {}  # a thumbnail batch's slot → its rows
         self.session.gallery.thumbnailsWanted.connect(self.load_thumbnails)
-        host.runner.started.connect(self._on_started)
-        host.runner.progress.connect(self._on_progress)
+        host.runner.state_changed.connect(self._on_state)
         host.runner.finished.connect(self._on_finished)
         host.shown.connect(self._on_shown)
 
@@ -232,22 +231,15 @@ class GalleryController(QObject):
                                     label=f"writing {Path(path).name}", on_return=lambda p: notify(f"saved {p}"))
 
     # -- the gallery's task state ------------------------------------------------------------------
-    def _on_started(self, slot: str, label: str) -> None:
-        if slot == GALLERY_SLOT:
-            self.session.gallery_activity = Activity(label=label)
-
-    def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
-        if slot == GALLERY_SLOT:
-            a = self.session.gallery_activity
-            self.session.gallery_activity = Activity(a.label or slot, done, total, message or a.message)
+    def _on_state(self, state) -> None:
+        if state.slot == GALLERY_SLOT:  # (the folder's task state, idle once none runs)
+            self.session.gallery_activity = self.host.runner.active((GALLERY_SLOT,))
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         if slot in self._thumb_rows:
             rows = self._thumb_rows.pop(slot)
             if outcome != "done":  # (an unreadable file in a finished batch is not asked for again)
                 self.session.gallery.forget_unloaded(rows)
-        if slot == GALLERY_SLOT and not self.host.runner.busy(GALLERY_SLOT):
-            self.session.gallery_activity = Activity()
 
 
 def _cached_items(cache, chosen, window):

@@ -147,7 +147,9 @@ def explain_job(
             relay((kind, payload))
 
     def on_classes(prepared) -> None:
-        send("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
+        names = [loaded.class_names[c] for c in prepared.classes]
+        send("classes", (list(prepared.classes), names))
+        progress.advance(0, "explaining " + ", ".join(f"{c} {n}" for c, n in zip(prepared.classes, names)))
 
     with using_model(loaded.model, progress):
         # under the lock: every run on this model sets it the same way. A composed grid is made at

@@ -22,6 +22,7 @@ from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import AL
 
 from .gallerystate import GalleryModel
+from .messages import TaskState
 
 _MISSING = object()
 #: The photographs scikit-image ships (the offline sample set); decoded only when chosen.
@@ -157,19 +158,9 @@ class ViewOptions:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class Activity:
-    """What the background is doing, for the status bar: ``label`` of the running task
-    ("" when idle), progress ``done``/``total`` and the last ``message``."""
-
-    label: str = ""
-    done: float = 0.0
-    total: float = 0.0
-    message: str = ""
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.label)
+#: What the background is doing, for the status bar and the gallery: the state of the task shown
+#: (``label`` "" when idle; ``done``/``total``; the last ``message``), as the task runner keeps it.
+Activity = TaskState
 
 
 class Session(QObject):
