@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, Signal
 
 from alens_gui.core.errors import AlensError
 
-from . import jobs
+from . import jobs, sessionstate
 from .checkcontrol import CheckController
 from .comparecontrol import CompareController
 from .filecontrol import FileController
@@ -73,6 +73,7 @@ class Controller(QObject):
         for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed):
             sig.connect(self._mark_stale)
         s.window_changed.connect(lambda _w: self.rewindow())
+        s.input_policy_changed.connect(self._forget_tile_classes)
         self.runner.error.connect(lambda _slot, msg: self.notify(msg, "error"))
         self.runner.state_changed.connect(self._on_state)
         self.runner.finished.connect(self._on_finished)
@@ -107,6 +108,7 @@ class Controller(QObject):
         s.model = loaded
         s.gallery.set_model(loaded)  # right/wrong follows the model's classes and output rule
         s.model_status = f"{loaded.name} on {loaded.device_label()}"
+        self._forget_tile_classes()  # (another model classifies the tiles again)
         if s.image is not None and (self.autorun or s.run_wanted):
             s.run_wanted = False
             self.run()
@@ -133,7 +135,7 @@ class Controller(QObject):
             return None
         if s.pinned is None:  # a comparison keeps the pinned class set, a grid's included
             if req.tiles:
-                s.class_request = ClassRequest(kind="tiles")
+                s.class_request = ClassRequest(kind="tiles")  # (its classes are found at its run)
             elif s.class_request.kind == "tiles":
                 s.class_request = ClassRequest()
         return self.runner.run("image", jobs.read_image_job, req, s.window, s.image, label=f"reading {req.label}",
@@ -193,12 +195,17 @@ class Controller(QObject):
         except AlensError as exc:
             self.notify(readable_error(exc), "error")
             return None
-        label = f"{method} on {s.image_request.label or 'the image'}"
-        return self.runner.run(
-            "explain", jobs.explain_job, s.model, s.image, method, options, s.class_request, s.lens,
-            s.view.scale, s.image_request.tiles, s.input_policy, label=label, on_yield=self._on_explain_yield,
-            on_return=self._on_explained,
-        )
+        if s.class_request.kind == "tiles" and not s.class_request.classes:  # a grid: its tiles' classes first
+            return self.runner.run("explain", jobs.tile_classes_job, s.model, s.image_request.tiles, s.input_policy,
+                                   label="classifying the grid's tiles", on_return=self._on_tile_classes)
+        settings = sessionstate.run_settings(s, method, options, current_image=True)
+        return self.runner.run("explain", jobs.explain_job, s.model, s.image, settings, s.view.scale,
+                               label=f"{method} on {s.image_request.label or 'the image'}",
+                               on_yield=self._on_explain_yield, on_return=self._on_explained)
+
+    def _on_tile_classes(self, classes) -> None:
+        self.session.class_request = ClassRequest(kind="tiles", classes=tuple(classes))
+        self.run()
 
     def _on_explain_yield(self, item) -> None:
         """A run's partial results: ``("classes", ...)`` (the status line names them already) and
@@ -242,6 +249,10 @@ class Controller(QObject):
     def _mark_stale(self, *_args) -> None:
         if self.session.explanation is not None:
             self.session.stale = True
+
+    def _forget_tile_classes(self, *_args) -> None:
+        if self.session.class_request.kind == "tiles":
+            self.session.class_request = ClassRequest(kind="tiles")
 
     # -- lens and colours ------------------------------------------------------------------
     def relens(self):

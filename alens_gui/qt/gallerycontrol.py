@@ -98,7 +98,7 @@ class GalleryController(QObject):
             self.classify_folder()
 
         return self.host.runner.run(GALLERY_SLOT, jobs.list_folder_job, str(folder), bool(recursive), self.cache,
-                                    self.model_id(), s.input_policy, s.window, self.explain_key_fn(),
+                                    self.model_id(), sessionstate.input_settings(s), self.explain_key_fn(),
                                     label=f"listing {Path(folder).name}", on_return=listed)
 
     def classify_folder(self):
@@ -107,7 +107,7 @@ class GalleryController(QObject):
         if not items or s.model is None:
             return None
         return self.host.runner.run(GALLERY_SLOT, jobs.classify_job, s.model, items, self.cache, self.model_id(),
-                                    s.input_policy, s.window, label=f"classifying {len(items)} images",
+                                    sessionstate.input_settings(s), label=f"classifying {len(items)} images",
                                     on_yield=self._on_folder_yield)
 
     def explain_all(self):

@@ -1,7 +1,9 @@
 """Generator functions the controller runs in the thread pool (see :mod:`.tasks`).
 
-Each takes a :class:`~alens_gui.core.progress.Progress` first, yields ``(kind, payload)``
-tuples for the GUI thread and returns the final result. They call the core only; torch
+Each takes a :class:`~alens_gui.core.progress.Progress` first and the run's parameters as one
+:class:`~alens_gui.core.settings.RunSettings` where it has them; it reports through the progress,
+may yield ``(kind, payload)`` tuples (``("status", text)`` and partial results: typed messages for
+the GUI thread, :mod:`.messages`) and returns the final result. They call the core only; torch
 is imported here, inside worker threads, never at GUI start-up. Everything a view needs
 to draw (the maps' colour images) is prepared here too, so the GUI thread only blits.
 """
@@ -117,30 +119,36 @@ def tile_classes(loaded, tiles) -> list[int]:
     return out
 
 
-def explain_job(
-    progress: Progress, loaded, image, method: str, options: dict, request, lens,
-    scale: ColorScale, tiles=(), policy: str = "stretch",
-) -> Generator:
-    """Explain in one forward pass: the chosen classes, running estimates and the result reach the GUI.
+def tile_classes_job(progress: Progress, loaded, tiles, policy: str | None = None) -> list[int]:
+    """A grid's class set, found before its run: the distinct top-1 classes of its tiles, each tile
+    (a whole photograph) classified under the input ``policy`` (None: the model's own)."""
+    from dataclasses import replace
 
-    Partial payloads are tagged: ``("classes", (classes, names))`` as soon as the forward
-    pass has chosen them, ``("estimate", (expl, rendered))`` for running estimates (IG,
+    from alens_gui.core.errors import ClassSetError
+
+    progress.add_total(1)
+    model = loaded if policy in (None, loaded.resize) else replace(loaded, resize=policy)
+    with using_model(loaded.model, progress):
+        classes = tile_classes(model, tiles)
+    if len(classes) < 2:
+        raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
+    progress.advance(1, "tiles classified")
+    return classes
+
+
+def explain_job(progress: Progress, loaded, image, settings, scale: ColorScale) -> Generator:
+    """Explain ``image`` (read and windowed already) with ``settings`` (one
+    :class:`~alens_gui.core.settings.RunSettings`) in one forward pass; the result is drawn with ``scale``.
+
+    Partial results reach the GUI as they come: ``("classes", (classes, names))`` as soon as the
+    forward pass has chosen them, ``("estimate", (expl, rendered))`` for running estimates (IG,
     SmoothGrad).
     """
     from alens_gui.core.api import Explainer
-    from alens_gui.core.errors import ClassSetError
 
     ex = Explainer(loaded)
-    if request.kind == "tiles":
-        with using_model(loaded.model, progress):
-            classes = tile_classes(loaded, tiles)
-        if len(classes) < 2:
-            raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
-        choice = {"classes": classes}
-    else:
-        choice = _class_choice(request)
     yield ("status", "running the model…")
-    relay = progress.on_partial
+    relay = progress.on_partial  # (the API hands the method's own partials to on_partial below)
 
     def send(kind, payload) -> None:
         if relay is not None:
@@ -151,12 +159,11 @@ def explain_job(
         send("classes", (list(prepared.classes), names))
         progress.advance(0, "explaining " + ", ".join(f"{c} {n}" for c, n in zip(prepared.classes, names)))
 
-    with using_model(loaded.model, progress):
-        # under the lock: every run on this model sets it the same way. A composed grid is made at
-        # the model's input size; the model's own centre crop would cut its outer tiles.
-        loaded.resize = "stretch" if tiles and policy == "model" else policy
-        expl = ex.explain(image, method, lens=lens, progress=progress, on_classes=on_classes,
-                          on_partial=lambda e: send("estimate", (e, render(e, scale))), **choice, **options)
+    # the image was read under the settings' window and frame: it is not windowed again
+    run = settings.with_(window=None, frame=None)
+    with using_model(loaded.model, progress):  # (the input policy is the settings', not the model's state)
+        expl = ex.explain(image, run, progress=progress, on_classes=on_classes,
+                          on_partial=lambda e: send("estimate", (e, render(e, scale))))
     return expl, render(expl, scale)
 
 
@@ -295,9 +302,11 @@ def grid_game_summary(result: dict) -> str:
 
 
 # -- folders ---------------------------------------------------------------------------
-def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, model_id: str, policy: str, window,
-                    explain_key):
+def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, model_id: str, settings, explain_key):
     """List a folder's images with their true labels and whatever the cache already knows.
+
+    ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`) gives the input policy and
+    window the cached predictions were made under.
 
     ``explain_key(path)`` gives the cache key of an explanation with the current settings.
     Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped, notes)``,
@@ -330,29 +339,33 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     for i, p in enumerate(files):
         if i % 200 == 0:
             progress.check()
-        key = cache.prediction_key(p, model_id, policy, window)
+        key = cache.prediction_key(p, model_id, settings.resize, settings.window)
         out.append((p, str(p.relative_to(root)), labels.get(p), cache.prediction(key), cache.has_explanation(
             explain_key(p))))
     progress.advance(1, f"{len(files)} images")
     return root, out, listing.skipped, notes
 
 
-def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window):
-    """The model's prediction for each ``(row, path)``, one forward pass each, cached as it goes."""
+def classify_job(progress: Progress, loaded, items, cache, model_id: str, settings):
+    """The model's prediction for each ``(row, path)``, one forward pass each, cached as it goes,
+    under the input policy and window of ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`)."""
+    from dataclasses import replace
+
     from alens_gui.core.errors import AlensError
     from alens_gui.core.images import load_image
     from alens_gui.core.resultcache import prediction_record
 
     progress.add_total(len(items))
-    win = window_request(window)
+    policy = settings.resize or loaded.resize
+    model = loaded if policy == loaded.resize else replace(loaded, resize=policy)
     for n, (row, path) in enumerate(items):
         try:
-            img = load_image(path, window=win)
+            img = load_image(path, window=settings.window)
             with using_model(loaded.model, progress):
-                loaded.resize = policy
-                probs = loaded.probabilities(loaded.fit(img.pixels)[2])
+                probs = model.probabilities(model.fit(img.pixels)[2])
             record = prediction_record(probs, loaded.class_names)
-            cache.put_prediction(cache.prediction_key(path, model_id, policy, window), record, flush=n % 25 == 24)
+            cache.put_prediction(cache.prediction_key(path, model_id, settings.resize, settings.window), record,
+                                 flush=n % 25 == 24)
             yield ("row", (row, record, None))
         except AlensError as exc:
             yield ("failed", (row, str(exc)))
@@ -413,15 +426,6 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, set
         progress.advance(1, f"explained {done} of {len(items)}")
     cache.flush()
     return len(items) - failures, failures
-
-
-def _class_choice(request) -> dict:
-    """The class-set keywords of ``Explainer.explain`` for a session's class request."""
-    if request.kind == "picked":
-        return {"classes": list(request.classes)}
-    if request.kind == "best_vs_worst":
-        return {"best_vs_worst": True}
-    return {"top_k": request.k, "with_lowest": request.with_lowest}
 
 
 def thumbnails_job(progress: Progress, items, size: int = 56):

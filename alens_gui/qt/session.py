@@ -114,7 +114,8 @@ class ImageRequest:
 @dataclass(frozen=True)
 class ClassRequest:
     """The class set asked for: ``kind`` is ``topk`` (``k``, ``with_lowest``),
-    ``best_vs_worst``, ``picked`` (``classes``) or ``tiles`` (the grid's tile classes)."""
+    ``best_vs_worst``, ``picked`` (``classes``) or ``tiles`` (the grid's tile classes: ``classes``
+    once its run has found them, empty before)."""
 
     kind: str = "topk"
     k: int = 3
@@ -125,7 +126,7 @@ class ClassRequest:
         """How many classes the set will hold (a grid has four tiles)."""
         if self.kind == "topk":
             return int(self.k) + int(bool(self.with_lowest))
-        if self.kind == "picked":
+        if self.kind == "picked" or self.classes:
             return len(self.classes)
         return 4 if self.kind == "tiles" else 2
 

@@ -14,7 +14,7 @@ from alens_gui.qt.messages import FINAL, Cancelled, Done, Failed, Partial, Progr
 
 from .conftest import wait_idle
 from .test_gallery import labelled_folder  # noqa: F401 - a fixture
-from .test_window import LONG, set_method
+from .test_window import LONG, chelsea_png, set_method  # noqa: F401 - chelsea_png: a fixture
 
 
 def record(runner):
@@ -176,3 +176,77 @@ def test_plain_and_generator_jobs_end_in_one_final_message(qtbot):
     assert said_b == [Status(b.id, "about to fail"), Failed(b.id, "option steps must be >= 1; got 0")]
     assert errors == ["IG: option steps must be >= 1; got 0"]
     assert a.state.outcome == "done" and a.state.message == "step 3" and b.state.outcome == "error"
+
+
+def spy_on_explain_job(monkeypatch):
+    """The settings each explain run is given (the real job runs with them)."""
+    from alens_gui.qt import jobs
+
+    got, real = [], jobs.explain_job
+
+    def recorded(progress, loaded, image, settings, scale):
+        got.append(settings)
+        return (yield from real(progress, loaded, image, settings, scale))
+
+    monkeypatch.setattr(jobs, "explain_job", recorded)
+    return got
+
+
+def test_explain_gets_the_run_settings_of_the_session(make_window, qtbot, monkeypatch, chelsea_png):  # noqa: F811
+    from alens_gui.core.lensparams import preset
+    from alens_gui.core.settings import ClassSet, RunSettings
+    from alens_gui.qt.session import ClassRequest, ImageRequest
+    from alens_gui.qt.sessionstate import run_settings
+
+    got = spy_on_explain_job(monkeypatch)
+    win = make_window()
+    s, c = win.session, win.controller
+    s.image_request = ImageRequest(path=str(chelsea_png))
+    wait_idle(qtbot, win)
+    s.class_request = ClassRequest(kind="picked", classes=(285, 281, 967))
+    s.lens = preset("var")
+    s.window = "full"
+    wait_idle(qtbot, win)
+    s.input_policy = "pad"
+    set_method(win, "ig", steps=8, batch_size=8)
+    assert win.run() is not None
+    wait_idle(qtbot, win)
+    assert not win.notifications.errors(), win.notifications.errors()
+    method, options = c.check_settings()
+    assert got == [run_settings(s, method, options, current_image=True)]
+    given = got[0]
+    assert given == RunSettings("ig", options, ClassSet.picked([285, 281, 967]), preset("var"), "full", None, "pad")
+    assert given.option_dict["steps"] == 8
+    expl = s.explanation  # and the run followed them
+    assert expl.method == "ig" and expl.classes.tolist() == [285, 281, 967] and expl.lens == preset("var")
+    assert expl.method_options["steps"] == 8 and expl.geometry.policy == "pad"
+
+
+def test_a_grid_finds_its_tile_classes_before_its_run(make_window, qtbot, monkeypatch):
+    """A grid's class set is found by a small job first and kept in the class request; the run
+    gets it as a plain 'tiles' class set and a stretched input (a grid is made at the input size)."""
+    from alens_gui.core.images import GRID_CLASSES, GRID_PHOTOS
+    from alens_gui.qt.session import ImageRequest
+    from alens_gui.qt.sessionstate import run_settings
+
+    got = spy_on_explain_job(monkeypatch)
+    win = make_window()
+    s, c = win.session, win.controller
+    wait_idle(qtbot, win)
+    labels = []
+    c.runner.started.connect(lambda _slot, label: labels.append(label))
+    c.autorun = True
+    s.image_request = ImageRequest(tiles=GRID_PHOTOS)
+    wait_idle(qtbot, win)
+    assert not win.notifications.errors(), win.notifications.errors()
+    assert labels[0].startswith("reading") and labels[1:] == ["classifying the grid's tiles", f"gradcam on {s.image_request.label}"], labels
+    assert s.class_request.kind == "tiles" and s.class_request.classes == GRID_CLASSES
+    method, options = c.check_settings()
+    assert got == [run_settings(s, method, options, current_image=True)]
+    assert got[0].classes.kind == "tiles" and got[0].classes.classes == GRID_CLASSES and got[0].resize == "stretch"
+    assert s.explanation.classes.tolist() == list(GRID_CLASSES)
+    # a folder's images take the top-k the request stands for, under the session's own policy
+    folder = run_settings(s, method, options)
+    assert folder.classes.kind == "topk" and folder.resize == s.input_policy == "model"
+    s.input_policy = "pad"  # another input policy classifies the tiles again at the next run
+    assert s.class_request.kind == "tiles" and s.class_request.classes == ()
