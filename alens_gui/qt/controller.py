@@ -190,15 +190,15 @@ class Controller(QObject):
             s.run_wanted = True
             self.notify("the model or the image is still loading; the run starts when both are ready", "info")
             return None
-        try:
-            method, options = self.check_settings()
-        except AlensError as exc:
-            self.notify(readable_error(exc), "error")
-            return None
         if s.class_request.kind == "tiles" and not s.class_request.classes:  # a grid: its tiles' classes first
             return self.runner.run("explain", jobs.tile_classes_job, s.model, s.image_request.tiles, s.input_policy,
                                    label="classifying the grid's tiles", on_return=self._on_tile_classes)
-        settings = sessionstate.run_settings(s, method, options, current_image=True)
+        try:
+            method, options = self.check_settings()
+            settings = sessionstate.run_settings(s, method, options, current_image=True)  # (a class set: K >= 2)
+        except AlensError as exc:
+            self.notify(readable_error(exc), "error")
+            return None
         return self.runner.run("explain", jobs.explain_job, s.model, s.image, settings, s.view.scale,
                                label=f"{method} on {s.image_request.label or 'the image'}",
                                on_yield=self._on_explain_yield, on_return=self._on_explained)
