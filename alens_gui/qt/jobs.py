@@ -1,16 +1,16 @@
 """Generator functions the controller runs in the thread pool (see :mod:`.tasks`).
 
 Each takes a :class:`~alens_gui.core.progress.Progress` first and the run's parameters as one
-:class:`~alens_gui.core.settings.RunSettings` where it has them; it reports through the progress,
-may yield ``(kind, payload)`` tuples (``("status", text)`` and partial results: typed messages for
-the GUI thread, :mod:`.messages`) and returns the final result. They call the core only; torch
+:class:`~alens_gui.core.settings.RunSettings` where it has them, says what it does through the
+progress (``status``, ``advance``, ``partial``) and returns the final result; a job that hands
+the GUI results one by one (a folder's rows) yields them as ``(kind, payload)``. Everything
+reaches the GUI thread as typed messages (:mod:`.messages`). They call the core only; torch
 is imported here, inside worker threads, never at GUI start-up. Everything a view needs
 to draw (the maps' colour images) is prepared here too, so the GUI thread only blits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +41,7 @@ def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device
     # event loop stalls for tens of milliseconds at a time during a run.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress.add_total(1)
-    yield ("status", f"loading {spec}…")
+    progress.status(f"loading {spec}…")
     loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None,
                         torchscript=bool(torchscript), allow_code=bool(allow_code), output=output or None)
     progress.advance(1, "model loaded")
@@ -74,7 +74,7 @@ def read_image_job(progress: Progress, request, window="auto", previous=None):
     from alens_gui.core.images import compose_grid, load_image, sample_image
 
     progress.add_total(1)
-    yield ("status", f"reading {request.label}…")
+    progress.status(f"reading {request.label}…")
     win = window_request(window)
     if request.tiles:
         image = load_image(compose_grid([_tile_source(t) for t in request.tiles]), window=win)
@@ -95,7 +95,7 @@ def read_image_job(progress: Progress, request, window="auto", previous=None):
 def rewindow_job(progress: Progress, image, window):
     """The same image under another intensity window (no file is read)."""
     progress.add_total(1)
-    yield ("status", "windowing…")
+    progress.status("windowing…")
     out = image.with_window(window_request(window))
     progress.advance(1)
     return out
@@ -136,7 +136,7 @@ def tile_classes_job(progress: Progress, loaded, tiles, policy: str | None = Non
     return classes
 
 
-def explain_job(progress: Progress, loaded, image, settings, scale: ColorScale) -> Generator:
+def explain_job(progress: Progress, loaded, image, settings, scale: ColorScale):
     """Explain ``image`` (read and windowed already) with ``settings`` (one
     :class:`~alens_gui.core.settings.RunSettings`) in one forward pass; the result is drawn with ``scale``.
 
@@ -147,7 +147,7 @@ def explain_job(progress: Progress, loaded, image, settings, scale: ColorScale) 
     from alens_gui.core.api import Explainer
 
     ex = Explainer(loaded)
-    yield ("status", "running the model…")
+    progress.status("running the model…")
     relay = progress.on_partial  # (the API hands the method's own partials to on_partial below)
 
     def send(kind, payload) -> None:
@@ -170,7 +170,7 @@ def explain_job(progress: Progress, loaded, image, settings, scale: ColorScale) 
 def relens_job(progress: Progress, expl, lens, scale: ColorScale):
     """Re-lens cached maps (no model run) and render them."""
     progress.add_total(1)
-    yield ("status", "re-lensing…")
+    progress.status("re-lensing…")
     out = expl.relens(lens)
     progress.advance(1)
     return out, render(out, scale)
@@ -179,7 +179,7 @@ def relens_job(progress: Progress, expl, lens, scale: ColorScale):
 def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):
     """The pinned explanation under the current lens, and both drawn with one colour scale."""
     progress.add_total(1)
-    yield ("status", "drawing the comparison…")
+    progress.status("drawing the comparison…")
     if pinned.lens != lens:
         pinned = pinned.relens(lens)
     a, b = render_pair(current, pinned, scale)
@@ -190,7 +190,7 @@ def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):
 def render_job(progress: Progress, expl, scale: ColorScale):
     """Colour images of an explanation under another colour scale."""
     progress.add_total(1)
-    yield ("status", "drawing…")
+    progress.status("drawing…")
     out = render(expl, scale)
     progress.advance(1)
     return out
@@ -200,7 +200,7 @@ def mask_job(progress: Progress, loaded, expl, mask: np.ndarray, fill: str):
     """Probabilities of the class set before/after masking (two forward passes)."""
     from alens_gui.core.masking import probability_shift
 
-    yield ("status", "running the model on the masked image…")
+    progress.status("running the model on the masked image…")
     with using_model(loaded.model, progress):
         return probability_shift(loaded, expl.image, mask, expl.classes, fill, progress=progress,
                                  geometry=expl.geometry)
@@ -210,7 +210,7 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None, sca
                opacity: float = 0.75):
     """Write a figure, the territory view, or the raw maps (``.npz``)."""
     progress.add_total(1)
-    yield ("status", f"writing {path}…")
+    progress.status(f"writing {path}…")
     if kind == "npz":
         out = expl.to_npz(path)
     elif kind == "territory":
@@ -236,7 +236,7 @@ def save_session_job(progress: Progress, path: str, state: dict, expl, mask):
     from alens_gui.core.sessionfile import save_session
 
     progress.add_total(1)
-    yield ("status", f"saving {path}…")
+    progress.status(f"saving {path}…")
     state = dict(state)
     state["inputs"] = [dict(item, sha256=sha256_file(item["path"])) for item in state.get("inputs") or []]
     model = dict(state.get("model") or {})
@@ -265,7 +265,7 @@ def open_session_job(progress: Progress, path: str, scale: ColorScale):
     from alens_gui.core.sessionfile import load_session
 
     progress.add_total(1)
-    yield ("status", f"opening {path}…")
+    progress.status(f"opening {path}…")
     data = load_session(path)
     saved = (data.state.get("view") or {}).get("scale")
     if saved:
@@ -282,7 +282,7 @@ def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int
     """The grid pointing game (``alens_gui.core.evaluation``) for one method and lens."""
     from alens_gui.core.evaluation.grid import run_grid_game
 
-    yield ("status", f"grid pointing game: {n} grids…")
+    progress.status(f"grid pointing game: {n} grids…")
     prefixed = {f"{method}.{k}": v for k, v in options.items()}
     with using_model(loaded.model, progress):
         return run_grid_game(loaded, [method], n=n, lens_params_list=[lens], progress=progress,
@@ -319,7 +319,7 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     from alens_gui.core.folders import folder_labels, labels_note, scan_images
 
     progress.add_total(1)
-    yield ("status", f"listing {folder}…")
+    progress.status(f"listing {folder}…")
     root = Path(folder)
     listing = scan_images(root, recursive=recursive)
     notes = []
@@ -451,7 +451,7 @@ def cached_explanation_job(progress: Progress, cache, key, scale: ColorScale, pa
     """An explanation from the cache, drawn (no model run); its image is read again from
     ``path`` under ``window`` unless the cache keeps pixels. None if it cannot be read."""
     progress.add_total(1)
-    yield ("status", "reading the cached explanation…")
+    progress.status("reading the cached explanation…")
     expl = cache.explanation(key, path, window)
     progress.advance(1)
     return None if expl is None else (expl, render(expl, scale))
@@ -462,5 +462,5 @@ def report_job(progress: Progress, path: str, items, settings, total: int | None
     may be a generator (``total`` then says how many, for progress)."""
     from alens_gui.core.report import write_report
 
-    yield ("status", f"writing {path}…")
+    progress.status(f"writing {path}…")
     return str(write_report(path, items, settings, progress=progress, total=total))

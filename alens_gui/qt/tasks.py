@@ -213,6 +213,7 @@ class TaskRunner(QObject):
         progress = Progress(
             callback=lambda d, t, m, tid=tid: post(msg.Progress(tid, d, t, m)),
             on_partial=lambda payload, tid=tid: post(msg.tagged(tid, payload)),
+            on_status=lambda text, tid=tid: post(msg.Status(tid, text)),
         )
         task = Task(tid, slot, label or slot, progress, on_yield=on_yield, on_return=on_return, on_error=on_error)
         task.state = TaskState(id=tid, slot=slot, label=task.label)

@@ -186,7 +186,7 @@ def spy_on_explain_job(monkeypatch):
 
     def recorded(progress, loaded, image, settings, scale):
         got.append(settings)
-        return (yield from real(progress, loaded, image, settings, scale))
+        return real(progress, loaded, image, settings, scale)
 
     monkeypatch.setattr(jobs, "explain_job", recorded)
     return got
