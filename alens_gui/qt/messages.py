@@ -106,11 +106,12 @@ class TaskState:
         return min(1.0, self.done / self.total) if self.total > 0 else None
 
     def after(self, msg: Message) -> TaskState:
-        """This state once ``msg`` is taken in."""
+        """This state once ``msg`` is taken in (a cancelled task keeps saying it is cancelling)."""
         if isinstance(msg, Progress):
-            return replace(self, done=msg.done, total=msg.total, message=msg.text or self.message)
+            text = self.message if self.cancelled else msg.text or self.message
+            return replace(self, done=msg.done, total=msg.total, message=text)
         if isinstance(msg, Status):
-            return replace(self, message=msg.text)
+            return self if self.cancelled else replace(self, message=msg.text)
         if isinstance(msg, Done):
             return replace(self, finished=True, outcome="done")
         if isinstance(msg, Failed):

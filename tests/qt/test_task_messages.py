@@ -250,3 +250,20 @@ def test_a_grid_finds_its_tile_classes_before_its_run(make_window, qtbot, monkey
     assert folder.classes.kind == "topk" and folder.resize == s.input_policy == "model"
     s.input_policy = "pad"  # another input policy classifies the tiles again at the next run
     assert s.class_request.kind == "tiles" and s.class_request.classes == ()
+
+
+def test_a_task_state_follows_its_messages():
+    st = TaskState(id=7, slot="explain", label="ig on chelsea")
+    assert st.busy and st.fraction is None and not TaskState().busy
+    st = st.after(Status(7, "running the model…")).after(Progress(7, 1, 4, ""))
+    assert (st.done, st.total, st.message, st.fraction) == (1, 4, "running the model…", 0.25)
+    st = st.after(Progress(7, 2, 4, "explaining 285 Egyptian cat"))
+    assert st.message == "explaining 285 Egyptian cat" and st.busy
+    stopping = TaskState(**{**st.__dict__, "cancelled": True, "message": "cancelling…"})
+    assert stopping.after(Progress(7, 3, 4, "batch 3")).message == "cancelling…"
+    assert stopping.after(Status(7, "drawing…")).message == "cancelling…"
+    ended = stopping.after(Cancelled(7))
+    assert ended.finished and ended.outcome == "cancelled" and not ended.busy
+    failed = st.after(Failed(7, "out of memory"))
+    assert failed.outcome == "error" and failed.message == "out of memory" and not failed.busy
+    assert st.after(Done(7, object())).outcome == "done"
