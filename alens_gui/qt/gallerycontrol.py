@@ -223,10 +223,12 @@ class GalleryController(QObject):
                     return None
             items = _cached_items(self.cache, chosen, s.window)  # read (images too) in the worker
         total = len(items) if isinstance(items, list) else len(chosen)
-        settings = ReportSettings.for_explainer(
-            s.model, scale=s.view.scale, opacity=s.view.opacity, class_request=s.class_request.describe(),
-            window=str(s.window), input_policy=s.input_policy,
-        )
+        described = {}
+        try:  # the run the maps were made with: the image on screen's, or Explain all's
+            run = sessionstate.run_settings(s, s.method, dict(s.options), current_image=what != "gallery")
+        except AlensError:  # (a class set being edited, a grid's classes not found again yet: said as asked)
+            run, described = sessionstate.input_settings(s), {"class_request": s.class_request.describe()}
+        settings = ReportSettings.for_run(s.model, run, scale=s.view.scale, opacity=s.view.opacity, **described)
         return self.host.runner.run("export", jobs.report_job, str(path), items, settings, total,
                                     label=f"writing {Path(path).name}", on_return=lambda p: notify(f"saved {p}"))
 
