@@ -278,14 +278,17 @@ def open_session_job(progress: Progress, path: str, scale: ColorScale):
     return OpenedSession(data, rendered, code)
 
 
-def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int, lens):
-    """The grid pointing game (``alens_gui.core.evaluation``) for one method and lens."""
+def grid_game_job(progress: Progress, loaded, settings, n: int):
+    """The grid pointing game (``alens_gui.core.evaluation``) on ``n`` grids for the method, its options
+    and the lens of ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`; the grids bring
+    their own class sets)."""
     from alens_gui.core.evaluation.grid import run_grid_game
 
     progress.status(f"grid pointing game: {n} grids…")
-    prefixed = {f"{method}.{k}": v for k, v in options.items()}
+    method = settings.method
+    prefixed = {f"{method}.{k}": v for k, v in settings.options}
     with using_model(loaded.model, progress):
-        return run_grid_game(loaded, [method], n=n, lens_params_list=[lens], progress=progress,
+        return run_grid_game(loaded, [method], n=n, lens_params_list=[settings.lens], progress=progress,
                              method_options=prefixed)
 
 
