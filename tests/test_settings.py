@@ -78,3 +78,19 @@ def test_explain_with_settings_equals_keywords(explainer):
         explainer.explain(img, s, top_k=3)
     pad = explainer.explain(img, s.with_(resize="pad"))
     assert pad.geometry.policy == "pad" and explainer.loaded.resize == "stretch"
+
+
+def test_a_progress_says_its_status_line_and_keeps_it_for_later_progress():
+    from alens_gui.core.errors import Cancelled
+    from alens_gui.core.progress import Progress
+
+    lines, ticks = [], []
+    p = Progress(lambda d, t, m: ticks.append((d, t, m)), on_status=lines.append)
+    p.add_total(2)
+    p.status("reading chelsea…")
+    p.advance(1)
+    p.advance(1, "read")
+    assert lines == ["reading chelsea…"] and ticks == [(1, 2, "reading chelsea…"), (2, 2, "read")]
+    p.cancel()
+    with pytest.raises(Cancelled):
+        p.status("too late")

@@ -28,6 +28,8 @@ class Progress:
     on_partial : callable, optional
         Receives intermediate results (:meth:`partial`), e.g. the running estimate of
         Integrated Gradients after each batch of steps, so a viewer can show it early.
+    on_status : callable, optional
+        Receives each line of :meth:`status` (what is being done now, in words).
 
     Notes
     -----
@@ -37,10 +39,12 @@ class Progress:
     """
 
     def __init__(
-        self, callback: ProgressCallback | None = None, total: float = 0.0, on_partial: PartialCallback | None = None
+        self, callback: ProgressCallback | None = None, total: float = 0.0, on_partial: PartialCallback | None = None,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
         self._callback = callback
         self.on_partial = on_partial
+        self.on_status = on_status
         self.total = float(total)
         self.done = 0.0
         self.message = ""
@@ -75,6 +79,15 @@ class Progress:
             done, total, msg = self.done, self.total, self.message
         if self._callback is not None:
             self._callback(done, total, msg)
+        self.check()
+
+    def status(self, text: str) -> None:
+        """Say what is being done now (one line for a status bar) to ``on_status``, then check for cancel.
+        The line stays the :attr:`message` of later progress until another replaces it."""
+        with self._lock:
+            self.message = text
+        if self.on_status is not None:
+            self.on_status(text)
         self.check()
 
     def partial(self, payload) -> None:

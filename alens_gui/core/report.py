@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import Explainer
     from .lensparams import LensParams
     from .models import LoadedModel
+    from .settings import RunSettings
 
 #: A4 portrait, inches.
 PAGE_SIZE = (8.27, 11.69)
@@ -179,6 +180,24 @@ class ReportSettings:
         if getattr(lm, "output", "softmax") != "softmax":
             fields.setdefault("output", lm.describe_output())
         return cls(**fields)
+
+
+    @classmethod
+    def for_run(cls, explainer: Explainer | LoadedModel, run: RunSettings, **fields) -> ReportSettings:
+        """:meth:`for_explainer` for explanations made with ``run`` (one
+        :class:`~alens_gui.core.settings.RunSettings`): its class set, window and input policy in words."""
+        from dataclasses import replace
+
+        lm = getattr(explainer, "loaded", explainer)
+        fields.setdefault("class_request", run.classes.describe(getattr(lm, "class_names", None)))
+        fields.setdefault("window", (run.window or DEFAULT_WINDOW_TEXT) + "; each page says which")
+        if run.resize and hasattr(lm, "describe_input"):
+            fields.setdefault("input_policy", replace(lm, resize=run.resize).describe_input())
+        return cls.for_explainer(explainer, **fields)
+
+
+#: What a run with no window asked for gets (``RunSettings.window`` None), in words.
+DEFAULT_WINDOW_TEXT = "default: auto (0.5-99.5 percentile) above 8 bits, the file's own for DICOM"
 
 
 # -- items from inputs ---------------------------------------------------------------

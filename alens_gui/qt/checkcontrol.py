@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject
 
 from alens_gui.core.errors import AlensError
 
-from . import jobs
+from . import jobs, sessionstate
 from .tasks import readable_error
 
 
@@ -40,7 +40,7 @@ class CheckController(QObject):
             s.mask_result = None
             return None
         return self.host.runner.run("mask", jobs.mask_job, s.model, expl, mask.copy(), s.fill, label="masking",
-                                    on_return=self._on_masked, on_yield=self.host.on_status)
+                                    on_return=self._on_masked)
 
     def _on_masked(self, result) -> None:
         self.session.mask_result = result
@@ -84,7 +84,8 @@ class CheckController(QObject):
         except AlensError as exc:
             notify(readable_error(exc), "error")
             return None
-        return self.host.runner.run("evaluate", jobs.grid_game_job, s.model, method, options, int(n), s.lens,
+        settings = sessionstate.input_settings(s).with_(method=method, options=options, lens=s.lens)
+        return self.host.runner.run("evaluate", jobs.grid_game_job, s.model, settings, int(n),
                                     label="grid pointing game", on_return=self._on_grid_game)
 
     def _on_grid_game(self, result: dict) -> None:

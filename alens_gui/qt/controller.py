@@ -28,13 +28,13 @@ from PySide6.QtCore import QObject, Signal
 
 from alens_gui.core.errors import AlensError
 
-from . import jobs
+from . import jobs, sessionstate
 from .checkcontrol import CheckController
 from .comparecontrol import CompareController
 from .filecontrol import FileController
 from .gallerycontrol import GalleryController
 from .notifications import LogNotifier
-from .session import Activity, ClassRequest, ModelRequest, Session
+from .session import ClassRequest, ModelRequest, Session
 from .tasks import MainThreadCollector, TaskRunner, readable_error
 
 #: Slots whose tasks show in the status bar's progress.
@@ -73,9 +73,9 @@ class Controller(QObject):
         for sig in (s.method_changed, s.options_changed, s.class_request_changed, s.input_policy_changed):
             sig.connect(self._mark_stale)
         s.window_changed.connect(lambda _w: self.rewindow())
+        s.input_policy_changed.connect(self._forget_tile_classes)
         self.runner.error.connect(lambda _slot, msg: self.notify(msg, "error"))
-        self.runner.started.connect(self._on_started)
-        self.runner.progress.connect(self._on_progress)
+        self.runner.state_changed.connect(self._on_state)
         self.runner.finished.connect(self._on_finished)
         self._log = LogNotifier(self.notify, self)
 
@@ -96,7 +96,7 @@ class Controller(QObject):
         self.session.model_status = f"loading {r.spec}…"
         return self.runner.run("model", jobs.load_model_job, r.spec, r.arch, r.labels, r.device, r.torchscript,
                                allow_code, r.output, label=f"loading model {r.spec}", on_return=self._on_model,
-                               on_error=self._on_model_error, on_yield=self.on_status)
+                               on_error=self._on_model_error)
 
     def set_loaded(self, loaded) -> None:
         """Use an already loaded model (tests share one; the self-test passes its own)."""
@@ -108,6 +108,7 @@ class Controller(QObject):
         s.model = loaded
         s.gallery.set_model(loaded)  # right/wrong follows the model's classes and output rule
         s.model_status = f"{loaded.name} on {loaded.device_label()}"
+        self._forget_tile_classes()  # (another model classifies the tiles again)
         if s.image is not None and (self.autorun or s.run_wanted):
             s.run_wanted = False
             self.run()
@@ -134,12 +135,12 @@ class Controller(QObject):
             return None
         if s.pinned is None:  # a comparison keeps the pinned class set, a grid's included
             if req.tiles:
-                s.class_request = ClassRequest(kind="tiles")
+                s.class_request = ClassRequest(kind="tiles")  # (its classes are found at its run)
             elif s.class_request.kind == "tiles":
                 s.class_request = ClassRequest()
         return self.runner.run("image", jobs.read_image_job, req, s.window, s.image, label=f"reading {req.label}",
                                on_return=lambda image, req=req: self._on_image(req, image, explain),
-                               on_error=self._on_image_error, on_yield=self.on_status)
+                               on_error=self._on_image_error)
 
     def _on_image_error(self, _exc: BaseException) -> None:
         # the message goes to the notifications; the screen keeps what it showed, and says so
@@ -189,29 +190,29 @@ class Controller(QObject):
             s.run_wanted = True
             self.notify("the model or the image is still loading; the run starts when both are ready", "info")
             return None
+        if s.class_request.kind == "tiles" and not s.class_request.classes:  # a grid: its tiles' classes first
+            return self.runner.run("explain", jobs.tile_classes_job, s.model, s.image_request.tiles, s.input_policy,
+                                   label="classifying the grid's tiles", on_return=self._on_tile_classes)
         try:
             method, options = self.check_settings()
+            settings = sessionstate.run_settings(s, method, options, current_image=True)  # (a class set: K >= 2)
         except AlensError as exc:
             self.notify(readable_error(exc), "error")
             return None
-        label = f"{method} on {s.image_request.label or 'the image'}"
-        return self.runner.run(
-            "explain", jobs.explain_job, s.model, s.image, method, options, s.class_request, s.lens,
-            s.color_scale, s.image_request.tiles, s.input_policy, label=label, on_yield=self._on_explain_yield,
-            on_return=self._on_explained,
-        )
+        return self.runner.run("explain", jobs.explain_job, s.model, s.image, settings, s.color_scale,
+                               label=f"{method} on {s.image_request.label or 'the image'}",
+                               on_yield=self._on_explain_yield, on_return=self._on_explained)
+
+    def _on_tile_classes(self, classes) -> None:
+        self.session.class_request = ClassRequest(kind="tiles", classes=tuple(classes))
+        self.run()
 
     def _on_explain_yield(self, item) -> None:
+        """A run's partial results: ``("classes", ...)`` (the status line names them already) and
+        ``("estimate", (expl, rendered))``, drawn over what is shown until the run ends."""
         kind, payload = item
         s = self.session
-        if kind != "partial":
-            return self.on_status(item)
-        kind, payload = payload
-        if kind == "classes":
-            classes, names = payload
-            s.activity = Activity(label=s.activity.label, done=s.activity.done, total=s.activity.total,
-                                  message="explaining " + ", ".join(f"{c} {n}" for c, n in zip(classes, names)))
-        elif kind == "estimate":  # drawn over what is shown until the run ends
+        if kind == "estimate":
             expl, rendered = payload
             if s.explanation is not None and s.explanation.shape != expl.shape:
                 s.reset_mask()  # (a new image: the mask of the old one does not fit)
@@ -249,6 +250,10 @@ class Controller(QObject):
         if self.session.explanation is not None:
             self.session.stale = True
 
+    def _forget_tile_classes(self, *_args) -> None:
+        if self.session.class_request.kind == "tiles":
+            self.session.class_request = ClassRequest(kind="tiles")
+
     # -- lens and colours ------------------------------------------------------------------
     def relens(self):
         s = self.session
@@ -283,21 +288,11 @@ class Controller(QObject):
             self.runner.cancel()
             self.notify("cancelled")
 
-    def on_status(self, item) -> None:
-        """A job's ``("status", text)`` message: the status bar's line."""
-        kind, payload = item
-        if kind == "status":
-            a = self.session.activity
-            self.session.activity = Activity(a.label, a.done, a.total, str(payload))
-
-    def _on_started(self, slot: str, label: str) -> None:
-        if slot in VISIBLE_SLOTS:
-            self.session.activity = Activity(label=label)
-
-    def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
-        if slot in VISIBLE_SLOTS:
-            a = self.session.activity
-            self.session.activity = Activity(a.label or slot, done, total, message or a.message)
+    def _on_state(self, state) -> None:
+        """The status bar shows the state of the visible task started last (what still runs when
+        another ends: the model loading), idle when none runs."""
+        if state.slot in VISIBLE_SLOTS:
+            self.session.activity = self.runner.active(VISIBLE_SLOTS)
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         s = self.session
@@ -305,12 +300,6 @@ class Controller(QObject):
             s.estimate = None  # a cancelled or failed run leaves no estimate: the last result shows again
             if s.mask is not None and s.explanation is not None and s.mask.shape != s.explanation.shape:
                 s.reset_mask()  # (drawn on the estimate of another image)
-        still = [x for x in VISIBLE_SLOTS if self.runner.busy(x)]
-        if not still:
-            s.activity = Activity()
-        elif slot in VISIBLE_SLOTS and s.activity.label != self.runner.label(still[0]):
-            # the status says what still runs (the model loading), not what just finished
-            s.activity = Activity(label=self.runner.label(still[0]))
 
     def shutdown(self) -> bool:
         done = self.runner.shutdown()

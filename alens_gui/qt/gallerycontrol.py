@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject
 from alens_gui.core.errors import AlensError
 
 from . import jobs, sessionstate
-from .session import Activity, ImageRequest
+from .session import ImageRequest
 from .tasks import readable_error
 
 #: The slot of the open folder's work (listing, classifying, Explain all): shown in the gallery.
@@ -38,8 +38,7 @@ class GalleryController(QObject):
         self._thumb_batch = itertools.count(1)
         self._thumb_rows: dict[str, list[int]] = {}  # a thumbnail batch's slot → its rows
         self.session.gallery.thumbnailsWanted.connect(self.load_thumbnails)
-        host.runner.started.connect(self._on_started)
-        host.runner.progress.connect(self._on_progress)
+        host.runner.state_changed.connect(self._on_state)
         host.runner.finished.connect(self._on_finished)
         host.shown.connect(self._on_shown)
 
@@ -99,7 +98,7 @@ class GalleryController(QObject):
             self.classify_folder()
 
         return self.host.runner.run(GALLERY_SLOT, jobs.list_folder_job, str(folder), bool(recursive), self.cache,
-                                    self.model_id(), s.input_policy, s.window, self.explain_key_fn(),
+                                    self.model_id(), sessionstate.input_settings(s), self.explain_key_fn(),
                                     label=f"listing {Path(folder).name}", on_return=listed)
 
     def classify_folder(self):
@@ -108,7 +107,7 @@ class GalleryController(QObject):
         if not items or s.model is None:
             return None
         return self.host.runner.run(GALLERY_SLOT, jobs.classify_job, s.model, items, self.cache, self.model_id(),
-                                    s.input_policy, s.window, label=f"classifying {len(items)} images",
+                                    sessionstate.input_settings(s), label=f"classifying {len(items)} images",
                                     on_yield=self._on_folder_yield)
 
     def explain_all(self):
@@ -224,30 +223,25 @@ class GalleryController(QObject):
                     return None
             items = _cached_items(self.cache, chosen, s.window)  # read (images too) in the worker
         total = len(items) if isinstance(items, list) else len(chosen)
-        settings = ReportSettings.for_explainer(
-            s.model, scale=s.color_scale, opacity=s.view.opacity, class_request=s.class_request.describe(),
-            window=str(s.window), input_policy=s.input_policy,
-        )
+        described = {}
+        try:  # the run the maps were made with: the image on screen's, or Explain all's
+            run = sessionstate.run_settings(s, s.method, dict(s.options), current_image=what != "gallery")
+        except AlensError:  # (a class set being edited, a grid's classes not found again yet: said as asked)
+            run, described = sessionstate.input_settings(s), {"class_request": s.class_request.describe()}
+        settings = ReportSettings.for_run(s.model, run, scale=s.color_scale, opacity=s.view.opacity, **described)
         return self.host.runner.run("export", jobs.report_job, str(path), items, settings, total,
                                     label=f"writing {Path(path).name}", on_return=lambda p: notify(f"saved {p}"))
 
     # -- the gallery's task state ------------------------------------------------------------------
-    def _on_started(self, slot: str, label: str) -> None:
-        if slot == GALLERY_SLOT:
-            self.session.gallery_activity = Activity(label=label)
-
-    def _on_progress(self, slot: str, done: float, total: float, message: str) -> None:
-        if slot == GALLERY_SLOT:
-            a = self.session.gallery_activity
-            self.session.gallery_activity = Activity(a.label or slot, done, total, message or a.message)
+    def _on_state(self, state) -> None:
+        if state.slot == GALLERY_SLOT:  # (the folder's task state, idle once none runs)
+            self.session.gallery_activity = self.host.runner.active((GALLERY_SLOT,))
 
     def _on_finished(self, slot: str, outcome: str) -> None:
         if slot in self._thumb_rows:
             rows = self._thumb_rows.pop(slot)
             if outcome != "done":  # (an unreadable file in a finished batch is not asked for again)
                 self.session.gallery.forget_unloaded(rows)
-        if slot == GALLERY_SLOT and not self.host.runner.busy(GALLERY_SLOT):
-            self.session.gallery_activity = Activity()
 
 
 def _cached_items(cache, chosen, window):

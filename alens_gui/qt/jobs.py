@@ -1,14 +1,16 @@
 """Generator functions the controller runs in the thread pool (see :mod:`.tasks`).
 
-Each takes a :class:`~alens_gui.core.progress.Progress` first, yields ``(kind, payload)``
-tuples for the GUI thread and returns the final result. They call the core only; torch
+Each takes a :class:`~alens_gui.core.progress.Progress` first and the run's parameters as one
+:class:`~alens_gui.core.settings.RunSettings` where it has them, says what it does through the
+progress (``status``, ``advance``, ``partial``) and returns the final result; a job that hands
+the GUI results one by one (a folder's rows) yields them as ``(kind, payload)``. Everything
+reaches the GUI thread as typed messages (:mod:`.messages`). They call the core only; torch
 is imported here, inside worker threads, never at GUI start-up. Everything a view needs
 to draw (the maps' colour images) is prepared here too, so the GUI thread only blits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +41,7 @@ def load_model_job(progress: Progress, spec: str, arch: str, labels: str, device
     # event loop stalls for tens of milliseconds at a time during a run.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress.add_total(1)
-    yield ("status", f"loading {spec}…")
+    progress.status(f"loading {spec}…")
     loaded = load_model(spec, arch=arch or None, labels=labels or None, device=device or None,
                         torchscript=bool(torchscript), allow_code=bool(allow_code), output=output or None)
     progress.advance(1, "model loaded")
@@ -72,7 +74,7 @@ def read_image_job(progress: Progress, request, window="auto", previous=None):
     from alens_gui.core.images import compose_grid, load_image, sample_image
 
     progress.add_total(1)
-    yield ("status", f"reading {request.label}…")
+    progress.status(f"reading {request.label}…")
     win = window_request(window)
     if request.tiles:
         image = load_image(compose_grid([_tile_source(t) for t in request.tiles]), window=win)
@@ -93,7 +95,7 @@ def read_image_job(progress: Progress, request, window="auto", previous=None):
 def rewindow_job(progress: Progress, image, window):
     """The same image under another intensity window (no file is read)."""
     progress.add_total(1)
-    yield ("status", "windowing…")
+    progress.status("windowing…")
     out = image.with_window(window_request(window))
     progress.advance(1)
     return out
@@ -117,51 +119,58 @@ def tile_classes(loaded, tiles) -> list[int]:
     return out
 
 
-def explain_job(
-    progress: Progress, loaded, image, method: str, options: dict, request, lens,
-    scale: ColorScale, tiles=(), policy: str = "stretch",
-) -> Generator:
-    """Explain in one forward pass: the chosen classes, running estimates and the result reach the GUI.
+def tile_classes_job(progress: Progress, loaded, tiles, policy: str | None = None) -> list[int]:
+    """A grid's class set, found before its run: the distinct top-1 classes of its tiles, each tile
+    (a whole photograph) classified under the input ``policy`` (None: the model's own)."""
+    from dataclasses import replace
 
-    Partial payloads are tagged: ``("classes", (classes, names))`` as soon as the forward
-    pass has chosen them, ``("estimate", (expl, rendered))`` for running estimates (IG,
+    from alens_gui.core.errors import ClassSetError
+
+    progress.add_total(1)
+    model = loaded if policy in (None, loaded.resize) else replace(loaded, resize=policy)
+    with using_model(loaded.model, progress):
+        classes = tile_classes(model, tiles)
+    if len(classes) < 2:
+        raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
+    progress.advance(1, "tiles classified")
+    return classes
+
+
+def explain_job(progress: Progress, loaded, image, settings, scale: ColorScale):
+    """Explain ``image`` (read and windowed already) with ``settings`` (one
+    :class:`~alens_gui.core.settings.RunSettings`) in one forward pass; the result is drawn with ``scale``.
+
+    Partial results reach the GUI as they come: ``("classes", (classes, names))`` as soon as the
+    forward pass has chosen them, ``("estimate", (expl, rendered))`` for running estimates (IG,
     SmoothGrad).
     """
     from alens_gui.core.api import Explainer
-    from alens_gui.core.errors import ClassSetError
 
     ex = Explainer(loaded)
-    if request.kind == "tiles":
-        with using_model(loaded.model, progress):
-            classes = tile_classes(loaded, tiles)
-        if len(classes) < 2:
-            raise ClassSetError("the four tiles share one top-1 class; the lens needs K >= 2 different classes")
-        choice = {"classes": classes}
-    else:
-        choice = _class_choice(request)
-    yield ("status", "running the model…")
-    relay = progress.on_partial
+    progress.status("running the model…")
+    relay = progress.on_partial  # (the API hands the method's own partials to on_partial below)
 
     def send(kind, payload) -> None:
         if relay is not None:
             relay((kind, payload))
 
     def on_classes(prepared) -> None:
-        send("classes", (list(prepared.classes), [loaded.class_names[c] for c in prepared.classes]))
+        names = [loaded.class_names[c] for c in prepared.classes]
+        send("classes", (list(prepared.classes), names))
+        progress.advance(0, "explaining " + ", ".join(f"{c} {n}" for c, n in zip(prepared.classes, names)))
 
-    with using_model(loaded.model, progress):
-        # under the lock: every run on this model sets it the same way. A composed grid is made at
-        # the model's input size; the model's own centre crop would cut its outer tiles.
-        loaded.resize = "stretch" if tiles and policy == "model" else policy
-        expl = ex.explain(image, method, lens=lens, progress=progress, on_classes=on_classes,
-                          on_partial=lambda e: send("estimate", (e, render(e, scale))), **choice, **options)
+    # the image was read under the settings' window and frame: it is not windowed again
+    run = settings.with_(window=None, frame=None)
+    with using_model(loaded.model, progress):  # (the input policy is the settings', not the model's state)
+        expl = ex.explain(image, run, progress=progress, on_classes=on_classes,
+                          on_partial=lambda e: send("estimate", (e, render(e, scale))))
     return expl, render(expl, scale)
 
 
 def relens_job(progress: Progress, expl, lens, scale: ColorScale):
     """Re-lens cached maps (no model run) and render them."""
     progress.add_total(1)
-    yield ("status", "re-lensing…")
+    progress.status("re-lensing…")
     out = expl.relens(lens)
     progress.advance(1)
     return out, render(out, scale)
@@ -170,7 +179,7 @@ def relens_job(progress: Progress, expl, lens, scale: ColorScale):
 def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):
     """The pinned explanation under the current lens, and both drawn with one colour scale."""
     progress.add_total(1)
-    yield ("status", "drawing the comparison…")
+    progress.status("drawing the comparison…")
     if pinned.lens != lens:
         pinned = pinned.relens(lens)
     a, b = render_pair(current, pinned, scale)
@@ -181,7 +190,7 @@ def compare_job(progress: Progress, current, pinned, lens, scale: ColorScale):
 def render_job(progress: Progress, expl, scale: ColorScale):
     """Colour images of an explanation under another colour scale."""
     progress.add_total(1)
-    yield ("status", "drawing…")
+    progress.status("drawing…")
     out = render(expl, scale)
     progress.advance(1)
     return out
@@ -191,7 +200,7 @@ def mask_job(progress: Progress, loaded, expl, mask: np.ndarray, fill: str):
     """Probabilities of the class set before/after masking (two forward passes)."""
     from alens_gui.core.masking import probability_shift
 
-    yield ("status", "running the model on the masked image…")
+    progress.status("running the model on the masked image…")
     with using_model(loaded.model, progress):
         return probability_shift(loaded, expl.image, mask, expl.classes, fill, progress=progress,
                                  geometry=expl.geometry)
@@ -201,7 +210,7 @@ def export_job(progress: Progress, kind: str, expl, path: str, indices=None, sca
                opacity: float = 0.75):
     """Write a figure, the territory view, or the raw maps (``.npz``)."""
     progress.add_total(1)
-    yield ("status", f"writing {path}…")
+    progress.status(f"writing {path}…")
     if kind == "npz":
         out = expl.to_npz(path)
     elif kind == "territory":
@@ -227,7 +236,7 @@ def save_session_job(progress: Progress, path: str, state: dict, expl, mask):
     from alens_gui.core.sessionfile import save_session
 
     progress.add_total(1)
-    yield ("status", f"saving {path}…")
+    progress.status(f"saving {path}…")
     state = dict(state)
     state["inputs"] = [dict(item, sha256=sha256_file(item["path"])) for item in state.get("inputs") or []]
     model = dict(state.get("model") or {})
@@ -256,7 +265,7 @@ def open_session_job(progress: Progress, path: str, scale: ColorScale):
     from alens_gui.core.sessionfile import load_session
 
     progress.add_total(1)
-    yield ("status", f"opening {path}…")
+    progress.status(f"opening {path}…")
     data = load_session(path)
     # the colour scale's own record; files from before kept it in the view's
     saved = data.state.get("color_scale") or (data.state.get("view") or {}).get("scale")
@@ -270,14 +279,17 @@ def open_session_job(progress: Progress, path: str, scale: ColorScale):
     return OpenedSession(data, rendered, code)
 
 
-def grid_game_job(progress: Progress, loaded, method: str, options: dict, n: int, lens):
-    """The grid pointing game (``alens_gui.core.evaluation``) for one method and lens."""
+def grid_game_job(progress: Progress, loaded, settings, n: int):
+    """The grid pointing game (``alens_gui.core.evaluation``) on ``n`` grids for the method, its options
+    and the lens of ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`; the grids bring
+    their own class sets)."""
     from alens_gui.core.evaluation.grid import run_grid_game
 
-    yield ("status", f"grid pointing game: {n} grids…")
-    prefixed = {f"{method}.{k}": v for k, v in options.items()}
+    progress.status(f"grid pointing game: {n} grids…")
+    method = settings.method
+    prefixed = {f"{method}.{k}": v for k, v in settings.options}
     with using_model(loaded.model, progress):
-        return run_grid_game(loaded, [method], n=n, lens_params_list=[lens], progress=progress,
+        return run_grid_game(loaded, [method], n=n, lens_params_list=[settings.lens], progress=progress,
                              method_options=prefixed)
 
 
@@ -294,9 +306,11 @@ def grid_game_summary(result: dict) -> str:
 
 
 # -- folders ---------------------------------------------------------------------------
-def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, model_id: str, policy: str, window,
-                    explain_key):
+def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, model_id: str, settings, explain_key):
     """List a folder's images with their true labels and whatever the cache already knows.
+
+    ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`) gives the input policy and
+    window the cached predictions were made under.
 
     ``explain_key(path)`` gives the cache key of an explanation with the current settings.
     Returns ``(root, [(path, rel, label, prediction or None, explained)], skipped, notes)``,
@@ -309,7 +323,7 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     from alens_gui.core.folders import folder_labels, labels_note, scan_images
 
     progress.add_total(1)
-    yield ("status", f"listing {folder}…")
+    progress.status(f"listing {folder}…")
     root = Path(folder)
     listing = scan_images(root, recursive=recursive)
     notes = []
@@ -329,29 +343,33 @@ def list_folder_job(progress: Progress, folder: str, recursive: bool, cache, mod
     for i, p in enumerate(files):
         if i % 200 == 0:
             progress.check()
-        key = cache.prediction_key(p, model_id, policy, window)
+        key = cache.prediction_key(p, model_id, settings.resize, settings.window)
         out.append((p, str(p.relative_to(root)), labels.get(p), cache.prediction(key), cache.has_explanation(
             explain_key(p))))
     progress.advance(1, f"{len(files)} images")
     return root, out, listing.skipped, notes
 
 
-def classify_job(progress: Progress, loaded, items, cache, model_id: str, policy: str, window):
-    """The model's prediction for each ``(row, path)``, one forward pass each, cached as it goes."""
+def classify_job(progress: Progress, loaded, items, cache, model_id: str, settings):
+    """The model's prediction for each ``(row, path)``, one forward pass each, cached as it goes,
+    under the input policy and window of ``settings`` (a :class:`~alens_gui.core.settings.RunSettings`)."""
+    from dataclasses import replace
+
     from alens_gui.core.errors import AlensError
     from alens_gui.core.images import load_image
     from alens_gui.core.resultcache import prediction_record
 
     progress.add_total(len(items))
-    win = window_request(window)
+    policy = settings.resize or loaded.resize
+    model = loaded if policy == loaded.resize else replace(loaded, resize=policy)
     for n, (row, path) in enumerate(items):
         try:
-            img = load_image(path, window=win)
+            img = load_image(path, window=settings.window)
             with using_model(loaded.model, progress):
-                loaded.resize = policy
-                probs = loaded.probabilities(loaded.fit(img.pixels)[2])
+                probs = model.probabilities(model.fit(img.pixels)[2])
             record = prediction_record(probs, loaded.class_names)
-            cache.put_prediction(cache.prediction_key(path, model_id, policy, window), record, flush=n % 25 == 24)
+            cache.put_prediction(cache.prediction_key(path, model_id, settings.resize, settings.window), record,
+                                 flush=n % 25 == 24)
             yield ("row", (row, record, None))
         except AlensError as exc:
             yield ("failed", (row, str(exc)))
@@ -414,15 +432,6 @@ def explain_all_job(progress: Progress, loaded, items, cache, model_id: str, set
     return len(items) - failures, failures
 
 
-def _class_choice(request) -> dict:
-    """The class-set keywords of ``Explainer.explain`` for a session's class request."""
-    if request.kind == "picked":
-        return {"classes": list(request.classes)}
-    if request.kind == "best_vs_worst":
-        return {"best_vs_worst": True}
-    return {"top_k": request.k, "with_lowest": request.with_lowest}
-
-
 def thumbnails_job(progress: Progress, items, size: int = 56):
     """Small RGB thumbnails of ``(row, path)`` items (decoded here, never on the GUI thread)."""
     from alens_gui.core.errors import AlensError
@@ -446,7 +455,7 @@ def cached_explanation_job(progress: Progress, cache, key, scale: ColorScale, pa
     """An explanation from the cache, drawn (no model run); its image is read again from
     ``path`` under ``window`` unless the cache keeps pixels. None if it cannot be read."""
     progress.add_total(1)
-    yield ("status", "reading the cached explanation…")
+    progress.status("reading the cached explanation…")
     expl = cache.explanation(key, path, window)
     progress.advance(1)
     return None if expl is None else (expl, render(expl, scale))
@@ -457,5 +466,5 @@ def report_job(progress: Progress, path: str, items, settings, total: int | None
     may be a generator (``total`` then says how many, for progress)."""
     from alens_gui.core.report import write_report
 
-    yield ("status", f"writing {path}…")
+    progress.status(f"writing {path}…")
     return str(write_report(path, items, settings, progress=progress, total=total))

@@ -22,6 +22,7 @@ from alens_gui.core.colors import ColorScale
 from alens_gui.core.lensparams import AL
 
 from .gallerystate import GalleryModel
+from .messages import TaskState
 
 _MISSING = object()
 #: The photographs scikit-image ships (the offline sample set); decoded only when chosen.
@@ -113,7 +114,8 @@ class ImageRequest:
 @dataclass(frozen=True)
 class ClassRequest:
     """The class set asked for: ``kind`` is ``topk`` (``k``, ``with_lowest``),
-    ``best_vs_worst``, ``picked`` (``classes``) or ``tiles`` (the grid's tile classes)."""
+    ``best_vs_worst``, ``picked`` (``classes``) or ``tiles`` (the grid's tile classes: ``classes``
+    once its run has found them, empty before)."""
 
     kind: str = "topk"
     k: int = 3
@@ -124,7 +126,7 @@ class ClassRequest:
         """How many classes the set will hold (a grid has four tiles)."""
         if self.kind == "topk":
             return int(self.k) + int(bool(self.with_lowest))
-        if self.kind == "picked":
+        if self.kind == "picked" or self.classes:
             return len(self.classes)
         return 4 if self.kind == "tiles" else 2
 
@@ -157,19 +159,9 @@ class ViewOptions:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class Activity:
-    """What the background is doing, for the status bar: ``label`` of the running task
-    ("" when idle), progress ``done``/``total`` and the last ``message``."""
-
-    label: str = ""
-    done: float = 0.0
-    total: float = 0.0
-    message: str = ""
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.label)
+#: What the background is doing, for the status bar and the gallery: the state of the task shown
+#: (``label`` "" when idle; ``done``/``total``; the last ``message``), as the task runner keeps it.
+Activity = TaskState
 
 
 class Session(QObject):

@@ -101,23 +101,42 @@ def settings_from_state(st: dict, has_maps: bool = False) -> tuple[dict, list[st
     return fields, warnings
 
 
-def run_settings(s, method: str, options: dict):
+def input_settings(s):
+    """The input half of the session's run (intensity window and input policy) as a
+    :class:`~alens_gui.core.settings.RunSettings`: what reading and classifying a folder's images
+    need; it never fails on a method or class set the user is still editing."""
+    from alens_gui.core.settings import RunSettings
+    from alens_gui.core.windowing import window_request
+
+    return RunSettings(window=window_request(s.window), resize=s.input_policy)
+
+
+def run_settings(s, method: str, options: dict, current_image: bool = False):
     """The session's run as one :class:`~alens_gui.core.settings.RunSettings`: the one place where
     its class request becomes a :class:`~alens_gui.core.settings.ClassSet` and its window field a
     window request (the menu's "default" is None: the file's own). ``method`` and ``options`` are
-    the ones the registry checked (``Controller.check_settings``). A grid's tile classes are known
-    only once its tiles are classified: a folder's images use the top-k of the request."""
-    from alens_gui.core.settings import ClassSet, RunSettings
-    from alens_gui.core.windowing import window_request
+    the ones the registry checked (``Controller.check_settings``).
+
+    ``current_image``: the run of the image on screen. For a 2 x 2 grid that is its tiles' classes
+    (found by ``jobs.tile_classes_job`` and kept in the class request) and a stretched input (the
+    grid is composed at the model's input size; the model's own centre crop would cut its outer
+    tiles). Otherwise (a folder's images) a grid's class request stands for the top-k of the request.
+    """
+    from alens_gui.core.settings import ClassSet
 
     req = s.class_request
+    base = input_settings(s)
     if req.kind == "picked":
         classes = ClassSet.picked(list(req.classes))
     elif req.kind == "best_vs_worst":
         classes = ClassSet.best_vs_worst()
+    elif req.kind == "tiles" and current_image:
+        classes = ClassSet("tiles", len(req.classes), False, tuple(req.classes))
     else:
         classes = ClassSet.top(req.k, req.with_lowest)
-    return RunSettings(method, options, classes, s.lens, window_request(s.window), None, s.input_policy)
+    if current_image and s.image_request.tiles and base.resize == "model":
+        base = base.with_(resize="stretch")
+    return base.with_(method=method, options=options, classes=classes, lens=s.lens)
 
 
 def mask_result_from_state(saved: dict | None, expl, mask):

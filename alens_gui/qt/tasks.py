@@ -1,60 +1,42 @@
-"""Background work: one superqt generator worker per slot, cancellable, errors to one place.
+"""Background work: one superqt worker per task, cancellable, one typed channel back to the window.
 
 A *slot* names a kind of work ("model", "explain", "mask", "export"). Starting a task in
 a slot cancels the task already running there (a new request replaces the old one), so
 a view never shows a stale result. Compute functions in the core take a
 :class:`~alens_gui.core.progress.Progress`; cancelling a task calls ``Progress.cancel()``
 (the computation stops at its next check, between backward passes for gradient
-methods) and asks the generator worker to quit between yields.
+methods; a generator job also stops between two yields).
+
+Everything a task says (progress, status lines, partial results, its value, its error, that
+it stopped) travels as one of the typed messages of :mod:`.messages` on one queued signal,
+in the order it was said, and becomes the task's :class:`~.messages.TaskState`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import itertools
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 
-from alens_gui.core.errors import AlensError, Cancelled
+from alens_gui.core.errors import AlensError
+from alens_gui.core.errors import Cancelled as CancelledError
 from alens_gui.core.progress import Progress
 
+from . import messages as msg
+from .messages import TaskState
+
 if TYPE_CHECKING:  # superqt is imported at the first task: importing it costs ~80 ms before the window shows
-    from superqt.utils import GeneratorWorker
-
-
-class JobFailed(Exception):
-    """Carries a job's exception from the worker thread to :class:`TaskRunner` (``.error``).
-
-    superqt's worker treats a ``RuntimeError`` raised by a generator as "the worker was
-    deleted": it only warns, and never emits ``errored`` or ``finished``, so the task would
-    stay running for ever and its error would be lost. Every job therefore runs inside
-    :func:`_guarded`, which re-raises whatever the job raised as this (not a RuntimeError).
-    """
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _guarded(fn: Callable[..., Generator], *args, **kwargs):
-    """Run the generator job ``fn``, passing its yields and sends through; any exception it
-    raises (SystemExit included: a model's code may call ``sys.exit``) comes out as :class:`JobFailed`."""
-    try:
-        return (yield from fn(*args, **kwargs))
-    except GeneratorExit:
-        raise
-    except (Exception, SystemExit) as exc:
-        raise JobFailed(exc) from exc
+    from superqt.utils import FunctionWorker
 
 
 def readable_error(exc: BaseException) -> str:
     """One line a user can act on: the message of our errors, type + first line of others."""
-    if isinstance(exc, JobFailed):
-        exc = exc.error
     if isinstance(exc, AlensError):
         return str(exc)
     text = str(exc).strip().splitlines()
@@ -125,32 +107,68 @@ class MainThreadCollector:
 
 @dataclass
 class Task:
-    """A running piece of work: its worker, its progress/cancel object and its callbacks."""
+    """A running piece of work: its worker, its progress/cancel object, its callbacks and its
+    :class:`~.messages.TaskState` (what the window shows of it)."""
 
     id: int
     slot: str
     label: str
     progress: Progress
-    worker: GeneratorWorker | None = None
+    worker: FunctionWorker | None = None
     on_yield: Callable | None = None
     on_return: Callable | None = None
     on_error: Callable | None = None
     done: bool = False
     cancelled: bool = False
-    extra: dict = field(default_factory=dict)
+    state: TaskState = field(default_factory=TaskState)
 
     def cancel(self) -> None:
         self.cancelled = True
         self.progress.cancel()
-        if self.worker is not None:
-            self.worker.quit()
+
+
+def _drive(post: Callable[[msg.Message], None], tid: int, progress: Progress, fn: Callable, args, kwargs) -> None:
+    """Run job ``fn(progress, *args, **kwargs)`` in the worker thread, saying everything on ``post``.
+
+    A generator job's yields become messages (:func:`~.messages.tagged`: ``("status", text)`` a
+    :class:`~.messages.Status`, ``(kind, payload)`` a :class:`~.messages.Partial`), and between two
+    yields a cancel stops it. The last message is :class:`~.messages.Done` with the job's value,
+    :class:`~.messages.Cancelled`, or :class:`~.messages.Failed` with one readable line: whatever the
+    job raised (SystemExit included: a model's code may call ``sys.exit``) ends here, so the task
+    always ends and its error is never lost in the worker.
+    """
+    try:
+        value = fn(progress, *args, **kwargs)
+        if inspect.isgenerator(value):
+            with contextlib.closing(value) as gen:
+                try:
+                    while True:
+                        post(msg.tagged(tid, next(gen)))
+                        progress.check()
+                except StopIteration as stop:
+                    value = stop.value
+        post(msg.Cancelled(tid) if progress.cancelled else msg.Done(tid, value))
+    except (Exception, SystemExit) as exc:
+        if isinstance(exc, CancelledError) or progress.cancelled:
+            post(msg.Cancelled(tid))
+        else:
+            post(msg.Failed(tid, readable_error(exc), exc))
 
 
 class TaskRunner(QObject):
-    """Starts generator tasks in the global ``QThreadPool`` and reports on them.
+    """Starts tasks in the global ``QThreadPool`` (superqt workers) and reports on them.
+
+    A task's worker says everything through one queued signal, :attr:`channel`, carrying the
+    typed messages of :mod:`.messages`; on the GUI thread :meth:`_dispatch` folds each into the
+    task's :class:`~.messages.TaskState`, calls the task's callbacks (``on_yield`` with each
+    partial result as ``(kind, payload)``, then ``on_return`` or ``on_error``) and emits:
 
     Signals
     -------
+    received(message)
+        Every message, in the order the task sent it, on the GUI thread.
+    state_changed(TaskState)
+        A task's state after a message, its start or a cancel.
     started(slot, label)
     progress(slot, done, total, message)
     finished(slot, outcome)
@@ -159,14 +177,14 @@ class TaskRunner(QObject):
         Every failure, as one readable line (the window shows it in its notification area).
     """
 
+    #: The one channel from the workers (emitted in worker threads, queued to this object's thread).
+    channel = Signal(object)
+    received = Signal(object)
+    state_changed = Signal(object)
     started = Signal(str, str)
     progress = Signal(str, float, float, str)
     finished = Signal(str, str)
     error = Signal(str, str)
-    # Emitted from worker threads by Progress callbacks; Qt queues it to this object's thread.
-    _relay = Signal(int, float, float, str)
-    # Intermediate results (Progress.partial) reach the task's on_yield as ("partial", payload).
-    _partial_relay = Signal(int, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -174,14 +192,13 @@ class TaskRunner(QObject):
         self._ids = itertools.count(1)
         self._tasks: dict[str, Task] = {}
         self._live: dict[int, Task] = {}
-        self._relay.connect(self._on_progress)
-        self._partial_relay.connect(self._on_partial)
+        self.channel.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     # -- public -------------------------------------------------------------------
     def run(
         self,
         slot: str,
-        fn: Callable[..., Generator],
+        fn: Callable,
         *args,
         label: str = "",
         on_yield: Callable | None = None,
@@ -189,38 +206,37 @@ class TaskRunner(QObject):
         on_error: Callable | None = None,
         **kwargs,
     ) -> Task:
-        """Cancel the task in ``slot`` and start ``fn(progress, *args, **kwargs)`` (a generator)."""
+        """Cancel the task in ``slot`` and start ``fn(progress, *args, **kwargs)`` (a function or a generator)."""
         self.cancel(slot)
         tid = next(self._ids)
+        post = self.channel.emit
         progress = Progress(
-            callback=lambda d, t, m, tid=tid: self._relay.emit(tid, d, t, m),
-            on_partial=lambda payload, tid=tid: self._partial_relay.emit(tid, payload),
+            callback=lambda d, t, m, tid=tid: post(msg.Progress(tid, d, t, m)),
+            on_partial=lambda payload, tid=tid: post(msg.tagged(tid, payload)),
+            on_status=lambda text, tid=tid: post(msg.Status(tid, text)),
         )
-        if not inspect.isgeneratorfunction(fn):
-            raise TypeError("TaskRunner.run needs a generator function")
         task = Task(tid, slot, label or slot, progress, on_yield=on_yield, on_return=on_return, on_error=on_error)
+        task.state = TaskState(id=tid, slot=slot, label=task.label)
         from superqt.utils import create_worker
 
-        worker = create_worker(_guarded, fn, progress, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-        task.worker = worker
-        worker.yielded.connect(lambda value, task=task: self._on_yield(task, value))
-        worker.returned.connect(lambda value, task=task: self._on_return(task, value))
-        worker.errored.connect(lambda exc, task=task: self._on_error(task, exc))
-        worker.aborted.connect(lambda task=task: self._on_aborted(task))
-        worker.warned.connect(lambda _w: None)  # library warnings are not the user's business
-        worker.finished.connect(lambda task=task: self._on_finished(task))
+        task.worker = create_worker(_drive, post, tid, progress, fn, args, kwargs, _start_thread=False,
+                                    _ignore_errors=True)
+        task.worker.warned.connect(lambda _w: None)  # library warnings are not the user's business
         self._tasks[slot] = task
         self._live[tid] = task
         self.started.emit(slot, task.label)
-        worker.start()
+        self.state_changed.emit(task.state)
+        task.worker.start()
         return task
 
     def cancel(self, slot: str | None = None) -> None:
-        """Cancel the task in ``slot`` (all tasks when ``None``)."""
+        """Cancel the task in ``slot`` (all tasks when ``None``); each ends with a ``Cancelled`` message."""
         tasks = list(self._live.values()) if slot is None else [t for t in self._live.values() if t.slot == slot]
         for t in tasks:
-            if not t.done:
+            if not t.done and not t.cancelled:
                 t.cancel()
+                t.state = replace(t.state, cancelled=True, message="cancelling…")
+                self.state_changed.emit(t.state)
 
     def label(self, slot: str) -> str:
         """The label of the task last started in ``slot`` ("" when none)."""
@@ -231,67 +247,71 @@ class TaskRunner(QObject):
         """Whether any task (in ``slot``) is still running."""
         return any(slot is None or t.slot == slot for t in self._live.values())
 
+    def active(self, slots: Sequence[str]) -> TaskState:
+        """The state of the task started last among the running ones of ``slots`` (a task replaced
+        by a newer one in its slot is left out); ``TaskState()`` (idle) when none runs."""
+        live = [t for t in self._live.values() if t.slot in slots and self._tasks.get(t.slot) is t]
+        return max(live, key=lambda t: t.id).state if live else TaskState()
+
     def shutdown(self, msecs: int = 30_000) -> bool:
         """Cancel everything and wait for the thread pool; True when it is empty."""
         self.cancel()
         return QThreadPool.globalInstance().waitForDone(msecs)
 
-    # -- worker callbacks (GUI thread) ---------------------------------------------
+    # -- the channel (GUI thread) ----------------------------------------------------
     def _is_current(self, task: Task) -> bool:
         return self._tasks.get(task.slot) is task and not task.cancelled
 
-    def _on_progress(self, tid: int, done: float, total: float, message: str) -> None:
-        task = self._live.get(tid)
-        if task is not None and self._is_current(task):
-            self.progress.emit(task.slot, done, total, message)
-
-    def _on_partial(self, tid: int, payload) -> None:
-        task = self._live.get(tid)
-        if task is not None:
-            self._on_yield(task, ("partial", payload))
-
-    def _on_yield(self, task: Task, value) -> None:
-        if self._is_current(task) and task.on_yield is not None:
-            try:
-                task.on_yield(value)
-            except Exception as exc:  # a failing view update must not kill the task silently
-                self.error.emit(task.slot, f"{task.label}: {readable_error(exc)}")
-
-    def _on_return(self, task: Task, value) -> None:
-        if not self._is_current(task):
+    def _dispatch(self, m: msg.Message) -> None:
+        task = self._live.get(m.task)
+        if task is None:  # (a message after the task's end, e.g. from a thread the job started)
             return
-        task.extra["outcome"] = "done"
-        if task.on_return is not None:
-            try:
-                task.on_return(value)
-            except Exception as exc:
-                task.extra["outcome"] = "error"
-                self.error.emit(task.slot, f"{task.label}: {readable_error(exc)}")
-
-    def _on_error(self, task: Task, exc: BaseException) -> None:
-        if isinstance(exc, JobFailed):
-            exc = exc.error
-        if isinstance(exc, Cancelled) or task.cancelled:
-            task.extra["outcome"] = "cancelled"
+        self.received.emit(m)
+        if isinstance(m, msg.FINAL):
+            self._end(task, m)
             return
-        task.extra["outcome"] = "error"
-        if task.on_error is not None:
-            try:
-                task.on_error(exc)  # (it may start the next task in the slot, which then speaks instead)
-            except Exception as again:  # a failing error handler must not hide the error
-                self.error.emit(task.slot, f"{task.label}: {readable_error(again)}")
-        if self._tasks.get(task.slot) is task:
+        task.state = task.state.after(m)
+        if isinstance(m, msg.Progress) and self._is_current(task):
+            self.progress.emit(task.slot, m.done, m.total, task.state.message)
+        elif isinstance(m, msg.Partial):
+            self._call(task, task.on_yield, (m.kind, m.payload))
+        self.state_changed.emit(task.state)
+
+    def _call(self, task: Task, callback: Callable | None, value) -> bool:
+        """``callback(value)`` if the task is current; a failing view update is one error line, not a dead task."""
+        if not self._is_current(task) or callback is None:
+            return True
+        try:
+            callback(value)
+        except Exception as exc:
             self.error.emit(task.slot, f"{task.label}: {readable_error(exc)}")
+            return False
+        return True
 
-    def _on_aborted(self, task: Task) -> None:
-        task.extra["outcome"] = "cancelled"
-
-    def _on_finished(self, task: Task) -> None:
+    def _end(self, task: Task, m: msg.Message) -> None:
+        """The task's last message: its callbacks, then ``state_changed`` and ``finished``."""
+        was_current = self._is_current(task)
+        outcome = "cancelled" if isinstance(m, msg.Cancelled) or task.cancelled else             "done" if isinstance(m, msg.Done) else "error"
         task.done = True
         self._live.pop(task.id, None)
-        outcome = task.extra.get("outcome", "cancelled" if task.cancelled else "done")
         current = self._tasks.get(task.slot) is task
         if current:
             del self._tasks[task.slot]  # (slots may be one-off names: nothing is kept per slot)
+        if outcome == "done" and was_current and task.on_return is not None:
+            try:
+                task.on_return(m.value)
+            except Exception as exc:
+                outcome = "error"
+                self.error.emit(task.slot, f"{task.label}: {readable_error(exc)}")
+        elif outcome == "error":
+            if task.on_error is not None:
+                try:
+                    task.on_error(m.error)  # (it may start the next task in the slot, which then speaks instead)
+                except Exception as again:  # a failing error handler must not hide the error
+                    self.error.emit(task.slot, f"{task.label}: {readable_error(again)}")
+            if current and task.slot not in self._tasks:
+                self.error.emit(task.slot, f"{task.label}: {m.message}")
+        task.state = replace(task.state.after(m), outcome=outcome, cancelled=outcome == "cancelled" or task.cancelled)
+        self.state_changed.emit(task.state)
         if current or outcome == "cancelled":
             self.finished.emit(task.slot, outcome)

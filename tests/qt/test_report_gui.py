@@ -60,3 +60,31 @@ def test_report_of_the_gallery_selection(make_window, qtbot, labelled_folder, tm
     assert len(pages) == 3
     assert re.search(r"Inputs\s+2 input\(s\): 2 explained", pages[0])
     assert "cat1.png" in pages[1] and "cup1.png" in pages[2]
+
+
+@needs_poppler
+def test_a_report_records_the_run_settings_of_the_session(make_window, qtbot, tmp_path):
+    """The first page says the class set, the window and the input policy the maps were made with,
+    in words, from the run's one RunSettings (not the window menu's raw 'default' or a tuple)."""
+    from alens_gui.qt.session import ClassRequest
+
+    win = make_window()
+    s = win.session
+    wait_idle(qtbot, win)
+    s.class_request = ClassRequest(kind="picked", classes=(285, 281))
+    s.window = (128.0, 200.0)
+    s.input_policy = "pad"
+    wait_idle(qtbot, win)
+    run(qtbot, win, "gradcam")
+    assert win.export_report(tmp_path / "run.pdf", "current") is not None
+    wait_idle(qtbot, win)
+    assert not win.notifications.errors(), win.notifications.errors()
+    first = " ".join(pdf_pages(tmp_path / "run.pdf")[0].split())
+    assert "classes Egyptian cat, tabby" in first
+    assert "128,200; each page says which" in first and "(128.0, 200.0)" not in first
+    assert "pad to 224 x 224" in first
+    s.window = "default"
+    assert win.export_report(tmp_path / "default.pdf", "current") is not None
+    wait_idle(qtbot, win)
+    first = " ".join(pdf_pages(tmp_path / "default.pdf")[0].split())
+    assert "default: auto (0.5-99.5 percentile) above 8 bits" in first
