@@ -13,7 +13,9 @@ The rest is done by the controllers it holds, each for one job: :attr:`Controlle
 (the open folder: listing, Explain all, thumbnails, the result cache;
 :mod:`.gallerycontrol`), :attr:`Controller.comparison` (pin, unpin, the pair drawn with one
 scale; :mod:`.comparecontrol`), :attr:`Controller.checks` (masking, the grid pointing game;
-:mod:`.checkcontrol`) and :attr:`Controller.files` (exports, session files; :mod:`.filecontrol`).
+:mod:`.checkcontrol`), :attr:`Controller.files` (exports, session files; :mod:`.filecontrol`) and
+:attr:`Controller.cohort` (the Cohort dock's strategies of the folder, kept per settings;
+:mod:`.cohortcontrol`).
 
 Every worker error reaches :attr:`Controller.notified`, the window's one notification place,
 and so do warnings logged under ``alens_gui`` and library warnings (``warnings.warn`` from
@@ -30,6 +32,7 @@ from alens_gui.core.errors import AlensError
 
 from . import jobs, sessionstate
 from .checkcontrol import CheckController
+from .cohortcontrol import CohortController
 from .comparecontrol import CompareController
 from .filecontrol import FileController
 from .gallerycontrol import GalleryController
@@ -67,6 +70,7 @@ class Controller(QObject):
         self.comparison = CompareController(self)
         self.checks = CheckController(self)
         self.files = FileController(self)
+        self.cohort = CohortController(self)
         s.image_request_changed.connect(self._on_image_request)
         s.lens_changed.connect(lambda _l: self.relens())
         s.color_scale_changed.connect(self._on_color_scale)

@@ -178,7 +178,10 @@ class Session(QObject):
     changed since the maps were made), ``pinned`` and ``pinned_rendered`` (an explanation kept
     for comparison, drawn with the current one's colour scale), ``folder`` (the open folder;
     its rows are :attr:`Session.gallery`), ``gallery_activity`` (the folder's background work:
-    listing, classifying, Explain all; the gallery shows its progress and a Cancel).
+    listing, classifying, Explain all; the gallery shows its progress and a Cancel), ``cohort``
+    (the Cohort dock's cohort of the folder: strategies, embedding, territory per class),
+    ``cohort_status`` (one line about it) and ``cohort_activity`` (the cohort task's state: the
+    dock's progress and Cancel).
     Bookkeeping (set by the controllers): ``shown_request`` (the image request whose image is on
     screen; a request equal to it reads nothing), ``run_wanted`` (a run was asked for before the
     model or the image was in: it starts when both are), ``restoring`` (a session file's fields
@@ -215,6 +218,9 @@ class Session(QObject):
     pinned_rendered = Field(None)
     folder = Field("")
     gallery_activity = Field(Activity)
+    cohort = Field(None)
+    cohort_status = Field("")
+    cohort_activity = Field(Activity)
     shown_request = Field(None)
     run_wanted = Field(False)
     restoring = Field(False)
@@ -249,6 +255,9 @@ class Session(QObject):
     pinned_rendered_changed = Signal(object)
     folder_changed = Signal(object)
     gallery_activity_changed = Signal(object)
+    cohort_changed = Signal(object)
+    cohort_status_changed = Signal(object)
+    cohort_activity_changed = Signal(object)
     shown_request_changed = Signal(object)
     run_wanted_changed = Signal(object)
     restoring_changed = Signal(object)

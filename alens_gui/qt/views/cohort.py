@@ -6,6 +6,11 @@ scatter (hover shows the image's name and its map, a click opens it in the analy
 the territory frequency map shows where the class wins. Everything is computed in the
 background (explanations from the result cache first) with progress and cancel, and kept
 per folder and settings, so going back to a cohort is instant.
+
+The view only draws: the work (the cohort's settings, its task, the cohorts kept) is the
+:class:`~alens_gui.qt.cohortcontrol.CohortController`'s, which writes the session's ``cohort``,
+``cohort_status`` and ``cohort_activity`` (the cohort task's state: the progress line, *Find
+strategies* and *Cancel* read it); the buttons ask for work through this view's signals.
 """
 
 from __future__ import annotations
@@ -31,10 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..cohortjob import cohort_job
-from ..sessionstate import run_settings
+from ..messages import TaskState
 
-SLOT = "cohort"
 PROTO = 72
 BY = (("in the class set", "classset"), ("predicted as", "predicted"), ("labelled (sub-folder)", "label"))
 
@@ -65,35 +68,36 @@ def strip(thumbs: list[np.ndarray], gap: int = 2) -> np.ndarray:
 
 
 class CohortView(QWidget):
-    """See the module docstring.
-
-    ``controller`` is the window's controller (its task runner, result cache, cache keys and
-    settings check); nothing here touches the model but through the background job.
+    """See the module docstring. Draws the session's ``cohort``, ``cohort_status`` and
+    ``cohort_activity``; the class picker and the base/refined toggle choose what is drawn.
 
     Signals
     -------
+    computeRequested(str, int, str)
+        Find the folder's strategies: the grouping (``classset``, ``predicted``, ``label``), the
+        number of strategies per class (0: auto) and two label groups ``"A,B"`` (or "").
+    cancelRequested()
+        Stop the cohort being computed.
     openRequested(int)
         A row of the session's gallery to open in the analysis view.
     """
 
+    computeRequested = Signal(str, int, str)
+    cancelRequested = Signal()
     openRequested = Signal(int)
 
-    def __init__(self, session, controller, parent=None) -> None:
+    def __init__(self, session, parent=None) -> None:
         import pyqtgraph as pg
 
         super().__init__(parent)
         self.session = session
-        self.controller = controller
-        self.cohort = None
-        self._kept: dict[tuple, object] = {}
-        self._key: tuple | None = None
         self.compute_button = QPushButton("Find strategies")
         self.compute_button.setToolTip("explain the gallery's images (cached ones are read, not explained again) "
                                        "and cluster each class's refined maps")
         self.compute_button.clicked.connect(self.compute)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(lambda: controller.runner.cancel(SLOT))
+        self.cancel_button.clicked.connect(self.cancelRequested)
         self.by_combo = QComboBox()
         for text, data in BY:
             self.by_combo.addItem(text, data)
@@ -111,7 +115,7 @@ class CohortView(QWidget):
         self.groups_edit.setPlaceholderText("compare groups A,B")
         self.groups_edit.setToolTip("two sub-folders (true labels) of the gallery's folder: each class's mean refined "
                                     "map in each, their difference and where it is more than chance")
-        self.status = QLabel("Open a folder in the gallery, then find its strategies.")
+        self.status = QLabel(session.cohort_status or "Open a folder in the gallery, then find its strategies.")
         self.status.setWordWrap(True)
         bar = QHBoxLayout()
         for w in (self.compute_button, self.cancel_button, QLabel("images"), self.by_combo, QLabel("strategies"),
@@ -164,88 +168,46 @@ class CohortView(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.status)
         lay.addWidget(split, 1)
-        controller.runner.progress.connect(self._progress)
-        controller.runner.finished.connect(self._finished)
+        session.cohort_changed.connect(self._set_cohort)
+        session.cohort_status_changed.connect(self.status.setText)
+        session.cohort_activity_changed.connect(self._on_activity)
+        if session.cohort is not None:
+            self._set_cohort(session.cohort)
+        self._on_activity(session.cohort_activity)
 
-    # -- work -------------------------------------------------------------------------------------
-    def _request(self):
-        s = self.session
-        rows = s.gallery.rows
-        if s.model is None or not rows:
-            return None, "open a folder in the gallery (and let the model load) first"
-        try:
-            method, options = self.controller.check_settings()
-            settings = run_settings(s, method, options)
-        except Exception as exc:  # a bad setting: one line, nothing runs
-            return None, str(exc)
-        by = self.by_combo.currentData()
-        clusters = self.clusters.value() or "auto"
-        groups = None
-        text = self.groups_edit.text().strip()
-        if text:
-            parts = [p.strip() for p in text.split(",") if p.strip()]
-            labels = {r.true_label for r in rows}
-            if len(parts) != 2:
-                return None, f"groups: name two sub-folders, e.g. benign,malignant; got {text!r}"
-            missing = [p for p in parts if p not in labels]
-            if missing:
-                return None, f"groups: no sub-folder {missing[0]!r} in this folder"
-            groups = (parts[0], parts[1])
-        key = (s.folder, tuple(str(r.path) for r in rows), settings.key(), self.controller.gallery.model_id(), by, clusters,
-               groups)
-        return (key, settings, by, clusters, groups), ""
+    @property
+    def cohort(self):
+        """The cohort drawn (the session's)."""
+        return self.session.cohort
 
-    def compute(self):
-        """Compute the cohort in the background (or show the one kept for these settings)."""
-        request, problem = self._request()
-        if request is None:
-            self.status.setText(problem)
-            return None
-        key, settings, by, clusters, groups = request
-        if key in self._kept:
-            self._set_cohort(key, self._kept[key])
-            return None
-        items = [(r.path, r.true_label) for r in self.session.gallery.rows]
-        self.compute_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(f"explaining and grouping {len(items)} images…")
+    def compute(self) -> None:
+        """Ask for the folder's strategies with the choices of the bar (the controller computes them,
+        or shows the ones kept for these settings)."""
+        self.computeRequested.emit(self.by_combo.currentData(), self.clusters.value(), self.groups_edit.text())
 
-        def done(cohort) -> None:
-            self._kept[key] = cohort
-            self._set_cohort(key, cohort)
-
-        return self.controller.runner.run(
-            SLOT, cohort_job, self.session.model, items, settings, self.controller.cache,
-            self.controller.gallery.explain_key_fn(), by, clusters, groups, label=f"cohort of {len(items)} images",
-            on_return=done)
-
-    def _progress(self, slot: str, done: float, total: float, message: str) -> None:
-        if slot == SLOT:
-            self.status.setText(f"{message} ({done:g} of {total:g})" if total else message)
-
-    def _finished(self, slot: str, outcome: str) -> None:
-        if slot != SLOT:
-            return
-        self.compute_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if outcome == "cancelled":
-            self.status.setText("cancelled; nothing was changed")
-        elif outcome == "error":
-            self.status.setText("the cohort could not be computed (see the notifications)")
+    def _on_activity(self, state: TaskState) -> None:
+        """The cohort task's state: its progress line; Find strategies while none runs, Cancel while one does."""
+        self.compute_button.setEnabled(not state.busy)
+        self.cancel_button.setEnabled(state.busy and not state.cancelled)
+        if state.busy:
+            if state.message:
+                self.status.setText(f"{state.message} ({state.done:g} of {state.total:g})" if state.total
+                                    else state.message)
+        else:
+            self.status.setText(self.session.cohort_status or self.status.text())
 
     # -- showing ----------------------------------------------------------------------------------
-    def _set_cohort(self, key, cohort) -> None:
-        self._key, self.cohort = key, cohort
+    def _set_cohort(self, cohort) -> None:
+        if cohort is None:
+            self.class_combo.clear()
+            self.show_class()
+            return
         current = self.class_combo.currentData()
         self.class_combo.clear()
         for c, cc in cohort.classes.items():
             self.class_combo.addItem(f"{cc.class_name} ({len(cc.members)})", c)
         pick = self.class_combo.findData(current)
         self.class_combo.setCurrentIndex(max(pick, 0))
-        notes = cohort.failures + cohort.notes
-        self.status.setText(f"{len(cohort.items)} images, {len(cohort.classes)} classes"
-                            + (f"; {len(cohort.failures)} failed" if cohort.failures else "")
-                            + ("; " + "; ".join(notes[:3]) if notes else ""))
         self.show_class()
 
     def current(self):
