@@ -151,3 +151,29 @@ def test_every_qt_module_is_in_the_layers_contract():
     modules = {f"alens_gui.qt.{p.stem if p.is_file() else p.name}" for p in (ROOT / "alens_gui" / "qt").iterdir()
                if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
     assert modules - named == set()
+
+
+def test_views_only_draw_no_view_starts_work():
+    """No module under qt/views runs a task or imports the jobs: the work is the controllers'
+    (the Cohort dock's is :mod:`alens_gui.qt.cohortcontrol`'s)."""
+    import ast
+
+    offences = []
+    for path in sorted((ROOT / "alens_gui" / "qt" / "views").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [(node.module or "")] + [f"{node.module or ''}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                names = []
+            for name in names:
+                if name.split(".")[-1] in {"jobs", "cohortjob", "tasks"} or name.endswith("control"):
+                    offences.append(f"{path.name}:{node.lineno} imports {name}")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
+                    and "runner" in ast.unparse(node.func.value)):
+                offences.append(f"{path.name}:{node.lineno} calls {ast.unparse(node.func)}")
+            if isinstance(node, ast.Attribute) and node.attr == "runner":
+                offences.append(f"{path.name}:{node.lineno} reaches the task runner")
+    assert offences == []

@@ -30,30 +30,47 @@ def folder(tmp_path, photos):
 
 
 def test_cohort_view_finds_strategies_keeps_them_and_opens_an_image(make_window, qtbot, folder, explainer):
+    from alens_gui.qt.cohortcontrol import COHORT_SLOT
+    from alens_gui.qt.messages import TaskState
+
     win = make_window()
     wait_idle(qtbot, win)
-    view = win.cohort
-    view.compute()  # no folder yet: said, nothing runs
-    assert "open a folder" in view.status.text() and not win.controller.runner.busy("cohort")
+    view, s, runner = win.cohort, win.session, win.controller.runner
+    view.compute_button.click()  # no folder yet: said, nothing runs
+    assert "open a folder" in view.status.text() and not runner.busy(COHORT_SLOT)
     win.open_folder(folder, recursive=True)
     wait_idle(qtbot, win)
-    win.session.method = "gradcam"
+    s.method = "gradcam"
     win.cohort_dock.show()
-    # cancel: nothing is kept, the buttons come back
-    task = view.compute()
-    assert task is not None and view.cancel_button.isEnabled()
+    # the dock's Find strategies and Cancel follow the cohort task's state, and so does its progress line
+    states = []
+    s.cohort_activity_changed.connect(states.append)
+    view.compute_button.click()
+    assert s.cohort_activity == runner.active((COHORT_SLOT,)) and s.cohort_activity.busy
+    assert s.cohort_activity.slot == COHORT_SLOT and s.cohort_activity.label == "cohort of 6 images"
+    assert view.cancel_button.isEnabled() and not view.compute_button.isEnabled()
     view.cancel_button.click()
+    assert s.cohort_activity.cancelled and s.cohort_activity.busy  # cancelling: no second Cancel, no new run
+    assert not view.cancel_button.isEnabled() and not view.compute_button.isEnabled()
     wait_idle(qtbot, win)
-    assert view.cohort is None and view.compute_button.isEnabled() and "cancelled" in view.status.text()
-    # the real run
-    assert view.compute() is not None
+    assert s.cohort_activity == TaskState() and states[-1] == TaskState()
+    assert view.cohort is None and s.cohort is None and view.compute_button.isEnabled()
+    assert "cancelled" in view.status.text() and not view.cancel_button.isEnabled()
+    # the real run: its progress reaches the dock as task states (done of total)
+    states.clear()
+    view.compute_button.click()
+    assert runner.busy(COHORT_SLOT)
     wait_idle(qtbot, win)
+    counted = [st for st in states if st.total > 0]
+    assert counted and all(st.slot == COHORT_SLOT for st in counted)
+    assert max(st.done for st in counted) >= 1 and s.cohort_activity == TaskState()
     cohort = view.cohort
-    assert cohort is not None and len(cohort.items) == 6 and not cohort.failures
+    assert cohort is not None and cohort is s.cohort and len(cohort.items) == 6 and not cohort.failures
+    assert view.status.text() == s.cohort_status and s.cohort_status.startswith("6 images")
     assert view.class_combo.count() == len(cohort.classes) >= 2
     cc, cl = view.current()
     assert view.table.rowCount() == len(cl.strategies) >= 1
-    assert sum(len(s.members) for s in cl.strategies) == len(cc.members)
+    assert sum(len(st.members) for st in cl.strategies) == len(cc.members)
     assert len(view.scatter.points()) == len(cc.members)
     assert view.territory.pixmap() is not None and not view.territory.pixmap().isNull()
     # base maps beside: the same members, their own strategies
@@ -67,12 +84,13 @@ def test_cohort_view_finds_strategies_keeps_them_and_opens_an_image(make_window,
     view.class_combo.setCurrentIndex(1)
     view.class_combo.activated.emit(1)
     assert shown == [view.class_combo.itemData(1)] and view.current()[0] is cohort.classes[shown[0]]
-    view._set_cohort(view._key, cohort)
+    view._set_cohort(cohort)
     assert shown == [view.class_combo.itemData(1)] * 2 and view.class_combo.currentIndex() == 1
     del view.show_class
-    # kept: the same request again shows it at once, with no model run
+    # kept: the same request again shows it at once, with no model run and no task
     with ForwardCounter(explainer.model) as counter:
-        assert view.compute() is None
+        view.compute_button.click()
+        assert not runner.busy(COHORT_SLOT)
         assert counter.calls == 0
     assert view.cohort is cohort
     # hover shows the image and its map; a click opens it in the analysis view
@@ -82,14 +100,69 @@ def test_cohort_view_finds_strategies_keeps_them_and_opens_an_image(make_window,
     path = cohort.items[cc.members[int(point.data())]].path
     view._clicked(None, [point])
     wait_idle(qtbot, win)
-    assert win.session.image_request.path == path
+    assert s.image_request.path == path
     # another grouping (predicted) is a new cohort, read from the result cache: no model run
     view.by_combo.setCurrentIndex(view.by_combo.findData("predicted"))
     with ForwardCounter(explainer.model) as counter:
-        assert view.compute() is not None
+        view.compute_button.click()
+        assert runner.busy(COHORT_SLOT)
         wait_idle(qtbot, win)
         assert counter.calls == 0
     assert view.cohort is not cohort and view.cohort.by == "predicted"
+    # and the first grouping again is the kept cohort, drawn again
+    view.by_combo.setCurrentIndex(view.by_combo.findData("classset"))
+    view.compute_button.click()
+    assert not runner.busy(COHORT_SLOT) and view.cohort is cohort and view.class_combo.count() == len(cohort.classes)
+
+
+def test_the_cohort_docks_progress_and_cancel_read_its_task_state(make_window, qtbot):
+    """The dock draws whatever task state the session holds: a progress line, Cancel only while a
+    task runs and is not being cancelled, Find strategies only while none runs."""
+    from alens_gui.qt.messages import TaskState
+
+    win = make_window()
+    wait_idle(qtbot, win)
+    view, s = win.cohort, win.session
+    s.cohort_status = "3 images, 2 classes"
+    s.cohort_activity = TaskState(id=7, slot="cohort", label="cohort of 9 images", done=2, total=9,
+                                  message="explaining")
+    assert view.status.text() == "explaining (2 of 9)"
+    assert view.cancel_button.isEnabled() and not view.compute_button.isEnabled()
+    s.cohort_activity = TaskState(id=7, slot="cohort", label="cohort of 9 images", done=2, total=9,
+                                  message="cancelling…", cancelled=True)
+    assert view.status.text() == "cancelling…" and not view.cancel_button.isEnabled()
+    assert not view.compute_button.isEnabled()
+    s.cohort_activity = TaskState()
+    assert view.status.text() == "3 images, 2 classes"
+    assert view.compute_button.isEnabled() and not view.cancel_button.isEnabled()
+
+
+def test_a_cancelled_cohort_run_ends_through_its_task_state(make_window, qtbot, folder):
+    """The controller's Cancel stops the task in the cohort slot; the task's state says cancelled,
+    the session's cohort activity goes idle and the cohort shown stays."""
+    from alens_gui.qt.cohortcontrol import COHORT_SLOT
+    from alens_gui.qt.messages import TaskState
+
+    win = make_window()
+    wait_idle(qtbot, win)
+    win.open_folder(folder, recursive=True)
+    wait_idle(qtbot, win)
+    c, s = win.controller, win.session
+    ended = []
+    c.runner.state_changed.connect(lambda st: ended.append(st) if st.slot == COHORT_SLOT and st.finished else None)
+    task = c.cohort.compute("classset", 0, "")
+    assert task is not None and s.cohort_activity.id == task.id
+    c.cohort.cancel()
+    wait_idle(qtbot, win)
+    assert [st.id for st in ended] == [task.id] and ended[0].outcome == "cancelled" and ended[0].cancelled
+    assert s.cohort_activity == TaskState() and s.cohort is None and s.cohort_status.startswith("cancelled")
+    # a second request replaces a running one: only the last one's end speaks
+    first = c.cohort.compute("classset", 0, "")
+    second = c.cohort.compute("label", 0, "")
+    assert first.cancelled and s.cohort_activity.id == second.id
+    wait_idle(qtbot, win)
+    assert s.cohort is not None and s.cohort_status.startswith("6 images")
+    assert {st.id: st.outcome for st in ended if st.id != task.id} == {first.id: "cancelled", second.id: "done"}
 
 
 def test_cohort_view_compares_two_label_groups(make_window, qtbot, folder):
@@ -103,9 +176,11 @@ def test_cohort_view_compares_two_label_groups(make_window, qtbot, folder):
     win.session.class_request = ClassRequest(kind="picked", classes=(285, 967))
     view = win.cohort
     view.groups_edit.setText("Egyptian cat,teapot")
-    assert view.compute() is None and "no sub-folder 'teapot'" in view.status.text()
+    view.compute_button.click()
+    assert not win.controller.runner.busy("cohort") and "no sub-folder 'teapot'" in view.status.text()
     view.groups_edit.setText("Egyptian cat,espresso")
-    assert view.compute() is not None
+    view.compute_button.click()
+    assert win.controller.runner.busy("cohort")
     wait_idle(qtbot, win)
     cc, _ = view.current()
     g = cc.groups
@@ -166,7 +241,7 @@ def test_a_cohort_of_a_thousand_images_is_shown(make_window, qtbot):
             gray=np.zeros((16, 16), np.float32), territory=np.zeros((32, 32), np.int8)))
     cohort = builder.finish(classes=[3])
     view = win.cohort
-    view._set_cohort(("synthetic",), cohort)
+    win.session.cohort = cohort  # (what the controller does when a cohort is in)
     cc, cl = view.current()
     assert cc.class_name == "three" and len(cc.members) == 1000 and cl.n_clusters == 3
     assert view.table.rowCount() == 3
