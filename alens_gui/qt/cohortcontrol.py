@@ -97,10 +97,6 @@ class CohortController(QObject):
         """Stop the cohort being computed; the cohort shown (and every kept one) stays."""
         self.host.runner.cancel(COHORT_SLOT)
 
-    def kept(self, key: tuple):
-        """The cohort kept for a request's key (None if none)."""
-        return self._kept.get(key)
-
     def _show(self, cohort) -> None:
         s = self.session
         notes = cohort.failures + cohort.notes

@@ -12,8 +12,8 @@ A job running in a worker thread speaks through one channel (the task runner's q
   :class:`Cancelled` ``(task)``.
 
 On the GUI thread the runner folds them into one :class:`TaskState` per task; the status bar,
-its progress bar and Cancel, and the gallery's progress all read task states (``Session.activity``
-and ``Session.gallery_activity`` are task states). Nothing here imports Qt.
+its progress bar and Cancel, the gallery's progress and the Cohort dock's all read task states
+(``Session.activity``, ``Session.gallery_activity`` and ``Session.cohort_activity`` are task states). Nothing here imports Qt.
 """
 
 from __future__ import annotations
