@@ -131,8 +131,7 @@ def test_cohort_of_photographs_with_the_default_model(explainer, photos, tmp_pat
     cache = ResultCache()
 
     def key_of(p):
-        return cache.explanation_key(p, "default-test", "model", None, settings.method, settings.option_dict,
-                                     settings.classes.describe())
+        return cache.explanation_key(p, "default-test", settings)
 
     cohort = co.build_cohort(co.explain_paths(explainer, paths, settings, cache=cache, key_of=key_of),
                              by="classset")

@@ -27,6 +27,7 @@ from alens_gui.core.resultcache import (
     old_cache_dirs,
     prediction_record,
 )
+from alens_gui.core.settings import ClassSet, RunSettings
 
 FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 MODEL = "default|||"
@@ -47,7 +48,7 @@ def cat_expl(explainer, cat_file):
 
 
 def _key(path, n: int = 0) -> str:
-    return ResultCache.explanation_key(path, MODEL, "stretch", "default", "ixg", {}, f"top-{n}")
+    return ResultCache.explanation_key(path, MODEL, RunSettings("ixg", classes=ClassSet.top(2 + n), resize="stretch"))
 
 
 def _mode(p: Path) -> int:

@@ -82,7 +82,7 @@ def test_a_saved_masking_result_is_rebuilt_without_a_model():
 
 def test_the_session_run_is_one_run_settings_with_the_window_rule_applied_once():
     from alens_gui.core.resultcache import ResultCache
-    from alens_gui.core.settings import ClassSet
+    from alens_gui.core.settings import ClassSet, RunSettings
 
     s = Session()
     s.class_request = ClassRequest(kind="picked", classes=(285, 967))
@@ -99,7 +99,7 @@ def test_the_session_run_is_one_run_settings_with_the_window_rule_applied_once()
     s.class_request = ClassRequest(kind="best_vs_worst")
     assert run_settings(s, "gradcam", {}).classes == ClassSet.best_vs_worst()
     # the gallery's "default" and a RunSettings' None name one cache entry
-    assert ResultCache.explanation_key(__file__, "m", "pad", "default", "ig", {}, "x") == \
-        ResultCache.explanation_key(__file__, "m", "pad", None, "ig", {}, "x")
+    assert ResultCache.explanation_key(__file__, "m", RunSettings("ig", window="default", resize="pad")) == \
+        ResultCache.explanation_key(__file__, "m", RunSettings("ig", resize="pad"))
     assert ResultCache.prediction_key(__file__, "m", "pad", "default") == \
         ResultCache.prediction_key(__file__, "m", "pad", None) != ResultCache.prediction_key(__file__, "m", "pad", "auto")

@@ -216,7 +216,7 @@ class CohortView(QWidget):
 
         return self.controller.runner.run(
             SLOT, cohort_job, self.session.model, items, settings, self.controller.cache,
-            self.controller.gallery.explain_key_fn(), by, clusters, groups, label=f"cohort of {len(items)} images",
+            self.controller.gallery.explain_key_fn(settings), by, clusters, groups, label=f"cohort of {len(items)} images",
             on_return=done)
 
     def _progress(self, slot: str, done: float, total: float, message: str) -> None:
