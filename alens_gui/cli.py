@@ -702,13 +702,9 @@ def cmd_cohort(args) -> int:
     if not args.no_cache:
         cache = ResultCache()
         model_id = model_identity(args.model, args.arch, args.labels, loaded.name, loaded.output)
-        # the keys the window's gallery writes: its window field says "default" for no request
-        # and it keys on every option of the method, defaults filled in
-        policy, request, window = args.resize, settings.classes.describe(), settings.window or "default"
-        options = settings.resolved_options()
 
-        def key_of(path):
-            return cache.explanation_key(path, model_id, policy, window, settings.method, options, request)
+        def key_of(path):  # the key the window's gallery writes for the same run (one RunSettings)
+            return cache.explanation_key(path, model_id, settings)
 
     bar = tqdm(total=len(entries), unit="image", disable=None, file=sys.stderr)
 

@@ -127,12 +127,12 @@ def test_cohort_of_photographs_with_the_default_model(explainer, photos, tmp_pat
         p = tmp_path / f"{name}.png"
         Image.fromarray(np.round(np.asarray(img)[..., :3] * 255).astype(np.uint8)).save(p)
         paths.append(p)
-    settings = RunSettings("ixg", classes=ClassSet.picked([281, 285, 207]))  # two cats and a retriever
+    # two cats and a retriever; the input policy as the window and the CLI give it (the model's own)
+    settings = RunSettings("ixg", classes=ClassSet.picked([281, 285, 207]), resize="model")
     cache = ResultCache()
 
     def key_of(p):
-        return cache.explanation_key(p, "default-test", "model", None, settings.method, settings.option_dict,
-                                     settings.classes.describe())
+        return cache.explanation_key(p, "default-test", settings)
 
     cohort = co.build_cohort(co.explain_paths(explainer, paths, settings, cache=cache, key_of=key_of),
                              by="classset")
@@ -169,8 +169,19 @@ def test_cohort_of_photographs_with_the_default_model(explainer, photos, tmp_pat
             raise AssertionError("explained again instead of reading the cache")
 
     again = co.build_cohort(co.explain_paths(NoModel(), paths, settings, cache=cache, key_of=key_of))
+    assert not again.failures
     for c, cc in cohort.classes.items():
         np.testing.assert_allclose(again.classes[c].territory.frequency, cc.territory.frequency)
+    # ... and so does the same run as `alens cohort` options (the CLI's own translation, defaults given)
+    from alens_gui.cli import build_parser, run_settings_from_args
+
+    args = build_parser().parse_args(["cohort", str(tmp_path), "--method", "ixg", "--classes", "281,285,207",
+                                      "--resize", "model", "--out", str(tmp_path / "out")])
+    typed = run_settings_from_args(args, explainer.class_names)
+    assert typed.key() == settings.key()
+    third = co.build_cohort(co.explain_paths(NoModel(), paths, typed, cache=cache,
+                                             key_of=lambda p: cache.explanation_key(p, "default-test", typed)))
+    assert not third.failures and sorted(third.classes) == sorted(cohort.classes)
 
 
 # -- the planted shortcut ---------------------------------------------------------------------

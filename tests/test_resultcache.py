@@ -27,6 +27,7 @@ from alens_gui.core.resultcache import (
     old_cache_dirs,
     prediction_record,
 )
+from alens_gui.core.settings import ClassSet, RunSettings
 
 FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 MODEL = "default|||"
@@ -47,7 +48,7 @@ def cat_expl(explainer, cat_file):
 
 
 def _key(path, n: int = 0) -> str:
-    return ResultCache.explanation_key(path, MODEL, "stretch", "default", "ixg", {}, f"top-{n}")
+    return ResultCache.explanation_key(path, MODEL, RunSettings("ixg", classes=ClassSet.top(2 + n), resize="stretch"))
 
 
 def _mode(p: Path) -> int:
@@ -290,3 +291,37 @@ def test_info_and_clear_touch_only_the_cache_s_own_files(cat_file, cat_expl, tmp
     assert all(f"from {d} (an earlier version's cache)" in out for d in legacy)
     assert not legacy[0].exists() and sorted(p.name for p in legacy[1].iterdir()) == ["keep.me"]
     assert old_cache_dirs() == []
+
+
+def test_one_run_is_one_key_whichever_front_end_wrote_its_settings(cat_file, tmp_path):
+    """The key is (file, model, RunSettings): equal runs written differently share it, different runs do not."""
+    from alens_gui.core.windowing import Window
+
+    def key(path=cat_file, model=MODEL, **kw):
+        return ResultCache.explanation_key(path, model, RunSettings("saliency", **kw))
+
+    run = key(options={"abs": False}, window=(100.0, 200.0), resize="model")
+    # a manual window as the window's tuple, the CLI's Window, or a text as a person types it
+    for window in ("100,200", " 100.0 ; 200 ", Window(100, 200, "manual"), [100, 200.0]):
+        assert key(options={"abs": False}, window=window, resize="model") == run
+    # an option given at its default is the option left out; "default" (the window menu's) is no request;
+    # frame 0 is a file's first frame, the default; a picked set's caption is no part of the run
+    assert key(options={"abs": True}) == key() == key(window="default") == key(window="") == key(frame=0)
+    assert key(window="AUTO") == key(window="auto") != key()
+    picked = [281, 285]
+    assert key(classes=ClassSet.picked(picked, "cats")) == key(classes=ClassSet.picked(picked))
+    # different runs: an option's value, the window, the input policy, the class set, the model, the file
+    others = [key(options={"abs": True}, window=(100.0, 200.0), resize="model"),
+              key(options={"abs": False}, window=(100.0, 300.0), resize="model"),
+              key(options={"abs": False}, window=(100.5, 200.0), resize="model"),
+              key(options={"abs": False}, window="auto", resize="model"),
+              key(options={"abs": False}, window=(100.0, 200.0), resize="stretch"),
+              key(options={"abs": False}, window=(100.0, 200.0), resize="model", classes=ClassSet.top(4)),
+              key(model=MODEL + "x", options={"abs": False}, window=(100.0, 200.0), resize="model")]
+    other_file = tmp_path / "other.png"
+    other_file.write_bytes(Path(cat_file).read_bytes() + b"\0")
+    others.append(key(path=other_file, options={"abs": False}, window=(100.0, 200.0), resize="model"))
+    assert len({run, *others}) == len(others) + 1
+    # a window written with many digits keeps them (no two windows share a text)
+    assert RunSettings(window=(32770.25, 1234567.0)).window == "32770.25,1234567"
+    assert RunSettings(window=(1234567.0, 10)).key() != RunSettings(window=(1234570.0, 10)).key()

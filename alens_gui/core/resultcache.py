@@ -289,10 +289,12 @@ class ResultCache:
         return None if ident is None else _digest("prediction", ident, model_id, policy, _window_request(window))
 
     @staticmethod
-    def explanation_key(path, model_id: str, policy: str, window, method: str, options: dict, classes) -> str | None:
+    def explanation_key(path, model_id: str, settings) -> str | None:
+        """The key of ``path``'s explanation by the model ``model_id`` under ``settings`` (a
+        :class:`~.settings.RunSettings`: every front end builds one, so one run has one key);
+        None for a file that cannot be identified (nothing is cached for it)."""
         ident = file_identity(path)
-        return None if ident is None else _digest("explanation", ident, model_id, policy, _window_request(window), method,
-                                                   dict(options), classes)
+        return None if ident is None else _digest("explanation", ident, model_id, settings.key())
 
     # -- predictions ---------------------------------------------------------------------
     def _load_index(self) -> dict[str, dict]:

@@ -218,6 +218,35 @@ def _freeze_options(options: Mapping[str, Any] | Sequence[tuple[str, Any]] | Non
     return tuple(out)
 
 
+def _number(v: float) -> str:
+    """A window value written without losing digits: ``40``, ``-600``, ``0.25``, ``32770.5``."""
+    v = float(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def _window_text(window) -> str | None:
+    """The one written form of a window request, whichever front end gave it: ``None`` for the
+    file's default (``None``, ``""``, the menu's ``"default"``), a mode name in lower case, or
+    ``"C,W"`` for a manual window (a ``(center, width)`` pair, a :class:`~.windowing.Window` or
+    a text such as ``" 40.0 ; 400 "``), so that equal windows are equal settings and cache keys."""
+    from .windowing import Window, parse_window, window_request
+
+    if isinstance(window, str):
+        window = window.strip().lower()
+    window = window_request(window)
+    if window is None:
+        return None
+    if not isinstance(window, (str, Window)):
+        try:
+            window = tuple(window)
+        except TypeError:
+            raise SettingsError(f"a window is auto, full, dicom or CENTER,WIDTH; got {window!r}") from None
+    parsed = parse_window(window)  # WindowError (one line) for anything else
+    if isinstance(parsed, Window):
+        return f"{_number(parsed.center)},{_number(parsed.width)}"
+    return parsed
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything that decides a run's result, besides the model and the image (frozen).
@@ -233,7 +262,9 @@ class RunSettings:
     lens : LensParams
     window : str or None
         The intensity-window request: ``None`` (the default for the file: ``dicom`` for
-        DICOM, ``auto`` above 8 bits), ``"auto"``, ``"full"``, ``"dicom"`` or ``"C,W"``.
+        DICOM, ``auto`` above 8 bits), ``"auto"``, ``"full"``, ``"dicom"`` or ``"C,W"``. Any
+        front end's form is accepted and written one way: ``"default"`` is ``None``, a
+        ``(center, width)`` pair, a ``Window`` or ``"40.0, 400"`` become ``"40,400"``.
     frame : int or None
         The frame of a multi-frame file (from 0).
     resize : str or None
@@ -258,16 +289,7 @@ class RunSettings:
             raise SettingsError(f"lens must be LensParams or a preset name; got {type(self.lens).__name__}")
         if not isinstance(self.classes, ClassSet):
             raise SettingsError(f"classes must be a ClassSet; got {type(self.classes).__name__}")
-        if self.window is not None:
-            from .windowing import Window, parse_window
-
-            w = self.window
-            if isinstance(w, Window):
-                w = f"{w.center:g},{w.width:g}"
-            elif not isinstance(w, str):
-                w = ",".join(f"{float(v):g}" for v in w)
-            parse_window(w)  # WindowError for anything else
-            object.__setattr__(self, "window", None if w.strip().lower() == "default" else w)
+        object.__setattr__(self, "window", _window_text(self.window))
         if self.frame is not None:
             _int(self.frame, "frame", 0, 1_000_000)
         if self.resize is not None and self.resize not in INPUT_POLICIES:
@@ -381,14 +403,17 @@ class RunSettings:
     def key(self) -> str:
         """A stable digest of everything that decides the result (for cache keys).
 
-        Options are resolved (a default given explicitly is the same key as one left out);
-        an unknown method keys on what was given.
+        Options are resolved (a default given explicitly is the same key as one left out), the
+        window is in its one written form (see ``__post_init__``), frame 0 is the default frame
+        and a class set's label (a caption) is left out; an unknown method keys on what was given.
         """
         try:
             opts = self.resolved_options()
         except AlensError:
             opts = self.option_dict
         doc = self.to_json()
+        doc["classes"].pop("label", None)  # (a caption: the same classes are the same maps)
+        doc["frame"] = self.frame or None  # (a file's first frame is its default)
         doc["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(opts.items())}
         text = json.dumps(doc, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -88,7 +88,7 @@ class CohortController(QObject):
 
         gallery = self.host.gallery
         task = self.host.runner.run(
-            COHORT_SLOT, cohort_job, s.model, items, settings, gallery.cache, gallery.explain_key_fn(), by, clusters,
+            COHORT_SLOT, cohort_job, s.model, items, settings, gallery.cache, gallery.explain_key_fn(settings), by, clusters,
             groups, label=f"cohort of {len(items)} images", on_return=done)
         self._task_id = task.id
         return task

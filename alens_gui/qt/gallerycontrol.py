@@ -60,14 +60,21 @@ class GalleryController(QObject):
         return model_identity(m.spec, m.arch, m.labels, getattr(s.model, "name", ""),
                               getattr(s.model, "output", "softmax"))  # probabilities differ per output rule
 
-    def explain_key_fn(self):
-        """``key(path)``: the cache key of a file's explanation under the session's settings now."""
-        s = self.session
-        model_id, policy, window = self.model_id(), s.input_policy, s.window
-        method, options, request = s.method, dict(s.options), s.class_request.describe()
+    def explain_key_fn(self, settings=None):
+        """``key(path)``: the cache key of a file's explanation under ``settings`` (a RunSettings;
+        by default the session's now, built by ``sessionstate.run_settings`` as Explain all
+        builds it). While the settings cannot make a run (a class set being edited, an option
+        out of range) every key is None: nothing is looked up or kept under a wrong key."""
+        if settings is None:
+            try:
+                method, options = self.host.check_settings()
+                settings = sessionstate.run_settings(self.session, method, options)
+            except AlensError:
+                return lambda path: None
+        model_id, cache = self.model_id(), self.cache
 
         def key(path):
-            return self.cache.explanation_key(path, model_id, policy, window, method, options, request)
+            return cache.explanation_key(path, model_id, settings)
 
         return key
 
@@ -129,7 +136,7 @@ class GalleryController(QObject):
 
         settings = sessionstate.run_settings(s, method, options)
         return self.host.runner.run(GALLERY_SLOT, jobs.explain_all_job, s.model, items, self.cache, self.model_id(),
-                                    settings, self.explain_key_fn(), label=f"explaining {len(items)} images",
+                                    settings, self.explain_key_fn(settings), label=f"explaining {len(items)} images",
                                     on_yield=self._on_folder_yield, on_return=done)
 
     def _on_folder_yield(self, item) -> None:

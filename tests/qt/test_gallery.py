@@ -105,6 +105,19 @@ def test_explain_all_caches_and_reopening_is_instant(make_window, qtbot, labelle
         with zipfile.ZipFile(entry) as z:
             assert "image.npy" not in z.namelist()
     assert e.image.shape[:2] == e.shape
+    # while the class set is being edited (one picked class: no run yet) nothing is looked up or
+    # marked under a key of some other run; once it is a run again, its entries are found
+    from alens_gui.qt.session import ClassRequest
+
+    wanted = again.session.class_request
+    again.session.class_request = ClassRequest(kind="picked", classes=(967,))
+    assert all(again.controller.gallery.explain_key_fn()(r.path) is None for r in rows)
+    again.open_folder(labelled_folder, recursive=True)
+    wait_idle(qtbot, again)
+    assert len(again.session.gallery.rows) == 5 and not any(r.explained for r in again.session.gallery.rows)
+    again.session.class_request = wanted
+    key = again.controller.gallery.explain_key_fn()
+    assert sorted(f"{key(r.path)}.npz" for r in rows) == [p.name for p in entries]
 
 
 def _menu_action(win, text: str) -> QAction:

@@ -82,7 +82,7 @@ def test_a_saved_masking_result_is_rebuilt_without_a_model():
 
 def test_the_session_run_is_one_run_settings_with_the_window_rule_applied_once():
     from alens_gui.core.resultcache import ResultCache
-    from alens_gui.core.settings import ClassSet
+    from alens_gui.core.settings import ClassSet, RunSettings
 
     s = Session()
     s.class_request = ClassRequest(kind="picked", classes=(285, 967))
@@ -99,7 +99,33 @@ def test_the_session_run_is_one_run_settings_with_the_window_rule_applied_once()
     s.class_request = ClassRequest(kind="best_vs_worst")
     assert run_settings(s, "gradcam", {}).classes == ClassSet.best_vs_worst()
     # the gallery's "default" and a RunSettings' None name one cache entry
-    assert ResultCache.explanation_key(__file__, "m", "pad", "default", "ig", {}, "x") == \
-        ResultCache.explanation_key(__file__, "m", "pad", None, "ig", {}, "x")
+    assert ResultCache.explanation_key(__file__, "m", RunSettings("ig", window="default", resize="pad")) == \
+        ResultCache.explanation_key(__file__, "m", RunSettings("ig", resize="pad"))
     assert ResultCache.prediction_key(__file__, "m", "pad", "default") == \
         ResultCache.prediction_key(__file__, "m", "pad", None) != ResultCache.prediction_key(__file__, "m", "pad", "auto")
+
+
+def test_the_window_and_the_cli_make_one_run_settings_for_one_run():
+    """The gallery's translation (a manual window is a tuple, options typed) and the CLI's ("C,W",
+    options as text) give equal keys for the same run, and different keys for different runs."""
+    from alens_gui.cli import build_parser, run_settings_from_args
+    from alens_gui.core.models import imagenet_class_names
+
+    names = imagenet_class_names()
+    s = Session()
+    s.window, s.class_request = (100.0, 200.0), ClassRequest(kind="topk", k=2, with_lowest=True)
+
+    def cli(*argv):
+        args = build_parser().parse_args(["cohort", ".", "--out", "x", *argv])
+        return run_settings_from_args(args, names)
+
+    gui = run_settings(s, "saliency", {"abs": False})
+    same = cli("--method", "saliency", "-O", "abs=false", "--window", "100,200", "--top-k", "2", "--with-lowest")
+    assert gui.key() == same.key()
+    assert gui.key() != cli("--method", "saliency", "-O", "abs=true", "--window", "100,200", "--top-k", "2",
+                            "--with-lowest").key()
+    assert gui.key() != cli("--method", "saliency", "-O", "abs=false", "--window", "100,201", "--top-k", "2",
+                            "--with-lowest").key()
+    s.window = "default"
+    assert run_settings(s, "saliency", {"abs": True}).key() == \
+        cli("--method", "saliency", "--top-k", "2", "--with-lowest").key()
