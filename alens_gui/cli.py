@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .cli_args import (  # noqa: F401 - shared with cli_evaluate; re-exported for callers of cli
+    _Failed,
     _floats,
     _option,
     _size,
@@ -1212,10 +1213,6 @@ def cmd_doctor(args) -> int:
     text, ok = run_doctor(args.device, model=not args.no_model, plugins=not args.no_qt)
     print(text)
     return 0 if ok else EXIT_ERROR
-
-
-class _Failed(Exception):
-    """One line for stderr (``alens: error: ...``) and exit status 1."""
 
 
 def main(argv=None) -> int:

@@ -94,3 +94,7 @@ def load_from_args(args):
 
 class _Usage(Exception):
     pass
+
+
+class _Failed(Exception):
+    """One line for stderr (``alens: error: ...``) and exit status 1."""
