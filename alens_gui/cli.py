@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .cli_args import (  # noqa: F401 - shared with cli_evaluate; re-exported for callers of cli
+    _batch_size,
     _Failed,
     _floats,
     _option,
@@ -349,18 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_evaluate_parser(sub)
     _add_logging_to_subcommands(parser)
     return parser
-
-
-def _batch_size(text: str):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a batch size is a whole number or auto, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a batch size is at least 1, got {value}")
-    return value
 
 
 def add_batch_arguments(p, group: bool = True) -> None:

@@ -34,8 +34,7 @@ def _list_of(choices):
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on the ``alens`` sub-command parser; return the new parser."""
-    from .cli import _batch_size
-    from .cli_args import _floats, _option, add_model_arguments
+    from .cli_args import _batch_size, _floats, _option, add_model_arguments
     from .core.evaluation.common import DEFAULT_METHODS
     from .core.lens import NORMALIZE_CHOICES, PRESETS, SOFTMAX_INPUT_CHOICES
 
