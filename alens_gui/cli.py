@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from .cli_args import (  # noqa: F401 - shared with cli_evaluate; re-exported for callers of cli
+    _batch_size,
+    _Failed,
     _floats,
     _option,
     _size,
@@ -348,18 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_evaluate_parser(sub)
     _add_logging_to_subcommands(parser)
     return parser
-
-
-def _batch_size(text: str):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a batch size is a whole number or auto, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a batch size is at least 1, got {value}")
-    return value
 
 
 def add_batch_arguments(p, group: bool = True) -> None:
@@ -1208,10 +1198,6 @@ def cmd_doctor(args) -> int:
     text, ok = run_doctor(args.device, model=not args.no_model, plugins=not args.no_qt)
     print(text)
     return 0 if ok else EXIT_ERROR
-
-
-class _Failed(Exception):
-    """One line for stderr (``alens: error: ...``) and exit status 1."""
 
 
 def main(argv=None) -> int:

@@ -94,3 +94,19 @@ def load_from_args(args):
 
 class _Usage(Exception):
     pass
+
+
+class _Failed(Exception):
+    """One line for stderr (``alens: error: ...``) and exit status 1."""
+
+
+def _batch_size(text: str):
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a batch size is a whole number or auto, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a batch size is at least 1, got {value}")
+    return value

@@ -12,6 +12,7 @@ files again, optionally with another lens variant as "AL" (``--al``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,8 +34,7 @@ def _list_of(choices):
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on the ``alens`` sub-command parser; return the new parser."""
-    from .cli import _batch_size
-    from .cli_args import _floats, _option, add_model_arguments
+    from .cli_args import _batch_size, _floats, _option, add_model_arguments
     from .core.evaluation.common import DEFAULT_METHODS
     from .core.lens import NORMALIZE_CHOICES, PRESETS, SOFTMAX_INPUT_CHOICES
 
@@ -78,6 +78,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="report: one table, one row per method across all the files, ours beside the paper's")
     p.add_argument("--json", metavar="FILE", help="write every number to FILE as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the figures as PNGs into DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --json / --instances files when they exist (checked before any work; "
+                        "without it an existing file stops the run and nothing is replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("lens (comma-separated lists are swept)")
     g.add_argument("--preset", type=_list_of(tuple(PRESETS)), default=("al",), help="al and/or var (default: al)")
@@ -188,6 +191,19 @@ def _report(args) -> int:
     return 0
 
 
+def _check_targets(args) -> None:
+    """Refuse before any work to replace a results file (``--json``, ``--instances``) that exists,
+    unless ``--overwrite``: earlier results, perhaps hours of them, are not lost to a repeated command."""
+    from .cli_args import _Failed
+
+    if args.overwrite:
+        return
+    for flag, name in (("--json", args.json), ("--instances", args.instances)):
+        if name and os.path.lexists(name) and not Path(name).is_dir():
+            raise _Failed(f"{flag} {name} already exists; nothing was run or replaced: --overwrite replaces it, "
+                          "or give another file name")
+
+
 def cmd_evaluate(args) -> int:
     from .cli_args import _Usage, load_from_args
     from .core.evaluation import (
@@ -202,6 +218,7 @@ def cmd_evaluate(args) -> int:
     from .core.evaluation.common import DEFAULT_METHODS, resolve_methods, split_options
     from .core.progress import Progress
 
+    _check_targets(args)  # before any model work: an evaluation can take hours
     if args.protocol == "lens-choice":
         return _lens_choice(args)
     if args.protocol == "report":

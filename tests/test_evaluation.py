@@ -460,6 +460,28 @@ def test_cli_evaluate_writes_json_and_table(tmp_path, capsys):
     assert "| Grad-CAM |" in capsys.readouterr().out
 
 
+def test_cli_evaluate_does_not_replace_results_unless_told(tmp_path, capsys, monkeypatch):
+    # an evaluation can take hours: a repeated command must not silently replace the last one's results
+    import alens_gui.cli_args as cli_args
+    from alens_gui.cli import main
+
+    old = tmp_path / "r.json"
+    old.write_text('{"earlier": "results"}')
+    loads = []
+    real = cli_args.load_from_args
+    monkeypatch.setattr(cli_args, "load_from_args", lambda args: loads.append(1) or real(args))
+    common = ["--methods", "gradcam", "--n", "1", "--device", "cpu", "--no-progress"]
+    for argv in (["evaluate", "grid", *common, "--json", str(old)],
+                 ["evaluate", "grid", *common, "--instances", str(old)],
+                 ["evaluate", "report", "--inputs", str(old), "--json", str(old)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "already exists; nothing was run or replaced: --overwrite replaces it" in err[0]
+    assert old.read_text() == '{"earlier": "results"}' and not loads  # before any model work
+    assert main(["evaluate", "grid", *common, "--json", str(old), "--overwrite"]) == 0
+    assert "gradcam" in json.loads(old.read_text()) and loads
+
+
 def test_cli_perturbation_runs_both_tests_and_lens_choice_reads_the_files(tmp_path, capsys):
     from alens_gui.cli import main
 

@@ -10,7 +10,7 @@ The :class:`FileController` works for the window's controller (its ``host``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
@@ -48,22 +48,33 @@ class FileController(QObject):
         """The session's settings as plain JSON (what a session file stores; see :mod:`.sessionstate`)."""
         return sessionstate.state_of(self.session)
 
-    def save_session(self, path: str):
+    def save_session(self, path: str, on_saved: Callable[[str], None] | None = None):
+        """Save the session to ``path``; ``on_saved(path)`` once the file is written (not when it failed)."""
         s = self.session
-        return self.host.runner.run("session", jobs.save_session_job, str(path), self.session_state(),
-                                    s.explanation, s.mask, label=f"saving {Path(path).name}",
-                                    on_return=lambda p: self.host.notify(f"session saved: {p}"))
 
-    def open_session(self, path: str):
+        def saved(p) -> None:
+            self.host.notify(f"session saved: {p}")
+            if on_saved is not None:
+                on_saved(str(path))
+
+        return self.host.runner.run("session", jobs.save_session_job, str(path), self.session_state(),
+                                    s.explanation, s.mask, label=f"saving {Path(path).name}", on_return=saved)
+
+    def open_session(self, path: str, on_opened: Callable[[str], None] | None = None):
         """Open a session file: its saved maps and settings are shown, nothing is recomputed.
 
         The file is read as data (``core.sessionfile.load_session``). The model it names is
         loaded only when loading it runs no code; otherwise :attr:`confirm_code` asks the user
-        (default no), and on no the current model stays.
+        (default no), and on no the current model stays. ``on_opened(path)`` once it is on screen
+        (a file that could not be read is one notification, and ``on_opened`` is not called).
         """
+        def opened_(opened) -> None:
+            self._on_session_opened(opened, Path(path).name)
+            if on_opened is not None:
+                on_opened(str(path))
+
         return self.host.runner.run("session", jobs.open_session_job, str(path), self.session.color_scale,
-                                    label=f"opening {Path(path).name}",
-                                    on_return=lambda opened: self._on_session_opened(opened, Path(path).name))
+                                    label=f"opening {Path(path).name}", on_return=opened_)
 
     def confirm_code(self, what: str, where: str) -> bool:
         """May the model a session names be loaded although loading it runs ``what`` (e.g. "the

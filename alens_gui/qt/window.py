@@ -341,6 +341,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Help")
         self._action(m, "&Keyboard shortcuts", lambda: dialogs.show_shortcuts(self))
         self.recent = RecentList(self.settings, "recent_files", self.recent_menu, self.open_image, MAX_RECENT)
+        self.session.image_changed.connect(self._image_read)
         self.recent_sessions_list = RecentList(self.settings, "recent_sessions", self.recent_sessions_menu,
                                                self.open_session, MAX_RECENT)
 
@@ -438,8 +439,13 @@ class MainWindow(QMainWindow):
             self.notify(f"{p.name}: no such file", "error")
             return False
         self.session.image_request = ImageRequest(path=str(p.resolve()))
-        self.recent.add(str(p.resolve()))
-        return True
+        return True  # listed under File > Recent once it is read (_image_read)
+
+    def _image_read(self, image) -> None:
+        """An image read for the request on screen: a file that could not be read is not listed."""
+        path = self.session.image_request.path
+        if image is not None and path:
+            self.recent.add(path)
 
     def open_sample(self, name: str) -> None:
         self.session.image_request = ImageRequest(sample=name)
@@ -525,12 +531,14 @@ class MainWindow(QMainWindow):
             path = f"{path}.alens"
         if not self._check_target(str(path), (".alens",)):
             return None
-        self.recent_sessions_list.add(str(Path(path).resolve()))
-        return self.controller.files.save_session(str(path))
+        # listed once written / opened: a file that failed is not offered again as a recent session
+        return self.controller.files.save_session(str(path), on_saved=self._remember_session)
 
     def open_session(self, path):
+        return self.controller.files.open_session(str(path), on_opened=self._remember_session)
+
+    def _remember_session(self, path: str) -> None:
         self.recent_sessions_list.add(str(Path(path).resolve()))
-        return self.controller.files.open_session(str(path))
 
     def recent_files(self) -> list[str]:
         return self.recent.items()

@@ -534,6 +534,28 @@ def test_drag_and_drop_opens_the_file_and_it_becomes_recent(make_window, qtbot, 
     assert [a.text() for a in win.recent_menu.actions()] == [str(chelsea_png.resolve())]
 
 
+def test_a_file_that_could_not_be_read_is_not_listed_as_recent(make_window, qtbot, tmp_path, chelsea_png):
+    # Recent lists what opened: a broken image or session is one notification, not a menu entry that fails again
+    win = make_window()
+    wait_idle(qtbot, win)
+    broken = tmp_path / "broken.png"
+    broken.write_text("this is not a picture")
+    assert win.open_image(str(broken))
+    wait_idle(qtbot, win)
+    assert win.notifications.errors() and str(broken.resolve()) not in win.recent_files()
+    bad_session = tmp_path / "bad.alens"
+    bad_session.write_bytes(b"PK\x03\x04 not a session")
+    win.open_session(bad_session)
+    wait_idle(qtbot, win)
+    assert str(bad_session.resolve()) not in win.recent_sessions()
+    assert win.open_image(str(chelsea_png))
+    wait_idle(qtbot, win)
+    assert win.recent_files()[0] == str(chelsea_png.resolve())
+    assert win.save_session(tmp_path / "good") is not None
+    wait_idle(qtbot, win)
+    assert win.recent_sessions() == [str((tmp_path / "good.alens").resolve())]
+
+
 def test_command_line_arguments():
     from alens_gui.qt.app import build_parser
 

@@ -293,6 +293,15 @@ def _method(name):
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"The registered ``{name}`` method: its plan (:func:`plan_{name}`) run image by image."
+    # its keywords are the plan's (the options and their defaults), as introspection and the
+    # method registry's check see them
+    import inspect
+
+    P = inspect.Parameter
+    plan_params = list(inspect.signature(PLANS[name]).parameters.values())[1:]  # after x
+    head = [P("model", P.POSITIONAL_OR_KEYWORD), P("x", P.POSITIONAL_OR_KEYWORD),
+            P("classes", P.POSITIONAL_OR_KEYWORD), P("progress", P.POSITIONAL_OR_KEYWORD, annotation="Progress")]
+    fn.__signature__ = inspect.Signature(head + plan_params)
     return fn
 
 
