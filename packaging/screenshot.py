@@ -121,7 +121,7 @@ def shoot(scene: str, out: Path, args) -> int:
         for _ in range(5):
             app.processEvents()
         ok = _save(win, app, out)
-    print(f"{'wrote' if ok else 'FAILED to write'} {out} ({expl.method_label}, classes {list(expl.classes)})")
+    print(f"{'wrote' if ok else 'FAILED to write'} {out} ({expl.method_label}, classes {[int(c) for c in expl.classes]})")
     return 0 if ok else 1
 
 
@@ -145,12 +145,19 @@ def _gallery(first, wait, app, out: Path, cfg) -> int:
     s.method = "gradcam"
     win.open_folder(folder, recursive=True)
     wait(lambda: not c.runner.busy() and s.gallery.rows and all(r.pred is not None for r in s.gallery.rows))
-    c.explain_all()
+    c.gallery.explain_all()
     wait(lambda: not c.runner.busy())
     win.gallery.sort_wrong_first()
-    wait(lambda: all(r.thumb is not None for r in s.gallery.rows), 60)
+    view = win.gallery  # thumbnails are asked for as rows are drawn: draw each once (as scrolling does)
+    for i in range(view.proxy.rowCount()):
+        view.table.scrollTo(view.proxy.index(i, 0))
+        app.processEvents()
+        view.table.viewport().repaint()
+    view.table.scrollToTop()
+    if not wait(lambda: all(r.thumb is not None for r in s.gallery.rows), 60):
+        print("some thumbnails did not come", file=sys.stderr)
     wrong = next(i for i, r in enumerate(s.gallery.rows) if r.correct() is False)
-    c.open_gallery_row(wrong)
+    c.gallery.open_row(wrong)
     wait(lambda: not c.runner.busy())
     win.gallery.select_rows([wrong])
     win.resizeDocks([win.gallery_dock], [330], Qt.Orientation.Vertical)
@@ -175,7 +182,7 @@ def _compare(win, wait, app, out: Path) -> int:
     if not wait(lambda: s.explanation is not None and not s.explanation.partial and not c.runner.busy()):
         print("the first grid was not explained", file=sys.stderr)
         return 1
-    if not c.pin():
+    if not c.comparison.pin():
         print("the explanation could not be pinned", file=sys.stderr)
         return 1
     s.view = s.view.with_(territory=True)
