@@ -36,7 +36,9 @@ class CohortController(QObject):
         self.session = host.session
         self._kept: dict[tuple, object] = {}
         self._task_id = 0  # the cohort task started last (a replaced one's end says nothing)
+        self._shown_folder: str | None = None  # the folder of the cohort on screen
         host.runner.state_changed.connect(self._on_state)
+        self.session.folder_changed.connect(self._on_folder)
 
     def request(self, by: str = "classset", clusters=0, groups_text: str = ""):
         """``(key, settings, by, clusters, groups)`` for a cohort of the open folder now, or
@@ -97,8 +99,20 @@ class CohortController(QObject):
         """Stop the cohort being computed; the cohort shown (and every kept one) stays."""
         self.host.runner.cancel(COHORT_SLOT)
 
+    def _on_folder(self, folder) -> None:
+        """Another folder: the cohort of the last one leaves the dock (it is kept, and comes back at
+        once if that folder is opened and asked for again); one being computed for it stops."""
+        s = self.session
+        if self._shown_folder is not None and folder != self._shown_folder:
+            self._task_id = 0  # (its end says nothing: the dock now speaks of the new folder)
+            self.cancel()
+            self._shown_folder = None
+            s.cohort = None
+            s.cohort_status = "a new folder: Find strategies groups its images"
+
     def _show(self, cohort) -> None:
         s = self.session
+        self._shown_folder = s.folder
         notes = cohort.failures + cohort.notes
         s.cohort_status = (f"{len(cohort.items)} images, {len(cohort.classes)} classes"
                            + (f"; {len(cohort.failures)} failed" if cohort.failures else "")

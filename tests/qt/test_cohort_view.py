@@ -191,6 +191,30 @@ def test_cohort_view_compares_two_label_groups(make_window, qtbot, folder):
     assert "little power" in view.groups_note.text() and "significant" in view.groups_note.text()
 
 
+def test_another_folder_takes_the_last_folders_cohort_off_the_dock(make_window, qtbot, folder, tmp_path, photos):
+    win = make_window()
+    wait_idle(qtbot, win)
+    s, view = win.session, win.cohort
+    s.method = "gradcam"
+    win.open_folder(folder, recursive=True)
+    wait_idle(qtbot, win)
+    view.compute_button.click()
+    wait_idle(qtbot, win)
+    first = s.cohort
+    assert first is not None and view.cohort is first
+    other = tmp_path / "other"
+    save(photos["astronaut"], other / "a.png")
+    save(photos["rocket"], other / "b.png")
+    win.open_folder(other)
+    wait_idle(qtbot, win)
+    assert s.cohort is None and view.cohort is None  # the dock no longer shows another folder's strategies
+    assert "new folder" in view.status.text()
+    win.open_folder(folder, recursive=True)  # back: kept, shown again with no model run
+    wait_idle(qtbot, win)
+    assert view.compute_button.click() is None and not win.controller.runner.busy("cohort")
+    assert s.cohort is first
+
+
 def test_the_cli_reads_what_the_gallery_explained(make_window, qtbot, folder, tmp_path):
     """``alens cohort`` on a folder the window explained: every explanation comes from the cache."""
     import json
