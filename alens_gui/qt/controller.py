@@ -111,6 +111,7 @@ class Controller(QObject):
         MainThreadCollector.freeze()  # torch and the model are in: keep them out of collections
         s.model = loaded
         s.gallery.set_model(loaded)  # right/wrong follows the model's classes and output rule
+        self.gallery.model_changed()  # an open folder's predictions are this model's
         s.model_status = f"{loaded.name} on {loaded.device_label()}"
         self._forget_tile_classes()  # (another model classifies the tiles again)
         if s.image is not None and (self.autorun or s.run_wanted):

@@ -37,6 +37,8 @@ class GalleryController(QObject):
         self._cache = None
         self._thumb_batch = itertools.count(1)
         self._thumb_rows: dict[str, list[int]] = {}  # a thumbnail batch's slot → its rows
+        self._recursive = False  # how the open folder was listed (listed again for another model)
+        self._listed_for: str | None = None  # the model id the open folder was listed for
         self.session.gallery.thumbnailsWanted.connect(self.load_thumbnails)
         host.runner.state_changed.connect(self._on_state)
         host.runner.finished.connect(self._on_finished)
@@ -85,6 +87,8 @@ class GalleryController(QObject):
 
         s, notify = self.session, self.host.notify
         s.folder = str(folder)
+        self._recursive = bool(recursive)
+        self._listed_for = self.model_id() if s.model is not None else None
 
         def listed(result) -> None:
             root, items, skipped, notes = result
@@ -107,6 +111,16 @@ class GalleryController(QObject):
         return self.host.runner.run(GALLERY_SLOT, jobs.list_folder_job, str(folder), bool(recursive), self.cache,
                                     self.model_id(), sessionstate.input_settings(s), self.explain_key_fn(),
                                     label=f"listing {Path(folder).name}", on_return=listed)
+
+    def model_changed(self) -> None:
+        """A model came in while a folder is open: predictions, right/wrong and "explained" marks
+        belong to the model, so the folder is listed again for it (its cached predictions read, the
+        rest classified). A folder listed before the first model loaded (``alens-gui FOLDER``) is
+        classified once it is in."""
+        s = self.session
+        if not s.folder or not s.gallery.rows or self._listed_for == self.model_id():
+            return
+        self.open_folder(s.folder, self._recursive)
 
     def classify_folder(self):
         s = self.session

@@ -67,6 +67,27 @@ def test_a_labelled_folder_shows_right_and_wrong(make_window, qtbot, labelled_fo
     qtbot.waitUntil(lambda: all(r.thumb is not None for r in g.rows), timeout=30_000)
 
 
+def test_a_folder_opened_before_the_model_is_in_is_classified_once_it_is(make_window, qtbot, labelled_folder,
+                                                                            explainer):
+    # alens-gui FOLDER: the folder is listed while the model still loads; its images were never
+    # classified ("…" in the predicted column for good), and another model kept the last one's verdicts
+    win = make_window()
+    wait_idle(qtbot, win)
+    s = win.session
+    s.model = None  # as at start-up: the model is not in yet
+    assert win.open_folder(labelled_folder, recursive=True) is not None
+    wait_idle(qtbot, win)
+    assert len(s.gallery.rows) == 5 and all(r.pred is None for r in s.gallery.rows)
+    win.controller.set_loaded(explainer.loaded)  # the model arrives
+    wait_idle(qtbot, win)
+    assert all(r.pred is not None for r in s.gallery.rows)
+    assert {r.rel: r.correct() for r in s.gallery.rows}["Egyptian cat/mislabelled.png"] is False
+    # the same model again: nothing is listed again
+    before = s.gallery.rows
+    win.controller.set_loaded(explainer.loaded)
+    assert s.gallery.rows is before and not win.controller.runner.busy("folder")
+
+
 def test_explain_all_caches_and_reopening_is_instant(make_window, qtbot, labelled_folder, explainer, tmp_path):
     cfg = tmp_path / "cfg"
     win = make_window(config_dir=cfg)
