@@ -472,6 +472,10 @@ class MainWindow(QMainWindow):
             return None
         self.gallery_dock.show()
         self.gallery_dock.raise_()
+        # a few rows in sight: the dock shared the bottom with the notifications at one row's height
+        want = max(220, int(0.3 * self.height()))
+        if self.gallery_dock.height() < want - 20:
+            self.resizeDocks([self.gallery_dock], [want], Qt.Orientation.Vertical)
         return self.controller.gallery.open_folder(str(p.resolve()), recursive)
 
     def export_report(self, path, what: str = "current", rows: Sequence[int] = ()):

@@ -80,6 +80,8 @@ def test_a_folder_opened_before_the_model_is_in_is_classified_once_it_is(make_wi
     assert len(s.gallery.rows) == 5 and all(r.pred is None for r in s.gallery.rows)
     win.controller.set_loaded(explainer.loaded)  # the model arrives
     wait_idle(qtbot, win)
+    # and the gallery shows several rows, not one (it shared the bottom with the notifications)
+    assert win.gallery_dock.height() >= 200, win.gallery_dock.height()
     assert all(r.pred is not None for r in s.gallery.rows)
     assert {r.rel: r.correct() for r in s.gallery.rows}["Egyptian cat/mislabelled.png"] is False
     # the same model again: nothing is listed again

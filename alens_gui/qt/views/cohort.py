@@ -24,10 +24,12 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -132,7 +134,7 @@ class CohortView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(180)
+        self.plot.setMinimumHeight(140)
         self.plot.setBackground("w")
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
@@ -158,9 +160,16 @@ class CohortView(QWidget):
         self.groups_note = QLabel()
         self.groups_note.setWordWrap(True)
         rv.addWidget(self.groups_note)
+        # the embedding, territory and group maps scroll inside the dock: their pictures set no
+        # minimum height on it, so showing a cohort never squeezes the maps above to a strip
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(right)
+        self.table.setMinimumHeight(PROTO + 40)
         split = QSplitter()
         split.addWidget(self.table)
-        split.addWidget(right)
+        split.addWidget(scroll)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
