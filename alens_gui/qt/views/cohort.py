@@ -117,7 +117,8 @@ class CohortView(QWidget):
         self.groups_edit.setPlaceholderText("compare groups A,B")
         self.groups_edit.setToolTip("two sub-folders (true labels) of the gallery's folder: each class's mean refined "
                                     "map in each, their difference and where it is more than chance")
-        self.status = QLabel(session.cohort_status or "Open a folder in the gallery, then find its strategies.")
+        self.status = QLabel(session.cohort_status or "Find strategies groups the images of the gallery's folder "
+                                                      "by what the model uses for each class.")
         self.status.setWordWrap(True)
         bar = QHBoxLayout()
         for w in (self.compute_button, self.cancel_button, QLabel("images"), self.by_combo, QLabel("strategies"),
