@@ -598,8 +598,9 @@ def run_settings_from_args(args, class_names):
     from .core.settings import ClassSet, RunSettings
 
     info = get_method(args.method)
-    options = dict(args.option)
-    info.resolve_options(options)
+    given = dict(args.option)
+    resolved = info.resolve_options(given)  # an unknown option is one error line here
+    options = {k: resolved[k] for k in given if k in resolved}  # typed: -O abs=false is False, steps=32 is 32
     request, _ = class_request(args, class_names)
     window = getattr(args, "window", None)
     return RunSettings(info.name, options, ClassSet.from_request(**request, class_names=class_names),
