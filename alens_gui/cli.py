@@ -456,7 +456,7 @@ def cmd_explain(args) -> int:
     from .core.errors import AlensError
     from .core.export import render_figure, safe_name
     from .core.methods import get_method
-    from .core.outputs import atomic_write, check_writable, is_fatal, write_error
+    from .core.outputs import atomic_write, check_writable
     from .core.progress import Progress
 
     if args.with_lowest and args.top_k is None:
@@ -563,20 +563,18 @@ def cmd_explain(args) -> int:
             failures.append(msg)
             tqdm.write(f"alens: error: {msg}", file=sys.stderr)
         except OSError as exc:
-            if isinstance(exc, FileExistsError) and args.skip_existing and target.suffix == ".npz":
-                kept_now += 1  # another run finished this image meanwhile; its figures are as good as ours
-                tqdm.write(f"{image.name}: explained by another run meanwhile; kept", file=sys.stderr)
+            what, line = _write_failure(exc, target, image.name, image, args.skip_existing)
+            if what == "kept":  # another run finished this image meanwhile; its figures are as good as ours
+                kept_now += 1
+                tqdm.write(line, file=sys.stderr)
                 continue
             _remove(created)
-            msg = write_error(exc, target)
-            if isinstance(exc, FileExistsError):
-                msg += " (another run wrote it meanwhile?): --overwrite replaces, --skip-existing keeps it"
-            if is_fatal(exc):
-                stopped = f"{msg}; stopped: {len(todo) - n_image} image(s) not written"
+            if what == "fatal":
+                stopped = f"{line}; stopped: {len(todo) - n_image} image(s) not written"
                 break
             bad += 1
-            failures.append(msg if image.name in msg else f"{image}: {msg}")
-            tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
+            failures.append(line)
+            tqdm.write(f"alens: error: {line}", file=sys.stderr)
         except BaseException:  # Ctrl-C: leave no image half-written
             _remove(created)
             raise
@@ -743,6 +741,22 @@ def cmd_cohort(args) -> int:
     return EXIT_ERROR if bad or not cohort.classes else 0
 
 
+def _write_failure(err: OSError, target: Path, name: str, source, skip_existing: bool) -> tuple[str, str]:
+    """What a failed write of one image's file means for the run, and its line: ``("kept", ...)``
+    when another run wrote the .npz meanwhile and --skip-existing keeps it, ``("fatal", msg)`` when
+    nothing more can be written (a full disk, a folder that went away), else ``("failed", line)``."""
+    from .core.outputs import is_fatal, write_error
+
+    if isinstance(err, FileExistsError) and skip_existing and target.suffix == ".npz":
+        return "kept", f"{name}: explained by another run meanwhile; kept"
+    msg = write_error(err, target)
+    if isinstance(err, FileExistsError):
+        msg += " (another run wrote it meanwhile?): --overwrite replaces, --skip-existing keeps it"
+    if is_fatal(err):
+        return "fatal", msg
+    return "failed", msg if name in msg else f"{source}: {msg}"
+
+
 class _WriteFailed(Exception):
     """A result's file could not be written: ``error`` (OSError or _SameName) at ``target``."""
 
@@ -767,7 +781,7 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
     from tqdm import tqdm
 
     from .core.batch import BatchEngine
-    from .core.outputs import is_fatal, write_error
+    from .core.outputs import is_fatal
     from .core.publish import publish_explanation
 
     settings = run_settings_from_args(args, explainer.class_names)
@@ -819,19 +833,18 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
                     failures.append(f"{paths[result.index]}: its output {err} was written by this run from "
                                     "another input; not replaced")
                     tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
-                elif isinstance(err, FileExistsError) and args.skip_existing and target.suffix == ".npz":
-                    kept_now += 1
-                    tqdm.write(f"{result.name}: explained by another run meanwhile; kept", file=sys.stderr)
                 else:
-                    msg = write_error(err, target)
-                    if isinstance(err, FileExistsError):
-                        msg += " (another run wrote it meanwhile?): --overwrite replaces, --skip-existing keeps it"
-                    if is_fatal(err):
-                        stopped = f"{msg}; stopped: {len(todo) - written} image(s) not written"
+                    what, line = _write_failure(err, target, result.name, paths[result.index], args.skip_existing)
+                    if what == "kept":
+                        kept_now += 1
+                        tqdm.write(line, file=sys.stderr)
+                    elif what == "fatal":
+                        stopped = f"{line}; stopped: {len(todo) - written} image(s) not written"
                         break
-                    bad += 1
-                    failures.append(msg if result.name in msg else f"{paths[result.index]}: {msg}")
-                    tqdm.write(f"alens: error: {failures[-1]}", file=sys.stderr)
+                    else:
+                        bad += 1
+                        failures.append(line)
+                        tqdm.write(f"alens: error: {line}", file=sys.stderr)
             else:
                 written += 1
                 expl = result.explanation
