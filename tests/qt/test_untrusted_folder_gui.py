@@ -42,7 +42,7 @@ def test_a_presets_file_nested_too_deep_reads_as_no_presets(tmp_path):
     assert store.load() == {"pair": [285, 967]}
 
 
-@pytest.mark.parametrize("text", ['{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"pair": [285, 967], "odd": ["a"]}',
+@pytest.mark.parametrize("text", ['{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", '{"pair": [285, 967], "odd": [1.5]}',
                                   "[1, 2]"], ids=["too-deep", "one-bad-entry", "not-an-object"])
 def test_saving_a_preset_keeps_a_presets_file_it_could_not_read(tmp_path, text):
     # nothing lost: a file from someone else (or another version) is set aside, not overwritten
@@ -52,8 +52,24 @@ def test_saving_a_preset_keeps_a_presets_file_it_could_not_read(tmp_path, text):
     store.path.write_text(text)
     kept = store.save("mine", [1, 2])
     assert kept == tmp_path / "class_presets.json.unreadable" and kept.read_text() == text
-    assert store.load()["mine"] == [1, 2]
-    assert ("pair" in store.load()) == ("pair" in text)  # what could be read is saved anew
+    assert store.load() == {"mine": [1, 2]}
     assert store.save("more", [3, 4]) is None  # the new file reads whole: nothing more set aside
     store.path.write_text(text)
     assert store.save("again", [5, 6]) == tmp_path / "class_presets.json.unreadable-2"
+
+
+def test_saving_a_preset_keeps_the_ones_written_by_class_name_for_the_command_line(tmp_path):
+    # {"name": [indices or class names]} is one format: the GUI shows the ones by index and keeps the rest
+    import json
+
+    from alens_gui.core.classsets import class_preset
+    from alens_gui.qt.controls.class_panel import PresetStore
+
+    store = PresetStore(tmp_path / "class_presets.json")
+    store.path.write_text('{"cats": ["tabby", "tiger cat"], "pair": [285, 967]}')
+    assert store.load() == {"pair": [285, 967]}
+    assert store.save("mine", [1, 2]) is None
+    assert json.loads(store.path.read_text()) == {"cats": ["tabby", "tiger cat"], "pair": [285, 967], "mine": [1, 2]}
+    names = [f"class {i}" for i in range(1000)]
+    names[281], names[282] = "tabby", "tiger cat"
+    assert class_preset("cats", names, store.path) == [281, 282]

@@ -39,25 +39,23 @@ class PresetStore:
     def load(self) -> dict[str, list[int]]:
         return self._read()[0]
 
-    def _read(self) -> tuple[dict[str, list[int]], str | None]:
-        """The presets, and why some or all of the file could not be read (None: all of it)."""
+    def _read(self) -> tuple[dict[str, list[int]], dict[str, list], str | None]:
+        """The presets the GUI uses (class indices), every entry of the file as the command line reads
+        it (indices or class names, kept as they are when the GUI saves), and why the file could not be
+        read (None: it could, or there is none)."""
         import os
 
-        from alens_gui.core import safeio
+        from alens_gui.core.classsets import load_class_presets
         from alens_gui.core.errors import AlensError
 
         if not os.path.lexists(self.path):
-            return {}, None
-        try:  # size and nesting limits, regular files only (safeio)
-            data = safeio.read_json(self.path, what="presets file")
+            return {}, {}, None
+        try:  # the one reader of the format: size and nesting limits, regular files only (safeio)
+            entries = load_class_presets(self.path)
         except AlensError as exc:
-            return {}, str(exc)
-        if not isinstance(data, dict):
-            return {}, "it is not a JSON object of named class lists"
-        good = {str(k): [int(c) for c in v] for k, v in data.items()
-                if isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in v)}
-        bad = len(data) - len(good)
-        return good, (f"{bad} of its {len(data)} entries are not lists of class indices" if bad else None)
+            return {}, {}, str(exc)
+        usable = {k: [int(c) for c in v] for k, v in entries.items() if all(isinstance(c, int) for c in v)}
+        return usable, entries, None
 
     def save(self, name: str, classes: Sequence[int]) -> Path | None:
         """Add (or replace) one preset. A file that could not be read whole is not overwritten: it
@@ -67,7 +65,7 @@ class PresetStore:
 
         from alens_gui.core.outputs import atomic_write
 
-        data, problem = self._read()
+        _usable, data, problem = self._read()  # (entries by class name, for the command line, are kept)
         kept = None
         if problem is not None:
             kept = self.path.with_name(self.path.name + ".unreadable")
@@ -300,7 +298,7 @@ class ClassSetPanel(QWidget):
             return False
         if kept is not None:
             self.notified.emit(f"the class-set presets file could not be read whole ({self.presets.problem}); "
-                               f"it is kept as {kept.name} and the presets that could be read were saved anew",
+                               f"it is kept as {kept.name}, and a new one holds {name!r}",
                                "warning")
         self.refresh_presets()
         self.notified.emit(f"saved class-set preset {name!r}: {', '.join(map(str, classes))}", "info")
