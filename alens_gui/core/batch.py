@@ -52,6 +52,7 @@ from .images import load_image
 from .methods.base import (
     PendingClasses,
     cancellation_points,
+    check_architecture,
     compute_base,
     eval_and_frozen,
     get_method,
@@ -420,14 +421,8 @@ def compute_batch(loaded: LoadedModel, settings: RunSettings, items: Sequence[Pr
 
 
 def _compute_batched(loaded, request, items, info, opts, progress, sample_chunk) -> list[ComputedImage]:
-    from .methods.vit import model_architecture
-
     model = loaded.model
-    arch = model_architecture(model)
-    if arch not in info.architectures:
-        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
-        raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
-                          f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
+    check_architecture(info, model)
     x = torch.cat([it.x for it in items]).to(loaded.device)
     found: dict = {}
 
@@ -490,14 +485,9 @@ def _compute_perturbed(loaded, request, items, info, opts, progress) -> list[Com
     perturbed inputs of all images in shared passes of the option ``batch_size`` inputs
     (:func:`~.methods.perturbation.plans_logits`), each image scoring its own classes."""
     from .methods.perturbation import PLANS, plans_logits
-    from .methods.vit import model_architecture
 
     model = loaded.model
-    arch = model_architecture(model)
-    if arch not in info.architectures:
-        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
-        raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
-                          f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
+    check_architecture(info, model)
     ctx = loaded.context()
     with loaded.using(progress), eval_and_frozen(model), cancellation_points(model, progress):
         try:

@@ -199,6 +199,18 @@ def class_gradients(
     return torch.cat(chunks, dim=1)
 
 
+def check_architecture(info, model) -> None:
+    """Refuse, in one line, a method that cannot run on this kind of model (a CNN-only method on a
+    Vision Transformer and the reverse), before any work."""
+    from .vit import model_architecture
+
+    arch = model_architecture(model)
+    if arch not in info.architectures:
+        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
+        raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
+                          f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
+
+
 def compute_base(
     model: nn.Module,
     x: torch.Tensor,
@@ -235,13 +247,7 @@ def compute_base(
         pending.x = x
     if context is None:  # ImageNet normalisation unless the caller knows better
         context = MethodContext.for_normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), x.shape[1])
-    from .vit import model_architecture
-
-    arch = model_architecture(model)
-    if arch not in info.architectures:
-        kinds = {"cnn": "CNNs", "vit": "Vision Transformers"}
-        raise MethodError(f"{info.label} does not support {kinds.get(arch, arch)}; it supports: "
-                          f"{', '.join(kinds.get(a, a) for a in info.architectures)}")
+    check_architecture(info, model)
     with using_model(model, progress), eval_and_frozen(model), cancellation_points(model, progress):
         try:
             if pending is not None and not info.shares_forward:
