@@ -765,6 +765,20 @@ class _WriteFailed(Exception):
         self.error, self.target = error, target
 
 
+def _tenth_line(n_seen: int, total: int, shown: int, start: float) -> int:
+    """Print "explain: n of N image(s), rate, time left" when another tenth is done (for a log or a
+    pipe, where no bar is drawn); returns the tenth shown last."""
+    import time
+
+    tenth = int(10 * n_seen / total)
+    if tenth > shown:
+        rate = n_seen / max(time.monotonic() - start, 1e-9)
+        print(f"explain: {n_seen} of {total} image(s), {rate:.2f} image/s, "
+              f"{_eta((total - n_seen) / rate)} left", file=sys.stderr, flush=True)
+        return tenth
+    return shown
+
+
 def _eta(seconds: float) -> str:
     seconds = int(max(0, seconds))
     h, rest = divmod(seconds, 3600)
@@ -852,12 +866,7 @@ def _explain_batched(args, explainer, info, options, lens, request, img_opts, to
                                    zip(expl.classes, expl.class_names, expl.probs))
                 tqdm.write(f"{result.name}: classes {chosen}", file=sys.stderr)
             if plain:  # no terminal (a log, a pipe): one line every 10 % with the time left
-                tenth = int(10 * n_seen / len(todo))
-                if tenth > shown:
-                    shown = tenth
-                    rate = n_seen / max(time.monotonic() - start, 1e-9)
-                    print(f"explain: {n_seen} of {len(todo)} image(s), {rate:.2f} image/s, "
-                          f"{_eta((len(todo) - n_seen) / rate)} left", file=sys.stderr, flush=True)
+                shown = _tenth_line(n_seen, len(todo), shown, start)
     except KeyboardInterrupt:
         results.close()  # the images already computed are written before this returns
         bar.close()
@@ -921,13 +930,8 @@ def _explain_ray(args, explainer, info, options, lens, request, img_opts, todo, 
                 bad += 1
                 failures.append(row.message)
                 tqdm.write(f"alens: error: {row.message}", file=sys.stderr)
-            if plain:
-                tenth = int(10 * n_seen / len(todo))
-                if tenth > shown:
-                    shown = tenth
-                    rate = n_seen / max(time.monotonic() - start, 1e-9)
-                    print(f"explain: {n_seen} of {len(todo)} image(s), {rate:.2f} image/s, "
-                          f"{_eta((len(todo) - n_seen) / rate)} left", file=sys.stderr, flush=True)
+            if plain:  # no terminal (a log, a pipe): one line every 10 % with the time left
+                shown = _tenth_line(n_seen, len(todo), shown, start)
     except KeyboardInterrupt:
         bar.close()
         engine.stop()  # ends this run's actors and tasks on the cluster
